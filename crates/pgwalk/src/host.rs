@@ -1,0 +1,526 @@
+//! A ready host for tests, benchmarks and user-space VMMs (feature `std`).
+//!
+//! [`HeapMemory`] hands out table pages from one heap allocation whose
+//! "physical" addresses start at a base of the caller's choosing (so tables
+//! can be built for another machine's memory map, as the QEMU conformance
+//! test does). It keeps reference counts, counts TLB and cache maintenance,
+//! detects leaks and double frees, and gives shared walkers a real grace
+//! period through `crossbeam-epoch`.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::addr::{Ipa, PhysAddr};
+use crate::geometry::{Granule, Level};
+use crate::memory::MemoryOps;
+use crate::stage2::free_unlinked;
+
+const PAGE: usize = 4096;
+
+/// Counters of what the table asked the host to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Table pages handed out by `zalloc_page`.
+    pub pages_allocated: u64,
+    /// Table pages whose count reached zero.
+    pub pages_freed: u64,
+    /// `put_page` on a page whose count was already zero (a bug).
+    pub double_frees: u64,
+    /// `zalloc_page` or `zalloc_pages_exact` refused (out of memory).
+    pub alloc_failures: u64,
+    /// `tlb_flush_vmid_ipa` calls.
+    pub tlbi_ipa: u64,
+    /// `tlb_flush_vmid_range` calls.
+    pub tlbi_range: u64,
+    /// `tlb_flush_vmid` calls.
+    pub tlbi_vmid: u64,
+    /// `dcache_clean_inval_poc` calls.
+    pub dcache_cleans: u64,
+    /// `icache_inval_pou` calls.
+    pub icache_invals: u64,
+    /// Subtrees handed to `free_unlinked_table`.
+    pub deferred_frees: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    pages_allocated: AtomicU64,
+    pages_freed: AtomicU64,
+    double_frees: AtomicU64,
+    alloc_failures: AtomicU64,
+    tlbi_ipa: AtomicU64,
+    tlbi_range: AtomicU64,
+    tlbi_vmid: AtomicU64,
+    dcache_cleans: AtomicU64,
+    icache_invals: AtomicU64,
+    deferred_frees: AtomicU64,
+}
+
+struct Pool {
+    base: NonNull<u8>,
+    pages: usize,
+    phys_base: u64,
+    counts: Box<[AtomicU32]>,
+    free: Mutex<Vec<u32>>,
+    next: AtomicUsize,
+    limit: AtomicUsize,
+    live: AtomicUsize,
+    pending: AtomicUsize,
+    stats: Counters,
+}
+
+// SAFETY: `base` points to a heap block owned by the pool; every access to
+// page contents goes through atomics (the walker's entries) or happens on
+// pages handed to one owner at a time (zeroing on allocation), and the
+// bookkeeping is atomic or behind a mutex.
+unsafe impl Send for Pool {}
+// SAFETY: as above; shared access is through atomics and the mutex only.
+unsafe impl Sync for Pool {}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: `base` came from `alloc_zeroed` with this same layout.
+        unsafe { dealloc(self.base.as_ptr(), Pool::layout(self.pages)) };
+    }
+}
+
+impl Pool {
+    fn layout(pages: usize) -> Layout {
+        Layout::from_size_align(pages * PAGE, PAGE).expect("pool size overflows")
+    }
+
+    fn index(&self, pa: PhysAddr) -> usize {
+        let off = pa
+            .get()
+            .checked_sub(self.phys_base)
+            .expect("physical address below the pool");
+        let idx = (off / PAGE as u64) as usize;
+        assert!(idx < self.pages, "physical address {pa:?} beyond the pool");
+        idx
+    }
+
+    fn zero(&self, idx: usize, n: usize) {
+        // SAFETY: pages idx..idx + n lie inside the block (callers check the
+        // bounds) and were just taken off the free list or the bump pointer,
+        // so nobody else references them.
+        unsafe { self.base.as_ptr().add(idx * PAGE).write_bytes(0, n * PAGE) };
+    }
+
+    fn take(&self, n: usize, align_pages: usize) -> Option<usize> {
+        if self.live.load(Ordering::Relaxed) + n > self.limit.load(Ordering::Relaxed) {
+            return None;
+        }
+        if n == 1 {
+            if let Some(idx) = self.free.lock().unwrap().pop() {
+                return Some(idx as usize);
+            }
+        }
+        let mut cur = self.next.load(Ordering::Relaxed);
+        loop {
+            let start = cur.next_multiple_of(align_pages);
+            if start + n > self.pages {
+                return None;
+            }
+            match self
+                .next
+                .compare_exchange(cur, start + n, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    // Pages skipped for alignment go to the free list.
+                    let mut free = self.free.lock().unwrap();
+                    free.extend((cur..start).map(|i| i as u32));
+                    return Some(start);
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn release(&self, idx: usize) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.stats.pages_freed.fetch_add(1, Ordering::Relaxed);
+        self.free.lock().unwrap().push(idx as u32);
+    }
+}
+
+/// A heap-backed [`MemoryOps`]: see the [module documentation](self).
+///
+/// Cloning shares the pool (deferred frees need a handle that outlives the
+/// walker that unlinked the pages).
+#[derive(Clone)]
+pub struct HeapMemory {
+    pool: Arc<Pool>,
+}
+
+impl HeapMemory {
+    /// A pool of `pages` 4 KiB pages at physical address 0x4000_0000.
+    pub fn new(pages: usize) -> HeapMemory {
+        HeapMemory::at(0x4000_0000, pages)
+    }
+
+    /// A pool of `pages` 4 KiB pages whose physical addresses start at
+    /// `phys_base` (page-aligned). The memory is reserved lazily by the
+    /// operating system, so a large pool costs little until used.
+    pub fn at(phys_base: u64, pages: usize) -> HeapMemory {
+        assert!(
+            phys_base % PAGE as u64 == 0,
+            "phys_base must be page-aligned"
+        );
+        assert!(
+            pages > 0 && pages <= u32::MAX as usize,
+            "pool size out of range"
+        );
+        let layout = Pool::layout(pages);
+        // SAFETY: the layout has a non-zero size (pages > 0).
+        let base =
+            NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of host memory for the pool");
+        let counts = (0..pages).map(|_| AtomicU32::new(0)).collect();
+        HeapMemory {
+            pool: Arc::new(Pool {
+                base,
+                pages,
+                phys_base,
+                counts,
+                free: Mutex::new(Vec::new()),
+                next: AtomicUsize::new(0),
+                limit: AtomicUsize::new(usize::MAX),
+                live: AtomicUsize::new(0),
+                pending: AtomicUsize::new(0),
+                stats: Counters::default(),
+            }),
+        }
+    }
+
+    /// Caps the pages alive at once: allocations beyond it fail, to test
+    /// out-of-memory paths. `usize::MAX` removes the cap.
+    pub fn set_page_limit(&self, limit: usize) {
+        self.pool.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Table pages allocated and not yet freed (the root included).
+    pub fn live_pages(&self) -> usize {
+        self.pool.live.load(Ordering::Relaxed)
+    }
+
+    /// Subtrees waiting for their grace period.
+    pub fn pending_frees(&self) -> usize {
+        self.pool.pending.load(Ordering::Acquire)
+    }
+
+    /// The reference count of the page at `pa`.
+    pub fn count(&self, pa: PhysAddr) -> u32 {
+        self.pool.counts[self.pool.index(pa)].load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let s = &self.pool.stats;
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            pages_allocated: l(&s.pages_allocated),
+            pages_freed: l(&s.pages_freed),
+            double_frees: l(&s.double_frees),
+            alloc_failures: l(&s.alloc_failures),
+            tlbi_ipa: l(&s.tlbi_ipa),
+            tlbi_range: l(&s.tlbi_range),
+            tlbi_vmid: l(&s.tlbi_vmid),
+            dcache_cleans: l(&s.dcache_cleans),
+            icache_invals: l(&s.icache_invals),
+            deferred_frees: l(&s.deferred_frees),
+        }
+    }
+
+    /// Waits until every deferred free has run: pins and flushes the epoch
+    /// collector until nothing is pending. Call it with no walk running.
+    /// Returns whether everything was freed.
+    pub fn quiesce(&self) -> bool {
+        for _ in 0..10_000 {
+            if self.pending_frees() == 0 {
+                return true;
+            }
+            crossbeam_epoch::pin().flush();
+            std::thread::yield_now();
+        }
+        self.pending_frees() == 0
+    }
+
+    /// The bytes of the pool from physical address `from` for `len` bytes,
+    /// e.g. to hand a table image to another machine. Take it only while no
+    /// walker is changing the table.
+    pub fn bytes(&self, from: PhysAddr, len: usize) -> Vec<u8> {
+        let idx = self.pool.index(from);
+        let off = (from.get() - self.pool.phys_base) as usize;
+        assert!(off + len <= self.pool.pages * PAGE, "range beyond the pool");
+        let _ = idx;
+        let mut out = vec![0u8; len];
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            // SAFETY: `off + len` lies inside the block (checked above) and
+            // the block is 8-byte aligned; reading through an atomic keeps
+            // this sound even if a walker stored to the entry.
+            let word = unsafe { &*(self.pool.base.as_ptr().add(off + i * 8) as *const AtomicU64) };
+            let bytes = word.load(Ordering::Acquire).to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        out
+    }
+
+    /// The physical address where the pool starts.
+    pub fn phys_base(&self) -> PhysAddr {
+        PhysAddr(self.pool.phys_base)
+    }
+
+    /// The pages the bump allocator has reached: table images lie below
+    /// `phys_base + extent()`.
+    pub fn extent(&self) -> usize {
+        self.pool.next.load(Ordering::Relaxed) * PAGE
+    }
+}
+
+// SAFETY: pages come zeroed (`zero` before hand-out), page-aligned, from a
+// block that lives as long as any clone of the pool; the count starts at 1
+// and a page is reused only after `put_page` takes it to zero; `phys_to_virt`
+// maps inside the block; deferred frees run through crossbeam-epoch, whose
+// deferred functions run only after every thread pinned at the time of
+// `defer` has unpinned, and `shared_walk` pins for the whole walk.
+unsafe impl MemoryOps for HeapMemory {
+    type Cache = ();
+
+    fn zalloc_page(&self, _cache: &mut ()) -> Option<PhysAddr> {
+        let pool = &self.pool;
+        let Some(idx) = pool.take(1, 1) else {
+            pool.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        pool.zero(idx, 1);
+        pool.counts[idx].store(1, Ordering::Relaxed);
+        pool.live.fetch_add(1, Ordering::Relaxed);
+        pool.stats.pages_allocated.fetch_add(1, Ordering::Relaxed);
+        Some(PhysAddr(pool.phys_base + (idx * PAGE) as u64))
+    }
+
+    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
+        let pool = &self.pool;
+        let n = size.div_ceil(PAGE);
+        let Some(idx) = pool.take(n, n.next_power_of_two()) else {
+            pool.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        pool.zero(idx, n);
+        for c in &pool.counts[idx..idx + n] {
+            c.store(1, Ordering::Relaxed);
+        }
+        pool.live.fetch_add(n, Ordering::Relaxed);
+        pool.stats
+            .pages_allocated
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Some(PhysAddr(pool.phys_base + (idx * PAGE) as u64))
+    }
+
+    fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
+        let idx = self.pool.index(pa);
+        for i in idx..idx + size.div_ceil(PAGE) {
+            if self.pool.counts[i].swap(0, Ordering::AcqRel) == 0 {
+                self.pool.stats.double_frees.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.pool.release(i);
+            }
+        }
+    }
+
+    fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+        let pool = &self.pool;
+        pool.stats.deferred_frees.fetch_add(1, Ordering::Relaxed);
+        pool.pending.fetch_add(1, Ordering::AcqRel);
+        let mm = self.clone();
+        let guard = crossbeam_epoch::pin();
+        guard.defer(move || {
+            // SAFETY: the walker unlinked `table` before calling us, and the
+            // epoch guarantees every walk pinned then has finished.
+            unsafe { free_unlinked(&mm, Granule::Size4KiB, table, level) };
+            mm.pool.pending.fetch_sub(1, Ordering::AcqRel);
+        });
+        guard.flush();
+    }
+
+    fn get_page(&self, pa: PhysAddr) {
+        self.pool.counts[self.pool.index(pa)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn put_page(&self, pa: PhysAddr) {
+        let idx = self.pool.index(pa);
+        let prev = self.pool.counts[idx]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1));
+        match prev {
+            Ok(1) => self.pool.release(idx),
+            Ok(_) => {}
+            Err(_) => {
+                self.pool.stats.double_frees.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn page_count(&self, pa: PhysAddr) -> usize {
+        self.pool.counts[self.pool.index(pa)].load(Ordering::Acquire) as usize
+    }
+
+    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
+        let idx = self.pool.index(pa);
+        let off = (pa.get() - self.pool.phys_base) as usize - idx * PAGE;
+        // SAFETY: `index` checked that the page lies inside the block.
+        unsafe { self.pool.base.add(idx * PAGE + off) }
+    }
+
+    fn dcache_clean_inval_poc(&self, _pa: PhysAddr, _size: u64) {
+        self.pool
+            .stats
+            .dcache_cleans
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn icache_inval_pou(&self, _pa: PhysAddr, _size: u64) {
+        self.pool
+            .stats
+            .icache_invals
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
+        let _guard = crossbeam_epoch::pin();
+        walk()
+    }
+
+    fn tlb_flush_vmid_ipa(&self, _ipa: Ipa, _level: Level) {
+        self.pool.stats.tlbi_ipa.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn tlb_flush_vmid_range(&self, _ipa: Ipa, _size: u64) {
+        self.pool.stats.tlbi_range.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn tlb_flush_vmid(&self) {
+        self.pool.stats.tlbi_vmid.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What [`check_invariants`] found in a healthy table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableReport {
+    /// Table pages below the root.
+    pub table_pages: usize,
+    /// Valid leaves, by level 0..=3.
+    pub leaves: [usize; 4],
+    /// Annotated (owned) invalid entries.
+    pub annotations: usize,
+}
+
+/// Checks the table's structural invariants against its host: every table
+/// page's reference count is 1 plus its non-zero entries, no child table is
+/// empty, no entry is left locked, and the pages the host holds alive are
+/// exactly the root and the reachable tables (nothing leaked). Run it with
+/// no walk in progress and after [`HeapMemory::quiesce`].
+pub fn check_invariants(table: &crate::Stage2<HeapMemory>) -> Result<TableReport, String> {
+    let mm = table.mm();
+    let g = *table.geometry();
+    let mut report = TableReport::default();
+    let root_pages = g.root_pages();
+    for p in 0..root_pages {
+        let pa = PhysAddr(table.pgd().get() + (p * PAGE) as u64);
+        let entries = g.root_entries().min(g.granule().entries());
+        let counted = count_entries(mm, pa, entries);
+        let c = mm.count(pa) as usize;
+        if c != 1 + counted {
+            return Err(format!(
+                "root page {pa:?}: count {c}, expected 1 + {counted}"
+            ));
+        }
+    }
+    let entries = g.root_entries();
+    check_table(
+        mm,
+        &g,
+        table.pgd(),
+        g.start_level(),
+        entries,
+        true,
+        &mut report,
+    )?;
+    let live = mm.live_pages();
+    let expected = root_pages + report.table_pages;
+    if live != expected {
+        return Err(format!(
+            "host holds {live} live pages, the table reaches {expected} (root {root_pages} + {} tables)",
+            report.table_pages
+        ));
+    }
+    Ok(report)
+}
+
+fn entry_at(mm: &HeapMemory, table: PhysAddr, idx: usize) -> crate::Descriptor {
+    let base = mm.phys_to_virt(table).cast::<AtomicU64>();
+    // SAFETY: callers pass table pages of `mm` (reached from the root) and
+    // an index within the table's entries; loads are atomic.
+    let bits = unsafe { &*base.as_ptr().add(idx) }.load(Ordering::Acquire);
+    crate::Descriptor::from_bits(bits)
+}
+
+fn count_entries(mm: &HeapMemory, table: PhysAddr, entries: usize) -> usize {
+    (0..entries)
+        .filter(|&i| entry_at(mm, table, i).is_counted())
+        .count()
+}
+
+fn check_table(
+    mm: &HeapMemory,
+    g: &crate::Geometry,
+    table: PhysAddr,
+    level: Level,
+    entries: usize,
+    is_root: bool,
+    report: &mut TableReport,
+) -> Result<(), String> {
+    if !is_root {
+        let counted = count_entries(mm, table, entries);
+        let c = mm.count(table) as usize;
+        if counted == 0 {
+            return Err(format!("empty child table {table:?} at level {level}"));
+        }
+        if c != 1 + counted {
+            return Err(format!(
+                "table {table:?} at level {level}: count {c}, expected 1 + {counted}"
+            ));
+        }
+    }
+    for idx in 0..entries {
+        let d = entry_at(mm, table, idx);
+        if d.is_locked() {
+            return Err(format!("entry {idx} of {table:?} left locked"));
+        }
+        if d.is_table(level) {
+            report.table_pages += 1;
+            let child = d.output_address(g.granule());
+            check_table(
+                mm,
+                g,
+                child,
+                level.next(),
+                g.granule().entries(),
+                false,
+                report,
+            )?;
+        } else if d.is_valid() {
+            if !g.leaf_allowed(level) {
+                return Err(format!("leaf at level {level}, where none is allowed"));
+            }
+            report.leaves[level.get() as usize] += 1;
+        } else if d.owner().is_some() {
+            report.annotations += 1;
+        } else if d.is_counted() {
+            return Err(format!(
+                "entry {idx} of {table:?}: unknown invalid shape {d:?}"
+            ));
+        }
+    }
+    Ok(())
+}

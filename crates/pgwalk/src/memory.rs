@@ -1,0 +1,94 @@
+//! What the host provides: table pages, their reference counts, cache and
+//! TLB maintenance, and the grace period for pages unlinked under
+//! concurrent walkers. The Rust counterpart of `struct kvm_pgtable_mm_ops`
+//! plus the `kvm_s2_mmu` TLB helpers.
+
+use core::ptr::NonNull;
+
+use crate::addr::{Ipa, PhysAddr};
+use crate::geometry::Level;
+
+/// The host's memory, cache and TLB operations for one stage-2 table.
+///
+/// Methods take `&self` and may be called from several walkers at once
+/// (under [`Shared`](crate::Shared) and [`HandlesFault`](crate::HandlesFault)),
+/// so reference counting must be atomic.
+///
+/// # Safety
+///
+/// The walker dereferences what these methods return. An implementation
+/// guarantees that:
+///
+/// - a page returned by [`zalloc_page`](Self::zalloc_page) (or a block by
+///   [`zalloc_pages_exact`](Self::zalloc_pages_exact)) is zeroed, aligned to
+///   its size, used by nothing else until pgwalk frees it, and starts with a
+///   reference count of 1;
+/// - [`phys_to_virt`](Self::phys_to_virt) maps every such page to memory
+///   valid for reads and writes of its whole size, 8-byte aligned, for as
+///   long as the page is allocated;
+/// - [`put_page`](Self::put_page) frees a page only when its count drops to
+///   zero, and [`page_count`](Self::page_count) reports the count;
+/// - [`free_unlinked_table`](Self::free_unlinked_table) does not free before
+///   every walk that was running inside [`shared_walk`](Self::shared_walk)
+///   when it was called has returned (a grace period, as RCU provides).
+pub unsafe trait MemoryOps {
+    /// What the caller passes down to [`zalloc_page`](Self::zalloc_page):
+    /// the kernel's `kvm_mmu_memory_cache`, a pre-filled pool from which a
+    /// fault handler allocates without sleeping. `()` when there is none.
+    type Cache: ?Sized;
+
+    /// A zeroed page for a table, or `None` when out of memory.
+    fn zalloc_page(&self, cache: &mut Self::Cache) -> Option<PhysAddr>;
+
+    /// `size` bytes of zeroed, physically contiguous memory aligned to
+    /// `size`: the (possibly concatenated) root.
+    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr>;
+
+    /// Returns memory from [`zalloc_pages_exact`](Self::zalloc_pages_exact).
+    fn free_pages_exact(&self, pa: PhysAddr, size: usize);
+
+    /// A table subtree was unlinked while other walkers may still read it.
+    /// Once they are all gone, the host calls
+    /// [`free_unlinked`](crate::free_unlinked) on it.
+    fn free_unlinked_table(&self, table: PhysAddr, level: Level);
+
+    /// Increments the reference count of the page holding `pa`.
+    fn get_page(&self, pa: PhysAddr);
+
+    /// Decrements the reference count of the page holding `pa`, freeing it
+    /// at zero.
+    fn put_page(&self, pa: PhysAddr);
+
+    /// The reference count of the page holding `pa`.
+    fn page_count(&self, pa: PhysAddr) -> usize;
+
+    /// Where the host can read and write the page at `pa`.
+    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8>;
+
+    /// Cleans and invalidates the data cache to the point of coherency for
+    /// `size` bytes of guest memory at `pa`, before it is mapped cacheable.
+    fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64);
+
+    /// Invalidates the instruction cache to the point of unification for
+    /// `size` bytes at `pa`, before it is mapped executable.
+    fn icache_inval_pou(&self, pa: PhysAddr, size: u64);
+
+    /// Runs `walk`, a walk that other walkers may run beside, inside the
+    /// host's read-side critical section (the kernel's `rcu_read_lock`).
+    /// Hosts without concurrent walkers keep the default.
+    #[inline(always)]
+    fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
+        walk()
+    }
+
+    /// Invalidates stage-2 TLB entries for the entry at `ipa` and `level`
+    /// (`__kvm_tlb_flush_vmid_ipa`).
+    fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level);
+
+    /// Invalidates stage-2 TLB entries for `size` bytes from `ipa`, including
+    /// cached table walks (`kvm_tlb_flush_vmid_range`).
+    fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64);
+
+    /// Invalidates every stage-2 TLB entry of this VMID (`__kvm_tlb_flush_vmid`).
+    fn tlb_flush_vmid(&self);
+}

@@ -1,0 +1,209 @@
+//! Mapping a range (`kvm_pgtable_stage2_map`), the exclusive way.
+//!
+//! One visitor, for table entries before their children and for leaves:
+//! where a block or page fits (size, alignment of both addresses, a level
+//! that holds leaves) it is installed, replacing whatever was there — a
+//! smaller-grained subtree included, which is freed. Where nothing fits, a
+//! table is installed and the walker descends into it. A block that is only
+//! partly remapped is first split into the next level, so that the rest of
+//! it stays mapped.
+
+use super::unlinked::{check_output, fill_from, free_now};
+use super::{check_range, Handle};
+use crate::action::{Action, Visit};
+use crate::addr::{Ipa, PhysAddr};
+use crate::capability::{Capability, Exclusive};
+use crate::descriptor::{Descriptor, LeafAttrs};
+use crate::error::Error;
+use crate::memory::MemoryOps;
+use crate::prot::Prot;
+use crate::walk::{VisitCtx, WalkFlags};
+
+/// What a map or annotate walk installs.
+#[derive(Clone, Copy)]
+pub(crate) enum Target {
+    /// Valid leaves mapping `phys` (for the walk's first address) onward.
+    Map {
+        start: u64,
+        phys: u64,
+        attrs: LeafAttrs,
+    },
+    /// The same invalid descriptor everywhere (an annotation, or zero).
+    Annotate(Descriptor),
+}
+
+impl Target {
+    /// The leaf to install at this entry, if one fits here.
+    #[inline(always)]
+    pub(crate) fn leaf_for<C: Capability, M: MemoryOps>(
+        &self,
+        ctx: &VisitCtx<'_, C, M>,
+    ) -> Option<Descriptor> {
+        let level = ctx.level();
+        if !ctx.geometry().leaf_allowed(level) || !ctx.covers_entry() {
+            return None;
+        }
+        match *self {
+            Target::Map { start, phys, attrs } => {
+                let pa = phys + (ctx.addr().get() - start);
+                if pa & (ctx.entry_size() - 1) != 0 {
+                    return None;
+                }
+                Some(Descriptor::leaf(PhysAddr(pa), level, attrs))
+            }
+            Target::Annotate(d) => Some(d),
+        }
+    }
+}
+
+/// The exclusive map visitor, shared by `map` and `annotate`.
+pub(crate) fn install<M: MemoryOps>(
+    ctx: &mut VisitCtx<'_, Exclusive, M>,
+    target: &Target,
+    cache: &mut M::Cache,
+) -> Visit<Exclusive> {
+    let old = ctx.old();
+    let level = ctx.level();
+    if let Some(new) = target.leaf_for(ctx) {
+        if old.is_table(level) {
+            replace_table(ctx, new);
+        } else {
+            ctx.set(new);
+        }
+        return Ok(Action::Continue);
+    }
+    if old.is_table(level) {
+        return Ok(Action::Continue);
+    }
+    // Nothing fits at this level: hang a table here and let the walker
+    // descend into it. What the entry mapped before stays mapped, one
+    // level finer.
+    let mm = ctx.mm();
+    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
+    if old.is_counted() {
+        if let Err(e) = fill_from(mm, cache, ctx.geometry(), child, level.next(), old, false) {
+            mm.put_page(child);
+            return Err(e.into());
+        }
+    }
+    link_table(ctx, child);
+    Ok(Action::Continue)
+}
+
+/// Replaces a table entry with a leaf and frees the subtree below it.
+fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, new: Descriptor) {
+    let old = ctx.old();
+    ctx.store(Descriptor::INVALID);
+    ctx.invalidate(old);
+    free_now(
+        ctx.mm(),
+        ctx.geometry(),
+        old.output_address(ctx.geometry().granule()),
+        ctx.level().next(),
+    );
+    ctx.maintain_caches(Descriptor::INVALID, new);
+    ctx.account(old, new);
+    ctx.store(new);
+}
+
+/// Links the (filled) table page `child` in place of the leaf at this entry.
+pub(crate) fn link_table<M: MemoryOps>(
+    ctx: &mut VisitCtx<'_, Exclusive, M>,
+    child: crate::addr::PhysAddr,
+) {
+    let old = ctx.old();
+    let new = Descriptor::table(child);
+    if old.is_valid() {
+        ctx.store(Descriptor::INVALID);
+        ctx.invalidate(old);
+    }
+    ctx.account(old, new);
+    ctx.store(new);
+}
+
+/// At a table entry's post-visit: unlinks and frees the child table if
+/// nothing is left in it (reference count 1).
+#[inline(always)]
+pub(crate) fn free_if_empty<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) {
+    let old = ctx.old();
+    let child = old.output_address(ctx.geometry().granule());
+    if ctx.mm().page_count(child) == 1 {
+        ctx.store(Descriptor::INVALID);
+        ctx.invalidate(old);
+        ctx.account(old, Descriptor::INVALID);
+        ctx.mm().put_page(child);
+    }
+}
+
+impl<M: MemoryOps> Handle<'_, Exclusive, M> {
+    /// Maps `size` bytes at `ipa` to `phys` with `prot`, using the largest
+    /// blocks that size and alignment allow (`kvm_pgtable_stage2_map`).
+    ///
+    /// Whatever the range mapped before is replaced, break-before-make where
+    /// needed; subtrees a block replaces are freed, and blocks only partly
+    /// covered are split so their remainder stays mapped. New table pages
+    /// come from `cache`. `flags` may hold [`WalkFlags::SKIP_CMO`] and
+    /// [`WalkFlags::SKIP_BBM_TLBI`].
+    ///
+    /// On [`Error::NoMemory`] the part of the range before the failing entry
+    /// is mapped and the rest is as it was; mapping again after topping up
+    /// the cache finishes the job.
+    pub fn map(
+        &mut self,
+        ipa: Ipa,
+        size: u64,
+        phys: PhysAddr,
+        prot: Prot,
+        cache: &mut M::Cache,
+        flags: WalkFlags,
+    ) -> Result<(), Error> {
+        let geometry = self.geometry();
+        check_range(geometry, ipa, size)?;
+        let granule = geometry.granule().size();
+        if !phys.is_aligned(granule) {
+            return Err(Error::Misaligned {
+                what: "physical address",
+                value: phys.get(),
+                granule,
+            });
+        }
+        check_output(geometry, phys, size)?;
+        let attrs = LeafAttrs::from_prot(prot)?;
+        let target = Target::Map {
+            start: ipa.get(),
+            phys: phys.get(),
+            attrs,
+        };
+        self.install_range(ipa, size, target, cache, flags)
+    }
+
+    pub(crate) fn install_range(
+        &mut self,
+        ipa: Ipa,
+        size: u64,
+        target: Target,
+        cache: &mut M::Cache,
+        flags: WalkFlags,
+    ) -> Result<(), Error> {
+        let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
+            | WalkFlags::LEAF
+            | WalkFlags::TABLE_PRE;
+        let walked = self.walk_internal(ipa, size, flags, |ctx| install(ctx, &target, cache));
+        if walked.is_err() {
+            // Tables installed before the failure may have stayed empty.
+            self.prune_empty(ipa, size);
+        }
+        let crate::Walked::Completed = walked?;
+        Ok(())
+    }
+
+    /// Unlinks and frees child tables left empty in the range.
+    pub(crate) fn prune_empty(&mut self, ipa: Ipa, size: u64) {
+        let pruned = self.walk_internal::<Error, _>(ipa, size, WalkFlags::TABLE_POST, |ctx| {
+            free_if_empty(ctx);
+            Ok(Action::Continue)
+        });
+        // The range was checked by the caller and this visitor never stops.
+        debug_assert!(pruned.is_ok());
+    }
+}

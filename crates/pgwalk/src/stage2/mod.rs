@@ -1,0 +1,275 @@
+//! The stage-2 table and the handles through which it is changed.
+//!
+//! A [`Stage2`] owns its root and its host operations. It is changed only
+//! through a [`Handle`], whose capability says which operations exist:
+//!
+//! | operation | [`Exclusive`] | [`Shared`] | [`HandlesFault`] |
+//! |-----------|:---:|:---:|:---:|
+//! | `walk`, `get_leaf` | ✓ | ✓ | ✓ |
+//! | `map`, `unmap`, `annotate`, `split`, `create_unlinked` | ✓ | | |
+//! | `wrprotect`, `test_clear_young`, `flush` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
+//! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`FaultOutcome`](crate::FaultOutcome)) |
+//! | `map` on the fault path | | | ✓ (a [`FaultOutcome`](crate::FaultOutcome)) |
+//!
+//! An exclusive handle borrows the table mutably (`&mut Stage2`, or a write
+//! guard of [`LockedStage2`](crate::LockedStage2)); shared and fault-handler
+//! handles borrow it immutably (`&Stage2`, or a read guard). The borrow
+//! checker then enforces what the lock does: no shared walker runs while an
+//! exclusive one does, and no handle outlives its guard.
+
+mod annotate;
+mod attr;
+mod destroy;
+mod fault_map;
+mod flush;
+mod idmap;
+mod leaf;
+mod map;
+mod mappings;
+mod split;
+mod unlinked;
+mod unmap;
+
+use core::marker::PhantomData;
+
+pub use attr::TlbFlush;
+pub use idmap::{IdmapRange, MemoryRegion};
+pub use mappings::Mapping;
+pub use unlinked::free_unlinked;
+
+use crate::action::{Visit, Walked};
+use crate::addr::{Ipa, PhysAddr};
+use crate::capability::{Capability, Exclusive, HandlesFault, Shared};
+use crate::error::Error;
+use crate::geometry::Geometry;
+use crate::memory::MemoryOps;
+use crate::walk::{self, Root, VisitCtx, WalkFlags};
+
+/// A stage-2 translation table: its geometry, its root and the host's
+/// operations (`struct kvm_pgtable`).
+///
+/// Dropping it frees every table page through the host's operations
+/// (`kvm_pgtable_stage2_destroy`).
+pub struct Stage2<M: MemoryOps> {
+    geometry: Geometry,
+    pgd: PhysAddr,
+    mm: M,
+}
+
+impl<M: MemoryOps> Stage2<M> {
+    /// Bytes of the root for a VTCR_EL2 value (`kvm_pgtable_stage2_pgd_size`).
+    pub fn pgd_size(vtcr: u64) -> Result<usize, Error> {
+        Ok(Geometry::from_vtcr(vtcr)?.root_size())
+    }
+
+    /// A new, empty table with the geometry VTCR_EL2 describes
+    /// (`kvm_pgtable_stage2_init`).
+    pub fn new(vtcr: u64, mm: M) -> Result<Stage2<M>, Error> {
+        Stage2::with_geometry(Geometry::from_vtcr(vtcr)?, mm)
+    }
+
+    /// A new, empty table with `geometry`.
+    pub fn with_geometry(geometry: Geometry, mm: M) -> Result<Stage2<M>, Error> {
+        let pgd = mm
+            .zalloc_pages_exact(geometry.root_size())
+            .ok_or(Error::NoMemory)?;
+        Ok(Stage2 { geometry, pgd, mm })
+    }
+
+    /// Reassembles a table from [`into_raw_parts`](Self::into_raw_parts).
+    ///
+    /// # Safety
+    ///
+    /// `pgd` must be a root allocated by `mm` for `geometry`, holding a
+    /// table that only pgwalk changed (or that follows pgwalk's invariants:
+    /// table descriptors point at table pages from `mm`, whose reference
+    /// counts are 1 plus their non-zero entries), and no other `Stage2` may
+    /// own it.
+    pub unsafe fn from_raw_parts(geometry: Geometry, pgd: PhysAddr, mm: M) -> Stage2<M> {
+        Stage2 { geometry, pgd, mm }
+    }
+
+    /// Takes the table apart without freeing it.
+    pub fn into_raw_parts(self) -> (Geometry, PhysAddr, M) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used again or dropped, so moving `mm` out
+        // of it cannot lead to a double drop; the other fields are `Copy`.
+        let mm = unsafe { core::ptr::read(&this.mm) };
+        (this.geometry, this.pgd, mm)
+    }
+
+    /// The table's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Physical address of the root, for VTTBR_EL2.BADDR.
+    pub fn pgd(&self) -> PhysAddr {
+        self.pgd
+    }
+
+    /// The host's operations.
+    pub fn mm(&self) -> &M {
+        &self.mm
+    }
+
+    /// The handle of the table's sole owner.
+    pub fn exclusive(&mut self) -> Handle<'_, Exclusive, M> {
+        Handle::new(self)
+    }
+
+    /// A handle for a walker that may run beside others.
+    pub fn shared(&self) -> Handle<'_, Shared, M> {
+        Handle::new(self)
+    }
+
+    /// A handle for a vCPU's fault path.
+    pub fn fault_handler(&self) -> Handle<'_, HandlesFault, M> {
+        Handle::new(self)
+    }
+
+    fn root(&self) -> Root<'_, M> {
+        Root {
+            geometry: &self.geometry,
+            pgd: self.pgd,
+            mm: &self.mm,
+        }
+    }
+}
+
+impl<M: MemoryOps> Drop for Stage2<M> {
+    fn drop(&mut self) {
+        destroy::destroy(self);
+    }
+}
+
+/// Access to a [`Stage2`] with capability `C`, for as long as the borrow
+/// (or lock guard) it came from.
+///
+/// An exclusive handle is neither `Clone` nor `Copy`, and its operations take
+/// `&mut self`: there is only ever one. Shared and fault-handler handles are
+/// `Copy`.
+pub struct Handle<'t, C: Capability, M: MemoryOps> {
+    table: &'t Stage2<M>,
+    _cap: PhantomData<C>,
+}
+
+impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
+    fn new(table: &'t Stage2<M>) -> Self {
+        Handle {
+            table,
+            _cap: PhantomData,
+        }
+    }
+
+    /// The table's geometry.
+    pub fn geometry(&self) -> &'t Geometry {
+        &self.table.geometry
+    }
+
+    /// The host's operations.
+    pub fn mm(&self) -> &'t M {
+        &self.table.mm
+    }
+
+    /// Walks `addr..addr + size` (widened to whole pages), calling `visitor`
+    /// for the entries `flags` selects, in address order, and doing what it
+    /// answers (`kvm_pgtable_walk`).
+    ///
+    /// The visitor's error type is pgwalk's [`Error`]; use
+    /// [`walk_with`](Self::walk_with) for another.
+    pub fn walk<F>(
+        &mut self,
+        addr: Ipa,
+        size: u64,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<C>, Error>
+    where
+        F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C>,
+    {
+        walk::walk(self.table.root(), addr, size, flags, visitor)
+    }
+
+    /// [`walk`](Self::walk), with a visitor error type of the caller's.
+    pub fn walk_with<E, F>(
+        &mut self,
+        addr: Ipa,
+        size: u64,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<C>, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+    {
+        walk::walk(self.table.root(), addr, size, flags, visitor)
+    }
+
+    fn walk_internal<E, F>(
+        &self,
+        addr: Ipa,
+        size: u64,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<C>, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+    {
+        walk::walk(self.table.root(), addr, size, flags, visitor)
+    }
+}
+
+impl<'t, M: MemoryOps> Handle<'t, Exclusive, M> {
+    /// This handle used as a shared one, for attribute changes: the owner
+    /// of the write lock may do what readers do.
+    pub fn as_shared(&self) -> Handle<'_, Shared, M> {
+        Handle::new(self.table)
+    }
+}
+
+impl<'t, M: MemoryOps> Handle<'t, HandlesFault, M> {
+    /// This handle used as a shared one: a fault handler holds the read lock
+    /// and may do what other readers do.
+    pub fn as_shared(&self) -> Handle<'t, Shared, M> {
+        Handle::new(self.table)
+    }
+}
+
+impl<M: MemoryOps> Clone for Handle<'_, Shared, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M: MemoryOps> Copy for Handle<'_, Shared, M> {}
+impl<M: MemoryOps> Clone for Handle<'_, HandlesFault, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M: MemoryOps> Copy for Handle<'_, HandlesFault, M> {}
+
+/// Checks an IPA range an operation was given: page-aligned, non-empty,
+/// inside the input space.
+pub(crate) fn check_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(), Error> {
+    let granule = geometry.granule().size();
+    if size == 0 {
+        return Err(Error::EmptyRange);
+    }
+    if !addr.is_aligned(granule) {
+        return Err(Error::Misaligned {
+            what: "IPA",
+            value: addr.get(),
+            granule,
+        });
+    }
+    if size & (granule - 1) != 0 {
+        return Err(Error::Misaligned {
+            what: "size",
+            value: size,
+            granule,
+        });
+    }
+    walk::page_range(geometry, addr, size).map(|_| ())
+}

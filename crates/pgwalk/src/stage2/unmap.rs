@@ -1,0 +1,81 @@
+//! Unmapping a range (`kvm_pgtable_stage2_unmap`).
+//!
+//! Leaves are cleared with a TLB invalidation (and, for cacheable memory, a
+//! data-cache clean so the guest's last writes reach memory before the host
+//! reuses the page). On the way back up, a child table left with nothing in
+//! it (reference count 1) is unlinked and freed.
+
+use super::map::free_if_empty;
+use super::{check_range, Handle};
+use crate::action::Action;
+use crate::addr::Ipa;
+use crate::capability::Exclusive;
+use crate::descriptor::Descriptor;
+use crate::error::Error;
+use crate::memory::MemoryOps;
+use crate::walk::{VisitKind, WalkFlags};
+
+impl<M: MemoryOps> Handle<'_, Exclusive, M> {
+    /// Removes every mapping and annotation in `size` bytes at `ipa`, and
+    /// frees the table pages left empty.
+    ///
+    /// A range that starts or ends inside a block is refused with
+    /// [`Error::SplitsBlock`] before anything changes: unmapping part of a
+    /// block would either unmap memory outside the range or need memory to
+    /// split it. Split it first with [`split`](Self::split).
+    pub fn unmap(&mut self, ipa: Ipa, size: u64) -> Result<(), Error> {
+        self.unmap_with(ipa, size, WalkFlags::empty())
+    }
+
+    /// [`unmap`](Self::unmap), with [`WalkFlags::SKIP_CMO`] or
+    /// [`WalkFlags::SKIP_BBM_TLBI`] when the caller does that maintenance.
+    pub fn unmap_with(&mut self, ipa: Ipa, size: u64, flags: WalkFlags) -> Result<(), Error> {
+        check_range(self.geometry(), ipa, size)?;
+        self.check_block_boundary(ipa)?;
+        self.check_block_boundary(Ipa(ipa.get() + size))?;
+        let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
+            | WalkFlags::LEAF
+            | WalkFlags::TABLE_POST;
+        let walked = self.walk_internal::<Error, _>(ipa, size, flags, |ctx| {
+            let old = ctx.old();
+            match ctx.kind() {
+                VisitKind::Leaf => {
+                    if old.is_counted() {
+                        ctx.set(Descriptor::INVALID);
+                        if old.is_valid()
+                            && old.is_cacheable()
+                            && !ctx.flags().contains(WalkFlags::SKIP_CMO)
+                        {
+                            let pa = old.output_address(ctx.geometry().granule());
+                            ctx.mm().dcache_clean_inval_poc(pa, ctx.entry_size());
+                        }
+                    }
+                }
+                VisitKind::TablePost => free_if_empty(ctx),
+                VisitKind::TablePre => {}
+            }
+            Ok(Action::Continue)
+        })?;
+        let crate::Walked::Completed = walked;
+        Ok(())
+    }
+
+    /// Refuses a range boundary that falls inside a block or a block-sized
+    /// annotation.
+    pub(crate) fn check_block_boundary(&self, addr: Ipa) -> Result<(), Error> {
+        if addr.get() >= self.geometry().ia_limit() {
+            return Ok(());
+        }
+        let (leaf, level) = self.get_leaf(addr)?;
+        if leaf.is_counted()
+            && !level.is_last()
+            && !addr.is_aligned(self.geometry().entry_size(level))
+        {
+            return Err(Error::SplitsBlock {
+                addr: addr.get(),
+                level,
+            });
+        }
+        Ok(())
+    }
+}

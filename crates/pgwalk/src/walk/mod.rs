@@ -1,0 +1,239 @@
+//! The walk engine: one walker, many small visitors.
+//!
+//! It knows the VMSAv8-64 table shape (valid, table, output address) and
+//! nothing about stage-2 attributes. It visits the entries that cover a
+//! range in address order, calls the visitor for the kinds of entry the
+//! flags ask for, and does what the visitor's typed answer says. The visitor
+//! is a generic closure: it is monomorphised and inlined into the loop, so a
+//! walk pays no indirect call per entry.
+
+mod context;
+mod flags;
+
+use core::marker::PhantomData;
+use core::sync::atomic::AtomicU64;
+
+pub use context::VisitCtx;
+pub use flags::{VisitKind, WalkFlags};
+
+use crate::action::{Action, Unfinished, Visit, Walked};
+use crate::addr::{Ipa, PhysAddr};
+use crate::capability::Capability;
+use crate::descriptor::Descriptor;
+use crate::error::Error;
+use crate::geometry::{Geometry, Level};
+use crate::memory::MemoryOps;
+
+/// Where a table hangs: what a walk needs besides the visitor.
+pub(crate) struct Root<'a, M> {
+    pub(crate) geometry: &'a Geometry,
+    pub(crate) pgd: PhysAddr,
+    pub(crate) mm: &'a M,
+}
+
+/// Page-aligns `addr..addr + size` and checks it against the input size.
+pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u64, u64), Error> {
+    let page = geometry.granule().size();
+    let out_of_range = || Error::OutOfRange {
+        start: addr.get(),
+        end: addr.get().saturating_add(size),
+        ia_bits: geometry.ia_bits(),
+    };
+    let end = addr.get().checked_add(size).ok_or_else(out_of_range)?;
+    let start = addr.get() & !(page - 1);
+    let end = end.checked_add(page - 1).ok_or_else(out_of_range)? & !(page - 1);
+    if end > geometry.ia_limit() {
+        return Err(out_of_range());
+    }
+    Ok((start, end))
+}
+
+/// Walks `addr..addr + size` (page-aligned outwards) of the table at `root`.
+pub(crate) fn walk<C, M, E, F>(
+    root: Root<'_, M>,
+    addr: Ipa,
+    size: u64,
+    flags: WalkFlags,
+    visitor: F,
+) -> Result<Walked<C>, E>
+where
+    C: Capability,
+    M: MemoryOps,
+    E: From<Error>,
+    F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+{
+    let (start, end) = page_range(root.geometry, addr, size)?;
+    let mut walker = Walker {
+        geometry: root.geometry,
+        mm: root.mm,
+        addr: start,
+        end,
+        flags,
+        visitor,
+        _cap: PhantomData,
+    };
+    let level = root.geometry.start_level();
+    let entries = root.geometry.root_entries();
+    let flow = if C::CONCURRENT {
+        root.mm
+            .shared_walk(|| walker.walk_table(root.pgd, level, entries))
+    } else {
+        walker.walk_table(root.pgd, level, entries)
+    }?;
+    Ok(match flow {
+        Flow::Continue => Walked::Completed,
+        Flow::Resume(r) => Walked::ResumeGuest(r),
+    })
+}
+
+enum Flow<C: Capability> {
+    Continue,
+    Resume(C::Resume),
+}
+
+struct Walker<'a, C, M, F> {
+    geometry: &'a Geometry,
+    mm: &'a M,
+    addr: u64,
+    end: u64,
+    flags: WalkFlags,
+    visitor: F,
+    _cap: PhantomData<C>,
+}
+
+impl<'a, C, M, E, F> Walker<'a, C, M, F>
+where
+    C: Capability,
+    M: MemoryOps,
+    E: From<Error>,
+    F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+{
+    fn walk_table(&mut self, table: PhysAddr, level: Level, entries: usize) -> Result<Flow<C>, E> {
+        let base = self.mm.phys_to_virt(table).cast::<AtomicU64>();
+        let mut idx = self.geometry.index(self.addr, level, entries);
+        while idx < entries && self.addr < self.end {
+            // SAFETY: `table` is the root or was read from a table descriptor
+            // that this walk found linked, so it is a table page the host
+            // gave pgwalk (MemoryOps contract: mapped, aligned, `entries`
+            // 8-byte entries long). It stays allocated for this walk: an
+            // exclusive walker is the only one that could free it and does so
+            // only after leaving it (unmap frees a child in TABLE_POST, after
+            // its walk), and a concurrent walker runs inside `shared_walk`,
+            // whose grace period keeps unlinked pages alive. `idx < entries`.
+            let ptep = unsafe { &*base.as_ptr().add(idx) };
+            // Entries of a concatenated root live in different pages, and
+            // each page keeps its own reference count.
+            let granule = self.geometry.granule();
+            let page = PhysAddr(
+                table.get() + (((idx >> granule.bits_per_level()) as u64) << granule.shift()),
+            );
+            if let Flow::Resume(r) = self.visit_entry(ptep, page, level)? {
+                return Ok(Flow::Resume(r));
+            }
+            idx += 1;
+        }
+        Ok(Flow::Continue)
+    }
+
+    #[inline(always)]
+    fn visit_entry(
+        &mut self,
+        ptep: &AtomicU64,
+        table: PhysAddr,
+        level: Level,
+    ) -> Result<Flow<C>, E> {
+        let size = self.geometry.entry_size(level);
+        let entry_addr = self.addr & !(size - 1);
+        let mut cur = Descriptor::from_bits(ptep.load(C::LOAD));
+        loop {
+            let is_table = cur.is_table(level);
+            let wanted = if is_table {
+                WalkFlags::TABLE_PRE
+            } else {
+                WalkFlags::LEAF
+            };
+            if self.flags.contains(wanted) {
+                let kind = if is_table {
+                    VisitKind::TablePre
+                } else {
+                    VisitKind::Leaf
+                };
+                let mut ctx = self.ctx(ptep, table, cur, level, kind);
+                match (self.visitor)(&mut ctx) {
+                    Ok(Action::Continue) => {
+                        if ctx.written {
+                            // The visitor may have installed a table (map
+                            // needing finer pages) or replaced one with a
+                            // block: follow what is there now.
+                            cur = Descriptor::from_bits(ptep.load(C::LOAD));
+                        }
+                    }
+                    Ok(Action::Skip(_)) => {
+                        self.addr = entry_addr + size;
+                        return Ok(Flow::Continue);
+                    }
+                    Err(Unfinished::Retry(_)) => {
+                        cur = Descriptor::from_bits(ptep.load(C::LOAD));
+                        continue;
+                    }
+                    Err(Unfinished::ResumeGuest(r)) => return Ok(Flow::Resume(r)),
+                    Err(Unfinished::Stop(e)) => return Err(e),
+                }
+            }
+            if !cur.is_table(level) {
+                self.addr = entry_addr + size;
+                return Ok(Flow::Continue);
+            }
+            break;
+        }
+
+        let pre_addr = self.addr;
+        let child = cur.output_address(self.geometry.granule());
+        let entries = self.geometry.granule().entries();
+        if let Flow::Resume(r) = self.walk_table(child, level.next(), entries)? {
+            return Ok(Flow::Resume(r));
+        }
+        if self.flags.contains(WalkFlags::TABLE_POST) {
+            loop {
+                let old = Descriptor::from_bits(ptep.load(C::LOAD));
+                let mut ctx = self.ctx(ptep, table, old, level, VisitKind::TablePost);
+                ctx.addr = pre_addr;
+                match (self.visitor)(&mut ctx) {
+                    Ok(_) => break,
+                    Err(Unfinished::Retry(_)) => continue,
+                    Err(Unfinished::ResumeGuest(r)) => return Ok(Flow::Resume(r)),
+                    Err(Unfinished::Stop(e)) => return Err(e),
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    #[inline(always)]
+    fn ctx<'c>(
+        &self,
+        ptep: &'c AtomicU64,
+        table: PhysAddr,
+        old: Descriptor,
+        level: Level,
+        kind: VisitKind,
+    ) -> VisitCtx<'c, C, M>
+    where
+        'a: 'c,
+    {
+        VisitCtx {
+            ptep,
+            table,
+            old,
+            addr: self.addr,
+            end: self.end,
+            level,
+            kind,
+            mm: self.mm,
+            geometry: self.geometry,
+            flags: self.flags,
+            written: false,
+            _cap: PhantomData,
+        }
+    }
+}
