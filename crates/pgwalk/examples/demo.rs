@@ -228,7 +228,6 @@ fn main() {
             runs.len() - shown
         );
     }
-    drop(h);
     drop(table);
     println!(
         "\nTable destroyed: {} pages still allocated, {} double frees",

@@ -318,7 +318,7 @@ unsafe impl MemoryOps for HeapMemory {
         Some(PhysAddr(pool.phys_base + (idx * PAGE) as u64))
     }
 
-    fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
+    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
         let idx = self.pool.index(pa);
         for i in idx..idx + size.div_ceil(PAGE) {
             if self.pool.counts[i].swap(0, Ordering::AcqRel) == 0 {
@@ -329,7 +329,7 @@ unsafe impl MemoryOps for HeapMemory {
         }
     }
 
-    fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
         let pool = &self.pool;
         pool.stats.deferred_frees.fetch_add(1, Ordering::Relaxed);
         pool.pending.fetch_add(1, Ordering::AcqRel);
@@ -348,7 +348,7 @@ unsafe impl MemoryOps for HeapMemory {
         self.pool.counts[self.pool.index(pa)].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn put_page(&self, pa: PhysAddr) {
+    unsafe fn put_page(&self, pa: PhysAddr) {
         let idx = self.pool.index(pa);
         let prev = self.pool.counts[idx]
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1));

@@ -28,6 +28,11 @@ use crate::geometry::Level;
 ///   long as the page is allocated;
 /// - [`put_page`](Self::put_page) frees a page only when its count drops to
 ///   zero, and [`page_count`](Self::page_count) reports the count;
+/// - nothing frees a page except [`put_page`](Self::put_page),
+///   [`free_pages_exact`](Self::free_pages_exact) and the deferred
+///   [`free_unlinked_table`](Self::free_unlinked_table) — the three methods
+///   that are `unsafe` to call, because freeing a page that a table still
+///   links would let the walker read freed memory;
 /// - [`free_unlinked_table`](Self::free_unlinked_table) does not free before
 ///   every walk that was running inside [`shared_walk`](Self::shared_walk)
 ///   when it was called has returned (a grace period, as RCU provides).
@@ -45,19 +50,34 @@ pub unsafe trait MemoryOps {
     fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr>;
 
     /// Returns memory from [`zalloc_pages_exact`](Self::zalloc_pages_exact).
-    fn free_pages_exact(&self, pa: PhysAddr, size: usize);
+    ///
+    /// # Safety
+    ///
+    /// `pa` and `size` come from one `zalloc_pages_exact` call, and no table
+    /// links to or walks that memory any more.
+    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize);
 
     /// A table subtree was unlinked while other walkers may still read it.
     /// Once they are all gone, the host calls
     /// [`free_unlinked`](crate::free_unlinked) on it.
-    fn free_unlinked_table(&self, table: PhysAddr, level: Level);
+    ///
+    /// # Safety
+    ///
+    /// `table` is a table page of this host holding entries of `level`, no
+    /// table links to it any more, and it is handed over once.
+    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level);
 
     /// Increments the reference count of the page holding `pa`.
     fn get_page(&self, pa: PhysAddr);
 
     /// Decrements the reference count of the page holding `pa`, freeing it
     /// at zero.
-    fn put_page(&self, pa: PhysAddr);
+    ///
+    /// # Safety
+    ///
+    /// The caller owns one of the page's references, and, if it is the last
+    /// one, nothing links to or walks the page any more.
+    unsafe fn put_page(&self, pa: PhysAddr);
 
     /// The reference count of the page holding `pa`.
     fn page_count(&self, pa: PhysAddr) -> usize;

@@ -13,12 +13,24 @@ pub(super) fn destroy<M: MemoryOps>(table: &mut Stage2<M>) {
     let flags = WalkFlags::LEAF | WalkFlags::TABLE_POST;
     let walked = table.exclusive().walk(Ipa(0), limit, flags, |ctx| {
         let old = ctx.old();
+        let mm = ctx.mm();
         match ctx.kind() {
-            VisitKind::Leaf if old.is_counted() => ctx.mm().put_page(ctx.table_page()),
+            // SAFETY: every counted entry owns one reference to its page; the
+            // page's own reference is dropped only after all its entries
+            // (below, by its parent's post-visit), so this cannot free a page
+            // the walk is still reading.
+            VisitKind::Leaf if old.is_counted() => unsafe { mm.put_page(ctx.table_page()) },
             VisitKind::TablePost => {
-                ctx.mm().put_page(ctx.table_page());
-                ctx.mm()
-                    .put_page(old.output_address(ctx.geometry().granule()));
+                let child = old.output_address(ctx.geometry().granule());
+                // SAFETY: as above for the parent's entry. The child's entries
+                // have all been dropped while the walk was inside it, and the
+                // walk has left it for good: its last reference goes, and the
+                // table is being destroyed under `&mut`, so nothing reaches it
+                // again.
+                unsafe {
+                    mm.put_page(ctx.table_page());
+                    mm.put_page(child);
+                }
             }
             _ => {}
         }
@@ -27,7 +39,8 @@ pub(super) fn destroy<M: MemoryOps>(table: &mut Stage2<M>) {
     // The whole input space is always in range and the visitor never
     // stops, so the walk cannot fail.
     debug_assert!(walked.is_ok());
-    table
-        .mm
-        .free_pages_exact(table.pgd, table.geometry.root_size());
+    // SAFETY: the root came from `zalloc_pages_exact(root_size)` in
+    // `with_geometry` (or the `from_raw_parts` caller promised as much), and
+    // the table is being dropped: nothing walks it again.
+    unsafe { table.mm.free_pages_exact(table.pgd, table.geometry.root_size()) };
 }

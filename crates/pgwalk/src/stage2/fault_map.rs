@@ -8,7 +8,7 @@
 use super::map::Target;
 use super::unlinked::{check_output, fill_from, free_now};
 use super::{check_range, Handle};
-use crate::action::{Action, Conflict, ResumeReason, Unfinished, Walked};
+use crate::action::{Action, Conflict, Walked};
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::HandlesFault;
 use crate::descriptor::LeafAttrs;
@@ -23,9 +23,10 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// largest block that fits (`kvm_pgtable_stage2_map` with
     /// `KVM_PGTABLE_WALK_HANDLE_FAULT | KVM_PGTABLE_WALK_SHARED`).
     ///
-    /// - [`FaultOutcome::Fixed`]: this call installed the mapping.
+    /// - [`FaultOutcome::Fixed`]: this call installed (part of) the mapping.
     /// - [`FaultOutcome::Spurious`]: the same mapping (up to permissions,
-    ///   which [`relax_perms`](Self::relax_perms) changes) was already there.
+    ///   which [`relax_perms`](Self::relax_perms) changes) was already there
+    ///   for the whole range.
     /// - [`FaultOutcome::Retry`]: another walker changed the entry first;
     ///   resume the guest.
     ///
@@ -59,6 +60,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
         let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
             | WalkFlags::LEAF
             | WalkFlags::TABLE_PRE;
+        let mut installed = false;
         let walked = self.walk_internal::<Error, _>(ipa, size, flags, |ctx| {
             let old = ctx.old();
             let level = ctx.level();
@@ -67,16 +69,22 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             }
             if let Some(new) = target.leaf_for(ctx) {
                 if old.is_valid() && !new.differs_beyond_perms(old) {
-                    return Err(Unfinished::ResumeGuest(ResumeReason::Spurious));
+                    // Already there (up to permissions, which relax_perms
+                    // changes): nothing to do for this entry.
+                    return Ok(Action::Continue);
                 }
                 if old.is_table(level) {
                     let broken = ctx.try_break()?;
                     let child = old.output_address(ctx.geometry().granule());
-                    ctx.mm().free_unlinked_table(child, level.next());
+                    // SAFETY: the locked marker replaced the only descriptor linking
+                    // `child`, and the TLB was invalidated for it; walkers already inside
+                    // it are what the host's grace period waits for.
+                    unsafe { ctx.mm().free_unlinked_table(child, level.next()) };
                     ctx.make(broken, new);
                 } else {
                     ctx.try_set(new)?;
                 }
+                installed = true;
                 return Ok(Action::Continue);
             }
             if old.is_table(level) {
@@ -88,7 +96,8 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                 if let Err(e) =
                     fill_from(mm, cache, ctx.geometry(), child, level.next(), old, false)
                 {
-                    mm.put_page(child);
+                    // SAFETY: allocated above and never linked: the only reference is ours.
+                    unsafe { mm.put_page(child) };
                     return Err(e.into());
                 }
             }
@@ -100,7 +109,8 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             Ok(Action::Continue)
         })?;
         Ok(match walked {
-            Walked::Completed => FaultOutcome::Fixed,
+            Walked::Completed if installed => FaultOutcome::Fixed,
+            Walked::Completed => FaultOutcome::Spurious,
             Walked::ResumeGuest(reason) => FaultOutcome::from_resume(reason),
         })
     }

@@ -82,7 +82,9 @@ pub(crate) fn install<M: MemoryOps>(
     let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
     if old.is_counted() {
         if let Err(e) = fill_from(mm, cache, ctx.geometry(), child, level.next(), old, false) {
-            mm.put_page(child);
+            // SAFETY: we allocated `child` above and never linked it; its
+            // only reference is ours.
+            unsafe { mm.put_page(child) };
             return Err(e.into());
         }
     }
@@ -131,7 +133,11 @@ pub(crate) fn free_if_empty<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) 
         ctx.store(Descriptor::INVALID);
         ctx.invalidate(old);
         ctx.account(old, Descriptor::INVALID);
-        ctx.mm().put_page(child);
+        // SAFETY: the child's count is 1 (no entries), the entry that linked
+        // it is cleared and its TLB entries invalidated, and an exclusive
+        // walker has no company: this drops the last reference to an
+        // unreachable page.
+        unsafe { ctx.mm().put_page(child) };
     }
 }
 

@@ -33,7 +33,8 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
                 old,
                 false,
             ) {
-                mm.put_page(child);
+                // SAFETY: allocated above and never linked: the only reference is ours.
+                unsafe { mm.put_page(child) };
                 return Err(e.into());
             }
             // The walker descends into the new table and splits its blocks.

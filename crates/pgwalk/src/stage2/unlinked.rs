@@ -40,9 +40,13 @@ pub unsafe fn free_unlinked<M: MemoryOps>(mm: &M, granule: Granule, table: PhysA
             // a child of that subtree, unlinked with it and reached only here.
             unsafe { free_unlinked(mm, granule, d.output_address(granule), level.next()) };
         }
-        mm.put_page(table);
+        // SAFETY: this counted entry owned one reference; the page's own
+        // reference, dropped last below, keeps the page alive meanwhile.
+        unsafe { mm.put_page(table) };
     }
-    mm.put_page(table);
+    // SAFETY: the caller handed over the unlinked, unreachable subtree: its
+    // last reference goes.
+    unsafe { mm.put_page(table) };
 }
 
 /// Frees a subtree this exclusive walker just unlinked: nobody else can be
@@ -89,7 +93,8 @@ pub(crate) fn fill_from<M: MemoryOps>(
                         if let Err(e) =
                             fill_from(mm, cache, geometry, child, level.next(), leaf, force_pte)
                         {
-                            mm.put_page(child);
+                            // SAFETY: allocated here and never linked: the only reference is ours.
+                            unsafe { mm.put_page(child) };
                             undo_fill(mm, granule, table, level, idx);
                             return Err(e);
                         }
@@ -124,7 +129,9 @@ fn undo_fill<M: MemoryOps>(mm: &M, granule: Granule, table: PhysAddr, level: Lev
             unsafe { free_unlinked(mm, granule, d.output_address(granule), level.next()) };
         }
         if d.is_counted() {
-            mm.put_page(table);
+            // SAFETY: the entry owned a reference to this unlinked page; its own
+            // reference (the caller's) keeps it alive.
+            unsafe { mm.put_page(table) };
         }
     }
 }
@@ -173,7 +180,9 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
             template,
             force_pte,
         ) {
-            mm.put_page(table);
+            // SAFETY: allocated above and never linked: the only reference
+            // is ours.
+            unsafe { mm.put_page(table) };
             return Err(e);
         }
         Ok(table)

@@ -150,7 +150,10 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     pub(crate) fn account(&self, old: Descriptor, new: Descriptor) {
         match (old.is_counted(), new.is_counted()) {
             (false, true) => self.mm.get_page(self.table),
-            (true, false) => self.mm.put_page(self.table),
+            // SAFETY: `old` was counted, so the page's count is at least
+            // 1 + this entry: dropping this entry's reference cannot free the
+            // page, which still holds the entry being written.
+            (true, false) => unsafe { self.mm.put_page(self.table) },
             _ => {}
         }
     }
