@@ -42,5 +42,9 @@ pub(super) fn destroy<M: MemoryOps>(table: &mut Stage2<M>) {
     // SAFETY: the root came from `zalloc_pages_exact(root_size)` in
     // `with_geometry` (or the `from_raw_parts` caller promised as much), and
     // the table is being dropped: nothing walks it again.
-    unsafe { table.mm.free_pages_exact(table.pgd, table.geometry.root_size()) };
+    unsafe {
+        table
+            .mm
+            .free_pages_exact(table.pgd, table.geometry.root_size())
+    };
 }
