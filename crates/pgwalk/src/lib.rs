@@ -80,3 +80,9 @@ pub use memory::MemoryOps;
 pub use prot::Prot;
 pub use stage2::{free_unlinked, Handle, IdmapRange, Mapping, MemoryRegion, Stage2, TlbFlush};
 pub use walk::{VisitCtx, VisitKind, WalkFlags};
+
+/// The README's Rust examples, compiled and run as doctests so they cannot
+/// rot.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
