@@ -57,6 +57,7 @@ mod descriptor;
 mod error;
 mod fault;
 mod geometry;
+mod host_pages;
 mod lock;
 mod memory;
 mod prot;
@@ -75,6 +76,9 @@ pub use descriptor::{Descriptor, Exec, LeafAttrs, MemAttr, Shareability, MAX_OWN
 pub use error::Error;
 pub use fault::FaultOutcome;
 pub use geometry::{Geometry, Granule, Level, MAX_ROOT_PAGES};
+pub use host_pages::{
+    HostFault, HostPages, IntoWritable, MayWrite, MustWrite, NotAsked, PageAnswer, PageRequest, ReadOnly, WriteIntent,
+};
 pub use lock::{LockedStage2, SpinStage2};
 pub use memory::MemoryOps;
 pub use prot::Prot;
