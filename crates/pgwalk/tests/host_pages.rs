@@ -78,14 +78,13 @@ fn may_write_maps_writable_when_the_host_says_so() {
     );
     assert!(f.get_leaf(Ipa(0x1000)).unwrap().0.writable());
     let h = host(false);
-    f.fault_in(
+    let r = f.fault_in(
         &h,
         PageRequest::<MayWrite>::new(Ipa(0x2000), false),
         Prot::RW,
         &mut (),
-    )
-    .unwrap()
-    .unwrap();
+    );
+    assert_eq!(r.unwrap(), Ok(FaultOutcome::Fixed));
     assert!(!f.get_leaf(Ipa(0x2000)).unwrap().0.writable());
 }
 
@@ -94,14 +93,13 @@ fn write_fault_asks_for_a_writable_page() {
     let t = table();
     let f = t.fault_handler();
     let h = host(true);
-    f.fault_in(
+    let r = f.fault_in(
         &h,
         PageRequest::<MustWrite>::new(Ipa(0x3000), false),
         Prot::RW,
         &mut (),
-    )
-    .unwrap()
-    .unwrap();
+    );
+    assert_eq!(r.unwrap(), Ok(FaultOutcome::Fixed));
     assert!(h.asked_write.get());
     assert!(f.get_leaf(Ipa(0x3000)).unwrap().0.writable());
 }

@@ -1,0 +1,538 @@
+//! The passing twins of the compile-fail suite (`tests/ui`): for every
+//! mistake the compiler must reject, the correct version of the same code,
+//! which compiles and does what the hypervisor engineer meant. A twin keeps
+//! the case honest: if the correct code stopped compiling too, the case
+//! would prove nothing about the rule it names.
+//!
+//! Each test is named after its case in `tests/ui`.
+
+use pgwalk::host::HeapMemory;
+use pgwalk::{
+    Action, Capability, Conflict, Descriptor, Error, FaultOutcome, Geometry, Handle, HandlesFault,
+    HostFault, HostPages, Ipa, MayWrite, MemoryRegion, PageAnswer, PageRequest, PhysAddr, Prot,
+    ReadOnly, ResumeReason, RetryEntry, Shared, SpinStage2, Stage2, Unfinished, WalkFlags, Walked,
+    WriteIntent,
+};
+
+const PAGE: u64 = 0x1000;
+const RAM: Ipa = Ipa(0x4000_0000);
+const HOST_PA: PhysAddr = PhysAddr(0x8000_0000);
+
+/// The cases' table: 40-bit IPA, 4 KiB granule.
+fn table() -> Stage2<HeapMemory> {
+    let geometry = Geometry::for_ia_bits(40, 40).unwrap();
+    Stage2::with_geometry(geometry, HeapMemory::new(64)).unwrap()
+}
+
+/// A table with `size` bytes of RAM mapped at [`RAM`].
+fn table_with_ram(size: u64) -> Stage2<HeapMemory> {
+    let mut t = table();
+    t.exclusive()
+        .map(RAM, size, HOST_PA, Prot::RW, &mut (), WalkFlags::empty())
+        .unwrap();
+    t
+}
+
+fn leaf(t: &Stage2<HeapMemory>, ipa: Ipa) -> (Descriptor, i8) {
+    let (d, level) = t.shared().get_leaf(ipa).unwrap();
+    (d, level.get())
+}
+
+/// Twin of `exclusive_visitor_retries`: under the write lock nothing races,
+/// so an entry is never found locked and there is nothing to retry.
+#[test]
+fn exclusive_visitor_retries() {
+    let mut t = table_with_ram(PAGE);
+    let mut leaves = 0;
+    let walked = t
+        .exclusive()
+        .walk(RAM, PAGE, WalkFlags::LEAF, |ctx| {
+            assert!(!ctx.old().is_locked());
+            leaves += 1;
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    assert_eq!(leaves, 1);
+}
+
+/// Twin of `exclusive_visitor_resumes_guest`: an exclusive walker that
+/// cannot go on stops with an error; the caller decides what it means.
+#[test]
+fn exclusive_visitor_resumes_guest() {
+    let mut t = table_with_ram(PAGE);
+    let walked = t.exclusive().walk(RAM, PAGE, WalkFlags::LEAF, |ctx| {
+        if ctx.old().is_valid() {
+            return Err(Unfinished::Stop(Error::AlreadyMapped {
+                addr: ctx.addr().get(),
+            }));
+        }
+        Ok(Action::Continue)
+    });
+    assert_eq!(
+        walked.unwrap_err(),
+        Error::AlreadyMapped { addr: RAM.get() }
+    );
+}
+
+/// Twin of `exclusive_visitor_skips`: an exclusive walker continues past an
+/// annotated entry (a leaf-level marker, with nothing below it to skip).
+#[test]
+fn exclusive_visitor_skips() {
+    let mut t = table();
+    t.exclusive().annotate(RAM, PAGE, 7, &mut ()).unwrap();
+    let mut owners = Vec::new();
+    let walked = t
+        .exclusive()
+        .walk(
+            RAM,
+            1 << 30,
+            WalkFlags::LEAF | WalkFlags::TABLE_PRE,
+            |ctx| {
+                if let Some(owner) = ctx.old().owner() {
+                    owners.push(owner);
+                }
+                Ok(Action::Continue)
+            },
+        )
+        .unwrap();
+    assert!(walked.is_completed());
+    assert_eq!(owners, [7]);
+}
+
+/// Twin of `shared_visitor_resumes_guest`: a walker under the read lock
+/// answers a lost race by retrying the entry.
+#[test]
+fn shared_visitor_resumes_guest() {
+    let t = table_with_ram(PAGE);
+    let mut attempts = 0;
+    let walked = t
+        .shared()
+        .walk(RAM, PAGE, WalkFlags::LEAF, |ctx| {
+            attempts += 1;
+            let old = ctx.old();
+            // The first attempt plays the loser of a race with another walker.
+            let update = if attempts == 1 {
+                Err(Conflict::Raced)
+            } else {
+                ctx.try_set(old.with_writable(false))
+            };
+            if update.is_err() {
+                return Err(Unfinished::Retry(RetryEntry(Conflict::Raced)));
+            }
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    assert_eq!(attempts, 2, "the entry was visited again after the retry");
+    assert!(!leaf(&t, RAM).0.writable());
+}
+
+/// Twin of `fault_handler_visitor_retries`: a fault handler that loses a
+/// race resumes the guest, which faults again if it still needs to.
+#[test]
+fn fault_handler_visitor_retries() {
+    let t = table_with_ram(PAGE);
+    let age = |lose_race: bool| {
+        let mut visits = 0;
+        let walked = t
+            .fault_handler()
+            .walk(RAM, PAGE, WalkFlags::LEAF, |ctx| {
+                visits += 1;
+                let old = ctx.old();
+                // `lose_race` plays the vCPU that another one beat to the entry.
+                let update = if lose_race {
+                    Err(Conflict::Raced)
+                } else {
+                    ctx.try_set(old.with_young(true))
+                };
+                if update.is_err() {
+                    return Err(Unfinished::ResumeGuest(ResumeReason::Raced));
+                }
+                Ok(Action::Continue)
+            })
+            .unwrap();
+        (walked, visits)
+    };
+
+    let (walked, visits) = age(true);
+    assert_eq!(visits, 1, "a fault handler does not retry the entry");
+    assert_eq!(walked, Walked::ResumeGuest(ResumeReason::Raced));
+    let outcome = match walked {
+        Walked::Completed => FaultOutcome::Fixed,
+        Walked::ResumeGuest(reason) => FaultOutcome::from_resume(reason),
+    };
+    assert_eq!(outcome, FaultOutcome::Retry);
+
+    // The guest faults again; this time nobody races.
+    assert_eq!(age(false), (Walked::Completed, 1));
+    assert!(leaf(&t, RAM).0.young());
+}
+
+/// Twin of `exclusive_visitor_try_set`: the exclusive walker writes with a
+/// plain store.
+#[test]
+fn exclusive_visitor_try_set() {
+    let mut t = table_with_ram(PAGE);
+    let walked = t
+        .exclusive()
+        .walk(RAM, PAGE, WalkFlags::LEAF, |ctx| {
+            let old = ctx.old();
+            ctx.set(old.with_writable(false));
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    let (d, _) = leaf(&t, RAM);
+    assert!(d.is_valid() && !d.writable());
+}
+
+/// Race check shared with the concurrent code paths, as in
+/// `exclusive_visitor_question_mark_on_conflict`.
+fn check_unlocked(d: Descriptor) -> Result<(), Conflict> {
+    if d.is_locked() {
+        Err(Conflict::Raced)
+    } else {
+        Ok(())
+    }
+}
+
+/// Twin of `exclusive_visitor_question_mark_on_conflict`: the race check
+/// belongs to concurrent walkers, where `?` turns it into a retry; the
+/// exclusive walker needs no such check.
+#[test]
+fn exclusive_visitor_question_mark_on_conflict() {
+    let mut t = table_with_ram(2 * PAGE);
+    let mut shared_leaves = 0;
+    let walked = t
+        .shared()
+        .walk(RAM, 2 * PAGE, WalkFlags::LEAF, |ctx| {
+            check_unlocked(ctx.old())?;
+            shared_leaves += 1;
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    assert_eq!(shared_leaves, 2);
+
+    let mut exclusive_leaves = 0;
+    let walked = t
+        .exclusive()
+        .walk(RAM, 2 * PAGE, WalkFlags::LEAF, |_ctx| {
+            exclusive_leaves += 1;
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    assert_eq!(exclusive_leaves, 2);
+}
+
+/// Twin of `shared_visitor_plain_store`: under the read lock the entry is
+/// updated with compare-and-swap, and a lost race retries it.
+#[test]
+fn shared_visitor_plain_store() {
+    let t = table_with_ram(PAGE);
+    let walked = t
+        .shared()
+        .walk(RAM, PAGE, WalkFlags::LEAF, |ctx| {
+            let old = ctx.old();
+            ctx.try_set(old.with_writable(false))?;
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    let (d, _) = leaf(&t, RAM);
+    assert!(d.is_valid() && !d.writable());
+}
+
+/// Twin of `unmap_through_shared_handle`: unmap under the write lock.
+#[test]
+fn unmap_through_shared_handle() {
+    let lock = SpinStage2::new(table_with_ram(PAGE));
+    {
+        let mut guard = lock.write();
+        guard.exclusive().unmap(RAM, PAGE).unwrap();
+    }
+    let guard = lock.read();
+    assert!(!guard.shared().get_leaf(RAM).unwrap().0.is_valid());
+}
+
+/// Twin of `split_through_fault_handler`: split the block under the write
+/// lock; what it mapped stays mapped, now by pages.
+#[test]
+fn split_through_fault_handler() {
+    let lock = SpinStage2::new(table_with_ram(2 << 20));
+    assert_eq!(leaf(&lock.read(), RAM).1, 2, "a 2 MiB block to start with");
+    {
+        let mut guard = lock.write();
+        let mut exclusive = guard.exclusive();
+        exclusive.split(RAM, 2 << 20, &mut ()).unwrap();
+    }
+    let (d, level) = leaf(&lock.read(), Ipa(RAM.get() + PAGE));
+    assert_eq!(level, 3);
+    assert_eq!(
+        d.output_address(lock.read().geometry().granule()),
+        PhysAddr(HOST_PA.get() + PAGE)
+    );
+}
+
+fn fault_in(t: &Stage2<HeapMemory>, ipa: Ipa) -> Result<FaultOutcome, Error> {
+    t.fault_handler()
+        .map(ipa, PAGE, HOST_PA, Prot::RW, &mut (), WalkFlags::empty())
+}
+
+/// Twin of `fault_outcome_ignored`: the fault path acts on what happened.
+#[test]
+fn fault_outcome_ignored() {
+    let t = table();
+    let mut resumed = Vec::new();
+    for _vcpu in 0..2 {
+        match fault_in(&t, RAM).unwrap() {
+            FaultOutcome::Fixed | FaultOutcome::Spurious => resumed.push("mapped"),
+            FaultOutcome::Retry => resumed.push("fault again"),
+            other => panic!("unexpected outcome {}", other.name()),
+        }
+    }
+    assert_eq!(resumed, ["mapped", "mapped"]);
+    assert!(leaf(&t, RAM).0.is_valid());
+}
+
+/// Twin of `walk_result_ignored`: a fault handler's walk that stopped early
+/// is told apart from one that visited everything.
+#[test]
+fn walk_result_ignored() {
+    let t = table_with_ram(PAGE);
+    let age = |ipa: Ipa| -> Result<Walked<HandlesFault>, Error> {
+        t.fault_handler().walk(ipa, PAGE, WalkFlags::LEAF, |ctx| {
+            let old = ctx.old();
+            if !old.is_valid() {
+                return Err(Unfinished::ResumeGuest(ResumeReason::Gone));
+            }
+            ctx.try_set(old.with_young(true))?;
+            Ok(Action::Continue)
+        })
+    };
+    assert_eq!(age(RAM).unwrap(), Walked::Completed);
+    assert!(leaf(&t, RAM).0.young());
+    let unmapped = Ipa(RAM.get() + PAGE);
+    assert_eq!(
+        age(unmapped).unwrap(),
+        Walked::ResumeGuest(ResumeReason::Gone)
+    );
+}
+
+/// Twin of `fault_outcome_compared_with_zero`: compare with the outcome
+/// meant, by name.
+#[test]
+fn fault_outcome_compared_with_zero() {
+    let t = table();
+    let outcome = fault_in(&t, RAM).unwrap();
+    assert!(outcome == FaultOutcome::Fixed);
+    assert_eq!(outcome.name(), "fixed");
+}
+
+/// Twin of `fault_outcome_as_bool`: ask the question meant ("must the vCPU
+/// fault again?") with a match.
+#[test]
+fn fault_outcome_as_bool() {
+    let t = table();
+    let first = fault_in(&t, RAM).unwrap();
+    let again = fault_in(&t, RAM).unwrap();
+    let must_retry = |o: FaultOutcome| matches!(o, FaultOutcome::Retry);
+    assert!(!must_retry(first));
+    assert!(!must_retry(again));
+    assert_eq!(
+        (first, again),
+        (FaultOutcome::Fixed, FaultOutcome::Spurious)
+    );
+}
+
+/// Counts the valid leaves in a range through a handle of any capability:
+/// generic code over the crate's own capabilities, which is how a user crate
+/// shares a visitor between walkers.
+fn count_leaves<C: Capability>(
+    h: &mut Handle<'_, C, HeapMemory>,
+    size: u64,
+) -> (usize, &'static str) {
+    let mut leaves = 0;
+    let walked = h
+        .walk(RAM, size, WalkFlags::LEAF, |ctx| {
+            if ctx.old().is_valid() {
+                leaves += 1;
+            }
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    (leaves, C::NAME)
+}
+
+/// Twin of `capability_implemented_outside`: a user crate writes code
+/// generic over the three capabilities instead of inventing a fourth.
+#[test]
+fn capability_implemented_outside() {
+    let mut t = table_with_ram(3 * PAGE);
+    assert_eq!(count_leaves(&mut t.exclusive(), 4 * PAGE), (3, "exclusive"));
+    assert_eq!(count_leaves(&mut t.shared(), 4 * PAGE), (3, "shared"));
+    assert_eq!(
+        count_leaves(&mut t.fault_handler(), 4 * PAGE),
+        (3, "fault handler")
+    );
+}
+
+/// Twin of `handle_outlives_write_guard`: bind the guard, so the lock is
+/// held for as long as the handle is used.
+#[test]
+fn handle_outlives_write_guard() {
+    let lock = SpinStage2::new(table_with_ram(PAGE));
+    {
+        let mut guard = lock.write();
+        let mut exclusive = guard.exclusive();
+        exclusive.unmap(RAM, PAGE).unwrap();
+    }
+    assert!(!leaf(&lock.read(), RAM).0.is_valid());
+}
+
+/// Twin of `handle_used_after_guard_dropped`: copy out what is needed
+/// while the lock is held, then release it.
+#[test]
+fn handle_used_after_guard_dropped() {
+    let lock = SpinStage2::new(table_with_ram(PAGE));
+    let guard = lock.read();
+    let (found, _level) = guard.shared().get_leaf(RAM).unwrap();
+    drop(guard);
+    assert!(found.is_valid());
+    // The lock is free again: a writer can take it.
+    assert!(lock.try_write().is_some());
+}
+
+/// Twin of `exclusive_while_shared_alive`: the shared walker is done before
+/// exclusive access is taken.
+#[test]
+fn exclusive_while_shared_alive() {
+    let mut t = table_with_ram(PAGE);
+    let before = t.shared().get_leaf(RAM).unwrap().0;
+    t.exclusive().unmap(RAM, PAGE).unwrap();
+    let after = t.shared().get_leaf(RAM).unwrap().0;
+    assert!(before.is_valid() && !after.is_valid());
+}
+
+/// Twin of `idmap_range_used_after_guard_dropped`: the range is found and
+/// mapped under one hold of the write lock.
+#[test]
+fn idmap_range_used_after_guard_dropped() {
+    let lock = SpinStage2::new(table());
+    let regions = [MemoryRegion {
+        start: 0x8000_0000,
+        end: 0xc000_0000,
+        prot: Prot::RWX,
+    }];
+    let range = {
+        let mut guard = lock.write();
+        let mut exclusive = guard.exclusive();
+        let mut range = exclusive.idmap_range(0x8000_1000, &regions).unwrap();
+        range.map(&mut ()).unwrap();
+        range.range()
+    };
+    // The whole 1 GiB region fits one level-1 block around the address.
+    assert_eq!(range, (Ipa(0x8000_0000), 1 << 30));
+    let guard = lock.read();
+    let (d, level) = guard.shared().get_leaf(Ipa(0x8000_1000)).unwrap();
+    assert_eq!(level.get(), 1);
+    assert_eq!(
+        d.output_address(guard.geometry().granule()),
+        PhysAddr(0x8000_0000)
+    );
+}
+
+/// Twin of `tlb_flush_dropped`: the TLB flush that write-protection owes is
+/// issued.
+#[test]
+fn tlb_flush_dropped() {
+    let t = table_with_ram(2 << 20);
+    let before = t.mm().stats().tlbi_range;
+    let shared = t.shared();
+    shared.wrprotect(RAM, 2 << 20).unwrap().flush(&shared);
+    assert_eq!(t.mm().stats().tlbi_range, before + 1);
+    assert!(!leaf(&t, RAM).0.writable());
+}
+
+/// A host whose pages are all resident and writable.
+struct WritableHost;
+
+impl HostPages for WritableHost {
+    fn page<W: WriteIntent>(&self, request: PageRequest<W>) -> PageAnswer<W> {
+        PageAnswer::Present {
+            pa: PhysAddr(HOST_PA.get() + (request.ipa.get() & !(PAGE - 1)) - RAM.get()),
+            writable: W::writable(true),
+        }
+    }
+}
+
+/// Twin of `host_page_writable_read_for_read_only_request`: only a request
+/// that allowed writing gets (and reads) an answer about writability.
+#[test]
+fn host_page_writable_read_for_read_only_request() {
+    fn stage2_prot(answer: &PageAnswer<MayWrite>) -> Prot {
+        match *answer {
+            PageAnswer::Present { writable, .. } if writable => Prot::RW,
+            _ => Prot::R,
+        }
+    }
+    let answer = WritableHost.page(PageRequest::<MayWrite>::new(RAM, false));
+    assert_eq!(stage2_prot(&answer), Prot::RW);
+
+    // End to end: the same host, asked read-only, yields a read-only leaf.
+    let t = table();
+    let fault = t.fault_handler();
+    let request = PageRequest::<ReadOnly>::new(RAM, false);
+    let outcome = fault
+        .fault_in(&WritableHost, request, Prot::RW, &mut ())
+        .unwrap();
+    assert_eq!(outcome, Ok(FaultOutcome::Fixed));
+    let (d, _) = leaf(&t, RAM);
+    assert!(d.readable() && !d.writable());
+}
+
+/// What the vCPU does with the host's answer.
+#[derive(Debug, PartialEq)]
+enum NextStep {
+    Map(PhysAddr),
+    WaitForIo,
+    Inject(HostFault),
+}
+
+/// Twin of `host_page_needs_io_not_handled`: I/O in flight is its own
+/// outcome, neither a page nor an error.
+#[test]
+fn host_page_needs_io_not_handled() {
+    fn next_step(answer: PageAnswer<MayWrite>) -> NextStep {
+        match answer {
+            PageAnswer::Present { pa, .. } => NextStep::Map(pa),
+            PageAnswer::NeedsIo => NextStep::WaitForIo,
+            PageAnswer::Fault(fault) => NextStep::Inject(fault),
+        }
+    }
+    assert_eq!(next_step(PageAnswer::NeedsIo), NextStep::WaitForIo);
+    assert_eq!(
+        next_step(PageAnswer::Fault(HostFault::Poisoned)),
+        NextStep::Inject(HostFault::Poisoned)
+    );
+    let answer = WritableHost.page(PageRequest::<MayWrite>::new(RAM, true));
+    assert_eq!(next_step(answer), NextStep::Map(HOST_PA));
+}
+
+/// The conversion the `?` cases rely on: a lost race becomes a retry under
+/// `Shared` and resuming the guest under `HandlesFault` (and, as
+/// `exclusive_visitor_question_mark_on_conflict` shows, nothing under
+/// `Exclusive`).
+#[test]
+fn conflict_converts_per_capability() {
+    let shared: Unfinished<Shared> = Conflict::Raced.into();
+    assert!(matches!(
+        shared,
+        Unfinished::Retry(RetryEntry(Conflict::Raced))
+    ));
+    let fault: Unfinished<HandlesFault> = Conflict::Gone.into();
+    assert!(matches!(fault, Unfinished::ResumeGuest(ResumeReason::Gone)));
+}

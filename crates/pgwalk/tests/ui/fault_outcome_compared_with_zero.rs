@@ -1,0 +1,22 @@
+// Mistake: the C habit `if (ret == 0)` for "the fault was fixed".
+use pgwalk::host::HeapMemory;
+use pgwalk::{Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags};
+
+fn main() {
+    let geometry = Geometry::for_ia_bits(40, 40).unwrap();
+    let table = Stage2::with_geometry(geometry, HeapMemory::new(64)).unwrap();
+    let fault = table.fault_handler();
+    let outcome = fault
+        .map(
+            Ipa(0x4000_0000),
+            0x1000,
+            PhysAddr(0x8000_0000),
+            Prot::RW,
+            &mut (),
+            WalkFlags::empty(),
+        )
+        .unwrap();
+    if outcome == 0 {
+        println!("fixed");
+    }
+}
