@@ -150,8 +150,11 @@ impl Geometry {
             ));
         }
         if ia_bits > oa_bits {
+            // The architecture bounds the input size by the implemented PA
+            // size, not by PS; like KVM, pgwalk keeps IPA <= PS so that
+            // every input address can be identity-mapped.
             return Err(Error::Geometry(
-                "the input size exceeds the output (physical address) size",
+                "the input size exceeds the output size (PS); pgwalk, like KVM, requires IPA size <= PS",
             ));
         }
         let g = Geometry {
