@@ -1,1 +1,64 @@
-//! The C ABI of pgwalk (work in progress).
+//! The C ABI of pgwalk: a static or shared library (`libpgwalk.a`,
+//! `libpgwalk.so`) and the header `include/pgwalk.h`, generated from this
+//! crate by cbindgen.
+//!
+//! Two APIs over the one Rust walker, with no page-table logic of their own:
+//!
+//! - **The kernel-compatible API** (`kvm_pgtable_*`, `struct kvm_pgtable`,
+//!   `struct kvm_pgtable_mm_ops`, ...), with the names, field orders,
+//!   constant values and signatures of Linux 6.16's `kvm_pgtable.h`. A
+//!   legacy visitor's `int` is read with the kernel's table (continue, retry,
+//!   skip, stop) according to `KVM_PGTABLE_WALK_SHARED` and
+//!   `KVM_PGTABLE_WALK_HANDLE_FAULT`, by turning it into the core's typed
+//!   action for that capability.
+//! - **The typed API** (`pgw_*`): a visitor's return value is only ever an
+//!   error of its own, and what it does to the walk is a `pgw_action` in an
+//!   out-field, refused with `-PGW_EPROTO` where the walker's capability does
+//!   not allow it. Fault-path operations answer with a `pgw_fault_outcome`,
+//!   whose values are all non-zero.
+//!
+//! # The boundary
+//!
+//! - Every argument from C is checked before the table is touched: NULL
+//!   pointers, ranges, prot and flag bits, enum values. Integers from C are
+//!   never reinterpreted as Rust enums; they are matched or converted with
+//!   `TryFrom`. Errors are negated Linux errno values (`PGW_E*`).
+//! - A `struct kvm_pgtable` is the caller's memory. Each call builds a
+//!   `pgwalk::Stage2` over it (`Stage2::from_raw_parts`) inside a
+//!   `ManuallyDrop`, so that only `kvm_pgtable_stage2_destroy` frees the
+//!   table.
+//! - Panics never unwind into C: every exported function runs under
+//!   `std::panic::catch_unwind` and returns `-PGW_ENOTRECOVERABLE` (or its
+//!   neutral value, for functions that return none) after one. They come
+//!   from host callbacks that break their contract, which are checked
+//!   where it is cheap (`phys_to_virt` returning NULL or misaligned memory,
+//!   allocations not aligned to their size).
+//! - TLB invalidation reaches the hypervisor through the three callbacks in
+//!   `struct kvm_s2_mmu`, which initialisation requires.
+//!
+//! # Regenerating the header
+//!
+//! `include/pgwalk.h` is checked in; a unit test fails when it differs from
+//! what cbindgen makes of this crate. After changing the API:
+//!
+//! ```sh
+//! PGWALK_BLESS=1 cargo test -p pgwalk-sys header
+//! ```
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod abi;
+mod compat;
+mod errno;
+mod host;
+mod typed;
+
+#[cfg(test)]
+mod header;
+
+pub use abi::*;
+pub use compat::*;
+pub use errno::*;
+pub use typed::*;

@@ -91,14 +91,26 @@ impl Pool {
         Layout::from_size_align(pages * PAGE, PAGE).expect("pool size overflows")
     }
 
+    /// The pool page holding `pa`. Every reference-count and phys-to-virt
+    /// call goes through here, once per entry a walk changes, so the bounds
+    /// check is a single comparison (an address below the pool wraps round
+    /// to a huge offset) and the panic is out of line.
+    #[inline]
     fn index(&self, pa: PhysAddr) -> usize {
-        let off = pa
-            .get()
-            .checked_sub(self.phys_base)
-            .expect("physical address below the pool");
-        let idx = (off / PAGE as u64) as usize;
-        assert!(idx < self.pages, "physical address {pa:?} beyond the pool");
-        idx
+        let idx = pa.get().wrapping_sub(self.phys_base) / PAGE as u64;
+        if idx >= self.pages as u64 {
+            self.out_of_pool(pa);
+        }
+        idx as usize
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn out_of_pool(&self, pa: PhysAddr) -> ! {
+        if pa.get() < self.phys_base {
+            panic!("physical address below the pool");
+        }
+        panic!("physical address {pa:?} beyond the pool");
     }
 
     fn zero(&self, idx: usize, n: usize) {
@@ -344,10 +356,20 @@ unsafe impl MemoryOps for HeapMemory {
         guard.flush();
     }
 
+    #[inline]
     fn get_page(&self, pa: PhysAddr) {
         self.pool.counts[self.pool.index(pa)].fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
+    fn get_pages(&self, pa: PhysAddr, n: usize) {
+        // One atomic add for a whole table page filled in bulk, where
+        // `get_page` would take one per entry.
+        let n = u32::try_from(n).expect("reference count overflows");
+        self.pool.counts[self.pool.index(pa)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[inline]
     unsafe fn put_page(&self, pa: PhysAddr) {
         let idx = self.pool.index(pa);
         let prev = self.pool.counts[idx]
@@ -361,17 +383,22 @@ unsafe impl MemoryOps for HeapMemory {
         }
     }
 
+    #[inline]
     fn page_count(&self, pa: PhysAddr) -> usize {
         self.pool.counts[self.pool.index(pa)].load(Ordering::Acquire) as usize
     }
 
+    #[inline]
     fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
-        let idx = self.pool.index(pa);
-        let off = (pa.get() - self.pool.phys_base) as usize - idx * PAGE;
-        // SAFETY: `index` checked that the page lies inside the block.
-        unsafe { self.pool.base.add(idx * PAGE + off) }
+        // `index` checks that the page lies inside the block; the offset
+        // within the block is then below its size.
+        self.pool.index(pa);
+        let off = (pa.get() - self.pool.phys_base) as usize;
+        // SAFETY: `off` lies inside the block (checked just above).
+        unsafe { self.pool.base.add(off) }
     }
 
+    #[inline]
     fn dcache_clean_inval_poc(&self, _pa: PhysAddr, _size: u64) {
         self.pool
             .stats
@@ -379,6 +406,7 @@ unsafe impl MemoryOps for HeapMemory {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     fn icache_inval_pou(&self, _pa: PhysAddr, _size: u64) {
         self.pool
             .stats
@@ -386,19 +414,23 @@ unsafe impl MemoryOps for HeapMemory {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
         let _guard = crossbeam_epoch::pin();
         walk()
     }
 
+    #[inline]
     fn tlb_flush_vmid_ipa(&self, _ipa: Ipa, _level: Level) {
         self.pool.stats.tlbi_ipa.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     fn tlb_flush_vmid_range(&self, _ipa: Ipa, _size: u64) {
         self.pool.stats.tlbi_range.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     fn tlb_flush_vmid(&self) {
         self.pool.stats.tlbi_vmid.fetch_add(1, Ordering::Relaxed);
     }

@@ -77,13 +77,21 @@ pub use error::Error;
 pub use fault::FaultOutcome;
 pub use geometry::{Geometry, Granule, Level, MAX_ROOT_PAGES};
 pub use host_pages::{
-    HostFault, HostPages, IntoWritable, MayWrite, MustWrite, NotAsked, PageAnswer, PageRequest, ReadOnly, WriteIntent,
+    HostFault, HostPages, IntoWritable, MayWrite, MustWrite, NotAsked, PageAnswer, PageRequest,
+    ReadOnly, WriteIntent,
 };
 pub use lock::{LockedStage2, SpinStage2};
 pub use memory::MemoryOps;
 pub use prot::Prot;
 pub use stage2::{free_unlinked, Handle, IdmapRange, Mapping, MemoryRegion, Stage2, TlbFlush};
 pub use walk::{VisitCtx, VisitKind, WalkFlags};
+
+/// The single-entry protocol on its own, for the loom model
+/// (`tests/loom.rs`) only: built with `RUSTFLAGS="--cfg loom"`, never part
+/// of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use walk::entry as loom_entry;
 
 /// The README's Rust examples, compiled and run as doctests so they cannot
 /// rot.

@@ -70,6 +70,17 @@ pub unsafe trait MemoryOps {
     /// Increments the reference count of the page holding `pa`.
     fn get_page(&self, pa: PhysAddr);
 
+    /// Adds `n` to the reference count of the page holding `pa`: what `n`
+    /// calls to [`get_page`](Self::get_page) do. pgwalk calls it once for a
+    /// table page it filled in bulk; a host whose counts are atomic saves an
+    /// atomic operation per entry by overriding it.
+    #[inline]
+    fn get_pages(&self, pa: PhysAddr, n: usize) {
+        for _ in 0..n {
+            self.get_page(pa);
+        }
+    }
+
     /// Decrements the reference count of the page holding `pa`, freeing it
     /// at zero.
     ///

@@ -53,22 +53,29 @@ impl<'t, C: Concurrent, M: MemoryOps> Handle<'t, C, M> {
     ) -> Result<(Walked<C>, bool), Error> {
         let mut changed = false;
         let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI) | WalkFlags::LEAF;
-        let walked = self.walk_internal::<Error, _>(ipa, size, flags, |ctx| {
-            let old = ctx.old();
-            if old.is_locked() {
-                return Err(crate::action::Conflict::Raced.into());
-            }
-            if !old.is_valid() {
-                return C::on_absent();
-            }
-            seen(old, ctx.level());
-            let new = update(old);
-            if new != old {
-                ctx.try_set(new)?;
-                changed = true;
-            }
-            Ok(Action::Continue)
-        })?;
+        let walked = self.walk_internal::<Error, _>(
+            ipa,
+            size,
+            flags,
+            // Inlined into the walker's leaf loop: it runs once per page.
+            #[inline(always)]
+            |ctx| {
+                let old = ctx.old();
+                if old.is_locked() {
+                    return Err(crate::action::Conflict::Raced.into());
+                }
+                if !old.is_valid() {
+                    return C::on_absent();
+                }
+                seen(old, ctx.level());
+                let new = update(old);
+                if new != old {
+                    ctx.try_set(new)?;
+                    changed = true;
+                }
+                Ok(Action::Continue)
+            },
+        )?;
         Ok((walked, changed))
     }
 

@@ -11,9 +11,10 @@ use super::{check_range, Handle};
 use crate::action::{Action, Conflict, Walked};
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::HandlesFault;
-use crate::descriptor::LeafAttrs;
+use crate::descriptor::{Descriptor, LeafAttrs};
 use crate::error::Error;
 use crate::fault::FaultOutcome;
+use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::walk::WalkFlags;
@@ -61,53 +62,54 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             | WalkFlags::LEAF
             | WalkFlags::TABLE_PRE;
         let mut installed = false;
-        let walked = self.walk_internal::<Error, _>(ipa, size, flags, |ctx| {
-            let old = ctx.old();
-            let level = ctx.level();
-            if old.is_locked() {
-                return Err(Conflict::Raced.into());
-            }
-            if let Some(new) = target.leaf_for(ctx) {
-                if old.is_valid() && !new.differs_beyond_perms(old) {
-                    // Already there (up to permissions, which relax_perms
-                    // changes): nothing to do for this entry.
+        let walked = self.walk_internal::<Error, _>(
+            ipa,
+            size,
+            flags,
+            // Inlined into the walker's loops, and `ctx` handed to nothing
+            // out of line, so that the context stays in registers and what
+            // follows from the level folds away at the last one (see
+            // `map::install`).
+            #[inline(always)]
+            |ctx| {
+                let old = ctx.old();
+                let level = ctx.level();
+                if old.is_locked() {
+                    return Err(Conflict::Raced.into());
+                }
+                if let Some(new) = target.leaf_for(ctx) {
+                    if old.is_valid() && !new.differs_beyond_perms(old) {
+                        // Already there (up to permissions, which relax_perms
+                        // changes): nothing to do for this entry.
+                        return Ok(Action::Continue);
+                    }
+                    if old.is_table(level) {
+                        let broken = ctx.try_break()?;
+                        let child = old.output_address(ctx.geometry().granule());
+                        // SAFETY: the locked marker replaced the only descriptor linking
+                        // `child`, and the TLB was invalidated for it; walkers already inside
+                        // it are what the host's grace period waits for.
+                        unsafe { ctx.mm().free_unlinked_table(child, level.next()) };
+                        ctx.make(broken, new);
+                    } else {
+                        ctx.try_set(new)?;
+                    }
+                    installed = true;
                     return Ok(Action::Continue);
                 }
                 if old.is_table(level) {
-                    let broken = ctx.try_break()?;
-                    let child = old.output_address(ctx.geometry().granule());
-                    // SAFETY: the locked marker replaced the only descriptor linking
-                    // `child`, and the TLB was invalidated for it; walkers already inside
-                    // it are what the host's grace period waits for.
-                    unsafe { ctx.mm().free_unlinked_table(child, level.next()) };
-                    ctx.make(broken, new);
-                } else {
-                    ctx.try_set(new)?;
+                    return Ok(Action::Continue);
                 }
-                installed = true;
-                return Ok(Action::Continue);
-            }
-            if old.is_table(level) {
-                return Ok(Action::Continue);
-            }
-            let mm = ctx.mm();
-            let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
-            if old.is_counted() {
-                if let Err(e) =
-                    fill_from(mm, cache, ctx.geometry(), child, level.next(), old, false)
-                {
-                    // SAFETY: allocated above and never linked: the only reference is ours.
-                    unsafe { mm.put_page(child) };
-                    return Err(e.into());
+                let mm = ctx.mm();
+                let child = new_table(mm, cache, ctx.geometry(), level, old)?;
+                if let Err(conflict) = ctx.try_link_table(child) {
+                    // Nobody ever saw `child`: it can go at once.
+                    free_now(mm, ctx.geometry(), child, level.next());
+                    return Err(conflict.into());
                 }
-            }
-            if let Err(conflict) = ctx.try_link_table(child) {
-                // Nobody ever saw `child`: it can go at once.
-                free_now(mm, ctx.geometry(), child, level.next());
-                return Err(conflict.into());
-            }
-            Ok(Action::Continue)
-        })?;
+                Ok(Action::Continue)
+            },
+        )?;
         Ok(match walked {
             Walked::Completed if installed => FaultOutcome::Fixed,
             Walked::Completed => FaultOutcome::Spurious,
@@ -145,4 +147,26 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             (Walked::ResumeGuest(reason), _) => FaultOutcome::from_resume(reason),
         })
     }
+}
+
+/// A table page to hang at an entry of `level` holding the non-table
+/// `old`: empty, or mapping what `old` mapped one level finer. Once per
+/// table page, so out of the walk loop.
+#[inline(never)]
+fn new_table<M: MemoryOps>(
+    mm: &M,
+    cache: &mut M::Cache,
+    geometry: &Geometry,
+    level: Level,
+    old: Descriptor,
+) -> Result<PhysAddr, Error> {
+    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
+    if old.is_counted() {
+        if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
+            // SAFETY: allocated above and never linked: the only reference is ours.
+            unsafe { mm.put_page(child) };
+            return Err(e);
+        }
+    }
+    Ok(child)
 }

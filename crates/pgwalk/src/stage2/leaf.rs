@@ -13,14 +13,26 @@ use crate::walk::WalkFlags;
 impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
     /// The entry that translates `addr`, and its level: a block, a page, or
     /// the invalid entry where translation stops.
+    ///
+    /// Beside other walkers, an entry may be in the middle of a
+    /// break-before-make; the lookup waits for the new value rather than
+    /// report the walker's transient locked marker.
     pub fn get_leaf(&self, addr: Ipa) -> Result<(Descriptor, Level), Error> {
-        let mut found = (Descriptor::INVALID, self.geometry().start_level());
-        let walked = self.walk_internal::<Error, _>(addr, 1, WalkFlags::LEAF, |ctx| {
-            found = (ctx.old(), ctx.level());
-            Ok(Action::Continue)
-        })?;
-        // Only a visitor can end a walk early, and this one never does.
-        let _ = walked;
-        Ok(found)
+        loop {
+            let mut found = (Descriptor::INVALID, self.geometry().start_level());
+            let walked = self.walk_internal::<Error, _>(addr, 1, WalkFlags::LEAF, |ctx| {
+                found = (ctx.old(), ctx.level());
+                Ok(Action::Continue)
+            })?;
+            // Only a visitor can end a walk early, and this one never does.
+            let _ = walked;
+            // The marker is replaced as soon as the breaking walker has
+            // invalidated the TLB; the new value may be a table to descend,
+            // so walk again rather than re-read the entry.
+            if !found.0.is_locked() {
+                return Ok(found);
+            }
+            core::hint::spin_loop();
+        }
     }
 }

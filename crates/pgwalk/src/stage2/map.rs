@@ -8,6 +8,8 @@
 //! partly remapped is first split into the next level, so that the rest of
 //! it stays mapped.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use super::unlinked::{check_output, fill_from, free_now};
 use super::{check_range, Handle};
 use crate::action::{Action, Visit};
@@ -15,6 +17,7 @@ use crate::addr::{Ipa, PhysAddr};
 use crate::capability::{Capability, Exclusive};
 use crate::descriptor::{Descriptor, LeafAttrs};
 use crate::error::Error;
+use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::walk::{VisitCtx, WalkFlags};
@@ -56,7 +59,12 @@ impl Target {
     }
 }
 
-/// The exclusive map visitor, shared by `map` and `annotate`.
+/// The exclusive map visitor, shared by `map` and `annotate`. Inlined into
+/// the walk loop, which calls it once per entry of the range. Nothing here
+/// hands `ctx` to a function that is not inlined: the compiler then keeps
+/// the context in registers and folds what it knows (at the last level, the
+/// level itself and everything derived from it).
+#[inline(always)]
 pub(crate) fn install<M: MemoryOps>(
     ctx: &mut VisitCtx<'_, Exclusive, M>,
     target: &Target,
@@ -67,7 +75,9 @@ pub(crate) fn install<M: MemoryOps>(
     if let Some(new) = target.leaf_for(ctx) {
         if old.is_table(level) {
             replace_table(ctx, new);
-        } else {
+        } else if new != old {
+            // (`set` would find an entry that already holds its leaf, as
+            // every entry of a `prefill`ed page does, and do nothing.)
             ctx.set(new);
         }
         return Ok(Action::Continue);
@@ -78,21 +88,106 @@ pub(crate) fn install<M: MemoryOps>(
     // Nothing fits at this level: hang a table here and let the walker
     // descend into it. What the entry mapped before stays mapped, one
     // level finer.
-    let mm = ctx.mm();
-    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
-    if old.is_counted() {
-        if let Err(e) = fill_from(mm, cache, ctx.geometry(), child, level.next(), old, false) {
-            // SAFETY: we allocated `child` above and never linked it; its
-            // only reference is ours.
-            unsafe { mm.put_page(child) };
-            return Err(e.into());
-        }
-    }
+    let covered = ctx.covers_entry().then(|| ctx.entry_addr().get());
+    let child = new_table(
+        ctx.mm(),
+        cache,
+        ctx.geometry(),
+        level,
+        old,
+        target,
+        covered,
+        ctx.flags(),
+    )?;
     link_table(ctx, child);
     Ok(Action::Continue)
 }
 
+/// The table page to hang at an entry of `level` holding the non-table
+/// `old`: what `old` mapped, one level finer; or, over an empty entry the
+/// walk covers from `covered` on, already holding `target`'s leaves if they
+/// fit one level down (see [`prefill`]). Once per table page, so out of
+/// the walk loop.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn new_table<M: MemoryOps>(
+    mm: &M,
+    cache: &mut M::Cache,
+    geometry: &Geometry,
+    level: Level,
+    old: Descriptor,
+    target: &Target,
+    covered: Option<u64>,
+    flags: WalkFlags,
+) -> Result<PhysAddr, Error> {
+    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
+    if old.is_counted() {
+        if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
+            // SAFETY: we allocated `child` above and never linked it; its
+            // only reference is ours.
+            unsafe { mm.put_page(child) };
+            return Err(e);
+        }
+    } else if let Some(addr) = covered {
+        prefill(mm, geometry, level.next(), target, addr, flags, child);
+    }
+    Ok(child)
+}
+
+/// Fills the fresh table page `child` (entries of `level`, mapping from
+/// `addr` on) with the leaves `target` installs at every one of its
+/// entries, if they all fit there.
+///
+/// The walker would install the same leaves one by one after descending;
+/// doing it here, on a page nobody else can see yet, needs neither
+/// release stores nor one reference-count update per entry (an atomic
+/// operation with most hosts), only one [`MemoryOps::get_pages`]. The
+/// walker still descends and visits every entry, finds it already holds
+/// its leaf, and moves on.
+fn prefill<M: MemoryOps>(
+    mm: &M,
+    geometry: &Geometry,
+    level: Level,
+    target: &Target,
+    addr: u64,
+    flags: WalkFlags,
+    child: PhysAddr,
+) {
+    let Target::Map { start, phys, attrs } = *target else {
+        return;
+    };
+    if !geometry.leaf_allowed(level) {
+        return;
+    }
+    let size = geometry.entry_size(level);
+    let first = phys + (addr - start);
+    if first & (size - 1) != 0 {
+        return;
+    }
+    let cmo = !flags.contains(WalkFlags::SKIP_CMO);
+    let base = mm.phys_to_virt(child).cast::<AtomicU64>();
+    let entries = geometry.granule().entries();
+    for idx in 0..entries {
+        let pa = PhysAddr(first + idx as u64 * size);
+        let leaf = Descriptor::leaf(pa, level, attrs);
+        if cmo {
+            // What `VisitCtx::set` does for a new leaf over an empty entry.
+            if leaf.is_cacheable() {
+                mm.dcache_clean_inval_poc(pa, size);
+            }
+            if leaf.is_executable() {
+                mm.icache_inval_pou(pa, size);
+            }
+        }
+        // SAFETY: `child` is a table page just allocated from `mm` and not
+        // yet linked, so only we reach it, and it holds `entries` entries.
+        unsafe { &*base.as_ptr().add(idx) }.store(leaf.bits(), Ordering::Relaxed);
+    }
+    mm.get_pages(child, entries);
+}
+
 /// Replaces a table entry with a leaf and frees the subtree below it.
+#[inline(always)]
 fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, new: Descriptor) {
     let old = ctx.old();
     ctx.store(Descriptor::INVALID);
@@ -109,6 +204,7 @@ fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, new: Descri
 }
 
 /// Links the (filled) table page `child` in place of the leaf at this entry.
+#[inline(always)]
 pub(crate) fn link_table<M: MemoryOps>(
     ctx: &mut VisitCtx<'_, Exclusive, M>,
     child: crate::addr::PhysAddr,
@@ -194,7 +290,14 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
             | WalkFlags::LEAF
             | WalkFlags::TABLE_PRE;
-        let walked = self.walk_internal(ipa, size, flags, |ctx| install(ctx, &target, cache));
+        let walked = self.walk_internal(
+            ipa,
+            size,
+            flags,
+            // Inlined into both of the walker's loops: see `install`.
+            #[inline(always)]
+            |ctx| install(ctx, &target, cache),
+        );
         if walked.is_err() {
             // Tables installed before the failure may have stayed empty.
             self.prune_empty(ipa, size);

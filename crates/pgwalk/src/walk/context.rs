@@ -7,8 +7,9 @@
 //! [`Conflict`] for `?` to turn into the capability's answer.
 
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
+use super::entry::{self, EntrySite};
 use super::flags::{VisitKind, WalkFlags};
 use crate::action::Conflict;
 use crate::addr::{Ipa, PhysAddr};
@@ -108,11 +109,25 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
         self.table
     }
 
+    /// The entry itself, for visitors written in another language (the C
+    /// ABI's `kvm_pgtable_visit_ctx::ptep`), which update entries the way
+    /// the kernel's visitors do: plain stores or compare-and-swap of their
+    /// own, keeping reference counts and TLBs themselves.
+    ///
+    /// Because a write through the pointer cannot be seen, asking for it
+    /// makes the walker read the entry again after the visit, so that a
+    /// table installed through it is descended into.
+    #[inline(always)]
+    pub fn entry_ptr(&mut self) -> *mut u64 {
+        self.written = true;
+        self.ptep.as_ptr()
+    }
+
     /// Reads the entry again (it may have changed under a concurrent walker)
     /// and makes that the value updates compare against.
     #[inline(always)]
     pub fn reload(&mut self) -> Descriptor {
-        self.old = Descriptor::from_bits(self.ptep.load(C::LOAD));
+        self.old = entry::load(self.ptep, C::LOAD);
         self.old
     }
 
@@ -120,41 +135,27 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     /// contents, or a guest page's cache maintenance, are visible first.
     #[inline(always)]
     pub(crate) fn store(&mut self, new: Descriptor) {
-        self.ptep.store(new.bits(), Ordering::Release);
+        entry::publish(self.ptep, new);
         self.written = true;
-    }
-
-    /// Replaces the value read with `new` if nobody changed it meanwhile.
-    #[inline(always)]
-    pub(crate) fn cas(&mut self, new: Descriptor) -> Result<(), Conflict> {
-        if self.old.is_locked() {
-            return Err(Conflict::Raced);
-        }
-        match self.ptep.compare_exchange(
-            self.old.bits(),
-            new.bits(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                self.written = true;
-                Ok(())
-            }
-            Err(_) => Err(Conflict::Raced),
-        }
     }
 
     /// Keeps the table page's reference count at 1 + its non-zero entries
     /// when this entry goes from `old` to `new`.
     #[inline(always)]
     pub(crate) fn account(&self, old: Descriptor, new: Descriptor) {
-        match (old.is_counted(), new.is_counted()) {
-            (false, true) => self.mm.get_page(self.table),
-            // SAFETY: `old` was counted, so the page's count is at least
-            // 1 + this entry: dropping this entry's reference cannot free the
-            // page, which still holds the entry being written.
-            (true, false) => unsafe { self.mm.put_page(self.table) },
-            _ => {}
+        entry::account(&self.site(), old, new);
+    }
+
+    /// This entry's place in the table, as the entry protocol sees it.
+    #[inline(always)]
+    fn site(&self) -> Site<'a, M> {
+        Site {
+            mm: self.mm,
+            table: self.table,
+            geometry: self.geometry,
+            addr: self.addr,
+            level: self.level,
+            flags: self.flags,
         }
     }
 
@@ -162,16 +163,7 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     /// the walk asked to skip it.
     #[inline(always)]
     pub(crate) fn invalidate(&self, old: Descriptor) {
-        if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
-            return;
-        }
-        if old.is_table(self.level) {
-            // A table may hold many cached walks: invalidate its whole range.
-            self.mm
-                .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
-        } else if old.is_valid() {
-            self.mm.tlb_flush_vmid_ipa(self.entry_addr(), self.level);
-        }
+        self.site().invalidate(old);
     }
 
     /// Cache maintenance for a new leaf before it is published: clean the
@@ -179,19 +171,7 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     /// for newly executable memory.
     #[inline(always)]
     pub(crate) fn maintain_caches(&self, old: Descriptor, new: Descriptor) {
-        if self.flags.contains(WalkFlags::SKIP_CMO) || !new.is_leaf(self.level) {
-            return;
-        }
-        let granule = self.geometry.granule();
-        let pa = new.output_address(granule);
-        let size = self.entry_size();
-        let same_page = old.is_valid() && old.output_address(granule) == pa;
-        if new.is_cacheable() && !same_page {
-            self.mm.dcache_clean_inval_poc(pa, size);
-        }
-        if new.is_executable() && !(same_page && old.is_executable()) {
-            self.mm.icache_inval_pou(pa, size);
-        }
+        self.site().maintain_caches(old, new);
     }
 
     /// Panics unless `new` may be written here by a visitor: leaves only,
@@ -210,14 +190,6 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     }
 }
 
-/// Whether going from `old` to `new` needs break-before-make: both valid,
-/// and the output address, memory type or shareability change.
-#[inline(always)]
-pub(crate) fn needs_break(old: Descriptor, new: Descriptor) -> bool {
-    const BREAK_BITS: u64 = 0x0000_ffff_ffff_f000 | 0xf << 2 | 0b11 << 8;
-    old.is_valid() && new.is_valid() && (old.bits() ^ new.bits()) & BREAK_BITS != 0
-}
-
 impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     /// Writes `new` over this leaf entry: break-before-make where the
     /// architecture requires it (invalidate, TLBI, write), cache maintenance
@@ -233,17 +205,11 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     #[inline(always)]
     pub fn set(&mut self, new: Descriptor) {
         self.check_leaf_update(new);
-        let old = self.old;
-        if old == new {
+        if self.old == new {
             return;
         }
-        if needs_break(old, new) || (old.is_valid() && !new.is_valid()) {
-            self.store(Descriptor::INVALID);
-            self.invalidate(old);
-        }
-        self.maintain_caches(old, new);
-        self.account(old, new);
-        self.store(new);
+        entry::set(self.ptep, &self.site(), self.old, new);
+        self.written = true;
         self.old = new;
     }
 }
@@ -272,15 +238,9 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
         if old == new {
             return Ok(());
         }
-        if needs_break(old, new) || (old.is_valid() && !new.is_valid()) {
-            let broken = self.try_break()?;
-            self.make(broken, new);
-        } else {
-            self.maintain_caches(old, new);
-            self.cas(new)?;
-            self.account(old, new);
-            self.old = new;
-        }
+        entry::try_update(self.ptep, &self.site(), old, new)?;
+        self.written = true;
+        self.old = new;
         Ok(())
     }
 
@@ -289,11 +249,9 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
     /// [`make`](Self::make).
     #[inline(always)]
     pub(crate) fn try_break(&mut self) -> Result<Broken, Conflict> {
-        let old = self.old;
-        self.cas(Descriptor::LOCKED)?;
-        self.invalidate(old);
-        self.account(old, Descriptor::LOCKED);
-        Ok(Broken { old })
+        let broken = entry::try_break(self.ptep, &self.site(), self.old)?;
+        self.written = true;
+        Ok(broken)
     }
 
     /// Links the private, filled table page `child` in place of the leaf
@@ -302,30 +260,88 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
     #[inline(always)]
     pub(crate) fn try_link_table(&mut self, child: PhysAddr) -> Result<(), Conflict> {
         let new = Descriptor::table(child);
-        let old = self.old;
-        if old.is_valid() {
-            let broken = self.try_break()?;
-            self.make(broken, new);
-        } else {
-            self.cas(new)?;
-            self.account(old, new);
-            self.old = new;
-        }
+        entry::try_link(self.ptep, &self.site(), self.old, new)?;
+        self.written = true;
+        self.old = new;
         Ok(())
     }
 
     /// Make: publishes `new` over a broken entry.
     #[inline(always)]
     pub(crate) fn make(&mut self, broken: Broken, new: Descriptor) {
-        self.maintain_caches(broken.old, new);
-        self.account(Descriptor::LOCKED, new);
-        self.store(new);
+        entry::make(self.ptep, &self.site(), broken, new);
+        self.written = true;
         self.old = new;
     }
 }
 
-/// Proof that this walker broke an entry and must now make it.
-#[must_use = "a broken entry stays locked until `make` publishes its new value"]
-pub(crate) struct Broken {
-    pub(crate) old: Descriptor,
+/// The host's side of one entry's updates: its table page's reference
+/// count, TLB invalidation for its range, cache maintenance for its leaf.
+struct Site<'a, M> {
+    mm: &'a M,
+    table: PhysAddr,
+    geometry: &'a Geometry,
+    addr: u64,
+    level: Level,
+    flags: WalkFlags,
 }
+
+impl<M: MemoryOps> Site<'_, M> {
+    #[inline(always)]
+    fn entry_size(&self) -> u64 {
+        self.geometry.entry_size(self.level)
+    }
+
+    #[inline(always)]
+    fn entry_addr(&self) -> Ipa {
+        Ipa(self.addr & !(self.entry_size() - 1))
+    }
+}
+
+impl<M: MemoryOps> EntrySite for Site<'_, M> {
+    #[inline(always)]
+    fn get(&self) {
+        self.mm.get_page(self.table);
+    }
+
+    #[inline(always)]
+    unsafe fn put(&self) {
+        // SAFETY: the caller gives back a reference it owns to a page that
+        // stays linked (the contract of `EntrySite::put`), so this is never
+        // the page's last reference.
+        unsafe { self.mm.put_page(self.table) };
+    }
+
+    #[inline(always)]
+    fn invalidate(&self, old: Descriptor) {
+        if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+            return;
+        }
+        if old.is_table(self.level) {
+            // A table may hold many cached walks: invalidate its whole range.
+            self.mm
+                .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
+        } else if old.is_valid() {
+            self.mm.tlb_flush_vmid_ipa(self.entry_addr(), self.level);
+        }
+    }
+
+    #[inline(always)]
+    fn maintain_caches(&self, old: Descriptor, new: Descriptor) {
+        if self.flags.contains(WalkFlags::SKIP_CMO) || !new.is_leaf(self.level) {
+            return;
+        }
+        let granule = self.geometry.granule();
+        let pa = new.output_address(granule);
+        let size = self.entry_size();
+        let same_page = old.is_valid() && old.output_address(granule) == pa;
+        if new.is_cacheable() && !same_page {
+            self.mm.dcache_clean_inval_poc(pa, size);
+        }
+        if new.is_executable() && !(same_page && old.is_executable()) {
+            self.mm.icache_inval_pou(pa, size);
+        }
+    }
+}
+
+pub(crate) use entry::Broken;

@@ -8,6 +8,7 @@
 //! walk pays no indirect call per entry.
 
 mod context;
+pub mod entry;
 mod flags;
 
 use core::marker::PhantomData;
@@ -109,9 +110,27 @@ where
     F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
 {
     fn walk_table(&mut self, table: PhysAddr, level: Level, entries: usize) -> Result<Flow<C>, E> {
+        if self.addr >= self.end {
+            return Ok(Flow::Continue);
+        }
         let base = self.mm.phys_to_virt(table).cast::<AtomicU64>();
+        // Per-level constants, computed once per table rather than per entry.
+        let shift = self.geometry.level_shift(level);
         let mut idx = self.geometry.index(self.addr, level, entries);
-        while idx < entries && self.addr < self.end {
+        // Each visit moves the walk to the next entry's first address (a
+        // descent moves it to the end of the child's range, or to the walk's
+        // end), so the entries covered are known up front: this table's from
+        // `idx`, up to the one holding the walk's last address.
+        let covered = ((self.end - 1) >> shift) - (self.addr >> shift) + 1;
+        let last = entries.min(idx.saturating_add(covered as usize));
+        if level.is_last() {
+            return self.walk_leaves(base, table, idx, last);
+        }
+        let granule = self.geometry.granule();
+        // Only a concatenated root spans several pages; any other table's
+        // entries all live in (and are counted by) `table` itself.
+        let concatenated = entries > granule.entries();
+        while idx < last {
             // SAFETY: `table` is the root or was read from a table descriptor
             // that this walk found linked, so it is a table page the host
             // gave pgwalk (MemoryOps contract: mapped, aligned, `entries`
@@ -119,19 +138,78 @@ where
             // exclusive walker is the only one that could free it and does so
             // only after leaving it (unmap frees a child in TABLE_POST, after
             // its walk), and a concurrent walker runs inside `shared_walk`,
-            // whose grace period keeps unlinked pages alive. `idx < entries`.
+            // whose grace period keeps unlinked pages alive. `idx < last <=
+            // entries`.
             let ptep = unsafe { &*base.as_ptr().add(idx) };
             // Entries of a concatenated root live in different pages, and
             // each page keeps its own reference count.
-            let granule = self.geometry.granule();
-            let page = PhysAddr(
-                table.get() + (((idx >> granule.bits_per_level()) as u64) << granule.shift()),
-            );
+            let page = if concatenated {
+                PhysAddr(
+                    table.get() + (((idx >> granule.bits_per_level()) as u64) << granule.shift()),
+                )
+            } else {
+                table
+            };
             if let Flow::Resume(r) = self.visit_entry(ptep, page, level)? {
                 return Ok(Flow::Resume(r));
             }
             idx += 1;
         }
+        Ok(Flow::Continue)
+    }
+
+    /// The last level, where every entry is a leaf (a page or an invalid
+    /// entry) and nothing is descended into: the loop that runs once per
+    /// page of a walk, so it does only what a leaf needs. No re-read after
+    /// the visitor (a last-level entry never becomes a table), no table
+    /// checks, no post-order visit.
+    #[inline(always)]
+    fn walk_leaves(
+        &mut self,
+        base: core::ptr::NonNull<AtomicU64>,
+        table: PhysAddr,
+        mut idx: usize,
+        last: usize,
+    ) -> Result<Flow<C>, E> {
+        let level = Level::LAST;
+        let size = self.geometry.entry_size(level);
+        let first = self.addr & !(size - 1);
+        if !self.flags.contains(WalkFlags::LEAF) {
+            // Nothing here is visited: move past what the walk covers.
+            self.addr = first + (last - idx) as u64 * size;
+            return Ok(Flow::Continue);
+        }
+        let mut addr = first;
+        while idx < last {
+            // SAFETY: as in `walk_table`: `table` is a linked table page
+            // that outlives this walk, and `idx < last <= entries`.
+            let ptep = unsafe { &*base.as_ptr().add(idx) };
+            let mut cur = Descriptor::from_bits(ptep.load(C::LOAD));
+            loop {
+                // A fresh context per visit: what it holds is then known to
+                // the compiler as the visitor inlines, the level above all,
+                // so that what visitors derive from it folds away.
+                let mut ctx = self.ctx(ptep, table, cur, level, VisitKind::Leaf);
+                ctx.addr = addr;
+                match (self.visitor)(&mut ctx) {
+                    Ok(Action::Continue) | Ok(Action::Skip(_)) => break,
+                    Err(Unfinished::Retry(_)) => {
+                        cur = Descriptor::from_bits(ptep.load(C::LOAD));
+                    }
+                    Err(Unfinished::ResumeGuest(r)) => {
+                        self.addr = addr;
+                        return Ok(Flow::Resume(r));
+                    }
+                    Err(Unfinished::Stop(e)) => {
+                        self.addr = addr;
+                        return Err(e);
+                    }
+                }
+            }
+            addr += size;
+            idx += 1;
+        }
+        self.addr = addr;
         Ok(Flow::Continue)
     }
 

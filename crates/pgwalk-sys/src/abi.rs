@@ -1,0 +1,510 @@
+//! The C types and constants.
+//!
+//! The `kvm_*` items keep the kernel's names, field order and constant
+//! values (Linux 6.16 `arch/arm64/include/asm/kvm_pgtable.h`), so C code
+//! written against the kernel compiles unchanged. The `pgw_*` items are the
+//! typed API's own.
+//!
+//! Integers that C writes and Rust reads (flags, prot, action codes) are
+//! plain integer fields here, never Rust enums: a C value outside an enum's
+//! variants would be undefined behaviour the moment Rust held it. The enums
+//! below exist so that the header names the values; Rust only ever writes
+//! them, or converts C integers into them with a checked `TryFrom`.
+
+#![allow(non_camel_case_types)]
+
+use core::ffi::{c_int, c_void};
+
+use num_enum::{IntoPrimitive, TryFromPrimitive};
+
+/// A page-table entry, as the kernel's `kvm_pte_t`.
+pub type kvm_pte_t = u64;
+
+// ---------------------------------------------------------------------------
+// enum kvm_pgtable_prot (64-bit values: #defines, since strict C11 enums
+// stop at `int`).
+// ---------------------------------------------------------------------------
+
+/// Executable at EL1 (privileged execute).
+pub const KVM_PGTABLE_PROT_PX: u64 = 1u64 << 0;
+/// Executable at EL0 (unprivileged execute).
+pub const KVM_PGTABLE_PROT_UX: u64 = 1u64 << 1;
+/// Writable.
+pub const KVM_PGTABLE_PROT_W: u64 = 1u64 << 2;
+/// Readable.
+pub const KVM_PGTABLE_PROT_R: u64 = 1u64 << 3;
+/// Device-nGnRE memory (never executable).
+pub const KVM_PGTABLE_PROT_DEVICE: u64 = 1u64 << 4;
+/// Normal non-cacheable memory (never executable).
+pub const KVM_PGTABLE_PROT_NORMAL_NC: u64 = 1u64 << 5;
+/// Software bit 0 (descriptor bit 55).
+pub const KVM_PGTABLE_PROT_SW0: u64 = 1u64 << 55;
+/// Software bit 1 (descriptor bit 56).
+pub const KVM_PGTABLE_PROT_SW1: u64 = 1u64 << 56;
+/// Software bit 2 (descriptor bit 57).
+pub const KVM_PGTABLE_PROT_SW2: u64 = 1u64 << 57;
+/// Software bit 3 (descriptor bit 58).
+pub const KVM_PGTABLE_PROT_SW3: u64 = 1u64 << 58;
+/// Executable at EL1 and EL0.
+pub const KVM_PGTABLE_PROT_X: u64 = (1u64 << 0) | (1u64 << 1);
+/// Readable and writable.
+pub const KVM_PGTABLE_PROT_RW: u64 = (1u64 << 3) | (1u64 << 2);
+/// Readable, writable and executable.
+pub const KVM_PGTABLE_PROT_RWX: u64 = (1u64 << 3) | (1u64 << 2) | (1u64 << 0) | (1u64 << 1);
+
+/// `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
+///
+/// Functions take these as a `uint32_t` bit set; a bit not listed here is
+/// refused with `-PGW_EINVAL`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum kvm_pgtable_walk_flags {
+    /// Visit leaves: blocks, pages and invalid entries.
+    KVM_PGTABLE_WALK_LEAF = 1 << 0,
+    /// Visit table entries before their children.
+    KVM_PGTABLE_WALK_TABLE_PRE = 1 << 1,
+    /// Visit table entries after their children.
+    KVM_PGTABLE_WALK_TABLE_POST = 1 << 2,
+    /// The walker runs beside others (read lock): `-EAGAIN` from a visitor
+    /// retries the entry, `-ENOENT` skips it.
+    KVM_PGTABLE_WALK_SHARED = 1 << 3,
+    /// The walker is a vCPU's fault handler (always together with
+    /// `KVM_PGTABLE_WALK_SHARED`): any non-zero visitor return ends the walk
+    /// and the guest is resumed.
+    KVM_PGTABLE_WALK_HANDLE_FAULT = 1 << 4,
+    /// Break-before-make without TLB invalidation: the caller invalidates
+    /// the whole range afterwards.
+    KVM_PGTABLE_WALK_SKIP_BBM_TLBI = 1 << 5,
+    /// No cache maintenance for new leaves: the caller did it.
+    KVM_PGTABLE_WALK_SKIP_CMO = 1 << 6,
+}
+
+/// Every walk-flag bit the library knows.
+pub(crate) const WALK_KNOWN: u32 = (1 << 7) - 1;
+pub(crate) const WALK_LEAF: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_LEAF as u32;
+pub(crate) const WALK_TABLE_PRE: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_TABLE_PRE as u32;
+pub(crate) const WALK_TABLE_POST: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_TABLE_POST as u32;
+pub(crate) const WALK_SHARED: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SHARED as u32;
+pub(crate) const WALK_HANDLE_FAULT: u32 =
+    kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_HANDLE_FAULT as u32;
+
+/// `enum kvm_pgtable_stage2_flags`, the `flags` of
+/// `__kvm_pgtable_stage2_init`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum kvm_pgtable_stage2_flags {
+    /// The hardware lacks FEAT_S2FWB (or it is not used): the library does
+    /// cache maintenance for new cacheable mappings, as it always does.
+    KVM_PGTABLE_S2_NOFWB = 1 << 0,
+    /// A host identity map (pKVM). Not supported: `-PGW_EOPNOTSUPP`.
+    KVM_PGTABLE_S2_IDMAP = 1 << 1,
+}
+
+/// The kernel's `struct kvm_pgtable_mm_ops`: memory management callbacks,
+/// in the kernel's order and with its types. Addresses are virtual except
+/// for `phys_to_virt`'s argument and `virt_to_phys`'s result.
+///
+/// All callbacks are required except `dcache_clean_inval_poc` and
+/// `icache_inval_pou`, which may be NULL where the hardware needs no cache
+/// maintenance (as in the kernel). A missing one fails initialisation (and
+/// every later call) with `-PGW_EINVAL`.
+///
+/// The library relies on the host keeping these promises (as the kernel
+/// does): pages are zeroed, page-aligned, and start with a reference count
+/// of 1; `put_page` frees a page when its count reaches zero; `phys_to_virt`
+/// and `virt_to_phys` are inverse for every page handed out; the callbacks
+/// may be called from several threads at once under shared walks.
+#[repr(C)]
+pub struct kvm_pgtable_mm_ops {
+    /// A zeroed page, or NULL when out of memory. `arg` is the memory cache
+    /// the caller passed to the operation (`mc`), NULL when it passed none.
+    pub zalloc_page: Option<unsafe extern "C" fn(arg: *mut c_void) -> *mut c_void>,
+    /// `size` bytes of zeroed, physically contiguous memory aligned to
+    /// `size` (the root, possibly several concatenated pages).
+    pub zalloc_pages_exact: Option<unsafe extern "C" fn(size: usize) -> *mut c_void>,
+    /// Frees memory from `zalloc_pages_exact`.
+    pub free_pages_exact: Option<unsafe extern "C" fn(addr: *mut c_void, size: usize)>,
+    /// A table unlinked under shared walkers: free it with
+    /// `kvm_pgtable_stage2_free_unlinked(mm_ops, addr, level)` once every
+    /// walker that may read it has finished (an RCU grace period). `level`
+    /// is that of the entry which linked the table.
+    pub free_unlinked_table: Option<unsafe extern "C" fn(addr: *mut c_void, level: i8)>,
+    /// Takes a reference on the page holding `addr`.
+    pub get_page: Option<unsafe extern "C" fn(addr: *mut c_void)>,
+    /// Drops a reference on the page holding `addr`, freeing it at zero.
+    pub put_page: Option<unsafe extern "C" fn(addr: *mut c_void)>,
+    /// The reference count of the page holding `addr`.
+    pub page_count: Option<unsafe extern "C" fn(addr: *mut c_void) -> c_int>,
+    /// Where the host reads and writes the page at physical `phys`.
+    pub phys_to_virt: Option<unsafe extern "C" fn(phys: u64) -> *mut c_void>,
+    /// The physical address of `addr`.
+    pub virt_to_phys: Option<unsafe extern "C" fn(addr: *mut c_void) -> u64>,
+    /// Cleans and invalidates `size` bytes of guest memory at `addr` to the
+    /// point of coherency, before it is mapped cacheable. May be NULL.
+    pub dcache_clean_inval_poc: Option<unsafe extern "C" fn(addr: *mut c_void, size: usize)>,
+    /// Invalidates `size` bytes of the instruction cache at `addr` to the
+    /// point of unification, before it is mapped executable. May be NULL.
+    pub icache_inval_pou: Option<unsafe extern "C" fn(addr: *mut c_void, size: usize)>,
+}
+
+/// The stage-2 MMU of one VM: where the geometry comes from (`vtcr`), and
+/// how TLB invalidation reaches the hypervisor.
+///
+/// The kernel's `struct kvm_s2_mmu` has many more fields; pgwalk needs
+/// these. Hypervisors keep their own per-VM state in a structure that
+/// embeds this one and find it with `container_of` in the callbacks.
+///
+/// The three TLB callbacks stand for the kernel's `__kvm_tlb_flush_vmid_ipa`,
+/// `kvm_tlb_flush_vmid_range` and `__kvm_tlb_flush_vmid`. All three are
+/// required: initialisation fails with `-PGW_EINVAL` when one is NULL, and
+/// so does every later call if one was cleared, before the table is touched.
+/// No invalidation is ever skipped silently.
+#[repr(C)]
+pub struct kvm_s2_mmu {
+    /// VTCR_EL2 for this VM: T0SZ, SL0, TG0 and PS give the geometry. Only
+    /// the 4 KiB granule is supported; VTCR_EL2.DS (LPA2) is refused.
+    pub vtcr: u64,
+    /// Written by initialisation: the root's physical address, for
+    /// VTTBR_EL2.BADDR.
+    pub pgd_phys: u64,
+    /// Written by initialisation: the table this MMU translates with.
+    pub pgt: *mut kvm_pgtable,
+    /// Invalidates the stage-2 TLB entries for the entry at `ipa` and
+    /// `level` (`__kvm_tlb_flush_vmid_ipa`).
+    pub tlb_flush_vmid_ipa:
+        Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu, ipa: u64, level: c_int)>,
+    /// Invalidates the stage-2 TLB entries, including cached table walks,
+    /// for `size` bytes from `addr` (`kvm_tlb_flush_vmid_range`).
+    pub tlb_flush_vmid_range:
+        Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu, addr: u64, size: u64)>,
+    /// Invalidates every stage-2 TLB entry of this VMID (`__kvm_tlb_flush_vmid`).
+    pub tlb_flush_vmid: Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu)>,
+}
+
+/// Whether `kvm_pgtable_stage2_map` must use pages only for
+/// `addr..end` with `prot` (the kernel's `kvm_pgtable_force_pte_cb_t`).
+pub type kvm_pgtable_force_pte_cb_t =
+    Option<unsafe extern "C" fn(addr: u64, end: u64, prot: u64) -> bool>;
+
+/// A stage-2 page table (the kernel's `struct kvm_pgtable`, without the
+/// pKVM union member). The caller allocates it (statically, on the stack,
+/// inside its VM structure); `__kvm_pgtable_stage2_init` fills it in and
+/// `kvm_pgtable_stage2_destroy` frees what it points to.
+///
+/// Treat the fields as read-only after initialisation. Every call checks
+/// that `ia_bits` and `start_level` still agree with `mmu->vtcr` and that
+/// the callbacks are present (`-PGW_EINVAL` otherwise), but a `pgd` pointed
+/// elsewhere cannot be detected.
+#[repr(C)]
+pub struct kvm_pgtable {
+    /// Input address size, in bits.
+    pub ia_bits: u32,
+    /// Level at which the walk starts.
+    pub start_level: i8,
+    /// The root (virtual address); NULL before initialisation and after
+    /// destruction.
+    pub pgd: *mut kvm_pte_t,
+    /// The host's memory callbacks.
+    pub mm_ops: *mut kvm_pgtable_mm_ops,
+    /// `enum kvm_pgtable_stage2_flags` bits.
+    pub flags: u32,
+    /// Optional: forces page mappings for a map call's whole range.
+    pub force_pte_cb: kvm_pgtable_force_pte_cb_t,
+    /// The MMU whose `vtcr` gave the geometry and whose callbacks receive
+    /// TLB invalidations.
+    pub mmu: *mut kvm_s2_mmu,
+}
+
+/// The kernel's `struct kvm_mmu_memory_cache`: opaque to the library, which
+/// only hands the pointer to `zalloc_page`.
+pub struct kvm_mmu_memory_cache {
+    _opaque: [u8; 0],
+}
+
+/// What a legacy visitor sees (the kernel's `struct kvm_pgtable_visit_ctx`).
+#[repr(C)]
+pub struct kvm_pgtable_visit_ctx {
+    /// The entry. A visitor may change it with plain stores (exclusive
+    /// walks) or compare-and-swap (shared walks), keeping reference counts
+    /// and TLBs itself, as kernel visitors do; the walker reads the entry
+    /// again afterwards.
+    pub ptep: *mut kvm_pte_t,
+    /// The entry as the walker read it before the call.
+    pub old: kvm_pte_t,
+    /// The walker's `arg`.
+    pub arg: *mut c_void,
+    /// The table's memory callbacks.
+    pub mm_ops: *mut kvm_pgtable_mm_ops,
+    /// First address of the walk (page-aligned down).
+    pub start: u64,
+    /// The walk's current address, inside this entry's range.
+    pub addr: u64,
+    /// One past the last address of the walk (page-aligned up).
+    pub end: u64,
+    /// The entry's level.
+    pub level: i8,
+    /// The walker's flags.
+    pub flags: u32,
+}
+
+/// A legacy visitor (the kernel's `kvm_pgtable_visitor_fn_t`). `visit` is
+/// `KVM_PGTABLE_WALK_LEAF`, `KVM_PGTABLE_WALK_TABLE_PRE` or
+/// `KVM_PGTABLE_WALK_TABLE_POST`. What its return value does depends on the
+/// walker's flags:
+///
+/// | walker            | 0        | -EAGAIN          | -ENOENT              | other -errno |
+/// |-------------------|----------|------------------|----------------------|--------------|
+/// | exclusive         | continue | continue         | continue             | stop, returned |
+/// | SHARED            | continue | retry this entry | skip it (no descent) | stop, returned |
+/// | SHARED+HANDLE_FAULT | continue | stop, returned (resume the guest) | stop, returned | stop, returned |
+///
+/// A value that is no errno at all (positive, or below -4095) stops the
+/// walk with `-PGW_EBADMSG`.
+pub type kvm_pgtable_visitor_fn_t = Option<
+    unsafe extern "C" fn(ctx: *const kvm_pgtable_visit_ctx, visit: kvm_pgtable_walk_flags) -> c_int,
+>;
+
+/// A legacy walker (the kernel's `struct kvm_pgtable_walker`).
+#[repr(C)]
+pub struct kvm_pgtable_walker {
+    /// The visitor; required.
+    pub cb: kvm_pgtable_visitor_fn_t,
+    /// Passed to the visitor in `ctx->arg`.
+    pub arg: *mut c_void,
+    /// `enum kvm_pgtable_walk_flags` bits: which entries to visit, and the
+    /// walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, or neither).
+    pub flags: u32,
+}
+
+// ---------------------------------------------------------------------------
+// The typed API.
+// ---------------------------------------------------------------------------
+
+/// What handling a stage-2 fault came to (pgwalk's `FaultOutcome`). Every
+/// value is non-zero, so it never collides with 0 or a `-errno`; test it
+/// with a `switch`, never with `if (r)`. `pgw_fault_outcome_name` gives
+/// each a stable name for traces.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, TryFromPrimitive, IntoPrimitive)]
+pub enum pgw_fault_outcome {
+    /// Nothing decided yet: go on with the next step of fault handling.
+    PGW_FAULT_CONTINUE = 1,
+    /// Resume the guest without a change: another walker got there first;
+    /// it faults again if it still needs to.
+    PGW_FAULT_RETRY = 2,
+    /// Emulated memory (MMIO): emulate the access.
+    PGW_FAULT_EMULATE = 3,
+    /// Write-protected for dirty logging: record the page and relax.
+    PGW_FAULT_WRITE_PROTECTED = 4,
+    /// This call installed or relaxed the mapping.
+    PGW_FAULT_FIXED = 5,
+    /// The mapping already was what the fault needed.
+    PGW_FAULT_SPURIOUS = 6,
+}
+
+/// The capability of a typed walker: what the caller holds, and so which
+/// actions its visitor may report.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, TryFromPrimitive)]
+pub enum pgw_capability {
+    /// The write lock: `PGW_ACTION_CONTINUE`, `PGW_ACTION_STOP`.
+    PGW_EXCLUSIVE = 1,
+    /// A read lock, beside other walkers: also `PGW_ACTION_SKIP` and
+    /// `PGW_ACTION_RETRY`.
+    PGW_SHARED = 2,
+    /// A read lock on a vCPU's fault path: `PGW_ACTION_CONTINUE`,
+    /// `PGW_ACTION_STOP` and `PGW_ACTION_RESUME_GUEST`.
+    PGW_HANDLES_FAULT = 3,
+}
+
+/// What a typed visitor did to the walk, reported in `pgw_visit.action`.
+/// Never an errno, never zero. Reporting one the walker's capability does
+/// not allow ends the walk with `-PGW_EACTION`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, TryFromPrimitive)]
+pub enum pgw_action {
+    /// Go on: descend into a table, or move to the next entry. The value
+    /// `action` holds when the visitor is called.
+    PGW_ACTION_CONTINUE = 1,
+    /// Do not descend below this entry; move to the next. Shared only.
+    PGW_ACTION_SKIP = 2,
+    /// Read the entry again and visit it again. Shared only.
+    PGW_ACTION_RETRY = 3,
+    /// Stop and let the vCPU return to the guest, for `resume_reason`.
+    /// Fault handler only.
+    PGW_ACTION_RESUME_GUEST = 4,
+    /// Stop the walk here; it returns 0 with `PGW_WALK_STOPPED`.
+    PGW_ACTION_STOP = 5,
+}
+
+/// Why a typed fault-handler visitor resumed the guest
+/// (`pgw_visit.resume_reason`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, TryFromPrimitive)]
+pub enum pgw_resume_reason {
+    /// Another walker changed the entry first.
+    PGW_RESUME_RACED = 1,
+    /// The entry is not the valid mapping the handler expected.
+    PGW_RESUME_GONE = 2,
+    /// The entry already holds what the handler would install.
+    PGW_RESUME_SPURIOUS = 3,
+}
+
+/// Which visit a typed visitor is called for (`pgw_visit.kind`); the same
+/// values as the matching walk flags.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum pgw_visit_kind {
+    /// A block, page or invalid entry.
+    PGW_VISIT_LEAF = 1 << 0,
+    /// A table entry, before its children.
+    PGW_VISIT_TABLE_PRE = 1 << 1,
+    /// A table entry, after its children.
+    PGW_VISIT_TABLE_POST = 1 << 2,
+}
+
+/// How a typed walk that returned 0 ended.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum pgw_walk_status {
+    /// Every entry in the range was visited.
+    PGW_WALK_COMPLETED = 1,
+    /// A visitor reported `PGW_ACTION_STOP`.
+    PGW_WALK_STOPPED = 2,
+    /// A fault-handler visitor reported `PGW_ACTION_RESUME_GUEST`.
+    PGW_WALK_RESUMED_GUEST = 3,
+}
+
+/// One visit of a typed walk. The library fills in everything above
+/// `action`; the visitor reads it and reports through `action` (and
+/// `resume_reason`), never through its return value. Fields that C may
+/// write are plain integers, checked when read back.
+#[repr(C)]
+pub struct pgw_visit {
+    /// The entry as the walker read it.
+    pub old: kvm_pte_t,
+    /// The walk's current address, inside this entry's range.
+    pub addr: u64,
+    /// First address this entry maps.
+    pub entry_addr: u64,
+    /// Bytes this entry maps.
+    pub entry_size: u64,
+    /// One past the last address of the walk.
+    pub end: u64,
+    /// The walker's `arg`.
+    pub arg: *mut c_void,
+    /// The entry's level.
+    pub level: i8,
+    /// Which visit this is: an `enum pgw_visit_kind` value.
+    pub kind: u32,
+    /// The walker's capability: an `enum pgw_capability` value.
+    pub capability: u32,
+    /// Out: an `enum pgw_action` value; `PGW_ACTION_CONTINUE` on entry.
+    /// A value outside the enum ends the walk with `-PGW_EBADMSG`.
+    pub action: u32,
+    /// Out, with `PGW_ACTION_RESUME_GUEST`: an `enum pgw_resume_reason`
+    /// value; 0 on entry (which, left so, counts as `PGW_RESUME_RACED`).
+    pub resume_reason: u32,
+}
+
+/// A typed visitor. Its return value is an error of its own, unrelated to
+/// the table: 0, or a negative errno that stops the walk and is returned by
+/// `pgw_walk`. A positive return ends the walk with `-PGW_EBADMSG`. What
+/// happened to the table goes in `visit->action`.
+pub type pgw_visitor_fn = Option<unsafe extern "C" fn(visit: *mut pgw_visit) -> c_int>;
+
+/// A typed walker.
+#[repr(C)]
+pub struct pgw_walker {
+    /// The visitor; required.
+    pub cb: pgw_visitor_fn,
+    /// Passed to the visitor in `visit->arg`.
+    pub arg: *mut c_void,
+    /// Which entries to visit: `KVM_PGTABLE_WALK_LEAF`, `_TABLE_PRE`,
+    /// `_TABLE_POST` (and `_SKIP_BBM_TLBI`, `_SKIP_CMO`). `SHARED` and
+    /// `HANDLE_FAULT` are refused with `-PGW_EINVAL`: the capability says
+    /// that.
+    pub flags: u32,
+    /// An `enum pgw_capability` value; any other is `-PGW_EINVAL`.
+    pub capability: u32,
+}
+
+/// How a typed walk ended.
+#[repr(C)]
+pub struct pgw_walk_result {
+    /// How the walk ended (when `pgw_walk` returned 0).
+    pub status: pgw_walk_status,
+    /// With `PGW_WALK_RESUMED_GUEST`: what it means for the fault
+    /// (`PGW_FAULT_RETRY` or `PGW_FAULT_SPURIOUS`); otherwise
+    /// `PGW_FAULT_CONTINUE`.
+    pub outcome: pgw_fault_outcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgwalk::{FaultOutcome, Prot, WalkFlags};
+
+    #[test]
+    fn prot_values_are_the_cores() {
+        let pairs = [
+            (KVM_PGTABLE_PROT_PX, Prot::PX),
+            (KVM_PGTABLE_PROT_UX, Prot::UX),
+            (KVM_PGTABLE_PROT_W, Prot::W),
+            (KVM_PGTABLE_PROT_R, Prot::R),
+            (KVM_PGTABLE_PROT_DEVICE, Prot::DEVICE),
+            (KVM_PGTABLE_PROT_NORMAL_NC, Prot::NORMAL_NC),
+            (KVM_PGTABLE_PROT_SW0, Prot::SW0),
+            (KVM_PGTABLE_PROT_SW1, Prot::SW1),
+            (KVM_PGTABLE_PROT_SW2, Prot::SW2),
+            (KVM_PGTABLE_PROT_SW3, Prot::SW3),
+            (KVM_PGTABLE_PROT_X, Prot::X),
+            (KVM_PGTABLE_PROT_RW, Prot::RW),
+            (KVM_PGTABLE_PROT_RWX, Prot::RWX),
+        ];
+        for (c, rust) in pairs {
+            assert_eq!(c, rust.bits());
+        }
+        let known = KVM_PGTABLE_PROT_RWX
+            | KVM_PGTABLE_PROT_DEVICE
+            | KVM_PGTABLE_PROT_NORMAL_NC
+            | KVM_PGTABLE_PROT_SW0
+            | KVM_PGTABLE_PROT_SW1
+            | KVM_PGTABLE_PROT_SW2
+            | KVM_PGTABLE_PROT_SW3;
+        assert_eq!(known, Prot::all().bits());
+    }
+
+    #[test]
+    fn walk_flag_values_are_the_kernels() {
+        use kvm_pgtable_walk_flags::*;
+        assert_eq!(KVM_PGTABLE_WALK_LEAF as u32, WalkFlags::LEAF.bits());
+        assert_eq!(
+            KVM_PGTABLE_WALK_TABLE_PRE as u32,
+            WalkFlags::TABLE_PRE.bits()
+        );
+        assert_eq!(
+            KVM_PGTABLE_WALK_TABLE_POST as u32,
+            WalkFlags::TABLE_POST.bits()
+        );
+        assert_eq!(KVM_PGTABLE_WALK_SHARED as u32, 1 << 3);
+        assert_eq!(KVM_PGTABLE_WALK_HANDLE_FAULT as u32, 1 << 4);
+        assert_eq!(
+            KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32,
+            WalkFlags::SKIP_BBM_TLBI.bits()
+        );
+        assert_eq!(KVM_PGTABLE_WALK_SKIP_CMO as u32, WalkFlags::SKIP_CMO.bits());
+    }
+
+    #[test]
+    fn fault_outcomes_are_the_cores() {
+        for o in FaultOutcome::ALL {
+            let v: u32 = o.into();
+            assert_ne!(v, 0);
+            let c = pgw_fault_outcome::try_from(v).unwrap();
+            assert_eq!(u32::from(c), v);
+        }
+        assert!(pgw_fault_outcome::try_from(0).is_err());
+        assert!(pgw_fault_outcome::try_from(7).is_err());
+    }
+}

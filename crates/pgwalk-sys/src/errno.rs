@@ -1,0 +1,119 @@
+//! Error codes: Linux errno values, returned negated (`-PGW_EINVAL`), as
+//! the kernel's functions return `-EINVAL`.
+//!
+//! They carry a `PGW_` prefix so that a program may include `<errno.h>`
+//! beside the header; on Linux the values are the same.
+
+use core::ffi::c_int;
+
+use pgwalk::Error;
+
+/// An annotated range belongs to another owner.
+pub const PGW_EPERM: c_int = 1;
+/// No valid mapping at the address; also a legacy visitor's "skip".
+pub const PGW_ENOENT: c_int = 2;
+/// A legacy visitor's "retry"; a fault-path call that lost a race (resume
+/// the guest).
+pub const PGW_EAGAIN: c_int = 11;
+/// `zalloc_page` or `zalloc_pages_exact` returned NULL. Nothing is leaked;
+/// a map may have installed part of its range (see `kvm_pgtable_stage2_map`).
+pub const PGW_ENOMEM: c_int = 12;
+/// A required pointer argument (or out-pointer) is NULL.
+pub const PGW_EFAULT: c_int = 14;
+/// The address is already mapped.
+pub const PGW_EEXIST: c_int = 17;
+/// A bad argument: a misaligned or empty range, unknown prot or flag bits,
+/// an unknown enum value, an unsupported VTCR_EL2, a missing callback, or a
+/// `struct kvm_pgtable` that is not initialised (or no longer agrees with
+/// its `mmu->vtcr`).
+pub const PGW_EINVAL: c_int = 22;
+/// An address range beyond the input (IPA) or output (PA) size.
+pub const PGW_ERANGE: c_int = 34;
+/// A typed visitor reported an action its walker's capability does not
+/// allow (`PGW_ACTION_RETRY` under `PGW_EXCLUSIVE`, ...). The walk stopped
+/// at that entry, unchanged.
+pub const PGW_EPROTO: c_int = 71;
+/// A visitor answered something that means nothing: a legacy visitor
+/// returned a positive value or one below -4095, a typed visitor returned a
+/// positive value or put an unknown value in `action` or `resume_reason`.
+pub const PGW_EBADMSG: c_int = 74;
+/// Valid, but not supported by this library (`KVM_PGTABLE_S2_IDMAP`, a
+/// shared walker for an operation that needs the write lock, ...).
+pub const PGW_EOPNOTSUPP: c_int = 95;
+/// A panic was caught at the boundary: a host callback broke its contract
+/// (`phys_to_virt` returned NULL or misaligned memory, an allocation was
+/// not aligned) or the library has a bug. The table may hold part of the
+/// operation's work.
+pub const PGW_ENOTRECOVERABLE: c_int = 131;
+
+/// The negative errno for a core error.
+pub(crate) fn from_error(e: Error) -> c_int {
+    -match e {
+        Error::NoMemory => PGW_ENOMEM,
+        Error::OutOfRange { .. } | Error::OutputTooLarge { .. } => PGW_ERANGE,
+        Error::Misaligned { .. }
+        | Error::EmptyRange
+        | Error::Geometry(_)
+        | Error::InvalidProt(_)
+        | Error::SplitsBlock { .. }
+        | Error::InvalidOwner { .. }
+        | Error::NoRegion { .. } => PGW_EINVAL,
+        Error::NotMapped { .. } => PGW_ENOENT,
+        Error::AlreadyMapped { .. } => PGW_EEXIST,
+        Error::Owned { .. } => PGW_EPERM,
+        // Errors added to the core later are refusals of an argument until
+        // they get a code of their own here.
+        _ => PGW_EINVAL,
+    }
+}
+
+/// Whether `code` is 0 or a negated errno (Linux keeps errno below 4096).
+pub(crate) fn is_errno_or_zero(code: c_int) -> bool {
+    (-4095..=0).contains(&code)
+}
+
+/// Runs `f`, turning a panic into `-PGW_ENOTRECOVERABLE`: an unwinding
+/// panic must not cross into C (it would abort the process), and a caller
+/// that gets an error can still log and shut the VM down.
+pub(crate) fn guard(f: impl FnOnce() -> c_int) -> c_int {
+    guard_or(-PGW_ENOTRECOVERABLE, f)
+}
+
+/// [`guard`], with the value to return after a panic.
+pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    // AssertUnwindSafe: after a panic nothing of `f`'s state is used again;
+    // the table's memory is only ever accessed through atomics.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_error_is_a_negative_errno() {
+        let errors = [
+            Error::NoMemory,
+            Error::OutOfRange {
+                start: 0,
+                end: 1,
+                ia_bits: 40,
+            },
+            Error::EmptyRange,
+            Error::Geometry("x"),
+            Error::NotMapped { addr: 0 },
+            Error::AlreadyMapped { addr: 0 },
+            Error::Owned { addr: 0, owner: 1 },
+        ];
+        for e in errors {
+            let code = from_error(e);
+            assert!(code < 0 && is_errno_or_zero(code), "{e:?} -> {code}");
+        }
+    }
+
+    #[test]
+    fn panics_become_an_error() {
+        assert_eq!(guard(|| panic!("boom")), -PGW_ENOTRECOVERABLE);
+        assert_eq!(guard(|| 7), 7);
+    }
+}

@@ -1,0 +1,318 @@
+//! The C host behind pgwalk's `MemoryOps`, and the per-call view of a
+//! caller-allocated `struct kvm_pgtable` as a `pgwalk::Stage2`.
+//!
+//! The kernel's callbacks take virtual addresses and pgwalk's take physical
+//! ones; every conversion goes through the host's own `phys_to_virt` and
+//! `virt_to_phys`, so the library never assumes a linear map.
+
+use core::ffi::{c_int, c_void};
+use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
+
+use pgwalk::{Geometry, Ipa, Level, MemoryOps, PhysAddr, Stage2};
+
+use crate::abi::{kvm_pgtable, kvm_pgtable_mm_ops, kvm_pte_t, kvm_s2_mmu};
+use crate::errno::{PGW_EFAULT, PGW_EINVAL};
+
+type VirtFn = unsafe extern "C" fn(*mut c_void);
+type SizedFn = unsafe extern "C" fn(*mut c_void, usize);
+
+/// The memory callbacks, copied out of `struct kvm_pgtable_mm_ops` at the
+/// start of a call, so that C changing the structure meanwhile cannot make
+/// a checked callback NULL halfway through.
+#[derive(Clone, Copy)]
+pub(crate) struct MmFns {
+    zalloc_page: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+    zalloc_pages_exact: unsafe extern "C" fn(usize) -> *mut c_void,
+    free_pages_exact: SizedFn,
+    free_unlinked_table: unsafe extern "C" fn(*mut c_void, i8),
+    get_page: VirtFn,
+    put_page: VirtFn,
+    page_count: unsafe extern "C" fn(*mut c_void) -> c_int,
+    phys_to_virt: unsafe extern "C" fn(u64) -> *mut c_void,
+    virt_to_phys: unsafe extern "C" fn(*mut c_void) -> u64,
+    dcache_clean_inval_poc: Option<SizedFn>,
+    icache_inval_pou: Option<SizedFn>,
+}
+
+impl MmFns {
+    /// Copies and checks the callbacks: `-PGW_EFAULT` for a NULL `ops`,
+    /// `-PGW_EINVAL` for a missing required callback.
+    ///
+    /// # Safety
+    ///
+    /// `ops` is NULL or points to a readable `struct kvm_pgtable_mm_ops`.
+    pub(crate) unsafe fn from_c(ops: *const kvm_pgtable_mm_ops) -> Result<MmFns, c_int> {
+        // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
+        let ops = unsafe { ops.as_ref() }.ok_or(-PGW_EFAULT)?;
+        let missing = -PGW_EINVAL;
+        Ok(MmFns {
+            zalloc_page: ops.zalloc_page.ok_or(missing)?,
+            zalloc_pages_exact: ops.zalloc_pages_exact.ok_or(missing)?,
+            free_pages_exact: ops.free_pages_exact.ok_or(missing)?,
+            free_unlinked_table: ops.free_unlinked_table.ok_or(missing)?,
+            get_page: ops.get_page.ok_or(missing)?,
+            put_page: ops.put_page.ok_or(missing)?,
+            page_count: ops.page_count.ok_or(missing)?,
+            phys_to_virt: ops.phys_to_virt.ok_or(missing)?,
+            virt_to_phys: ops.virt_to_phys.ok_or(missing)?,
+            dcache_clean_inval_poc: ops.dcache_clean_inval_poc,
+            icache_inval_pou: ops.icache_inval_pou,
+        })
+    }
+}
+
+/// The TLB callbacks of a `struct kvm_s2_mmu`, copied like [`MmFns`].
+#[derive(Clone, Copy)]
+pub(crate) struct TlbFns {
+    mmu: *mut kvm_s2_mmu,
+    vmid_ipa: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, c_int),
+    vmid_range: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, u64),
+    vmid: unsafe extern "C" fn(*mut kvm_s2_mmu),
+}
+
+impl TlbFns {
+    /// Copies and checks the callbacks: `-PGW_EFAULT` for a NULL `mmu`,
+    /// `-PGW_EINVAL` for a missing one.
+    ///
+    /// # Safety
+    ///
+    /// `mmu` is NULL or points to a readable `struct kvm_s2_mmu`.
+    pub(crate) unsafe fn from_c(mmu: *mut kvm_s2_mmu) -> Result<TlbFns, c_int> {
+        // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
+        let m = unsafe { mmu.as_ref() }.ok_or(-PGW_EFAULT)?;
+        let missing = -PGW_EINVAL;
+        Ok(TlbFns {
+            mmu,
+            vmid_ipa: m.tlb_flush_vmid_ipa.ok_or(missing)?,
+            vmid_range: m.tlb_flush_vmid_range.ok_or(missing)?,
+            vmid: m.tlb_flush_vmid.ok_or(missing)?,
+        })
+    }
+}
+
+/// What the caller passed as `mc`, handed back to `zalloc_page`.
+pub(crate) struct Cache(pub(crate) *mut c_void);
+
+/// A C hypervisor's callbacks as pgwalk's [`MemoryOps`].
+pub(crate) struct CHost {
+    mm: MmFns,
+    /// `None` only for `kvm_pgtable_stage2_free_unlinked`, which has no MMU
+    /// and invalidates nothing.
+    tlb: Option<TlbFns>,
+}
+
+impl CHost {
+    pub(crate) fn new(mm: MmFns, tlb: Option<TlbFns>) -> CHost {
+        CHost { mm, tlb }
+    }
+
+    /// The host's virtual address for `pa`, checked.
+    pub(crate) fn virt(&self, pa: PhysAddr) -> *mut c_void {
+        self.phys_to_virt(pa).as_ptr().cast()
+    }
+
+    /// The host's virtual address for guest memory at `pa`, unchecked: the
+    /// library never dereferences it, only hands it back to the host's cache
+    /// maintenance (and guest memory at physical address 0 may well map to
+    /// a NULL-looking address).
+    fn guest_virt(&self, pa: PhysAddr) -> *mut c_void {
+        // SAFETY: the host's address conversion callback.
+        unsafe { (self.mm.phys_to_virt)(pa.get()) }
+    }
+
+    /// The physical address of the host's `va`.
+    pub(crate) fn phys(&self, va: *mut c_void) -> PhysAddr {
+        // SAFETY: a callback the host registered for exactly this; it only
+        // converts an address.
+        PhysAddr(unsafe { (self.mm.virt_to_phys)(va) })
+    }
+
+    fn tlb(&self) -> &TlbFns {
+        // The core invalidates TLBs only from table operations, which always
+        // build their host with the MMU's callbacks; reaching this without
+        // them is a bug, and skipping the invalidation would be worse.
+        self.tlb
+            .as_ref()
+            .expect("TLB invalidation requested without a struct kvm_s2_mmu")
+    }
+
+    fn page_aligned(&self, pa: PhysAddr, align: u64) -> PhysAddr {
+        assert!(
+            pa.is_aligned(align),
+            "the host's allocator returned {pa:?}, not aligned to {align:#x}"
+        );
+        pa
+    }
+}
+
+// SAFETY: the promises `MemoryOps` asks for are the ones `struct
+// kvm_pgtable_mm_ops` documents for the C host (zeroed, aligned pages
+// starting at count 1; `phys_to_virt` mapping them for as long as they are
+// allocated; `put_page` freeing at zero; `free_unlinked_table` waiting for
+// a grace period). What can be checked here is checked, with a panic that
+// the boundary turns into an error: NULL or misaligned pointers from
+// `phys_to_virt`, and allocations not aligned to their size.
+unsafe impl MemoryOps for CHost {
+    type Cache = Cache;
+
+    fn zalloc_page(&self, cache: &mut Cache) -> Option<PhysAddr> {
+        // SAFETY: the host's allocator callback, given the cache its caller
+        // passed in for it.
+        let va = unsafe { (self.mm.zalloc_page)(cache.0) };
+        if va.is_null() {
+            return None;
+        }
+        Some(self.page_aligned(self.phys(va), 4096))
+    }
+
+    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
+        // SAFETY: the host's allocator callback.
+        let va = unsafe { (self.mm.zalloc_pages_exact)(size) };
+        if va.is_null() {
+            return None;
+        }
+        Some(self.page_aligned(self.phys(va), size as u64))
+    }
+
+    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
+        // SAFETY: pgwalk frees what it allocated with `zalloc_pages_exact`,
+        // once, after the last use (this method's contract).
+        unsafe { (self.mm.free_pages_exact)(self.virt(pa), size) }
+    }
+
+    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+        // The kernel passes the level of the entry that linked the table,
+        // pgwalk the level of the entries inside it.
+        let parent = level.get() - 1;
+        // SAFETY: `table` is unlinked and handed over once (this method's
+        // contract); the host frees it after its grace period.
+        unsafe { (self.mm.free_unlinked_table)(self.virt(table), parent) }
+    }
+
+    fn get_page(&self, pa: PhysAddr) {
+        // SAFETY: a reference-count callback on a page the host gave pgwalk.
+        unsafe { (self.mm.get_page)(self.virt(pa)) }
+    }
+
+    unsafe fn put_page(&self, pa: PhysAddr) {
+        // SAFETY: pgwalk drops a reference it holds (this method's contract).
+        unsafe { (self.mm.put_page)(self.virt(pa)) }
+    }
+
+    fn page_count(&self, pa: PhysAddr) -> usize {
+        // SAFETY: a read-only callback on a page the host gave pgwalk.
+        let count = unsafe { (self.mm.page_count)(self.virt(pa)) };
+        // A negative count is the host's bug; treating it as zero never
+        // makes pgwalk free a page that is still counted (it frees at 1).
+        usize::try_from(count).unwrap_or(0)
+    }
+
+    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
+        // SAFETY: the host's address conversion callback.
+        let va = unsafe { (self.mm.phys_to_virt)(pa.get()) };
+        let va = NonNull::new(va.cast::<u8>())
+            .unwrap_or_else(|| panic!("phys_to_virt({pa:?}) returned NULL"));
+        assert!(
+            va.as_ptr().align_offset(8) == 0,
+            "phys_to_virt({pa:?}) returned a pointer that is not 8-byte aligned"
+        );
+        va
+    }
+
+    fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
+        if let Some(f) = self.mm.dcache_clean_inval_poc {
+            // SAFETY: the host's cache maintenance callback, on guest memory
+            // the table maps.
+            unsafe { f(self.guest_virt(pa), size as usize) }
+        }
+    }
+
+    fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
+        if let Some(f) = self.mm.icache_inval_pou {
+            // SAFETY: as `dcache_clean_inval_poc`.
+            unsafe { f(self.guest_virt(pa), size as usize) }
+        }
+    }
+
+    fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
+        let t = self.tlb();
+        // SAFETY: the MMU's callback, given the MMU it was registered in.
+        unsafe { (t.vmid_ipa)(t.mmu, ipa.get(), c_int::from(level.get())) }
+    }
+
+    fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
+        let t = self.tlb();
+        // SAFETY: as `tlb_flush_vmid_ipa`.
+        unsafe { (t.vmid_range)(t.mmu, ipa.get(), size) }
+    }
+
+    fn tlb_flush_vmid(&self) {
+        let t = self.tlb();
+        // SAFETY: as `tlb_flush_vmid_ipa`.
+        unsafe { (t.vmid)(t.mmu) }
+    }
+}
+
+/// A `struct kvm_pgtable` seen as a [`Stage2`] for the length of one call.
+///
+/// The `Stage2` is in a `ManuallyDrop`: dropping it would destroy the
+/// table, which only `kvm_pgtable_stage2_destroy` may do. Its host holds
+/// nothing that needs dropping (callback pointers only).
+pub(crate) struct View {
+    pub(crate) table: ManuallyDrop<Stage2<CHost>>,
+    /// The caller's `mm_ops`, for `kvm_pgtable_visit_ctx::mm_ops`.
+    pub(crate) mm_ops: *mut kvm_pgtable_mm_ops,
+    pub(crate) force_pte_cb: crate::abi::kvm_pgtable_force_pte_cb_t,
+}
+
+/// Builds the view of `pgt`, checking everything that can be checked:
+/// `-PGW_EFAULT` for NULL pointers, `-PGW_EINVAL` for a table that is not
+/// initialised, whose callbacks are missing, or whose `ia_bits` and
+/// `start_level` no longer agree with `mmu->vtcr`.
+///
+/// # Safety
+///
+/// `pgt` is NULL or points to a `struct kvm_pgtable` that is not being
+/// written; if initialised, its `pgd` is the root that initialisation
+/// allocated through its `mm_ops`, and only this library changed the table
+/// (or changes followed its rules: table pages from `mm_ops`, counts of 1
+/// plus the non-zero entries).
+pub(crate) unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
+    // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
+    let p = unsafe { pgt.as_ref() }.ok_or(-PGW_EFAULT)?;
+    if p.pgd.is_null() {
+        return Err(-PGW_EINVAL);
+    }
+    // SAFETY: `mm_ops` and `mmu` were set by initialisation (the caller's
+    // contract); NULL is refused inside.
+    let mm = unsafe { MmFns::from_c(p.mm_ops) }?;
+    // SAFETY: as above.
+    let tlb = unsafe { TlbFns::from_c(p.mmu) }?;
+    // SAFETY: `from_c` checked that `mmu` is not NULL.
+    let vtcr = unsafe { (*p.mmu).vtcr };
+    let geometry = Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
+    if u32::from(geometry.ia_bits()) != p.ia_bits || geometry.start_level().get() != p.start_level {
+        return Err(-PGW_EINVAL);
+    }
+    let host = CHost::new(mm, Some(tlb));
+    let pgd = host.phys(p.pgd.cast());
+    if !pgd.is_aligned(geometry.root_size() as u64) {
+        return Err(-PGW_EINVAL);
+    }
+    // SAFETY: the root and the table below it were built by this library
+    // through the same host callbacks (the caller's contract, checked as far
+    // as possible above), and the `ManuallyDrop` keeps this view from
+    // owning the table: it is never dropped, so it never frees it.
+    let table = unsafe { Stage2::from_raw_parts(geometry, pgd, host) };
+    Ok(View {
+        table: ManuallyDrop::new(table),
+        mm_ops: p.mm_ops,
+        force_pte_cb: p.force_pte_cb,
+    })
+}
+
+/// The virtual address of a table page, for C.
+pub(crate) fn table_virt(host: &CHost, pa: PhysAddr) -> *mut kvm_pte_t {
+    host.virt(pa).cast()
+}

@@ -1,0 +1,525 @@
+//! The typed C API (`pgw_*`): two channels kept apart. A visitor's return
+//! value is an error of its own (0 or `-errno`); what it did to the walk is
+//! a `pgw_action` in an out-field, checked against the walker's capability.
+//! Fault-path operations report a `pgw_fault_outcome`, never an `int` that
+//! might be tested with `if (r)`.
+
+use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ptr;
+
+use pgwalk::{
+    Action, Capability, Conflict, Exclusive, FaultOutcome, Handle, HandlesFault, Ipa, Level,
+    PhysAddr, ResumeReason, RetryEntry, Shared, Unfinished, Visit, VisitKind, Walked,
+};
+
+use crate::abi::*;
+use crate::compat::{destroy, fault_map, flat, prot_of, visit_flags, Halt};
+use crate::errno::*;
+use crate::host::{table_virt, view, CHost, Cache};
+
+/// A typed visitor's action, checked against the capability `Self`.
+trait Typed: Capability {
+    const CAP: pgw_capability;
+    /// The core action for `action`; `Err(-PGW_EPROTO)` when this
+    /// capability does not allow it, `Err(-PGW_EBADMSG)` for a resume
+    /// reason outside the enum.
+    fn action(action: pgw_action, reason: u32) -> Result<Visit<Self, Halt>, c_int>;
+    fn resumed(reason: Self::Resume) -> FaultOutcome;
+}
+
+fn stop<C: Capability>() -> Result<Visit<C, Halt>, c_int> {
+    Ok(Err(Unfinished::Stop(Halt::Stopped)))
+}
+
+impl Typed for Exclusive {
+    const CAP: pgw_capability = pgw_capability::PGW_EXCLUSIVE;
+
+    fn action(action: pgw_action, _reason: u32) -> Result<Visit<Self, Halt>, c_int> {
+        match action {
+            pgw_action::PGW_ACTION_CONTINUE => Ok(Ok(Action::Continue)),
+            pgw_action::PGW_ACTION_STOP => stop(),
+            pgw_action::PGW_ACTION_SKIP
+            | pgw_action::PGW_ACTION_RETRY
+            | pgw_action::PGW_ACTION_RESUME_GUEST => Err(-PGW_EPROTO),
+        }
+    }
+
+    fn resumed(reason: Self::Resume) -> FaultOutcome {
+        match reason {}
+    }
+}
+
+impl Typed for Shared {
+    const CAP: pgw_capability = pgw_capability::PGW_SHARED;
+
+    fn action(action: pgw_action, _reason: u32) -> Result<Visit<Self, Halt>, c_int> {
+        match action {
+            pgw_action::PGW_ACTION_CONTINUE => Ok(Ok(Action::Continue)),
+            pgw_action::PGW_ACTION_SKIP => Ok(Ok(Action::SKIP)),
+            pgw_action::PGW_ACTION_RETRY => Ok(Err(Unfinished::Retry(RetryEntry(Conflict::Raced)))),
+            pgw_action::PGW_ACTION_STOP => stop(),
+            pgw_action::PGW_ACTION_RESUME_GUEST => Err(-PGW_EPROTO),
+        }
+    }
+
+    fn resumed(reason: Self::Resume) -> FaultOutcome {
+        match reason {}
+    }
+}
+
+impl Typed for HandlesFault {
+    const CAP: pgw_capability = pgw_capability::PGW_HANDLES_FAULT;
+
+    fn action(action: pgw_action, reason: u32) -> Result<Visit<Self, Halt>, c_int> {
+        match action {
+            pgw_action::PGW_ACTION_CONTINUE => Ok(Ok(Action::Continue)),
+            pgw_action::PGW_ACTION_STOP => stop(),
+            pgw_action::PGW_ACTION_RESUME_GUEST => {
+                // 0 is what the field holds on entry: a visitor that gives no
+                // reason lost a race, the common case.
+                let reason = match reason {
+                    0 => ResumeReason::Raced,
+                    r => match pgw_resume_reason::try_from(r).map_err(|_| -PGW_EBADMSG)? {
+                        pgw_resume_reason::PGW_RESUME_RACED => ResumeReason::Raced,
+                        pgw_resume_reason::PGW_RESUME_GONE => ResumeReason::Gone,
+                        pgw_resume_reason::PGW_RESUME_SPURIOUS => ResumeReason::Spurious,
+                    },
+                };
+                Ok(Err(Unfinished::ResumeGuest(reason)))
+            }
+            pgw_action::PGW_ACTION_SKIP | pgw_action::PGW_ACTION_RETRY => Err(-PGW_EPROTO),
+        }
+    }
+
+    fn resumed(reason: Self::Resume) -> FaultOutcome {
+        FaultOutcome::from_resume(reason)
+    }
+}
+
+fn kind_value(kind: VisitKind) -> u32 {
+    (match kind {
+        VisitKind::Leaf => pgw_visit_kind::PGW_VISIT_LEAF,
+        VisitKind::TablePre => pgw_visit_kind::PGW_VISIT_TABLE_PRE,
+        VisitKind::TablePost => pgw_visit_kind::PGW_VISIT_TABLE_POST,
+    }) as u32
+}
+
+pub(crate) fn outcome(o: FaultOutcome) -> pgw_fault_outcome {
+    match o {
+        FaultOutcome::Continue => pgw_fault_outcome::PGW_FAULT_CONTINUE,
+        FaultOutcome::Retry => pgw_fault_outcome::PGW_FAULT_RETRY,
+        FaultOutcome::Emulate => pgw_fault_outcome::PGW_FAULT_EMULATE,
+        FaultOutcome::WriteProtected => pgw_fault_outcome::PGW_FAULT_WRITE_PROTECTED,
+        FaultOutcome::Fixed => pgw_fault_outcome::PGW_FAULT_FIXED,
+        FaultOutcome::Spurious => pgw_fault_outcome::PGW_FAULT_SPURIOUS,
+    }
+}
+
+type TypedFn = unsafe extern "C" fn(*mut pgw_visit) -> c_int;
+
+fn typed_walk<C: Typed>(
+    mut handle: Handle<'_, C, CHost>,
+    addr: u64,
+    size: u64,
+    cb: TypedFn,
+    arg: *mut c_void,
+    flags: u32,
+) -> Result<pgw_walk_result, c_int> {
+    let walked = handle.walk_with::<Halt, _>(Ipa(addr), size, visit_flags(flags), |ctx| {
+        let mut v = pgw_visit {
+            old: ctx.old().bits(),
+            addr: ctx.addr().get(),
+            entry_addr: ctx.entry_addr().get(),
+            entry_size: ctx.entry_size(),
+            end: ctx.end().get(),
+            arg,
+            level: ctx.level().get(),
+            kind: kind_value(ctx.kind()),
+            capability: C::CAP as u32,
+            action: pgw_action::PGW_ACTION_CONTINUE as u32,
+            resume_reason: 0,
+        };
+        // SAFETY: the caller's visitor, given a visit that lives across the
+        // call; every field it may write is a plain integer.
+        let ret = unsafe { cb(&mut v) };
+        if ret != 0 {
+            let code = if ret < 0 && is_errno_or_zero(ret) {
+                ret
+            } else {
+                -PGW_EBADMSG
+            };
+            return Err(Unfinished::Stop(Halt::Errno(code)));
+        }
+        let action = match pgw_action::try_from(v.action) {
+            Ok(a) => a,
+            Err(_) => return Err(Unfinished::Stop(Halt::Errno(-PGW_EBADMSG))),
+        };
+        C::action(action, v.resume_reason).unwrap_or_else(|e| Err(Unfinished::Stop(Halt::Errno(e))))
+    });
+    let (status, fault) = match walked {
+        Ok(Walked::Completed) => (pgw_walk_status::PGW_WALK_COMPLETED, FaultOutcome::Continue),
+        Ok(Walked::ResumeGuest(r)) => (pgw_walk_status::PGW_WALK_RESUMED_GUEST, C::resumed(r)),
+        Err(Halt::Stopped) => (pgw_walk_status::PGW_WALK_STOPPED, FaultOutcome::Continue),
+        Err(Halt::Errno(e)) => return Err(e),
+    };
+    Ok(pgw_walk_result {
+        status,
+        outcome: outcome(fault),
+    })
+}
+
+/// Walks `size` bytes from `addr` (widened to whole pages) with the typed
+/// visitor `walker->cb`, under the capability `walker->capability`, and
+/// writes how the walk ended to `*result`.
+///
+/// Returns 0 (see `result->status`), the visitor's own negative errno when
+/// it returned one, `-PGW_EPROTO` when it reported an action its capability
+/// does not allow, `-PGW_EBADMSG` when it returned a positive value or an
+/// unknown `action` / `resume_reason`, `-PGW_EINVAL` for unknown flag bits,
+/// `SHARED` or `HANDLE_FAULT` in `walker->flags`, or an unknown capability,
+/// `-PGW_EFAULT` for a NULL pointer, `-PGW_ERANGE` beyond the input size.
+/// `*result` is written only on success.
+///
+/// # Safety
+///
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; `walker` and
+/// `result` are NULL or valid; the caller holds the lock the capability
+/// implies (write lock for `PGW_EXCLUSIVE`, read lock otherwise).
+#[no_mangle]
+pub unsafe extern "C" fn pgw_walk(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    size: u64,
+    walker: *const pgw_walker,
+    result: *mut pgw_walk_result,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            // SAFETY: NULL or valid (the caller's contract).
+            let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
+            let cb = w.cb.ok_or(-PGW_EFAULT)?;
+            if result.is_null() {
+                return Err(-PGW_EFAULT);
+            }
+            let visits = WALK_LEAF | WALK_TABLE_PRE | WALK_TABLE_POST;
+            let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
+                | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
+            if w.flags & !(visits | maintenance) != 0 {
+                return Err(-PGW_EINVAL);
+            }
+            let cap = pgw_capability::try_from(w.capability).map_err(|_| -PGW_EINVAL)?;
+            // SAFETY: the caller's contract on `pgt`.
+            let mut v = unsafe { view(pgt) }?;
+            let (arg, flags) = (w.arg, w.flags);
+            let r = match cap {
+                pgw_capability::PGW_EXCLUSIVE => {
+                    typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
+                }
+                pgw_capability::PGW_SHARED => {
+                    typed_walk(v.table.shared(), addr, size, cb, arg, flags)
+                }
+                pgw_capability::PGW_HANDLES_FAULT => {
+                    typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
+                }
+            }?;
+            // SAFETY: checked not NULL above; valid for writes (the caller's
+            // contract).
+            unsafe { result.write(r) };
+            Ok(0)
+        })())
+    })
+}
+
+/// Writes `o` through the out-pointer `out`, which the caller checked.
+///
+/// # Safety
+///
+/// `out` is valid for writes.
+unsafe fn put<T>(out: *mut T, o: T) {
+    // SAFETY: the function's contract.
+    unsafe { out.write(o) }
+}
+
+/// The fault path's map (`kvm_pgtable_stage2_map` with
+/// `SHARED | HANDLE_FAULT`), reporting what it came to in `*outcome`:
+/// `PGW_FAULT_FIXED` (installed), `PGW_FAULT_SPURIOUS` (already there),
+/// `PGW_FAULT_RETRY` (another walker changed the entry first). `flags` may
+/// hold `KVM_PGTABLE_WALK_SKIP_BBM_TLBI` and `KVM_PGTABLE_WALK_SKIP_CMO`
+/// only. Returns 0 or a negative errno as `kvm_pgtable_stage2_map`;
+/// `*outcome` is written only on 0.
+///
+/// # Safety
+///
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+/// the read lock; `outcome` is NULL or valid for writes; `mc` is what
+/// `zalloc_page` expects.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // the kernel's map, plus its answer
+pub unsafe extern "C" fn pgw_stage2_fault_map(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    size: u64,
+    phys: u64,
+    prot: u64,
+    mc: *mut c_void,
+    flags: u32,
+    outcome: *mut pgw_fault_outcome,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            if outcome.is_null() {
+                return Err(-PGW_EFAULT);
+            }
+            let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
+                | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
+            if flags & !maintenance != 0 {
+                return Err(-PGW_EINVAL);
+            }
+            // SAFETY: the caller's contract on `pgt`.
+            let v = unsafe { view(pgt) }?;
+            let o = fault_map(&v, addr, size, phys, prot, mc, visit_flags(flags))?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })())
+    })
+}
+
+/// The fault path's permission relaxation: adds `prot` (R, W, PX, UX) to
+/// the leaf at `addr`. `*outcome`: `PGW_FAULT_FIXED` (changed),
+/// `PGW_FAULT_SPURIOUS` (it already allowed as much), `PGW_FAULT_RETRY` (no
+/// valid leaf, or another walker changed it first).
+///
+/// # Safety
+///
+/// As `pgw_stage2_fault_map`.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    prot: u64,
+    outcome: *mut pgw_fault_outcome,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            if outcome.is_null() {
+                return Err(-PGW_EFAULT);
+            }
+            let p = prot_of(prot)?;
+            // SAFETY: the caller's contract on `pgt`.
+            let v = unsafe { view(pgt) }?;
+            let o = v
+                .table
+                .fault_handler()
+                .relax_perms(Ipa(addr), p)
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })())
+    })
+}
+
+/// The fault path's access-flag update for the leaf at `addr`.
+/// `*outcome`: `PGW_FAULT_FIXED`, `PGW_FAULT_SPURIOUS` (already young) or
+/// `PGW_FAULT_RETRY` (no valid leaf, or a lost race).
+///
+/// # Safety
+///
+/// As `pgw_stage2_fault_map`.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_fault_mkyoung(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    outcome: *mut pgw_fault_outcome,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            if outcome.is_null() {
+                return Err(-PGW_EFAULT);
+            }
+            // SAFETY: the caller's contract on `pgt`.
+            let v = unsafe { view(pgt) }?;
+            let o = v
+                .table
+                .fault_handler()
+                .mkyoung(Ipa(addr))
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })())
+    })
+}
+
+/// `kvm_pgtable_stage2_mkyoung` outside the fault path, with its errors:
+/// sets the access flag on the leaf at `addr`; `*found` says whether there
+/// was a valid leaf (`found` may be NULL).
+///
+/// # Safety
+///
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+/// at least the read lock; `found` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_mkyoung(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    found: *mut bool,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            // SAFETY: the caller's contract on `pgt`.
+            let v = unsafe { view(pgt) }?;
+            let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+            if !found.is_null() {
+                // SAFETY: not NULL; the caller's contract.
+                unsafe { put(found, f) };
+            }
+            Ok(0)
+        })())
+    })
+}
+
+/// `kvm_pgtable_stage2_test_clear_young` with its errors: `*young` (which
+/// must not be NULL) says whether a leaf in the range was young.
+///
+/// # Safety
+///
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+/// at least the read lock; `young` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_test_clear_young(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    size: u64,
+    mkold: bool,
+    young: *mut bool,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            if young.is_null() {
+                return Err(-PGW_EFAULT);
+            }
+            // SAFETY: the caller's contract on `pgt`.
+            let v = unsafe { view(pgt) }?;
+            let y = v
+                .table
+                .shared()
+                .test_clear_young(Ipa(addr), size, mkold)
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(young, y) };
+            Ok(0)
+        })())
+    })
+}
+
+/// `kvm_pgtable_stage2_destroy` with its errors: 0, or `-PGW_EFAULT` /
+/// `-PGW_EINVAL` for a `pgt` that is NULL, not initialised or already
+/// destroyed.
+///
+/// # Safety
+///
+/// As `kvm_pgtable_stage2_destroy`.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_destroy(pgt: *mut kvm_pgtable) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { destroy(pgt) }
+}
+
+/// `kvm_pgtable_stage2_create_unlinked` returning an errno: on 0, `*table`
+/// is the new table's virtual address. Errors: `-PGW_EINVAL` (level not
+/// 0..=2 or above the start level, `phys` not aligned to the level's
+/// block size, bad prot), `-PGW_ERANGE`, `-PGW_ENOMEM` (nothing leaked).
+///
+/// # Safety
+///
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+/// the write lock; `table` is NULL or valid for writes; `mc` is what
+/// `zalloc_page` expects.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_create_unlinked(
+    pgt: *mut kvm_pgtable,
+    phys: u64,
+    level: i8,
+    prot: u64,
+    mc: *mut c_void,
+    force_pte: bool,
+    table: *mut *mut kvm_pte_t,
+) -> c_int {
+    guard(|| {
+        flat((|| {
+            if table.is_null() {
+                return Err(-PGW_EFAULT);
+            }
+            let p = prot_of(prot)?;
+            let level = Level::new(level).ok_or(-PGW_EINVAL)?;
+            // SAFETY: the caller's contract on `pgt`.
+            let mut v = unsafe { view(pgt) }?;
+            let pa = v
+                .table
+                .exclusive()
+                .create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc), force_pte)
+                .map_err(from_error)?;
+            let va = table_virt(v.table.mm(), pa);
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(table, va) };
+            Ok(0)
+        })())
+    })
+}
+
+/// The stable name of a `pgw_fault_outcome` value ("fixed", "spurious",
+/// ...), the same as the Rust core's `FaultOutcome::name`, for traces; NULL
+/// for a value outside the enum. The string is static.
+#[no_mangle]
+pub extern "C" fn pgw_fault_outcome_name(outcome: u32) -> *const c_char {
+    match FaultOutcome::try_from(outcome) {
+        Ok(o) => name_cstr(o).as_ptr(),
+        Err(_) => ptr::null(),
+    }
+}
+
+/// `FaultOutcome::name`, NUL-terminated (checked against it in the tests).
+fn name_cstr(o: FaultOutcome) -> &'static CStr {
+    match o {
+        FaultOutcome::Continue => c"continue",
+        FaultOutcome::Retry => c"retry",
+        FaultOutcome::Emulate => c"emulate",
+        FaultOutcome::WriteProtected => c"write-protected",
+        FaultOutcome::Fixed => c"fixed",
+        FaultOutcome::Spurious => c"spurious",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_cores() {
+        for o in FaultOutcome::ALL {
+            let v: u32 = o.into();
+            let p = pgw_fault_outcome_name(v);
+            assert!(!p.is_null());
+            // SAFETY: a static, NUL-terminated string from `name_cstr`.
+            let s = unsafe { CStr::from_ptr(p) };
+            assert_eq!(s.to_str().unwrap(), o.name());
+            assert_eq!(outcome(o) as u32, v);
+        }
+        assert!(pgw_fault_outcome_name(0).is_null());
+        assert!(pgw_fault_outcome_name(7).is_null());
+    }
+
+    #[test]
+    fn disallowed_actions_are_eproto() {
+        let r = <Exclusive as Typed>::action(pgw_action::PGW_ACTION_RETRY, 0);
+        assert!(matches!(r, Err(e) if e == -PGW_EPROTO));
+        let r = <Shared as Typed>::action(pgw_action::PGW_ACTION_RESUME_GUEST, 0);
+        assert!(matches!(r, Err(e) if e == -PGW_EPROTO));
+        let r = <HandlesFault as Typed>::action(pgw_action::PGW_ACTION_SKIP, 0);
+        assert!(matches!(r, Err(e) if e == -PGW_EPROTO));
+        let r = <HandlesFault as Typed>::action(pgw_action::PGW_ACTION_RESUME_GUEST, 9);
+        assert!(matches!(r, Err(e) if e == -PGW_EBADMSG));
+    }
+}

@@ -1,0 +1,509 @@
+//! The protocol for updating one table entry, apart from any walk.
+//!
+//! Everything that decides how an entry changes under a concurrent walker
+//! lives here: reading it, compare-and-swap against the value read, the
+//! break to the locked marker and the release store that makes the new
+//! value, the reference-count bookkeeping, and when a break is needed at
+//! all. [`VisitCtx`](super::VisitCtx) calls these functions on the
+//! table's `AtomicU64` entries.
+//!
+//! The functions are generic over the cell that holds the entry
+//! ([`EntryCell`]) and over what the host does beside it ([`EntrySite`]),
+//! so that the loom model (`tests/loom.rs`) runs this very code on loom's
+//! atomics, which track every interleaving and every weak-memory outcome
+//! the orderings allow. Every function is `#[inline(always)]` and
+//! monomorphised: the walk pays nothing for the indirection.
+//!
+//! Reference counts follow one rule: an entry that counts is counted in its
+//! table page *before* any other walker can see it, and stops being counted
+//! only *after* no walker can see it any more. A concurrent walker that
+//! removes an entry (a break) may then drop the count it finds without ever
+//! taking a linked page's count to zero.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::action::Conflict;
+use crate::descriptor::Descriptor;
+
+/// A cell holding one 64-bit table entry.
+///
+/// Implemented for `core::sync::atomic::AtomicU64`, the table's real
+/// entries; the loom model implements it for a wrapper around loom's
+/// `AtomicU64`.
+pub trait EntryCell {
+    /// Atomically reads the entry.
+    fn load(&self, order: Ordering) -> u64;
+    /// Atomically writes the entry.
+    fn store(&self, value: u64, order: Ordering);
+    /// Writes `new` if the entry holds `current`; returns what it held.
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+}
+
+impl EntryCell for AtomicU64 {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+
+    #[inline(always)]
+    fn store(&self, value: u64, order: Ordering) {
+        AtomicU64::store(self, value, order)
+    }
+
+    #[inline(always)]
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        AtomicU64::compare_exchange(self, current, new, success, failure)
+    }
+}
+
+/// What an entry update asks of the host besides the entry: the reference
+/// count of the table page holding it, TLB invalidation and cache
+/// maintenance, all for this entry's place in the table.
+pub trait EntrySite {
+    /// One more counted entry in the table page.
+    fn get(&self);
+    /// One counted entry fewer in the table page.
+    ///
+    /// # Safety
+    ///
+    /// The caller gives back a reference it owns: one taken with
+    /// [`get`](Self::get), or the one of a counted entry it has just removed
+    /// from the page. The page stays linked, so this never drops its last
+    /// reference.
+    unsafe fn put(&self);
+    /// Invalidates what the TLB may hold for `old` at this entry.
+    fn invalidate(&self, old: Descriptor);
+    /// Cache maintenance owed before `new` replaces `old` at this entry.
+    fn maintain_caches(&self, old: Descriptor, new: Descriptor);
+}
+
+/// Proof that this walker broke an entry and must now make it.
+#[must_use = "a broken entry stays locked until `make` publishes its new value"]
+pub struct Broken {
+    pub(crate) old: Descriptor,
+}
+
+/// Reads the entry.
+#[inline(always)]
+pub fn load<P: EntryCell + ?Sized>(cell: &P, order: Ordering) -> Descriptor {
+    Descriptor::from_bits(cell.load(order))
+}
+
+/// Publishes `new`, with release ordering so that what it points to (a
+/// table page's contents) or what was done for it (cache maintenance) is
+/// visible to whoever reads it with acquire.
+#[inline(always)]
+pub fn publish<P: EntryCell + ?Sized>(cell: &P, new: Descriptor) {
+    cell.store(new.bits(), Ordering::Release);
+}
+
+/// Whether going from `old` to `new` needs break-before-make: both valid,
+/// and the output address, memory type or shareability change.
+#[inline(always)]
+pub fn needs_break(old: Descriptor, new: Descriptor) -> bool {
+    const BREAK_BITS: u64 = 0x0000_ffff_ffff_f000 | 0xf << 2 | 0b11 << 8;
+    old.is_valid() && new.is_valid() && (old.bits() ^ new.bits()) & BREAK_BITS != 0
+}
+
+/// Whether a concurrent walker must break the entry to go from `old` to
+/// `new`: where the architecture requires it, and wherever a valid entry
+/// becomes invalid (the TLB must be invalidated before anyone reuses what
+/// it mapped).
+#[inline(always)]
+pub fn must_break(old: Descriptor, new: Descriptor) -> bool {
+    needs_break(old, new) || (old.is_valid() && !new.is_valid())
+}
+
+/// Keeps the table page's count at 1 + its counted entries when an entry
+/// goes from `old` to `new` in one step that nobody else can observe
+/// halfway (an exclusive walker, or an entry only this walker can reach).
+#[inline(always)]
+pub fn account<S: EntrySite + ?Sized>(site: &S, old: Descriptor, new: Descriptor) {
+    match (old.is_counted(), new.is_counted()) {
+        (false, true) => site.get(),
+        // SAFETY: `old` is the counted entry this step removes, so its
+        // reference is the caller's to give back, and the page, which still
+        // holds the entry being written, keeps its own.
+        (true, false) => unsafe { site.put() },
+        _ => {}
+    }
+}
+
+/// Replaces `old`, the value this walker read, with `new` if nobody changed
+/// the entry meanwhile. A locked `old` is another walker's break in
+/// progress: a race, without touching the entry.
+///
+/// The reference count follows the rule of the [module](self): taken before
+/// the swap makes a counted `new` visible (and given back if the swap
+/// loses), dropped after the swap removed a counted `old`.
+#[inline(always)]
+pub fn try_swap<P, S>(cell: &P, site: &S, old: Descriptor, new: Descriptor) -> Result<(), Conflict>
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    if old.is_locked() {
+        return Err(Conflict::Raced);
+    }
+    let gains = !old.is_counted() && new.is_counted();
+    let loses = old.is_counted() && !new.is_counted();
+    if gains {
+        site.get();
+    }
+    match cell.compare_exchange(old.bits(), new.bits(), Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            if loses {
+                // SAFETY: the swap removed the counted `old`, whose
+                // reference is now ours to give back; the page stays linked.
+                unsafe { site.put() };
+            }
+            Ok(())
+        }
+        Err(_) => {
+            if gains {
+                // SAFETY: gives back the reference taken above for `new`,
+                // which never reached the entry.
+                unsafe { site.put() };
+            }
+            Err(Conflict::Raced)
+        }
+    }
+}
+
+/// Break: swaps `old` for the locked marker, invalidates the TLB for what
+/// it held, and drops its count (the marker does not count). Other walkers
+/// that meet the marker see a race. Follow with [`make`].
+#[inline(always)]
+pub fn try_break<P, S>(cell: &P, site: &S, old: Descriptor) -> Result<Broken, Conflict>
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    if old.is_locked() {
+        return Err(Conflict::Raced);
+    }
+    let locked = Descriptor::LOCKED.bits();
+    if cell
+        .compare_exchange(old.bits(), locked, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Err(Conflict::Raced);
+    }
+    site.invalidate(old);
+    if old.is_counted() {
+        // SAFETY: the swap removed the counted `old`: its reference is ours
+        // to give back. The locked marker does not count, and the page
+        // stays linked with its own reference.
+        unsafe { site.put() };
+    }
+    Ok(Broken { old })
+}
+
+/// Make: publishes `new` over an entry this walker broke, after the cache
+/// maintenance it needs and with its count taken first.
+#[inline(always)]
+pub fn make<P, S>(cell: &P, site: &S, broken: Broken, new: Descriptor)
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    site.maintain_caches(broken.old, new);
+    if new.is_counted() {
+        site.get();
+    }
+    publish(cell, new);
+}
+
+/// The concurrent update of an entry from `old` (as read) to `new`: a
+/// single compare-and-swap where the architecture allows it, otherwise
+/// break, invalidate, maintain caches, make. `Err(Conflict::Raced)` when
+/// another walker changed or locked the entry first; the entry is then as
+/// that walker left it.
+#[inline(always)]
+pub fn try_update<P, S>(
+    cell: &P,
+    site: &S,
+    old: Descriptor,
+    new: Descriptor,
+) -> Result<(), Conflict>
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    if old.is_locked() {
+        return Err(Conflict::Raced);
+    }
+    if old == new {
+        return Ok(());
+    }
+    if must_break(old, new) {
+        let broken = try_break(cell, site, old)?;
+        make(cell, site, broken, new);
+    } else {
+        site.maintain_caches(old, new);
+        try_swap(cell, site, old, new)?;
+    }
+    Ok(())
+}
+
+/// Links the private, filled table `table` (a table descriptor) in place of
+/// `old`, the leaf read: by compare-and-swap over an invalid entry, by
+/// break-before-make over a valid one. Release ordering on both paths
+/// publishes the table's contents with it.
+#[inline(always)]
+pub fn try_link<P, S>(
+    cell: &P,
+    site: &S,
+    old: Descriptor,
+    table: Descriptor,
+) -> Result<(), Conflict>
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    if old.is_valid() {
+        let broken = try_break(cell, site, old)?;
+        make(cell, site, broken, table);
+        Ok(())
+    } else {
+        try_swap(cell, site, old, table)
+    }
+}
+
+/// The exclusive update of an entry from `old` to `new`: plain stores, with
+/// the entry invalidated and the TLB flushed in between where
+/// break-before-make is needed. No other walker runs, so there is no race.
+#[inline(always)]
+pub fn set<P, S>(cell: &P, site: &S, old: Descriptor, new: Descriptor)
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    if old == new {
+        return;
+    }
+    if must_break(old, new) {
+        publish(cell, Descriptor::INVALID);
+        site.invalidate(old);
+    }
+    site.maintain_caches(old, new);
+    account(site, old, new);
+    publish(cell, new);
+}
+
+#[cfg(test)]
+mod tests {
+    use core::cell::RefCell;
+
+    use super::*;
+    use crate::addr::PhysAddr;
+    use crate::descriptor::LeafAttrs;
+    use crate::geometry::Level;
+    use crate::prot::Prot;
+
+    /// Records, in order, what the protocol did to the entry and the host.
+    #[derive(Default)]
+    struct Recorder {
+        value: RefCell<u64>,
+        /// A value another walker swaps in just before the next
+        /// compare-and-swap, to lose it on purpose.
+        interfere: RefCell<Option<u64>>,
+        events: RefCell<Log>,
+    }
+
+    /// A fixed-size event log (the crate may be built without `std`).
+    #[derive(Default)]
+    struct Log {
+        events: [Option<Event>; 8],
+        len: usize,
+    }
+
+    impl Log {
+        fn push(&mut self, e: Event) {
+            self.events[self.len] = Some(e);
+            self.len += 1;
+        }
+
+        fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+    }
+
+    impl<const N: usize> PartialEq<[Event; N]> for Log {
+        fn eq(&self, other: &[Event; N]) -> bool {
+            self.len == N
+                && self.events[..N]
+                    .iter()
+                    .zip(other)
+                    .all(|(a, b)| *a == Some(*b))
+        }
+    }
+
+    impl core::fmt::Debug for Log {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_list()
+                .entries(self.events[..self.len].iter().flatten())
+                .finish()
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Event {
+        Visible(u64),
+        CasLost,
+        Get,
+        Put,
+        Tlbi,
+        Cmo,
+    }
+
+    impl EntryCell for Recorder {
+        fn load(&self, _: Ordering) -> u64 {
+            *self.value.borrow()
+        }
+        fn store(&self, value: u64, _: Ordering) {
+            *self.value.borrow_mut() = value;
+            self.events.borrow_mut().push(Event::Visible(value));
+        }
+        fn compare_exchange(
+            &self,
+            cur: u64,
+            new: u64,
+            _: Ordering,
+            _: Ordering,
+        ) -> Result<u64, u64> {
+            if let Some(v) = self.interfere.borrow_mut().take() {
+                *self.value.borrow_mut() = v;
+            }
+            let held = *self.value.borrow();
+            if held != cur {
+                self.events.borrow_mut().push(Event::CasLost);
+                return Err(held);
+            }
+            *self.value.borrow_mut() = new;
+            self.events.borrow_mut().push(Event::Visible(new));
+            Ok(held)
+        }
+    }
+
+    impl EntrySite for Recorder {
+        fn get(&self) {
+            self.events.borrow_mut().push(Event::Get);
+        }
+        unsafe fn put(&self) {
+            self.events.borrow_mut().push(Event::Put);
+        }
+        fn invalidate(&self, _: Descriptor) {
+            self.events.borrow_mut().push(Event::Tlbi);
+        }
+        fn maintain_caches(&self, _: Descriptor, _: Descriptor) {
+            self.events.borrow_mut().push(Event::Cmo);
+        }
+    }
+
+    fn page(pa: u64, prot: Prot) -> Descriptor {
+        Descriptor::leaf(
+            PhysAddr(pa),
+            Level::LAST,
+            LeafAttrs::from_prot(prot).unwrap(),
+        )
+    }
+
+    // Regression: the count used to be taken after the swap had made the
+    // entry visible, so a walker breaking it in between could drop the
+    // page's count to zero while it was still linked.
+    #[test]
+    fn a_new_counted_entry_is_counted_before_it_is_visible() {
+        let r = Recorder::default();
+        let new = page(0x8000_0000, Prot::RW);
+        try_update(&r, &r, Descriptor::INVALID, new).unwrap();
+        assert_eq!(
+            *r.events.borrow(),
+            [Event::Cmo, Event::Get, Event::Visible(new.bits())]
+        );
+    }
+
+    #[test]
+    fn a_lost_swap_gives_the_count_back_and_leaves_the_entry() {
+        let r = Recorder::default();
+        let theirs = page(0x9000_0000, Prot::R);
+        *r.interfere.borrow_mut() = Some(theirs.bits());
+        let new = page(0x8000_0000, Prot::RW);
+        assert_eq!(
+            try_update(&r, &r, Descriptor::INVALID, new),
+            Err(Conflict::Raced)
+        );
+        assert_eq!(
+            *r.events.borrow(),
+            [Event::Cmo, Event::Get, Event::CasLost, Event::Put]
+        );
+        assert_eq!(*r.value.borrow(), theirs.bits());
+    }
+
+    #[test]
+    fn break_before_make_order() {
+        let old = page(0x8000_0000, Prot::RW);
+        let r = Recorder::default();
+        *r.value.borrow_mut() = old.bits();
+        let new = page(0x9000_0000, Prot::RW);
+        try_update(&r, &r, old, new).unwrap();
+        assert_eq!(
+            *r.events.borrow(),
+            [
+                Event::Visible(Descriptor::LOCKED.bits()),
+                Event::Tlbi,
+                Event::Put,
+                Event::Cmo,
+                Event::Get,
+                Event::Visible(new.bits()),
+            ]
+        );
+    }
+
+    #[test]
+    fn permission_changes_swap_without_a_break() {
+        let old = page(0x8000_0000, Prot::RW);
+        let r = Recorder::default();
+        *r.value.borrow_mut() = old.bits();
+        let new = old.with_writable(false).with_young(false);
+        assert!(!must_break(old, new));
+        try_update(&r, &r, old, new).unwrap();
+        assert_eq!(*r.events.borrow(), [Event::Cmo, Event::Visible(new.bits())]);
+    }
+
+    #[test]
+    fn a_locked_entry_is_a_race_and_is_not_touched() {
+        let r = Recorder::default();
+        *r.value.borrow_mut() = Descriptor::LOCKED.bits();
+        let new = page(0x8000_0000, Prot::RW);
+        assert_eq!(
+            try_update(&r, &r, Descriptor::LOCKED, new),
+            Err(Conflict::Raced)
+        );
+        assert!(try_break(&r, &r, Descriptor::LOCKED).is_err());
+        assert!(r.events.borrow().is_empty());
+    }
+
+    #[test]
+    fn which_changes_need_a_break() {
+        let old = page(0x8000_0000, Prot::RW);
+        assert!(needs_break(old, page(0x8000_1000, Prot::RW)));
+        assert!(needs_break(old, page(0x8000_0000, Prot::RW | Prot::DEVICE)));
+        assert!(!needs_break(old, page(0x8000_0000, Prot::R | Prot::X)));
+        assert!(!needs_break(Descriptor::INVALID, old));
+        assert!(must_break(old, Descriptor::INVALID));
+        assert!(!must_break(Descriptor::INVALID, old));
+    }
+}

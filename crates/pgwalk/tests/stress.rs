@@ -1,0 +1,530 @@
+//! Real threads racing on one table under its read lock: fault-ins (pages
+//! and blocks that replace page tables), wrprotect, test_clear_young,
+//! relax_perms and mkyoung, with allocations failing now and then. Bounded:
+//! a fixed number of operations per vCPU, fewer in debug builds, so it
+//! finishes in seconds on a two-core CI machine.
+//!
+//! What must hold afterwards:
+//! - every page a vCPU faulted in is mapped, to the right physical page;
+//! - with the permissions applied last: in region A each page's permission
+//!   changes come from one vCPU (its owner) in program order, while every
+//!   other thread races on the same entries and table pages, so the owner's
+//!   model is exact; region B ends with a concurrent final phase
+//!   (wrprotect everything, add execute to every eighth page) whose result
+//!   is fixed;
+//! - reference counts are 1 + non-zero entries in every table page, no
+//!   entry is left locked, no child table is empty (`check_invariants`);
+//! - after the grace periods, the host holds exactly the reachable table
+//!   pages, frees every page when the table is dropped, and saw no double
+//!   free.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pgwalk::host::{check_invariants, HeapMemory};
+use pgwalk::{
+    Error, Exec, FaultOutcome, Geometry, Granule, Ipa, PhysAddr, Prot, SpinStage2, Stage2,
+    WalkFlags,
+};
+
+const K4: u64 = 4 << 10;
+const M2: u64 = 2 << 20;
+
+/// Region A: pages whose permissions each belong to one vCPU.
+const A_IPA: u64 = 0x4000_0000;
+const A_PA: u64 = 0x1_0000_0000;
+const A_PAGES: u64 = 1024;
+/// Region B: 2 MiB chunks faulted in by pages, collapsed into blocks by
+/// block faults (the page tables they replace are freed after a grace
+/// period), split again by page faults into the blocks.
+const B_IPA: u64 = 0x8000_0000;
+const B_PA: u64 = 0x2_0000_0000;
+const B_CHUNKS: u64 = 4;
+const B_PAGES: u64 = B_CHUNKS * M2 / K4;
+
+const VCPUS: usize = 4;
+
+fn ops_per_vcpu() -> usize {
+    if cfg!(debug_assertions) {
+        8_000
+    } else {
+        150_000
+    }
+}
+
+/// A small deterministic generator, one per thread.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What a region-A page's owner knows it applied last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Perms {
+    w: bool,
+    x: bool,
+}
+
+type Table = SpinStage2<HeapMemory>;
+
+#[derive(Default)]
+struct Counters {
+    fixed: AtomicU64,
+    spurious: AtomicU64,
+    retried: AtomicU64,
+    no_memory: AtomicU64,
+    blocks: AtomicU64,
+}
+
+/// A vCPU's fault: retried while another walker wins the race or memory
+/// runs out, as a vCPU faults again after resuming or refilling its cache.
+fn fault(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) -> FaultOutcome {
+    loop {
+        let guard = table.read();
+        let r = guard.fault_handler().map(
+            Ipa(ipa),
+            size,
+            PhysAddr(pa),
+            Prot::RW,
+            &mut (),
+            WalkFlags::empty(),
+        );
+        drop(guard);
+        match r {
+            Ok(FaultOutcome::Retry) => {
+                c.retried.fetch_add(1, Ordering::Relaxed);
+                std::thread::yield_now();
+            }
+            Ok(o @ (FaultOutcome::Fixed | FaultOutcome::Spurious)) => {
+                let n = if o == FaultOutcome::Fixed {
+                    &c.fixed
+                } else {
+                    &c.spurious
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+                return o;
+            }
+            Ok(o) => panic!("the fault-path map answered {}", o.name()),
+            Err(Error::NoMemory) => {
+                c.no_memory.fetch_add(1, Ordering::Relaxed);
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("fault-in failed: {e}"),
+        }
+    }
+}
+
+/// A fault whose outcome does not matter beyond "now mapped": [`fault`]
+/// returns only once the mapping is there, fixed by this call or another.
+fn fault_in(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) {
+    let outcome = fault(table, ipa, size, pa, c);
+    assert!(matches!(
+        outcome,
+        FaultOutcome::Fixed | FaultOutcome::Spurious
+    ));
+}
+
+/// One vCPU: owner of the region-A pages `p % VCPUS == me`, and one of
+/// several faulting region B in.
+fn vcpu(
+    me: usize,
+    table: &Table,
+    owned: &mut [Option<Perms>],
+    faulted_b: &[AtomicBool],
+    c: &Counters,
+) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((me as u64 + 1) * 0x1234_5678_9abc_def1));
+    for _ in 0..ops_per_vcpu() {
+        let roll = rng.below(100);
+        if roll < 55 {
+            let slot = rng.below(owned.len() as u64) as usize;
+            let p = (slot * VCPUS + me) as u64;
+            owner_op(table, &mut rng, p, &mut owned[slot], c);
+        } else if roll < 95 {
+            let p = rng.below(B_PAGES);
+            fault_in(table, B_IPA + p * K4, K4, B_PA + p * K4, c);
+            faulted_b[p as usize].store(true, Ordering::Relaxed);
+        } else {
+            // Fault a page into a chunk, then the whole chunk as a block:
+            // the block replaces the page table, which goes to the host's
+            // grace period.
+            let chunk = rng.below(B_CHUNKS);
+            let p = chunk * 512 + rng.below(512);
+            fault_in(table, B_IPA + p * K4, K4, B_PA + p * K4, c);
+            fault_in(table, B_IPA + chunk * M2, M2, B_PA + chunk * M2, c);
+            c.blocks.fetch_add(1, Ordering::Relaxed);
+            for f in &faulted_b[(chunk * 512) as usize..][..512] {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A permission-changing operation on an owned region-A page, and what the
+/// owner learns from its outcome.
+fn owner_op(table: &Table, rng: &mut Rng, p: u64, model: &mut Option<Perms>, c: &Counters) {
+    let ipa = Ipa(A_IPA + p * K4);
+    match rng.below(6) {
+        0 | 1 => {
+            // A fault installs RW (or finds the page there: spurious, and
+            // then permissions stay as they were).
+            if fault(table, ipa.get(), K4, A_PA + p * K4, c) == FaultOutcome::Fixed {
+                *model = Some(Perms { w: true, x: false });
+            } else {
+                assert!(model.is_some(), "spurious fault on a page never mapped");
+            }
+        }
+        2 => {
+            let guard = table.read();
+            let h = guard.shared();
+            h.wrprotect(ipa, K4).unwrap().flush(&h);
+            if let Some(m) = model {
+                m.w = false;
+            }
+        }
+        3 => {
+            // Relaxing from the fault path: no retry inside pgwalk.
+            let (prot, w) = if rng.below(2) == 0 {
+                (Prot::W, true)
+            } else {
+                (Prot::X, false)
+            };
+            let outcome = table.read().fault_handler().relax_perms(ipa, prot).unwrap();
+            match (outcome, model.as_mut()) {
+                (FaultOutcome::Fixed, Some(m)) => {
+                    m.w |= w;
+                    m.x |= !w;
+                }
+                (FaultOutcome::Spurious, Some(m)) => {
+                    assert!(
+                        if w { m.w } else { m.x },
+                        "spurious relax of {prot:?} on {m:?}"
+                    );
+                }
+                (FaultOutcome::Retry, _) => {}
+                (o, m) => panic!("relax_perms answered {} on a page modelled {m:?}", o.name()),
+            }
+        }
+        4 => {
+            // Relaxing as a shared walker: retried until it lands.
+            table.read().shared().relax_perms(ipa, Prot::X).unwrap();
+            if let Some(m) = model {
+                m.x = true;
+            }
+        }
+        _ => {
+            let outcome = table.read().fault_handler().mkyoung(ipa).unwrap();
+            if model.is_none() {
+                assert_eq!(outcome, FaultOutcome::Retry, "mkyoung on an unmapped page");
+            }
+        }
+    }
+}
+
+/// Page aging over both regions until told to stop; also checks, on the
+/// fly, that every valid leaf it reads maps the right physical page.
+fn ager(table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
+    let mut rng = Rng(seed);
+    let mut passes = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let guard = table.read();
+        let h = guard.shared();
+        let (base, pages, pa) = if rng.below(2) == 0 {
+            (A_IPA, A_PAGES, A_PA)
+        } else {
+            (B_IPA, B_PAGES, B_PA)
+        };
+        let len = 1 + rng.below(64);
+        let start = rng.below(pages - len);
+        h.test_clear_young(Ipa(base + start * K4), len * K4, true)
+            .unwrap();
+        let p = rng.below(pages);
+        let (leaf, level) = h.get_leaf(Ipa(base + p * K4)).unwrap();
+        assert!(!leaf.is_locked(), "get_leaf returned the locked marker");
+        if leaf.is_valid() {
+            let size = h.geometry().entry_size(level);
+            let expect = (pa + p * K4) & !(size - 1);
+            assert_eq!(leaf.output_address(Granule::Size4KiB).get(), expect);
+        }
+        passes += 1;
+    }
+    passes
+}
+
+/// Dirty logging over region B until told to stop.
+fn logger(table: &Table, stop: &AtomicBool) -> u64 {
+    let mut rng = Rng(0x5151_7777);
+    let mut passes = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let guard = table.read();
+        let h = guard.shared();
+        let len = 1 + rng.below(256);
+        let start = rng.below(B_PAGES - len);
+        h.wrprotect(Ipa(B_IPA + start * K4), len * K4)
+            .unwrap()
+            .flush(&h);
+        passes += 1;
+    }
+    passes
+}
+
+/// Makes allocations fail now and then: caps live pages just above what is
+/// in use for a moment, then lifts the cap.
+fn oom_injector(mm: &HeapMemory, stop: &AtomicBool) -> u64 {
+    let mut rounds = 0;
+    while !stop.load(Ordering::Relaxed) {
+        mm.set_page_limit(mm.live_pages());
+        std::thread::sleep(Duration::from_micros(300));
+        mm.set_page_limit(usize::MAX);
+        std::thread::sleep(Duration::from_millis(2));
+        rounds += 1;
+    }
+    mm.set_page_limit(usize::MAX);
+    rounds
+}
+
+#[test]
+fn racing_fault_ins_and_attribute_changes() {
+    let started = Instant::now();
+    let mm = HeapMemory::new(1 << 14);
+    let geometry = Geometry::for_ia_bits(40, 44).unwrap();
+    let table: Table = SpinStage2::new(Stage2::with_geometry(geometry, mm.clone()).unwrap());
+    let counters = Counters::default();
+    let faulted_b: Vec<AtomicBool> = (0..B_PAGES).map(|_| AtomicBool::new(false)).collect();
+    let per_owner = (A_PAGES as usize) / VCPUS;
+    let mut models: Vec<Vec<Option<Perms>>> = vec![vec![None; per_owner]; VCPUS];
+    let stop = AtomicBool::new(false);
+    let vcpus_left = AtomicUsize::new(VCPUS);
+
+    let (aged, logged, oom_rounds) = std::thread::scope(|s| {
+        for (me, owned) in models.iter_mut().enumerate() {
+            let (table, faulted_b, c, stop, left) =
+                (&table, &faulted_b, &counters, &stop, &vcpus_left);
+            s.spawn(move || {
+                vcpu(me, table, owned, faulted_b, c);
+                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    stop.store(true, Ordering::Release);
+                }
+            });
+        }
+        let aged = s.spawn(|| ager(&table, &stop, 0xa9e5));
+        let logged = s.spawn(|| logger(&table, &stop));
+        let oom = s.spawn(|| oom_injector(&mm, &stop));
+        (
+            aged.join().unwrap(),
+            logged.join().unwrap(),
+            oom.join().unwrap(),
+        )
+    });
+    let racing = started.elapsed();
+
+    // Region A: every owned page as its owner last left it.
+    {
+        let guard = table.read();
+        let h = guard.shared();
+        for (me, owned) in models.iter().enumerate() {
+            for (slot, m) in owned.iter().enumerate() {
+                let p = (slot * VCPUS + me) as u64;
+                let (leaf, level) = h.get_leaf(Ipa(A_IPA + p * K4)).unwrap();
+                let Some(m) = m else {
+                    assert!(!leaf.is_valid(), "page {p} mapped but never faulted in");
+                    continue;
+                };
+                assert!(leaf.is_valid(), "page {p} faulted in but not mapped");
+                assert_eq!(level.get(), 3);
+                assert_eq!(leaf.output_address(Granule::Size4KiB).get(), A_PA + p * K4);
+                assert!(leaf.readable());
+                assert_eq!(leaf.writable(), m.w, "page {p}: write permission lost");
+                let exec = if m.x { Exec::Both } else { Exec::Never };
+                assert_eq!(leaf.exec(), exec, "page {p}: execute permission lost");
+            }
+        }
+    }
+    assert!(mm.quiesce(), "deferred frees still pending");
+    check_invariants(&table.read()).unwrap_or_else(|e| panic!("after racing: {e}"));
+
+    // Region B: split it under the write lock, then a final concurrent
+    // phase whose outcome is fixed: every page write-protected, every
+    // eighth page executable, with aging racing both.
+    table
+        .write()
+        .exclusive()
+        .split(Ipa(B_IPA), B_CHUNKS * M2, &mut ())
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let ager = s.spawn(|| ager(&table, &stop, 0x77));
+        let mut workers = Vec::new();
+        for q in 0..VCPUS as u64 {
+            let table = &table;
+            workers.push(s.spawn(move || {
+                let quarter = B_PAGES / VCPUS as u64;
+                let guard = table.read();
+                let h = guard.shared();
+                for p in q * quarter..(q + 1) * quarter {
+                    let ipa = Ipa(B_IPA + p * K4);
+                    if p % 8 == 0 {
+                        h.relax_perms(ipa, Prot::X).unwrap();
+                    }
+                    if p % 2 == 0 {
+                        h.wrprotect(ipa, K4).unwrap().flush(&h);
+                    }
+                }
+                // And the odd pages in one range walk per quarter.
+                h.wrprotect(Ipa(B_IPA + q * quarter * K4), quarter * K4)
+                    .unwrap()
+                    .flush(&h);
+            }));
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        stop.store(true, Ordering::Release);
+        ager.join().unwrap();
+    });
+    {
+        let guard = table.read();
+        let h = guard.shared();
+        for (p, faulted) in faulted_b.iter().enumerate() {
+            let p = p as u64;
+            let (leaf, level) = h.get_leaf(Ipa(B_IPA + p * K4)).unwrap();
+            if !faulted.load(Ordering::Relaxed) && !leaf.is_valid() {
+                continue;
+            }
+            assert!(
+                leaf.is_valid(),
+                "page {p} of region B faulted in but not mapped"
+            );
+            assert_eq!(level.get(), 3, "region B was split");
+            assert_eq!(leaf.output_address(Granule::Size4KiB).get(), B_PA + p * K4);
+            assert!(leaf.readable() && !leaf.writable(), "page {p}: {leaf:?}");
+            let exec = if p % 8 == 0 { Exec::Both } else { Exec::Never };
+            assert_eq!(leaf.exec(), exec, "page {p}");
+        }
+    }
+
+    assert!(mm.quiesce());
+    let report = check_invariants(&table.read()).unwrap_or_else(|e| panic!("at the end: {e}"));
+    let stats = mm.stats();
+    assert_eq!(stats.double_frees, 0);
+    assert!(
+        stats.deferred_frees > 0,
+        "no block replaced a page table: {stats:?}"
+    );
+    let c = &counters;
+    eprintln!(
+        "stress: {racing:?} racing, {:?} in all; faults fixed {} spurious {} retried {} \
+         out-of-memory {}; block faults {}; aging passes {aged}, dirty-log passes {logged}, \
+         allocation caps {oom_rounds}; {} deferred frees, {} allocation failures; {report:?}",
+        started.elapsed(),
+        c.fixed.load(Ordering::Relaxed),
+        c.spurious.load(Ordering::Relaxed),
+        c.retried.load(Ordering::Relaxed),
+        c.no_memory.load(Ordering::Relaxed),
+        c.blocks.load(Ordering::Relaxed),
+        stats.deferred_frees,
+        stats.alloc_failures,
+    );
+
+    drop(table);
+    assert!(mm.quiesce());
+    let stats = mm.stats();
+    assert_eq!(mm.live_pages(), 0, "pages leaked: {stats:?}");
+    assert_eq!(stats.pages_allocated, stats.pages_freed);
+    assert_eq!(stats.double_frees, 0);
+}
+
+/// Waits until `n` threads have arrived at round `round` of `arrived`.
+/// Gives up once a thread has failed (it will never arrive).
+fn rendezvous(arrived: &AtomicUsize, failed: &AtomicBool, n: usize, round: usize) {
+    arrived.fetch_add(1, Ordering::AcqRel);
+    while arrived.load(Ordering::Acquire) < n * (round + 1) {
+        assert!(!failed.load(Ordering::Relaxed), "another thread failed");
+        std::thread::yield_now();
+    }
+}
+
+/// Raises `failed` if the thread panics while this is alive.
+struct FailFlag<'a>(&'a AtomicBool);
+
+impl Drop for FailFlag<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn racing_installs_and_remaps_of_one_page() {
+    // Two vCPUs fault the first page of a fresh 2 MiB chunk to different
+    // physical pages at the same moment: one installs it over the empty
+    // entry, the other breaks that entry and makes its own. The new page
+    // table holds that single entry, so its count must already include the
+    // first install when the second breaks it (it used to fall to zero and
+    // the page table was freed while linked). Meanwhile a reader looks the
+    // page up and must never see the break in progress.
+    let rounds = if cfg!(debug_assertions) { 300 } else { 3_000 };
+    let mm = HeapMemory::new(1 << 13);
+    let geometry = Geometry::for_ia_bits(40, 44).unwrap();
+    let table: Table = SpinStage2::new(Stage2::with_geometry(geometry, mm.clone()).unwrap());
+    let arrived = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let remaps = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for who in 0..2u64 {
+            let (table, arrived, failed, remaps) = (&table, &arrived, &failed, &remaps);
+            s.spawn(move || {
+                let _flag = FailFlag(failed);
+                for round in 0..rounds {
+                    let ipa = A_IPA + round as u64 * M2;
+                    let pa = if who == 0 { A_PA } else { B_PA } + round as u64 * K4;
+                    rendezvous(arrived, failed, 3, round);
+                    // The first fault races the other vCPU's install; the
+                    // others remap the page it left, each a break-before-make.
+                    let c = Counters::default();
+                    for _ in 0..8 {
+                        fault_in(table, ipa, K4, pa, &c);
+                    }
+                    remaps.fetch_add(c.fixed.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+            });
+        }
+        let (table, arrived, failed) = (&table, &arrived, &failed);
+        s.spawn(move || {
+            let _flag = FailFlag(failed);
+            for round in 0..rounds {
+                let ipa = A_IPA + round as u64 * M2;
+                rendezvous(arrived, failed, 3, round);
+                let mut seen_mapped = false;
+                for _ in 0..256 {
+                    let (leaf, _) = table.read().shared().get_leaf(Ipa(ipa)).unwrap();
+                    assert!(!leaf.is_locked(), "get_leaf reported a break in progress");
+                    assert!(
+                        leaf.is_valid() || !seen_mapped,
+                        "a mapped page looked unmapped during a remap"
+                    );
+                    seen_mapped |= leaf.is_valid();
+                }
+            }
+        });
+    });
+    assert!(mm.quiesce());
+    let report = check_invariants(&table.read()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.leaves[3], rounds);
+    assert_eq!(mm.stats().double_frees, 0);
+    assert!(remaps.load(Ordering::Relaxed) >= rounds as u64);
+    drop(table);
+    assert_eq!(mm.live_pages(), 0);
+    assert_eq!(mm.stats().double_frees, 0);
+}

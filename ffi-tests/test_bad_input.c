@@ -1,0 +1,335 @@
+/*
+ * Bad input never reaches undefined behaviour: each gets a defined negative
+ * errno, and the table is left as it was, without leaking a page.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "host.h"
+
+#define GUEST_PA 0x100000000ull
+#define IPA 0x40000000ull
+#define RW (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W)
+#define SZ_2M (2ull << 20)
+#define FAULT (KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT)
+
+/* A fingerprint of every non-zero entry: a table that changed shows. */
+struct print {
+	unsigned long entries;
+	uint64_t hash;
+};
+
+static int fingerprint_visit(const struct kvm_pgtable_visit_ctx *ctx,
+			     enum kvm_pgtable_walk_flags visit)
+{
+	struct print *p = ctx->arg;
+
+	(void)visit;
+	if (ctx->old) {
+		p->entries++;
+		p->hash = p->hash * 1000003u ^ ctx->addr ^ (ctx->old << 1) ^ (uint64_t)ctx->level;
+	}
+	return 0;
+}
+
+static struct print fingerprint(struct vm *vm)
+{
+	struct print p = { 0, 0 };
+	struct kvm_pgtable_walker w = {
+		.cb = fingerprint_visit,
+		.arg = &p,
+		.flags = KVM_PGTABLE_WALK_LEAF | KVM_PGTABLE_WALK_TABLE_PRE,
+	};
+
+	CHECK_EQ(kvm_pgtable_walk(&vm->pgt, 0, 1ull << 40, &w), 0);
+	return p;
+}
+
+static void same(struct vm *vm, struct print before, unsigned long pages, int line)
+{
+	struct print now = fingerprint(vm);
+
+	check_record(now.entries == before.entries && now.hash == before.hash, __FILE__, line,
+		     "table unchanged", (long long)now.entries, (long long)before.entries);
+	check_record(pool_stats().in_use == pages, __FILE__, line, "no page leaked",
+		     (long long)pool_stats().in_use, (long long)pages);
+}
+
+#define SAME(vm, before, pages) same(vm, before, pages, __LINE__)
+
+static void null_pointers(struct vm *vm)
+{
+	kvm_pte_t pte;
+	int8_t level;
+	bool b;
+	pgw_fault_outcome o;
+	kvm_pte_t *t;
+
+	CHECK_EQ(kvm_pgtable_stage2_init(NULL, &vm->mmu, &host_mm_ops), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_init(&vm->pgt, NULL, &host_mm_ops), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_init(&vm->pgt, &vm->mmu, NULL), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_map(NULL, IPA, PAGE_SIZE, GUEST_PA, RW, NULL, 0), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(NULL, IPA, PAGE_SIZE), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_wrprotect(NULL, IPA, PAGE_SIZE), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(NULL, IPA, RW, 0), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_flush(NULL, IPA, PAGE_SIZE), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_split(NULL, IPA, PAGE_SIZE, NULL), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_set_owner(NULL, IPA, PAGE_SIZE, NULL, 1), -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_get_leaf(NULL, IPA, &pte, &level), -PGW_EFAULT);
+	CHECK(!kvm_pgtable_stage2_test_clear_young(NULL, IPA, PAGE_SIZE, true));
+	kvm_pgtable_stage2_mkyoung(NULL, IPA, 0);
+	kvm_pgtable_stage2_destroy(NULL);
+	kvm_pgtable_stage2_free_unlinked(NULL, NULL, 1);
+	kvm_pgtable_stage2_free_unlinked(&host_mm_ops, NULL, 1);
+	CHECK_EQ(pgw_stage2_mkyoung(NULL, IPA, &b), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_test_clear_young(NULL, IPA, PAGE_SIZE, true, &b), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_fault_map(NULL, IPA, PAGE_SIZE, GUEST_PA, RW, NULL, 0, &o), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_fault_relax_perms(NULL, IPA, RW, &o), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, IPA, RW, NULL), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_fault_mkyoung(NULL, IPA, &o), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_fault_mkyoung(&vm->pgt, IPA, NULL), -PGW_EFAULT);
+	CHECK_EQ(pgw_stage2_create_unlinked(NULL, GUEST_PA, 2, RW, NULL, false, &t), -PGW_EFAULT);
+	CHECK_EQ((intptr_t)kvm_pgtable_stage2_create_unlinked(NULL, GUEST_PA, 2, RW, NULL, false),
+		 -PGW_EFAULT);
+}
+
+static void bad_ranges(struct vm *vm)
+{
+	/* Misaligned IPA, size and PA; empty; beyond the IPA and PA sizes;
+	 * wrapping around. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA + 1, PAGE_SIZE, GUEST_PA, RW, NULL, 0),
+		 -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE + 8, GUEST_PA, RW, NULL, 0),
+		 -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA + 4, RW, NULL, 0),
+		 -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, 0, GUEST_PA, RW, NULL, 0), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, 1ull << 40, PAGE_SIZE, GUEST_PA, RW, NULL, 0),
+		 -PGW_ERANGE);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, (1ull << 40) - PAGE_SIZE, 2 * PAGE_SIZE, GUEST_PA,
+					RW, NULL, 0), -PGW_ERANGE);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, 1ull << 40, RW, NULL, 0),
+		 -PGW_ERANGE);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, UINT64_MAX & ~(PAGE_SIZE - 1), PAGE_SIZE * 2,
+					GUEST_PA, RW, NULL, 0), -PGW_ERANGE);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, IPA + 8, PAGE_SIZE), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, IPA, 0), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, 1ull << 41, PAGE_SIZE), -PGW_ERANGE);
+	CHECK_EQ(kvm_pgtable_stage2_wrprotect(&vm->pgt, IPA, 3), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_wrprotect(&vm->pgt, UINT64_MAX - PAGE_SIZE + 1, PAGE_SIZE),
+		 -PGW_ERANGE);
+	CHECK_EQ(kvm_pgtable_stage2_flush(&vm->pgt, IPA, 0), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_split(&vm->pgt, IPA + 1, SZ_2M, NULL), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_set_owner(&vm->pgt, IPA, PAGE_SIZE - 1, NULL, 1), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm->pgt, 1ull << 40, NULL, NULL), -PGW_ERANGE);
+	/* Unmapping part of a block. */
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, IPA + PAGE_SIZE, PAGE_SIZE), -PGW_EINVAL);
+}
+
+static void bad_bits(struct vm *vm)
+{
+	pgw_fault_outcome o;
+
+	/* Unknown prot bits, contradictory or impossible prots. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA, RW | (1ull << 6), NULL,
+					0), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA, RW | (1ull << 63),
+					NULL, 0), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA,
+					KVM_PGTABLE_PROT_DEVICE | KVM_PGTABLE_PROT_NORMAL_NC, NULL,
+					0), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA,
+					KVM_PGTABLE_PROT_DEVICE | KVM_PGTABLE_PROT_X, NULL, 0),
+		 -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&vm->pgt, IPA, KVM_PGTABLE_PROT_SW0, 0),
+		 -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&vm->pgt, IPA, 1ull << 40, 0), -PGW_EINVAL);
+	/* Unknown flag bits, and HANDLE_FAULT without SHARED. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA, RW, NULL, 1u << 7),
+		 -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA, RW, NULL,
+					KVM_PGTABLE_WALK_HANDLE_FAULT), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&vm->pgt, IPA, RW, 1u << 31), -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, IPA, PAGE_SIZE, GUEST_PA, 1ull << 62, NULL, 0, &o),
+		 -PGW_EINVAL);
+	kvm_pgtable_stage2_mkyoung(&vm->pgt, IPA, 1u << 9);
+	/* Unknown enum values: levels. */
+	CHECK_EQ((intptr_t)kvm_pgtable_stage2_create_unlinked(&vm->pgt, GUEST_PA, -7, RW, NULL,
+							      false), -PGW_EINVAL);
+	CHECK_EQ((intptr_t)kvm_pgtable_stage2_create_unlinked(&vm->pgt, GUEST_PA, 127, RW, NULL,
+							      false), -PGW_EINVAL);
+	kvm_pgtable_stage2_free_unlinked(&host_mm_ops, vm->pgt.pgd, 9);
+	kvm_pgtable_stage2_free_unlinked(&host_mm_ops, vm->pgt.pgd, -128);
+}
+
+static void out_of_memory(struct vm *vm)
+{
+	struct kvm_mmu_memory_cache empty = { .nobjs = 0 }, one = { .nobjs = 1 };
+	struct print before = fingerprint(vm);
+	unsigned long pages = pool_stats().in_use;
+	pgw_fault_outcome o = 0;
+	kvm_pte_t *t;
+
+	/* The cache is empty: zalloc_page returns NULL at once. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, 0x80000000, PAGE_SIZE, GUEST_PA, RW, &empty, 0),
+		 -PGW_ENOMEM);
+	SAME(vm, before, pages);
+	/* The first table comes, the second does not: the first goes again. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, 0x80000000, PAGE_SIZE, GUEST_PA, RW, &one, 0),
+		 -PGW_ENOMEM);
+	CHECK_EQ(one.nobjs, 0);
+	SAME(vm, before, pages);
+	one.nobjs = 0;
+	CHECK_EQ(kvm_pgtable_stage2_split(&vm->pgt, IPA, SZ_2M, &one), -PGW_ENOMEM);
+	SAME(vm, before, pages);
+	pool_set_budget(3);
+	CHECK_EQ(pgw_stage2_create_unlinked(&vm->pgt, GUEST_PA, 1, RW, NULL, true, &t),
+		 -PGW_ENOMEM);
+	pool_set_budget(-1);
+	SAME(vm, before, pages);
+
+	/* The fault path cannot take back a table other walkers may already
+	 * have seen: the empty level-2 table stays linked (counted, not
+	 * leaked), and the vCPU's next fault, with a refilled cache, uses it. */
+	one.nobjs = 1;
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, 0x80000000, PAGE_SIZE, GUEST_PA, RW, &one, 0, &o),
+		 -PGW_ENOMEM);
+	CHECK_EQ(o, 0);
+	CHECK_EQ(pool_stats().in_use, pages + 1);
+	one.nobjs = 1;
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, 0x80000000, PAGE_SIZE, GUEST_PA, RW, &one, 0, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(one.nobjs, 0);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, 0x80000000, PAGE_SIZE), 0);
+	SAME(vm, before, pages);
+}
+
+static void bad_setup(void)
+{
+	struct vm vm;
+	struct kvm_pgtable_mm_ops ops = host_mm_ops;
+	unsigned long pages = pool_stats().in_use;
+
+	/* Unsupported VTCR_EL2 values: 16 KiB granule, LPA2, reserved TG0. */
+	CHECK_EQ(kvm_pgtable_stage2_pgd_size(VTCR_IPA40 | (2ull << 14)), 0);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (2ull << 14)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (1ull << 32)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (3ull << 14)), -PGW_EINVAL);
+	CHECK(vm.pgt.pgd == NULL);
+	CHECK_EQ(pool_stats().in_use, pages);
+
+	/* Stage-2 flags: IDMAP is not supported, unknown bits are refused. */
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	kvm_pgtable_stage2_destroy(&vm.pgt);
+	CHECK_EQ(__kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &host_mm_ops, KVM_PGTABLE_S2_IDMAP,
+					   NULL), -PGW_EOPNOTSUPP);
+	CHECK_EQ(__kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &host_mm_ops, 1u << 5, NULL),
+		 -PGW_EINVAL);
+
+	/* A missing memory callback, or a missing TLB callback: no table. */
+	ops.put_page = NULL;
+	CHECK_EQ(kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &ops), -PGW_EINVAL);
+	ops = host_mm_ops;
+	ops.dcache_clean_inval_poc = NULL; /* optional, as in the kernel */
+	ops.icache_inval_pou = NULL;
+	CHECK_EQ(kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &ops), 0);
+	kvm_pgtable_stage2_destroy(&vm.pgt);
+	vm.mmu.tlb_flush_vmid = NULL;
+	CHECK_EQ(kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &host_mm_ops), -PGW_EINVAL);
+	CHECK_EQ(pool_stats().in_use, pages);
+
+	/* zalloc_pages_exact failing: no root, nothing leaked. */
+	pool_set_budget(1);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), -PGW_ENOMEM);
+	pool_set_budget(-1);
+	CHECK_EQ(pool_stats().in_use, pages);
+}
+
+static void changed_after_init(void)
+{
+	struct vm vm;
+	uint64_t vtcr;
+	struct print before;
+	unsigned long pages;
+
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, SZ_2M, GUEST_PA, RW, NULL, 0), 0);
+	before = fingerprint(&vm);
+	pages = pool_stats().in_use;
+
+	/* A TLB callback cleared after init: every call refuses, nothing is
+	 * skipped silently. */
+	vm.mmu.tlb_flush_vmid_ipa = NULL;
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm.pgt, IPA, SZ_2M), -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), -PGW_EINVAL);
+	vm_init(&vm, VTCR_IPA40); /* restores the callbacks... */
+	pool_quiesce();
+	CHECK_EQ(pool_stats().in_use, pages + 2); /* ...and leaked the first table: */
+	CHECK(before.entries > 0);                /* the caller's mistake, documented */
+	kvm_pgtable_stage2_destroy(&vm.pgt);
+	(void)vtcr;
+}
+
+/* A host whose phys_to_virt breaks its contract: the panic it causes inside
+ * the library is caught at the boundary. */
+static void *broken_phys_to_virt(uint64_t phys)
+{
+	(void)phys;
+	return NULL;
+}
+
+static void broken_host(void)
+{
+	struct vm vm;
+	struct kvm_pgtable_mm_ops ops = host_mm_ops;
+	unsigned long pages = pool_stats().in_use;
+
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	vm.pgt.mm_ops = &ops;
+	ops.phys_to_virt = broken_phys_to_virt;
+	fprintf(stderr, "test_bad_input: a panic message from a broken host is expected next\n");
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), -PGW_ENOTRECOVERABLE);
+	ops.phys_to_virt = host_mm_ops.phys_to_virt;
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), 0);
+	/* A VTCR_EL2 changed under the table no longer matches it. */
+	vm.mmu.vtcr = 0x80023559; /* 39-bit IPA */
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), -PGW_EINVAL);
+	vm.mmu.vtcr = VTCR_IPA40;
+	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), 0);
+	CHECK_EQ(pool_stats().in_use, pages);
+}
+
+int main(void)
+{
+	struct vm vm;
+	struct print before;
+	unsigned long pages;
+
+	pool_reset();
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, SZ_2M, GUEST_PA, RW, NULL, 0), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA + SZ_2M, PAGE_SIZE, GUEST_PA, RW, NULL, 0), 0);
+	before = fingerprint(&vm);
+	pages = pool_stats().in_use;
+
+	null_pointers(&vm);
+	SAME(&vm, before, pages);
+	bad_ranges(&vm);
+	SAME(&vm, before, pages);
+	bad_bits(&vm);
+	SAME(&vm, before, pages);
+	out_of_memory(&vm);
+	SAME(&vm, before, pages);
+
+	kvm_pgtable_stage2_destroy(&vm.pgt);
+	CHECK_EQ(pool_stats().in_use, 0);
+	bad_setup();
+	broken_host();
+	changed_after_init();
+	pool_quiesce();
+	CHECK_EQ(pool_stats().double_frees, 0);
+	CHECK_EQ(pool_stats().bad_frees, 0);
+	return test_summary("test_bad_input");
+}

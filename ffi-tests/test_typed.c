@@ -1,0 +1,283 @@
+/*
+ * The typed API: visitors report what they did to the walk in
+ * visit->action and only their own errors through the return value; an
+ * action the capability does not allow is -PGW_EPROTO. Fault-path
+ * operations answer with a pgw_fault_outcome.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "check.h"
+#include "host.h"
+
+#define GUEST_PA 0x100000000ull
+#define PAGES_IPA 0x10000000ull
+#define RW (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W)
+#define ALWAYS (-1)
+
+struct plan {
+	uint32_t action; /* reported at visit `at` (or ALWAYS) */
+	uint32_t reason;
+	int ret;         /* returned at visit `at` */
+	int at;
+	int retry_first; /* PGW_ACTION_RETRY on the first visit of each entry */
+	uint64_t last;
+	unsigned visits, leaves;
+	uint32_t capability, kind;
+};
+
+static int visitor(struct pgw_visit *v)
+{
+	struct plan *p = v->arg;
+	unsigned n = p->visits++;
+
+	p->capability = v->capability;
+	p->kind = v->kind;
+	if (v->action != PGW_ACTION_CONTINUE)
+		return -EILSEQ; /* the documented entry value */
+	if (v->kind == PGW_VISIT_LEAF)
+		p->leaves++;
+	if (p->retry_first && v->kind == PGW_VISIT_LEAF) {
+		int first = n == 0 || v->addr != p->last;
+
+		p->last = v->addr;
+		if (first) {
+			v->action = PGW_ACTION_RETRY;
+			return 0;
+		}
+	}
+	if (p->at == ALWAYS || (unsigned)p->at == n) {
+		v->action = p->action;
+		v->resume_reason = p->reason;
+		return p->ret;
+	}
+	return 0;
+}
+
+static struct plan plan(uint32_t action, uint32_t reason, int ret, int at)
+{
+	struct plan p;
+
+	memset(&p, 0, sizeof(p));
+	p.action = action;
+	p.reason = reason;
+	p.ret = ret;
+	p.at = at;
+	return p;
+}
+
+static int walk(struct vm *vm, uint32_t cap, uint32_t flags, struct plan *p,
+		struct pgw_walk_result *res)
+{
+	struct pgw_walker w = { .cb = visitor, .arg = p, .flags = flags, .capability = cap };
+
+	res->status = 0;
+	res->outcome = 0;
+	return pgw_walk(&vm->pgt, PAGES_IPA, 4 * PAGE_SIZE, &w, res);
+}
+
+#define LEAF KVM_PGTABLE_WALK_LEAF
+
+static void every_capability(struct vm *vm)
+{
+	static const uint32_t caps[] = { PGW_EXCLUSIVE, PGW_SHARED, PGW_HANDLES_FAULT };
+	struct pgw_walk_result res;
+	struct plan p;
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		p = plan(PGW_ACTION_CONTINUE, 0, 0, ALWAYS);
+		CHECK_EQ(walk(vm, caps[i], LEAF, &p, &res), 0);
+		CHECK_EQ(res.status, PGW_WALK_COMPLETED);
+		CHECK_EQ(res.outcome, PGW_FAULT_CONTINUE);
+		CHECK_EQ(p.leaves, 4);
+		CHECK_EQ(p.capability, caps[i]);
+		CHECK_EQ(p.kind, PGW_VISIT_LEAF);
+
+		/* STOP: not an error, and the walk says it stopped. */
+		p = plan(PGW_ACTION_STOP, 0, 0, 1);
+		CHECK_EQ(walk(vm, caps[i], LEAF, &p, &res), 0);
+		CHECK_EQ(res.status, PGW_WALK_STOPPED);
+		CHECK_EQ(p.visits, 2);
+
+		/* The visitor's own error, whatever the action says. */
+		p = plan(PGW_ACTION_CONTINUE, 0, -ENOSPC, 2);
+		CHECK_EQ(walk(vm, caps[i], LEAF, &p, &res), -ENOSPC);
+		CHECK_EQ(res.status, 0); /* not written on error */
+		CHECK_EQ(p.visits, 3);
+
+		/* A positive return, or an action outside the enum, means nothing. */
+		p = plan(PGW_ACTION_CONTINUE, 0, 1, 0);
+		CHECK_EQ(walk(vm, caps[i], LEAF, &p, &res), -PGW_EBADMSG);
+		p = plan(0, 0, 0, 0);
+		CHECK_EQ(walk(vm, caps[i], LEAF, &p, &res), -PGW_EBADMSG);
+		p = plan(99, 0, 0, 0);
+		CHECK_EQ(walk(vm, caps[i], LEAF, &p, &res), -PGW_EBADMSG);
+		CHECK_EQ(p.visits, 1);
+	}
+}
+
+static void allowed_and_disallowed(struct vm *vm)
+{
+	struct pgw_walk_result res;
+	struct plan p;
+
+	/* Exclusive: no skip, no retry, no resume. */
+	p = plan(PGW_ACTION_SKIP, 0, 0, 0);
+	CHECK_EQ(walk(vm, PGW_EXCLUSIVE, LEAF, &p, &res), -PGW_EPROTO);
+	p = plan(PGW_ACTION_RETRY, 0, 0, 0);
+	CHECK_EQ(walk(vm, PGW_EXCLUSIVE, LEAF, &p, &res), -PGW_EPROTO);
+	p = plan(PGW_ACTION_RESUME_GUEST, 0, 0, 1);
+	CHECK_EQ(walk(vm, PGW_EXCLUSIVE, LEAF, &p, &res), -PGW_EPROTO);
+	CHECK_EQ(p.visits, 2);
+
+	/* Shared: retry revisits, skip skips, resume is refused. */
+	p = plan(PGW_ACTION_CONTINUE, 0, 0, ALWAYS);
+	p.retry_first = 1;
+	CHECK_EQ(walk(vm, PGW_SHARED, LEAF, &p, &res), 0);
+	CHECK_EQ(p.leaves, 8);
+	p = plan(PGW_ACTION_SKIP, 0, 0, ALWAYS);
+	CHECK_EQ(walk(vm, PGW_SHARED, LEAF | KVM_PGTABLE_WALK_TABLE_PRE, &p, &res), 0);
+	CHECK_EQ(res.status, PGW_WALK_COMPLETED);
+	CHECK_EQ(p.leaves, 0);
+	p = plan(PGW_ACTION_RESUME_GUEST, 0, 0, 0);
+	CHECK_EQ(walk(vm, PGW_SHARED, LEAF, &p, &res), -PGW_EPROTO);
+
+	/* Fault handler: resume the guest, with why; no skip, no retry. */
+	p = plan(PGW_ACTION_RESUME_GUEST, PGW_RESUME_RACED, 0, 1);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), 0);
+	CHECK_EQ(res.status, PGW_WALK_RESUMED_GUEST);
+	CHECK_EQ(res.outcome, PGW_FAULT_RETRY);
+	CHECK_EQ(p.visits, 2);
+	p = plan(PGW_ACTION_RESUME_GUEST, PGW_RESUME_SPURIOUS, 0, 0);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), 0);
+	CHECK_EQ(res.outcome, PGW_FAULT_SPURIOUS);
+	p = plan(PGW_ACTION_RESUME_GUEST, PGW_RESUME_GONE, 0, 0);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), 0);
+	CHECK_EQ(res.outcome, PGW_FAULT_RETRY);
+	p = plan(PGW_ACTION_RESUME_GUEST, 0, 0, 0);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), 0);
+	CHECK_EQ(res.outcome, PGW_FAULT_RETRY);
+	p = plan(PGW_ACTION_RESUME_GUEST, 17, 0, 0);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), -PGW_EBADMSG);
+	p = plan(PGW_ACTION_SKIP, 0, 0, 0);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), -PGW_EPROTO);
+	p = plan(PGW_ACTION_RETRY, 0, 0, 0);
+	CHECK_EQ(walk(vm, PGW_HANDLES_FAULT, LEAF, &p, &res), -PGW_EPROTO);
+}
+
+static void bad_walkers(struct vm *vm)
+{
+	struct pgw_walk_result res;
+	struct plan p = plan(PGW_ACTION_CONTINUE, 0, 0, ALWAYS);
+	struct pgw_walker w = { .cb = visitor, .arg = &p, .flags = LEAF, .capability = 0 };
+
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EINVAL);
+	w.capability = 4;
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EINVAL);
+	w.capability = PGW_SHARED;
+	w.flags = LEAF | KVM_PGTABLE_WALK_SHARED;
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EINVAL);
+	w.flags = LEAF | KVM_PGTABLE_WALK_HANDLE_FAULT;
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EINVAL);
+	w.flags = 1u << 20;
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EINVAL);
+	w.flags = LEAF;
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, NULL), -PGW_EFAULT);
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, NULL, &res), -PGW_EFAULT);
+	CHECK_EQ(pgw_walk(NULL, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EFAULT);
+	w.cb = NULL;
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA, PAGE_SIZE, &w, &res), -PGW_EFAULT);
+	CHECK_EQ(p.visits, 0);
+}
+
+static void fault_outcomes(struct vm *vm)
+{
+	static const char *const names[] = { "continue", "retry", "emulate", "write-protected",
+					     "fixed", "spurious" };
+	struct kvm_mmu_memory_cache mc = { .nobjs = 8 };
+	pgw_fault_outcome o = 0;
+	uint32_t v;
+	bool found = false, young = false;
+
+	for (v = PGW_FAULT_CONTINUE; v <= PGW_FAULT_SPURIOUS; v++) {
+		CHECK(v != 0);
+		CHECK(pgw_fault_outcome_name(v) != NULL &&
+		      strcmp(pgw_fault_outcome_name(v), names[v - 1]) == 0);
+	}
+	CHECK(pgw_fault_outcome_name(0) == NULL);
+	CHECK(pgw_fault_outcome_name(7) == NULL);
+	CHECK(pgw_fault_outcome_name(UINT32_MAX) == NULL);
+
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, 0x20000000, PAGE_SIZE, GUEST_PA, KVM_PGTABLE_PROT_R,
+				      &mc, 0, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, 0x20000000, PAGE_SIZE, GUEST_PA, KVM_PGTABLE_PROT_R,
+				      &mc, KVM_PGTABLE_WALK_SKIP_CMO, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_SPURIOUS);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, 0x20000000, PAGE_SIZE, GUEST_PA, KVM_PGTABLE_PROT_R,
+				      &mc, KVM_PGTABLE_WALK_SHARED, &o), -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, 0x20000000, PAGE_SIZE, GUEST_PA, KVM_PGTABLE_PROT_R,
+				      &mc, 0, NULL), -PGW_EFAULT);
+
+	CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, 0x20000000, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, 0x20000000, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_SPURIOUS);
+	CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, 0x30000000, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_RETRY);
+	CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, 0x20000000, KVM_PGTABLE_PROT_DEVICE, &o),
+		 -PGW_EINVAL);
+
+	CHECK_EQ(pgw_stage2_test_clear_young(&vm->pgt, 0x20000000, PAGE_SIZE, true, &young), 0);
+	CHECK(young);
+	CHECK_EQ(pgw_stage2_fault_mkyoung(&vm->pgt, 0x20000000, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(pgw_stage2_fault_mkyoung(&vm->pgt, 0x20000000, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_SPURIOUS);
+	CHECK_EQ(pgw_stage2_fault_mkyoung(&vm->pgt, 0x30000000, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_RETRY);
+	CHECK_EQ(pgw_stage2_mkyoung(&vm->pgt, 0x20000000, &found), 0);
+	CHECK(found);
+	CHECK_EQ(pgw_stage2_mkyoung(&vm->pgt, 0x30000000, &found), 0);
+	CHECK(!found);
+	CHECK_EQ(pgw_stage2_test_clear_young(&vm->pgt, 0x20000000, PAGE_SIZE, false, NULL),
+		 -PGW_EFAULT);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, 0x20000000, PAGE_SIZE), 0);
+}
+
+static void unlinked(struct vm *vm)
+{
+	kvm_pte_t *table = NULL;
+
+	CHECK_EQ(pgw_stage2_create_unlinked(&vm->pgt, GUEST_PA, 2, KVM_PGTABLE_PROT_R, NULL, false,
+					    &table), 0);
+	CHECK(table != NULL);
+	kvm_pgtable_stage2_free_unlinked(&host_mm_ops, table, 2);
+	CHECK_EQ(pgw_stage2_create_unlinked(&vm->pgt, GUEST_PA, 9, KVM_PGTABLE_PROT_R, NULL, false,
+					    &table), -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_create_unlinked(&vm->pgt, GUEST_PA, 2, KVM_PGTABLE_PROT_R, NULL, false,
+					    NULL), -PGW_EFAULT);
+}
+
+int main(void)
+{
+	struct vm vm;
+
+	pool_reset();
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, PAGES_IPA, 4 * PAGE_SIZE, GUEST_PA, RW, NULL, 0), 0);
+	every_capability(&vm);
+	allowed_and_disallowed(&vm);
+	bad_walkers(&vm);
+	fault_outcomes(&vm);
+	unlinked(&vm);
+	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), 0);
+	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_destroy(NULL), -PGW_EFAULT);
+	pool_quiesce();
+	CHECK_EQ(pool_stats().in_use, 0);
+	CHECK_EQ(pool_stats().double_frees, 0);
+	CHECK_EQ(pool_stats().bad_frees, 0);
+	return test_summary("test_typed");
+}
