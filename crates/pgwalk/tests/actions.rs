@@ -728,3 +728,13 @@ fn check_invariants_of(t: &Stage2<Gated>) {
     // Root, level-2 and level-3 tables (40-bit IPA starts at level 1).
     assert_eq!(mm.live_pages(), t.geometry().root_pages() + 2);
 }
+
+#[test]
+#[should_panic(expected = "need the Exclusive capability")]
+fn shared_visitor_cannot_unmap_through_try_set() {
+    let t = table_with_pages(1);
+    let _ = t.shared().walk(Ipa(0), K4, WalkFlags::LEAF, |ctx| {
+        ctx.try_set(pgwalk::Descriptor::INVALID)?;
+        Ok(Action::Continue)
+    });
+}

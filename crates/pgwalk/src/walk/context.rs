@@ -227,7 +227,9 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
     ///
     /// # Panics
     ///
-    /// As [`VisitCtx::set`].
+    /// As [`VisitCtx::set`], and if `new` is not a valid leaf: removing or
+    /// annotating a mapping is a structural change that needs the
+    /// [`Exclusive`] capability.
     #[inline(always)]
     pub fn try_set(&mut self, new: Descriptor) -> Result<(), Conflict> {
         self.check_leaf_update(new);
@@ -235,6 +237,13 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
         if old.is_locked() {
             return Err(Conflict::Raced);
         }
+        // Removing a mapping (or annotating over one) is structural: it can
+        // leave a table empty, which only an exclusive walker may free.
+        assert!(
+            new.is_valid(),
+            "a concurrent visitor may install or change valid leaves only; unmapping and \
+             annotating need the Exclusive capability"
+        );
         if old == new {
             return Ok(());
         }
