@@ -1,2 +1,491 @@
-//! Placeholder: the comparison benchmark lands with its issue.
-fn main() {}
+//! pgwalk side by side with aarch64-paging on the same work, in one run.
+//!
+//! A plain binary (`harness = false`) rather than criterion: the point is one
+//! table with both libraries and their ratio, measured interleaved so that
+//! noise from other processes on the machine hits both sides alike. Each
+//! operation runs `reps` times per library, alternating, and the median
+//! ns/page of each side is reported.
+//!
+//! The work (1 GiB of 4 KiB pages at IPA/VA 0x4000_0000; a 39-bit input
+//! space whose root is at level 1, so the minimum is one root page, one
+//! level-2 table and 512 level-3 tables):
+//!
+//! | row | pgwalk | aarch64-paging |
+//! |---|---|---|
+//! | map | `Handle<Exclusive>::map` of 1 GiB, PA offset by 4 KiB so no block fits | `IdMap::map_range_with_constraints(NO_BLOCK_MAPPINGS)` on an inactive table |
+//! | walk | `walk(LEAF)` counting valid leaves | `walk_range` counting valid level-3 entries |
+//! | wrprotect, bulk | `Handle<Shared>::wrprotect` + `TlbFlush::flush` | `modify_range` clearing S2AP write, after `mark_active` |
+//! | fault-in | 262,144 × `Handle<HandlesFault>::map` of one page | 262,144 × `map_range` of one page, after `mark_active` |
+//! | wrprotect, per page | 262,144 × `wrprotect` + flush of one page | 262,144 × `modify_range` of one page, after `mark_active` |
+//! | unmap | `Handle<Exclusive>::unmap_with` | `map_range` with invalid attributes, after `mark_active` |
+//!
+//! pgwalk runs with `WalkFlags::SKIP_CMO`: aarch64-paging does no cache
+//! maintenance at all. Both sides call their (here empty or counting) TLB
+//! invalidation hooks.
+//!
+//! Options: `--quick` (7 repetitions instead of 31), `--reps N`,
+//! `--c-walk NS` and `--c-typed-walk NS` (the C API's walk figures, measured
+//! by `ffi-tests/bench.sh` over the same 1 GiB, folded into the table by
+//! `scripts/bench`), `--only ROW` (one row, for profiling).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use aarch64_paging::descriptor::Stage2Attributes;
+use aarch64_paging::idmap::IdMap;
+use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2 as PagingStage2};
+use pgwalk::host::HeapMemory;
+use pgwalk::{Action, FaultOutcome, Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags, Walked};
+
+/// Where the 1 GiB starts: 1 GiB-aligned, so one level-2 table covers it.
+const BASE: u64 = 0x4000_0000;
+const SIZE: u64 = 1 << 30;
+const PAGE: u64 = 4096;
+const PAGES: u64 = SIZE / PAGE;
+/// pgwalk maps IPA `BASE` to this: 4 KiB past a 2 MiB boundary, so no block
+/// fits anywhere and every leaf is a page, as with NO_BLOCK_MAPPINGS.
+const PHYS: u64 = 0x8_0000_1000;
+/// Root at level 1 (39-bit input): the same shape on both sides.
+const IA_BITS: u8 = 39;
+/// 1 root + 1 level-2 table + 512 level-3 tables.
+const MIN_TABLE_PAGES: usize = 1 + 1 + 512;
+
+fn geometry() -> Geometry {
+    Geometry::for_ia_bits(IA_BITS, 40).expect("a 39-bit geometry")
+}
+
+/// One table pool for the whole run: pages freed by one repetition are
+/// reused by the next, so steady state is measured rather than the OS
+/// faulting in fresh heap pages (aarch64-paging's allocator reuses freed
+/// pages the same way).
+fn pool() -> HeapMemory {
+    HeapMemory::new(4096)
+}
+
+fn pg_table(mm: &HeapMemory) -> Stage2<HeapMemory> {
+    Stage2::with_geometry(geometry(), mm.clone()).expect("root")
+}
+
+fn pg_mapped(mm: &HeapMemory) -> Stage2<HeapMemory> {
+    let mut t = pg_table(mm);
+    t.exclusive()
+        .map(
+            Ipa(BASE),
+            SIZE,
+            PhysAddr(PHYS),
+            Prot::RW,
+            &mut (),
+            WalkFlags::SKIP_CMO,
+        )
+        .expect("map");
+    t
+}
+
+type Ap = IdMap<PagingStage2>;
+
+fn ap_attrs() -> Stage2Attributes {
+    Stage2Attributes::VALID
+        | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+        | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+        | Stage2Attributes::S2AP_ACCESS_RW
+        | Stage2Attributes::SH_INNER
+        | Stage2Attributes::ACCESS_FLAG
+}
+
+fn region(start: u64, size: u64) -> MemoryRegion {
+    MemoryRegion::new(start as usize, (start + size) as usize)
+}
+
+fn ap_table() -> Ap {
+    IdMap::new(1, PagingStage2)
+}
+
+fn ap_mapped() -> Ap {
+    let mut t = ap_table();
+    t.map_range_with_constraints(
+        &region(BASE, SIZE),
+        ap_attrs(),
+        Constraints::NO_BLOCK_MAPPINGS,
+    )
+    .expect("map");
+    t
+}
+
+/// Drops an active aarch64-paging table (it refuses to drop while active).
+fn ap_drop(mut t: Ap) {
+    t.mark_inactive();
+    drop(t);
+}
+
+/// Runs `f` once and returns its duration in ns per page of the 1 GiB.
+fn per_page(f: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_nanos() as f64 / PAGES as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+// The timed work of each row, one function per library, kept out of line
+// so that a profiler (`valgrind --tool=callgrind --toggle-collect=...`)
+// can count exactly one side.
+
+#[inline(never)]
+fn pg_map(t: &mut Stage2<HeapMemory>) {
+    t.exclusive()
+        .map(
+            Ipa(BASE),
+            SIZE,
+            PhysAddr(PHYS),
+            Prot::RW,
+            &mut (),
+            WalkFlags::SKIP_CMO,
+        )
+        .expect("map");
+}
+
+#[inline(never)]
+fn ap_map(a: &mut Ap) {
+    a.map_range_with_constraints(
+        &region(BASE, SIZE),
+        ap_attrs(),
+        Constraints::NO_BLOCK_MAPPINGS,
+    )
+    .expect("map");
+}
+
+#[inline(never)]
+fn pg_walk(t: &mut Stage2<HeapMemory>) -> u64 {
+    let mut seen = 0u64;
+    let Walked::Completed = t
+        .exclusive()
+        .walk(Ipa(BASE), SIZE, WalkFlags::LEAF, |ctx| {
+            seen += ctx.old().is_valid() as u64;
+            Ok(Action::Continue)
+        })
+        .expect("walk");
+    seen
+}
+
+#[inline(never)]
+fn ap_walk(a: &Ap) -> u64 {
+    let mut seen = 0u64;
+    a.walk_range(&region(BASE, SIZE), &mut |_, d, level| {
+        seen += (level == 3 && d.is_valid()) as u64;
+        Ok(())
+    })
+    .expect("walk");
+    seen
+}
+
+#[inline(never)]
+fn pg_wrprotect_bulk(t: &Stage2<HeapMemory>) {
+    let shared = t.shared();
+    shared
+        .wrprotect(Ipa(BASE), SIZE)
+        .expect("wrprotect")
+        .flush(&shared);
+}
+
+#[inline(never)]
+fn ap_wrprotect_bulk(a: &mut Ap) {
+    a.modify_range(&region(BASE, SIZE), &|_, d| {
+        if d.level() == 3 {
+            d.modify_flags(Stage2Attributes::empty(), Stage2Attributes::S2AP_ACCESS_WO)
+        } else {
+            Ok(())
+        }
+    })
+    .expect("modify");
+}
+
+#[inline(never)]
+fn pg_fault_in(t: &Stage2<HeapMemory>) {
+    let fh = t.fault_handler();
+    for i in 0..PAGES {
+        let outcome = fh
+            .map(
+                Ipa(BASE + i * PAGE),
+                PAGE,
+                PhysAddr(PHYS + i * PAGE),
+                Prot::RW,
+                &mut (),
+                WalkFlags::SKIP_CMO,
+            )
+            .expect("fault-in");
+        debug_assert_eq!(outcome, FaultOutcome::Fixed);
+        let _ = black_box(outcome);
+    }
+}
+
+#[inline(never)]
+fn ap_fault_in(a: &mut Ap) {
+    for i in 0..PAGES {
+        a.map_range(&region(BASE + i * PAGE, PAGE), ap_attrs())
+            .expect("map");
+    }
+}
+
+#[inline(never)]
+fn pg_wrprotect_page(t: &Stage2<HeapMemory>) {
+    let shared = t.shared();
+    for i in 0..PAGES {
+        shared
+            .wrprotect(Ipa(BASE + i * PAGE), PAGE)
+            .expect("wrprotect")
+            .flush(&shared);
+    }
+}
+
+#[inline(never)]
+fn ap_wrprotect_page(a: &mut Ap) {
+    for i in 0..PAGES {
+        a.modify_range(&region(BASE + i * PAGE, PAGE), &|_, d| {
+            d.modify_flags(Stage2Attributes::empty(), Stage2Attributes::S2AP_ACCESS_WO)
+        })
+        .expect("modify");
+    }
+}
+
+#[inline(never)]
+fn pg_unmap(t: &mut Stage2<HeapMemory>) {
+    t.exclusive()
+        .unmap_with(Ipa(BASE), SIZE, WalkFlags::SKIP_CMO)
+        .expect("unmap");
+}
+
+#[inline(never)]
+fn ap_unmap(a: &mut Ap) {
+    a.map_range(&region(BASE, SIZE), Stage2Attributes::empty())
+        .expect("unmap");
+}
+
+/// One repetition of a row: (pgwalk ns/page, aarch64-paging ns/page).
+type Rep = fn(&HeapMemory) -> (f64, f64);
+
+fn rep_map(mm: &HeapMemory) -> (f64, f64) {
+    let mut t = pg_table(mm);
+    let pg = per_page(|| pg_map(&mut t));
+    drop(t);
+    let mut a = ap_table();
+    let ap = per_page(|| ap_map(&mut a));
+    drop(a);
+    (pg, ap)
+}
+
+fn rep_walk(mm: &HeapMemory) -> (f64, f64) {
+    let mut t = pg_mapped(mm);
+    let mut seen = 0;
+    let pg = per_page(|| seen = pg_walk(&mut t));
+    assert_eq!(seen, PAGES);
+    drop(t);
+    let a = ap_mapped();
+    let ap = per_page(|| seen = ap_walk(&a));
+    assert_eq!(seen, PAGES);
+    drop(a);
+    (pg, ap)
+}
+
+fn rep_wrprotect_bulk(mm: &HeapMemory) -> (f64, f64) {
+    let t = pg_mapped(mm);
+    let pg = per_page(|| pg_wrprotect_bulk(&t));
+    drop(t);
+    let mut a = ap_mapped();
+    a.mark_active();
+    let ap = per_page(|| ap_wrprotect_bulk(&mut a));
+    ap_drop(a);
+    (pg, ap)
+}
+
+fn rep_fault_in(mm: &HeapMemory) -> (f64, f64) {
+    let t = pg_table(mm);
+    let pg = per_page(|| pg_fault_in(&t));
+    drop(t);
+    let mut a = ap_table();
+    a.mark_active();
+    let ap = per_page(|| ap_fault_in(&mut a));
+    ap_drop(a);
+    (pg, ap)
+}
+
+/// The same pgwalk fault-in against aarch64-paging mapping single pages
+/// into a table *not* marked active: no break-before-make checks and no
+/// TLB walk on its side, which no live fault path could skip.
+fn rep_fault_in_inactive(mm: &HeapMemory) -> (f64, f64) {
+    let t = pg_table(mm);
+    let pg = per_page(|| pg_fault_in(&t));
+    drop(t);
+    let mut a = ap_table();
+    let ap = per_page(|| ap_fault_in(&mut a));
+    drop(a);
+    (pg, ap)
+}
+
+fn rep_wrprotect_page(mm: &HeapMemory) -> (f64, f64) {
+    let t = pg_mapped(mm);
+    let pg = per_page(|| pg_wrprotect_page(&t));
+    drop(t);
+    let mut a = ap_mapped();
+    a.mark_active();
+    let ap = per_page(|| ap_wrprotect_page(&mut a));
+    ap_drop(a);
+    (pg, ap)
+}
+
+fn rep_unmap(mm: &HeapMemory) -> (f64, f64) {
+    let mut t = pg_mapped(mm);
+    let pg = per_page(|| pg_unmap(&mut t));
+    assert_eq!(mm.live_pages(), 1, "unmap freed every table below the root");
+    drop(t);
+    let mut a = ap_mapped();
+    a.mark_active();
+    let ap = per_page(|| ap_unmap(&mut a));
+    ap_drop(a);
+    (pg, ap)
+}
+
+const ROWS: [(&str, &str, Rep); 7] = [
+    ("map", "map 1 GiB of 4 KiB pages", rep_map),
+    ("walk", "walk (read-only, every leaf)", rep_walk),
+    (
+        "wrprotect",
+        "attribute change, bulk (live)",
+        rep_wrprotect_bulk,
+    ),
+    ("fault", "fault-in, one page per call (live)", rep_fault_in),
+    (
+        "fault-inactive",
+        "  fault-in, aarch64-paging not active",
+        rep_fault_in_inactive,
+    ),
+    (
+        "page-attr",
+        "attribute change, per page (live)",
+        rep_wrprotect_page,
+    ),
+    ("unmap", "unmap 1 GiB (live)", rep_unmap),
+];
+
+struct Options {
+    reps: usize,
+    c_walk: Option<f64>,
+    c_typed_walk: Option<f64>,
+    only: Option<String>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        reps: 31,
+        c_walk: None,
+        c_typed_walk: None,
+        only: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.reps = 7,
+            "--reps" => o.reps = args.next().and_then(|n| n.parse().ok()).expect("--reps N"),
+            "--c-walk" => o.c_walk = args.next().and_then(|n| n.parse().ok()),
+            "--c-typed-walk" => o.c_typed_walk = args.next().and_then(|n| n.parse().ok()),
+            "--only" => o.only = args.next(),
+            // `cargo bench` passes `--bench`; anything else is for other
+            // harnesses and is ignored.
+            _ => {}
+        }
+    }
+    o
+}
+
+/// Keeps freed heap memory in the process. Without this, glibc returns the
+/// top of the heap to the OS when aarch64-paging frees its 514 tables, and
+/// the next repetition pays a kernel page fault and page clear per table:
+/// that is the allocator's cost, not the page-table library's, and pgwalk's
+/// pool (allocated once, pages reused) never pays it.
+fn keep_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        // SAFETY: glibc's `mallopt` takes two ints and only changes malloc
+        // tuning; it is called before any other thread exists.
+        let ok = unsafe { mallopt(M_TRIM_THRESHOLD, i32::MAX) };
+        assert_eq!(ok, 1, "mallopt(M_TRIM_THRESHOLD) failed");
+    }
+}
+
+fn main() {
+    let o = options();
+    keep_heap();
+    let mm = pool();
+
+    // Memory: table pages for the 1 GiB of 4 KiB pages.
+    let t = pg_mapped(&mm);
+    let pg_pages = mm.live_pages();
+    drop(t);
+
+    println!(
+        "pgwalk vs aarch64-paging 0.12: 1 GiB of 4 KiB pages ({PAGES} pages), median of {} runs",
+        o.reps
+    );
+    println!();
+    println!(
+        "| {:<36} | {:>16} | {:>24} | {:>8} |",
+        "operation", "pgwalk ns/page", "aarch64-paging ns/page", "ratio"
+    );
+    println!("|{:-<38}|{:->18}|{:->26}|{:->10}|", "", "", "", "");
+    let mut walk_ns = None;
+    for (key, name, rep) in ROWS {
+        if o.only.as_deref().is_some_and(|only| only != key) {
+            continue;
+        }
+        // One untimed round to warm caches and the allocators.
+        rep(&mm);
+        let (mut pg, mut ap) = (Vec::new(), Vec::new());
+        for _ in 0..o.reps {
+            let (p, a) = rep(&mm);
+            pg.push(p);
+            ap.push(a);
+        }
+        let (pg, ap) = (median(pg), median(ap));
+        if key == "walk" {
+            walk_ns = Some(pg);
+        }
+        println!(
+            "| {:<36} | {:>16.2} | {:>24.2} | {:>7.1}× |",
+            name,
+            pg,
+            ap,
+            ap / pg
+        );
+    }
+    for (name, ns) in [
+        ("C callback walk (kvm_pgtable_walk)", o.c_walk),
+        ("C typed walk (pgw_*)", o.c_typed_walk),
+    ] {
+        let Some(ns) = ns else { continue };
+        let ratio = walk_ns.map_or("—".to_string(), |w| format!("{:.1}×", ns / w));
+        println!(
+            "| {:<36} | {:>16.2} | {:>24} | {:>8} |",
+            name, ns, "—", ratio
+        );
+    }
+    println!();
+    println!("ratio: aarch64-paging time / pgwalk time (higher is better for pgwalk);");
+    if o.c_walk.is_some() || o.c_typed_walk.is_some() {
+        println!("C rows (ffi-tests/bench.sh, same table shape): ratio = C walk time / pgwalk's typed walk time above (lower is better).");
+    }
+    println!();
+    println!(
+        "table pages for 1 GiB of 4 KiB pages: pgwalk {pg_pages}, minimum {MIN_TABLE_PAGES} (512 leaf tables + 1 level-2 table + 1 root)"
+    );
+}

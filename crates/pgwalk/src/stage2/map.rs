@@ -89,7 +89,7 @@ pub(crate) fn install<M: MemoryOps>(
     // descend into it. What the entry mapped before stays mapped, one
     // level finer.
     let covered = ctx.covers_entry().then(|| ctx.entry_addr().get());
-    let child = new_table(
+    let (child, filled) = new_table(
         ctx.mm(),
         cache,
         ctx.geometry(),
@@ -100,6 +100,10 @@ pub(crate) fn install<M: MemoryOps>(
         ctx.flags(),
     )?;
     link_table(ctx, child);
+    if filled {
+        // Every entry below already holds its leaf: no need to visit them.
+        ctx.mark_complete();
+    }
     Ok(Action::Continue)
 }
 
@@ -119,8 +123,9 @@ fn new_table<M: MemoryOps>(
     target: &Target,
     covered: Option<u64>,
     flags: WalkFlags,
-) -> Result<PhysAddr, Error> {
+) -> Result<(PhysAddr, bool), Error> {
     let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
+    let mut filled = false;
     if old.is_counted() {
         if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
             // SAFETY: we allocated `child` above and never linked it; its
@@ -129,9 +134,9 @@ fn new_table<M: MemoryOps>(
             return Err(e);
         }
     } else if let Some(addr) = covered {
-        prefill(mm, geometry, level.next(), target, addr, flags, child);
+        filled = prefill(mm, geometry, level.next(), target, addr, flags, child);
     }
-    Ok(child)
+    Ok((child, filled))
 }
 
 /// Fills the fresh table page `child` (entries of `level`, mapping from
@@ -141,9 +146,8 @@ fn new_table<M: MemoryOps>(
 /// The walker would install the same leaves one by one after descending;
 /// doing it here, on a page nobody else can see yet, needs neither
 /// release stores nor one reference-count update per entry (an atomic
-/// operation with most hosts), only one [`MemoryOps::get_pages`]. The
-/// walker still descends and visits every entry, finds it already holds
-/// its leaf, and moves on.
+/// operation with most hosts), only one [`MemoryOps::get_pages`]; and the
+/// walker need not descend at all. Returns whether it filled the page.
 fn prefill<M: MemoryOps>(
     mm: &M,
     geometry: &Geometry,
@@ -152,17 +156,17 @@ fn prefill<M: MemoryOps>(
     addr: u64,
     flags: WalkFlags,
     child: PhysAddr,
-) {
+) -> bool {
     let Target::Map { start, phys, attrs } = *target else {
-        return;
+        return false;
     };
     if !geometry.leaf_allowed(level) {
-        return;
+        return false;
     }
     let size = geometry.entry_size(level);
     let first = phys + (addr - start);
     if first & (size - 1) != 0 {
-        return;
+        return false;
     }
     let cmo = !flags.contains(WalkFlags::SKIP_CMO);
     let base = mm.phys_to_virt(child).cast::<AtomicU64>();
@@ -184,6 +188,7 @@ fn prefill<M: MemoryOps>(
         unsafe { &*base.as_ptr().add(idx) }.store(leaf.bits(), Ordering::Relaxed);
     }
     mm.get_pages(child, entries);
+    true
 }
 
 /// Replaces a table entry with a leaf and frees the subtree below it.

@@ -252,6 +252,7 @@ impl<M: MemoryOps> Copy for Handle<'_, HandlesFault, M> {}
 
 /// Checks an IPA range an operation was given: page-aligned, non-empty,
 /// inside the input space.
+#[inline]
 pub(crate) fn check_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(), Error> {
     let granule = geometry.granule().size();
     if size == 0 {

@@ -31,6 +31,7 @@ pub struct VisitCtx<'a, C: Capability, M> {
     pub(super) geometry: &'a Geometry,
     pub(super) flags: WalkFlags,
     pub(super) written: bool,
+    pub(super) complete: bool,
     pub(super) _cap: PhantomData<C>,
 }
 
@@ -129,6 +130,15 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     pub fn reload(&mut self) -> Descriptor {
         self.old = entry::load(self.ptep, C::LOAD);
         self.old
+    }
+
+    /// Tells the walker that this visit has already built everything below
+    /// the entry (a table it linked, filled), so it need neither descend
+    /// nor post-visit. Internal: the public capability contract has no
+    /// "skip" for exclusive walkers.
+    #[inline(always)]
+    pub(crate) fn mark_complete(&mut self) {
+        self.complete = true;
     }
 
     /// Publishes `new`, with release ordering so that a table page's zeroed

@@ -33,6 +33,7 @@ pub(crate) struct Root<'a, M> {
 }
 
 /// Page-aligns `addr..addr + size` and checks it against the input size.
+#[inline]
 pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u64, u64), Error> {
     let page = geometry.granule().size();
     let out_of_range = || Error::OutOfRange {
@@ -239,6 +240,10 @@ where
                 let mut ctx = self.ctx(ptep, table, cur, level, kind);
                 match (self.visitor)(&mut ctx) {
                     Ok(Action::Continue) => {
+                        if ctx.complete {
+                            self.addr = entry_addr + size;
+                            return Ok(Flow::Continue);
+                        }
                         if ctx.written {
                             // The visitor may have installed a table (map
                             // needing finer pages) or replaced one with a
@@ -311,6 +316,7 @@ where
             geometry: self.geometry,
             flags: self.flags,
             written: false,
+            complete: false,
             _cap: PhantomData,
         }
     }
