@@ -59,7 +59,11 @@ fn geometry() -> Geometry {
 /// faulting in fresh heap pages (aarch64-paging's allocator reuses freed
 /// pages the same way).
 fn pool() -> HeapMemory {
-    HeapMemory::new(4096)
+    let mm = HeapMemory::new(4096);
+    // No statistics: a TLB invalidation or cache clean then costs a call,
+    // as a host's own instruction would, not a shared atomic increment.
+    mm.set_counting(false);
+    mm
 }
 
 fn pg_table(mm: &HeapMemory) -> Stage2<HeapMemory> {

@@ -9,7 +9,7 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::addr::{Ipa, PhysAddr};
@@ -66,6 +66,7 @@ struct Pool {
     free: Mutex<Vec<u32>>,
     next: AtomicUsize,
     limit: AtomicUsize,
+    counting: AtomicBool,
     live: AtomicUsize,
     pending: AtomicUsize,
     stats: Counters,
@@ -87,6 +88,14 @@ impl Drop for Pool {
 }
 
 impl Pool {
+    /// Counts one maintenance operation, when counting is on.
+    #[inline]
+    fn count(&self, counter: &AtomicU64) {
+        if self.counting.load(Ordering::Relaxed) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn layout(pages: usize) -> Layout {
         Layout::from_size_align(pages * PAGE, PAGE).expect("pool size overflows")
     }
@@ -198,11 +207,20 @@ impl HeapMemory {
                 free: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
                 limit: AtomicUsize::new(usize::MAX),
+                counting: AtomicBool::new(true),
                 live: AtomicUsize::new(0),
                 pending: AtomicUsize::new(0),
                 stats: Counters::default(),
             }),
         }
+    }
+
+    /// Turns the counting of TLB and cache maintenance in [`Stats`] on (the
+    /// default) or off. Each count is a shared atomic increment: off, the
+    /// maintenance hooks cost what a host's own instructions would, which is
+    /// what a benchmark wants. Page accounting is always on.
+    pub fn set_counting(&self, on: bool) {
+        self.pool.counting.store(on, Ordering::Relaxed);
     }
 
     /// Caps the pages alive at once: allocations beyond it fail, to test
@@ -400,18 +418,12 @@ unsafe impl MemoryOps for HeapMemory {
 
     #[inline]
     fn dcache_clean_inval_poc(&self, _pa: PhysAddr, _size: u64) {
-        self.pool
-            .stats
-            .dcache_cleans
-            .fetch_add(1, Ordering::Relaxed);
+        self.pool.count(&self.pool.stats.dcache_cleans);
     }
 
     #[inline]
     fn icache_inval_pou(&self, _pa: PhysAddr, _size: u64) {
-        self.pool
-            .stats
-            .icache_invals
-            .fetch_add(1, Ordering::Relaxed);
+        self.pool.count(&self.pool.stats.icache_invals);
     }
 
     #[inline]
@@ -422,17 +434,17 @@ unsafe impl MemoryOps for HeapMemory {
 
     #[inline]
     fn tlb_flush_vmid_ipa(&self, _ipa: Ipa, _level: Level) {
-        self.pool.stats.tlbi_ipa.fetch_add(1, Ordering::Relaxed);
+        self.pool.count(&self.pool.stats.tlbi_ipa);
     }
 
     #[inline]
     fn tlb_flush_vmid_range(&self, _ipa: Ipa, _size: u64) {
-        self.pool.stats.tlbi_range.fetch_add(1, Ordering::Relaxed);
+        self.pool.count(&self.pool.stats.tlbi_range);
     }
 
     #[inline]
     fn tlb_flush_vmid(&self) {
-        self.pool.stats.tlbi_vmid.fetch_add(1, Ordering::Relaxed);
+        self.pool.count(&self.pool.stats.tlbi_vmid);
     }
 }
 
