@@ -6,12 +6,12 @@
 //! says which, as a [`FaultOutcome`].
 
 use super::map::Target;
-use super::unlinked::{check_output, fill_from, free_now};
-use super::{check_range, Handle};
+use super::unlinked::{fill_from, free_now};
+use super::Handle;
 use crate::action::{Action, Conflict, Walked};
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::HandlesFault;
-use crate::descriptor::{Descriptor, LeafAttrs};
+use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::fault::FaultOutcome;
 use crate::geometry::{Geometry, Level};
@@ -42,22 +42,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
         cache: &mut M::Cache,
         flags: WalkFlags,
     ) -> Result<FaultOutcome, Error> {
-        let geometry = self.geometry();
-        check_range(geometry, ipa, size)?;
-        let granule = geometry.granule().size();
-        if !phys.is_aligned(granule) {
-            return Err(Error::Misaligned {
-                what: "physical address",
-                value: phys.get(),
-                granule,
-            });
-        }
-        check_output(geometry, phys, size)?;
-        let target = Target::Map {
-            start: ipa.get(),
-            phys: phys.get(),
-            attrs: LeafAttrs::from_prot(prot)?,
-        };
+        let target = Target::map(self.geometry(), ipa, size, phys, prot)?;
         let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
             | WalkFlags::LEAF
             | WalkFlags::TABLE_PRE;

@@ -36,6 +36,35 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// What mapping `size` bytes at `ipa` to `phys` with `prot` installs,
+    /// once the arguments are checked: page-aligned, non-empty, inside the
+    /// input space, output addresses within PS, a protection stage 2 can
+    /// express.
+    #[inline]
+    pub(crate) fn map(
+        geometry: &Geometry,
+        ipa: Ipa,
+        size: u64,
+        phys: PhysAddr,
+        prot: Prot,
+    ) -> Result<Target, Error> {
+        check_range(geometry, ipa, size)?;
+        let granule = geometry.granule().size();
+        if !phys.is_aligned(granule) {
+            return Err(Error::Misaligned {
+                what: "physical address",
+                value: phys.get(),
+                granule,
+            });
+        }
+        check_output(geometry, phys, size)?;
+        Ok(Target::Map {
+            start: ipa.get(),
+            phys: phys.get(),
+            attrs: LeafAttrs::from_prot(prot)?,
+        })
+    }
+
     /// The leaf to install at this entry, if one fits here.
     #[inline(always)]
     pub(crate) fn leaf_for<C: Capability, M: MemoryOps>(
@@ -264,23 +293,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         cache: &mut M::Cache,
         flags: WalkFlags,
     ) -> Result<(), Error> {
-        let geometry = self.geometry();
-        check_range(geometry, ipa, size)?;
-        let granule = geometry.granule().size();
-        if !phys.is_aligned(granule) {
-            return Err(Error::Misaligned {
-                what: "physical address",
-                value: phys.get(),
-                granule,
-            });
-        }
-        check_output(geometry, phys, size)?;
-        let attrs = LeafAttrs::from_prot(prot)?;
-        let target = Target::Map {
-            start: ipa.get(),
-            phys: phys.get(),
-            attrs,
-        };
+        let target = Target::map(self.geometry(), ipa, size, phys, prot)?;
         self.install_range(ipa, size, target, cache, flags)
     }
 
