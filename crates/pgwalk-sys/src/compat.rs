@@ -2,7 +2,7 @@
 //! signatures and return conventions, each a thin call into `pgwalk`.
 //!
 //! Every function checks its arguments before touching the table and runs
-//! inside [`guard`](crate::errno::guard), so bad input is an error code and a
+//! inside [`call`](crate::errno::call), so bad input is an error code and a
 //! panic never unwinds into C.
 
 use core::ffi::{c_int, c_void};
@@ -30,11 +30,6 @@ impl From<pgwalk::Error> for Halt {
     fn from(e: pgwalk::Error) -> Halt {
         Halt::Errno(from_error(e))
     }
-}
-
-/// Flattens `Result<c_int, c_int>` (success value, or negative errno).
-pub(crate) fn flat(r: Result<c_int, c_int>) -> c_int {
-    r.unwrap_or_else(|e| e)
 }
 
 pub(crate) fn prot_of(prot: u64) -> Result<Prot, c_int> {
@@ -202,25 +197,19 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
     size: u64,
     walker: *mut kvm_pgtable_walker,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: NULL or valid (the caller's contract).
-            let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
-            let cb = w.cb.ok_or(-PGW_EFAULT)?;
-            let kind = kind_of(w.flags)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
-            Ok(match kind {
-                Kind::Exclusive => {
-                    legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags)
-                }
-                Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
-                Kind::Fault => {
-                    legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags)
-                }
-            })
-        })())
+    call(|| {
+        // SAFETY: NULL or valid (the caller's contract).
+        let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
+        let cb = w.cb.ok_or(-PGW_EFAULT)?;
+        let kind = kind_of(w.flags)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
+        Ok(match kind {
+            Kind::Exclusive => legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags),
+            Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
+            Kind::Fault => legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags),
+        })
     })
 }
 
@@ -260,47 +249,45 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
     flags: u32,
     force_pte_cb: kvm_pgtable_force_pte_cb_t,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            if pgt.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            let nofwb = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_NOFWB as u32;
-            let idmap = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP as u32;
-            if flags & !(nofwb | idmap) != 0 {
-                return Err(-PGW_EINVAL);
-            }
-            if flags & idmap != 0 {
-                return Err(-PGW_EOPNOTSUPP);
-            }
-            // SAFETY: NULL or valid (the caller's contract).
-            let mm = unsafe { MmFns::from_c(mm_ops) }?;
-            // SAFETY: as above.
-            let tlb = unsafe { TlbFns::from_c(mmu) }?;
-            // SAFETY: `from_c` refused a NULL `mmu`.
-            let vtcr = unsafe { (*mmu).vtcr };
-            let geometry = pgwalk::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
-            let table =
-                Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
-            let (geometry, pgd, host) = table.into_raw_parts();
-            let pgd_va = table_virt(&host, pgd);
-            // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
-            // contract) and nothing else refers to them during the call.
-            unsafe {
-                pgt.write(kvm_pgtable {
-                    ia_bits: u32::from(geometry.ia_bits()),
-                    start_level: geometry.start_level().get(),
-                    pgd: pgd_va,
-                    mm_ops,
-                    flags,
-                    force_pte_cb,
-                    mmu,
-                });
-                (*mmu).pgd_phys = pgd.get();
-                (*mmu).pgt = pgt;
-            }
-            Ok(0)
-        })())
+    call(|| {
+        if pgt.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        let nofwb = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_NOFWB as u32;
+        let idmap = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP as u32;
+        if flags & !(nofwb | idmap) != 0 {
+            return Err(-PGW_EINVAL);
+        }
+        if flags & idmap != 0 {
+            return Err(-PGW_EOPNOTSUPP);
+        }
+        // SAFETY: NULL or valid (the caller's contract).
+        let mm = unsafe { MmFns::from_c(mm_ops) }?;
+        // SAFETY: as above.
+        let tlb = unsafe { TlbFns::from_c(mmu) }?;
+        // SAFETY: `from_c` refused a NULL `mmu`.
+        let vtcr = unsafe { (*mmu).vtcr };
+        let geometry = pgwalk::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
+        let table =
+            Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
+        let (geometry, pgd, host) = table.into_raw_parts();
+        let pgd_va = table_virt(&host, pgd);
+        // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
+        // contract) and nothing else refers to them during the call.
+        unsafe {
+            pgt.write(kvm_pgtable {
+                ia_bits: u32::from(geometry.ia_bits()),
+                start_level: geometry.start_level().get(),
+                pgd: pgd_va,
+                mm_ops,
+                flags,
+                force_pte_cb,
+                mmu,
+            });
+            (*mmu).pgd_phys = pgd.get();
+            (*mmu).pgt = pgt;
+        }
+        Ok(0)
     })
 }
 
@@ -327,18 +314,16 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_init(
 ///
 /// As `kvm_pgtable_stage2_destroy`.
 pub(crate) unsafe fn destroy(pgt: *mut kvm_pgtable) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            // Dropping the core's table is what destroys it: this is the one
-            // place a view is let go of that way.
-            drop(ManuallyDrop::into_inner(v.table));
-            // SAFETY: `view` checked `pgt` is not NULL; the caller holds it
-            // exclusively.
-            unsafe { (*pgt).pgd = ptr::null_mut() };
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        // Dropping the core's table is what destroys it: this is the one
+        // place a view is let go of that way.
+        drop(ManuallyDrop::into_inner(v.table));
+        // SAFETY: `view` checked `pgt` is not NULL; the caller holds it
+        // exclusively.
+        unsafe { (*pgt).pgd = ptr::null_mut() };
+        Ok(0)
     })
 }
 
@@ -475,44 +460,42 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
     mc: *mut c_void,
     flags: u32,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            let kind = kind_of(flags)?;
-            let p = prot_of(prot)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            let wf = visit_flags(flags);
-            match kind {
-                Kind::Exclusive => {
-                    let force = force_pte(&v, addr, size, prot);
-                    let mut h = v.table.exclusive();
-                    let mut cache = Cache(mc);
-                    if force {
-                        let geometry = *h.geometry();
-                        map_pages(&geometry, addr, size, phys, p, |a, pa| {
-                            let page = geometry.granule().size();
-                            h.map(Ipa(a), page, PhysAddr(pa), p, &mut cache, wf)
-                                .map_err(from_error)
-                        })?;
-                    } else {
-                        h.map(Ipa(addr), size, PhysAddr(phys), p, &mut cache, wf)
-                            .map_err(from_error)?;
-                    }
-                    Ok(0)
+    call(|| {
+        let kind = kind_of(flags)?;
+        let p = prot_of(prot)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        let wf = visit_flags(flags);
+        match kind {
+            Kind::Exclusive => {
+                let force = force_pte(&v, addr, size, prot);
+                let mut h = v.table.exclusive();
+                let mut cache = Cache(mc);
+                if force {
+                    let geometry = *h.geometry();
+                    map_pages(&geometry, addr, size, phys, p, |a, pa| {
+                        let page = geometry.granule().size();
+                        h.map(Ipa(a), page, PhysAddr(pa), p, &mut cache, wf)
+                            .map_err(from_error)
+                    })?;
+                } else {
+                    h.map(Ipa(addr), size, PhysAddr(phys), p, &mut cache, wf)
+                        .map_err(from_error)?;
                 }
-                Kind::Shared => Err(-PGW_EOPNOTSUPP),
-                Kind::Fault => match fault_map(&v, addr, size, phys, prot, mc, wf)? {
-                    FaultOutcome::Fixed => Ok(0),
-                    // The kernel's fault path resumes the guest on -EAGAIN,
-                    // which is what every other outcome of a map asks for.
-                    FaultOutcome::Spurious
-                    | FaultOutcome::Retry
-                    | FaultOutcome::Continue
-                    | FaultOutcome::Emulate
-                    | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
-                },
+                Ok(0)
             }
-        })())
+            Kind::Shared => Err(-PGW_EOPNOTSUPP),
+            Kind::Fault => match fault_map(&v, addr, size, phys, prot, mc, wf)? {
+                FaultOutcome::Fixed => Ok(0),
+                // The kernel's fault path resumes the guest on -EAGAIN,
+                // which is what every other outcome of a map asks for.
+                FaultOutcome::Spurious
+                | FaultOutcome::Retry
+                | FaultOutcome::Continue
+                | FaultOutcome::Emulate
+                | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
+            },
+        }
     })
 }
 
@@ -531,16 +514,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_set_owner(
     mc: *mut c_void,
     owner_id: u8,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            v.table
-                .exclusive()
-                .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
-                .map_err(from_error)?;
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        v.table
+            .exclusive()
+            .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
+            .map_err(from_error)?;
+        Ok(0)
     })
 }
 
@@ -562,16 +543,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_unmap(
     addr: u64,
     size: u64,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            v.table
-                .exclusive()
-                .unmap(Ipa(addr), size)
-                .map_err(from_error)?;
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        v.table
+            .exclusive()
+            .unmap(Ipa(addr), size)
+            .map_err(from_error)?;
+        Ok(0)
     })
 }
 
@@ -590,14 +569,12 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
     addr: u64,
     size: u64,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let h = v.table.shared();
-            h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush(&h);
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let h = v.table.shared();
+        h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush(&h);
+        Ok(0)
     })
 }
 
@@ -613,25 +590,23 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
 /// caller holds at least the read lock.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr: u64, flags: u32) {
-    guard(|| {
-        flat((|| {
-            let kind = kind_of(flags)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            match kind {
-                Kind::Fault => {
-                    let _ = v
-                        .table
-                        .fault_handler()
-                        .mkyoung(Ipa(addr))
-                        .map_err(from_error)?;
-                }
-                Kind::Exclusive | Kind::Shared => {
-                    v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-                }
+    call(|| {
+        let kind = kind_of(flags)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        match kind {
+            Kind::Fault => {
+                let _ = v
+                    .table
+                    .fault_handler()
+                    .mkyoung(Ipa(addr))
+                    .map_err(from_error)?;
             }
-            Ok(0)
-        })())
+            Kind::Exclusive | Kind::Shared => {
+                v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+            }
+        }
+        Ok(0)
     });
 }
 
@@ -676,36 +651,34 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
     prot: u64,
     flags: u32,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            let kind = kind_of(flags)?;
-            let p = prot_of(prot)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            match kind {
-                Kind::Fault => {
-                    match v
-                        .table
-                        .fault_handler()
-                        .relax_perms(Ipa(addr), p)
-                        .map_err(from_error)?
-                    {
-                        FaultOutcome::Fixed | FaultOutcome::Spurious => Ok(0),
-                        FaultOutcome::Retry
-                        | FaultOutcome::Continue
-                        | FaultOutcome::Emulate
-                        | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
-                    }
-                }
-                Kind::Exclusive | Kind::Shared => {
-                    v.table
-                        .shared()
-                        .relax_perms(Ipa(addr), p)
-                        .map_err(from_error)?;
-                    Ok(0)
+    call(|| {
+        let kind = kind_of(flags)?;
+        let p = prot_of(prot)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        match kind {
+            Kind::Fault => {
+                match v
+                    .table
+                    .fault_handler()
+                    .relax_perms(Ipa(addr), p)
+                    .map_err(from_error)?
+                {
+                    FaultOutcome::Fixed | FaultOutcome::Spurious => Ok(0),
+                    FaultOutcome::Retry
+                    | FaultOutcome::Continue
+                    | FaultOutcome::Emulate
+                    | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
                 }
             }
-        })())
+            Kind::Exclusive | Kind::Shared => {
+                v.table
+                    .shared()
+                    .relax_perms(Ipa(addr), p)
+                    .map_err(from_error)?;
+                Ok(0)
+            }
+        }
     })
 }
 
@@ -723,16 +696,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_flush(
     addr: u64,
     size: u64,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            v.table
-                .shared()
-                .flush(Ipa(addr), size)
-                .map_err(from_error)?;
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        v.table
+            .shared()
+            .flush(Ipa(addr), size)
+            .map_err(from_error)?;
+        Ok(0)
     })
 }
 
@@ -751,16 +722,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_split(
     size: u64,
     mc: *mut kvm_mmu_memory_cache,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            v.table
-                .exclusive()
-                .split(Ipa(addr), size, &mut Cache(mc.cast()))
-                .map_err(from_error)?;
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        v.table
+            .exclusive()
+            .split(Ipa(addr), size, &mut Cache(mc.cast()))
+            .map_err(from_error)?;
+        Ok(0)
     })
 }
 
@@ -817,28 +786,26 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
     pgtable: *mut c_void,
     level: i8,
 ) {
-    guard(|| {
-        flat((|| {
-            if pgtable.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            // SAFETY: NULL or valid (the caller's contract).
-            let mm = unsafe { MmFns::from_c(mm_ops) }?;
-            let entries = level
-                .checked_add(1)
-                .and_then(Level::new)
-                .filter(|l| (1..=3).contains(&l.get()))
-                .ok_or(-PGW_EINVAL)?;
-            let host = CHost::new(mm, None);
-            let pa = host.phys(pgtable);
-            if !pa.is_aligned(Granule::Size4KiB.size()) {
-                return Err(-PGW_EINVAL);
-            }
-            // SAFETY: the caller's contract: an unlinked table of this host,
-            // holding entries of `level + 1`, unreachable and freed once.
-            unsafe { free_unlinked(&host, Granule::Size4KiB, pa, entries) };
-            Ok(0)
-        })())
+    call(|| {
+        if pgtable.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        // SAFETY: NULL or valid (the caller's contract).
+        let mm = unsafe { MmFns::from_c(mm_ops) }?;
+        let entries = level
+            .checked_add(1)
+            .and_then(Level::new)
+            .filter(|l| (1..=3).contains(&l.get()))
+            .ok_or(-PGW_EINVAL)?;
+        let host = CHost::new(mm, None);
+        let pa = host.phys(pgtable);
+        if !pa.is_aligned(Granule::Size4KiB.size()) {
+            return Err(-PGW_EINVAL);
+        }
+        // SAFETY: the caller's contract: an unlinked table of this host,
+        // holding entries of `level + 1`, unreachable and freed once.
+        unsafe { free_unlinked(&host, Granule::Size4KiB, pa, entries) };
+        Ok(0)
     });
 }
 
@@ -858,22 +825,20 @@ pub unsafe extern "C" fn kvm_pgtable_get_leaf(
     ptep: *mut kvm_pte_t,
     level: *mut i8,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
-            // SAFETY: NULL is skipped; otherwise valid for writes (the
-            // caller's contract).
-            unsafe {
-                if !ptep.is_null() {
-                    ptep.write(leaf.bits());
-                }
-                if !level.is_null() {
-                    level.write(l.get());
-                }
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
+        // SAFETY: NULL is skipped; otherwise valid for writes (the
+        // caller's contract).
+        unsafe {
+            if !ptep.is_null() {
+                ptep.write(leaf.bits());
             }
-            Ok(0)
-        })())
+            if !level.is_null() {
+                level.write(l.get());
+            }
+        }
+        Ok(0)
     })
 }

@@ -79,6 +79,12 @@ pub(crate) fn guard(f: impl FnOnce() -> c_int) -> c_int {
     guard_or(-PGW_ENOTRECOVERABLE, f)
 }
 
+/// The body of every exported function: `f` returns its success value or
+/// a negative errno, and a panic becomes `-PGW_ENOTRECOVERABLE`.
+pub(crate) fn call(f: impl FnOnce() -> Result<c_int, c_int>) -> c_int {
+    guard(|| f().unwrap_or_else(|e| e))
+}
+
 /// [`guard`], with the value to return after a panic.
 pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     // AssertUnwindSafe: after a panic nothing of `f`'s state is used again;

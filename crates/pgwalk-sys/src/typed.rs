@@ -13,7 +13,7 @@ use pgwalk::{
 };
 
 use crate::abi::*;
-use crate::compat::{destroy, fault_map, flat, prot_of, visit_flags, Halt};
+use crate::compat::{destroy, fault_map, prot_of, visit_flags, Halt};
 use crate::errno::*;
 use crate::host::{table_virt, view, CHost, Cache};
 
@@ -193,40 +193,36 @@ pub unsafe extern "C" fn pgw_walk(
     walker: *const pgw_walker,
     result: *mut pgw_walk_result,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: NULL or valid (the caller's contract).
-            let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
-            let cb = w.cb.ok_or(-PGW_EFAULT)?;
-            if result.is_null() {
-                return Err(-PGW_EFAULT);
+    call(|| {
+        // SAFETY: NULL or valid (the caller's contract).
+        let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
+        let cb = w.cb.ok_or(-PGW_EFAULT)?;
+        if result.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        let visits = WALK_LEAF | WALK_TABLE_PRE | WALK_TABLE_POST;
+        let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
+            | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
+        if w.flags & !(visits | maintenance) != 0 {
+            return Err(-PGW_EINVAL);
+        }
+        let cap = pgw_capability::try_from(w.capability).map_err(|_| -PGW_EINVAL)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        let (arg, flags) = (w.arg, w.flags);
+        let r = match cap {
+            pgw_capability::PGW_EXCLUSIVE => {
+                typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
             }
-            let visits = WALK_LEAF | WALK_TABLE_PRE | WALK_TABLE_POST;
-            let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
-                | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
-            if w.flags & !(visits | maintenance) != 0 {
-                return Err(-PGW_EINVAL);
+            pgw_capability::PGW_SHARED => typed_walk(v.table.shared(), addr, size, cb, arg, flags),
+            pgw_capability::PGW_HANDLES_FAULT => {
+                typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
             }
-            let cap = pgw_capability::try_from(w.capability).map_err(|_| -PGW_EINVAL)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            let (arg, flags) = (w.arg, w.flags);
-            let r = match cap {
-                pgw_capability::PGW_EXCLUSIVE => {
-                    typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
-                }
-                pgw_capability::PGW_SHARED => {
-                    typed_walk(v.table.shared(), addr, size, cb, arg, flags)
-                }
-                pgw_capability::PGW_HANDLES_FAULT => {
-                    typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
-                }
-            }?;
-            // SAFETY: checked not NULL above; valid for writes (the caller's
-            // contract).
-            unsafe { result.write(r) };
-            Ok(0)
-        })())
+        }?;
+        // SAFETY: checked not NULL above; valid for writes (the caller's
+        // contract).
+        unsafe { result.write(r) };
+        Ok(0)
     })
 }
 
@@ -265,23 +261,21 @@ pub unsafe extern "C" fn pgw_stage2_fault_map(
     flags: u32,
     outcome: *mut pgw_fault_outcome,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            if outcome.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
-                | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
-            if flags & !maintenance != 0 {
-                return Err(-PGW_EINVAL);
-            }
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let o = fault_map(&v, addr, size, phys, prot, mc, visit_flags(flags))?;
-            // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(outcome, self::outcome(o)) };
-            Ok(0)
-        })())
+    call(|| {
+        if outcome.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
+            | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
+        if flags & !maintenance != 0 {
+            return Err(-PGW_EINVAL);
+        }
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let o = fault_map(&v, addr, size, phys, prot, mc, visit_flags(flags))?;
+        // SAFETY: checked not NULL; the caller's contract.
+        unsafe { put(outcome, self::outcome(o)) };
+        Ok(0)
     })
 }
 
@@ -300,23 +294,21 @@ pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
     prot: u64,
     outcome: *mut pgw_fault_outcome,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            if outcome.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            let p = prot_of(prot)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let o = v
-                .table
-                .fault_handler()
-                .relax_perms(Ipa(addr), p)
-                .map_err(from_error)?;
-            // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(outcome, self::outcome(o)) };
-            Ok(0)
-        })())
+    call(|| {
+        if outcome.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        let p = prot_of(prot)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let o = v
+            .table
+            .fault_handler()
+            .relax_perms(Ipa(addr), p)
+            .map_err(from_error)?;
+        // SAFETY: checked not NULL; the caller's contract.
+        unsafe { put(outcome, self::outcome(o)) };
+        Ok(0)
     })
 }
 
@@ -333,22 +325,20 @@ pub unsafe extern "C" fn pgw_stage2_fault_mkyoung(
     addr: u64,
     outcome: *mut pgw_fault_outcome,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            if outcome.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let o = v
-                .table
-                .fault_handler()
-                .mkyoung(Ipa(addr))
-                .map_err(from_error)?;
-            // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(outcome, self::outcome(o)) };
-            Ok(0)
-        })())
+    call(|| {
+        if outcome.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let o = v
+            .table
+            .fault_handler()
+            .mkyoung(Ipa(addr))
+            .map_err(from_error)?;
+        // SAFETY: checked not NULL; the caller's contract.
+        unsafe { put(outcome, self::outcome(o)) };
+        Ok(0)
     })
 }
 
@@ -366,17 +356,15 @@ pub unsafe extern "C" fn pgw_stage2_mkyoung(
     addr: u64,
     found: *mut bool,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-            if !found.is_null() {
-                // SAFETY: not NULL; the caller's contract.
-                unsafe { put(found, f) };
-            }
-            Ok(0)
-        })())
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+        if !found.is_null() {
+            // SAFETY: not NULL; the caller's contract.
+            unsafe { put(found, f) };
+        }
+        Ok(0)
     })
 }
 
@@ -395,22 +383,20 @@ pub unsafe extern "C" fn pgw_stage2_test_clear_young(
     mkold: bool,
     young: *mut bool,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            if young.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            // SAFETY: the caller's contract on `pgt`.
-            let v = unsafe { view(pgt) }?;
-            let y = v
-                .table
-                .shared()
-                .test_clear_young(Ipa(addr), size, mkold)
-                .map_err(from_error)?;
-            // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(young, y) };
-            Ok(0)
-        })())
+    call(|| {
+        if young.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        // SAFETY: the caller's contract on `pgt`.
+        let v = unsafe { view(pgt) }?;
+        let y = v
+            .table
+            .shared()
+            .test_clear_young(Ipa(addr), size, mkold)
+            .map_err(from_error)?;
+        // SAFETY: checked not NULL; the caller's contract.
+        unsafe { put(young, y) };
+        Ok(0)
     })
 }
 
@@ -447,25 +433,23 @@ pub unsafe extern "C" fn pgw_stage2_create_unlinked(
     force_pte: bool,
     table: *mut *mut kvm_pte_t,
 ) -> c_int {
-    guard(|| {
-        flat((|| {
-            if table.is_null() {
-                return Err(-PGW_EFAULT);
-            }
-            let p = prot_of(prot)?;
-            let level = Level::new(level).ok_or(-PGW_EINVAL)?;
-            // SAFETY: the caller's contract on `pgt`.
-            let mut v = unsafe { view(pgt) }?;
-            let pa = v
-                .table
-                .exclusive()
-                .create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc), force_pte)
-                .map_err(from_error)?;
-            let va = table_virt(v.table.mm(), pa);
-            // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(table, va) };
-            Ok(0)
-        })())
+    call(|| {
+        if table.is_null() {
+            return Err(-PGW_EFAULT);
+        }
+        let p = prot_of(prot)?;
+        let level = Level::new(level).ok_or(-PGW_EINVAL)?;
+        // SAFETY: the caller's contract on `pgt`.
+        let mut v = unsafe { view(pgt) }?;
+        let pa = v
+            .table
+            .exclusive()
+            .create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc), force_pte)
+            .map_err(from_error)?;
+        let va = table_virt(v.table.mm(), pa);
+        // SAFETY: checked not NULL; the caller's contract.
+        unsafe { put(table, va) };
+        Ok(0)
     })
 }
 
