@@ -224,17 +224,14 @@ fn prefill<M: MemoryOps>(
 #[inline(always)]
 fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, new: Descriptor) {
     let old = ctx.old();
-    ctx.store(Descriptor::INVALID);
-    ctx.invalidate(old);
+    // Break (the table's whole range leaves the TLB), then make.
+    ctx.replace(new);
     free_now(
         ctx.mm(),
         ctx.geometry(),
         old.output_address(ctx.geometry().granule()),
         ctx.level().next(),
     );
-    ctx.maintain_caches(Descriptor::INVALID, new);
-    ctx.account(old, new);
-    ctx.store(new);
 }
 
 /// Links the (filled) table page `child` in place of the leaf at this entry.
@@ -243,14 +240,7 @@ pub(crate) fn link_table<M: MemoryOps>(
     ctx: &mut VisitCtx<'_, Exclusive, M>,
     child: crate::addr::PhysAddr,
 ) {
-    let old = ctx.old();
-    let new = Descriptor::table(child);
-    if old.is_valid() {
-        ctx.store(Descriptor::INVALID);
-        ctx.invalidate(old);
-    }
-    ctx.account(old, new);
-    ctx.store(new);
+    ctx.replace(Descriptor::table(child));
 }
 
 /// At a table entry's post-visit: unlinks and frees the child table if
@@ -260,9 +250,7 @@ pub(crate) fn free_if_empty<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) 
     let old = ctx.old();
     let child = old.output_address(ctx.geometry().granule());
     if ctx.mm().page_count(child) == 1 {
-        ctx.store(Descriptor::INVALID);
-        ctx.invalidate(old);
-        ctx.account(old, Descriptor::INVALID);
+        ctx.replace(Descriptor::INVALID);
         // SAFETY: the child's count is 1 (no entries), the entry that linked
         // it is cleared and its TLB entries invalidated, and an exclusive
         // walker has no company: this drops the last reference to an

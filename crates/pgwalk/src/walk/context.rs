@@ -141,21 +141,6 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
         self.complete = true;
     }
 
-    /// Publishes `new`, with release ordering so that a table page's zeroed
-    /// contents, or a guest page's cache maintenance, are visible first.
-    #[inline(always)]
-    pub(crate) fn store(&mut self, new: Descriptor) {
-        entry::publish(self.ptep, new);
-        self.written = true;
-    }
-
-    /// Keeps the table page's reference count at 1 + its non-zero entries
-    /// when this entry goes from `old` to `new`.
-    #[inline(always)]
-    pub(crate) fn account(&self, old: Descriptor, new: Descriptor) {
-        entry::account(&self.site(), old, new);
-    }
-
     /// This entry's place in the table, as the entry protocol sees it.
     #[inline(always)]
     fn site(&self) -> Site<'a, M> {
@@ -167,21 +152,6 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
             level: self.level,
             flags: self.flags,
         }
-    }
-
-    /// Invalidates TLB entries for what `old` mapped at this entry, unless
-    /// the walk asked to skip it.
-    #[inline(always)]
-    pub(crate) fn invalidate(&self, old: Descriptor) {
-        self.site().invalidate(old);
-    }
-
-    /// Cache maintenance for a new leaf before it is published: clean the
-    /// data cache for cacheable memory, invalidate the instruction cache
-    /// for newly executable memory.
-    #[inline(always)]
-    pub(crate) fn maintain_caches(&self, old: Descriptor, new: Descriptor) {
-        self.site().maintain_caches(old, new);
     }
 
     /// Panics unless `new` may be written here by a visitor: leaves only,
@@ -215,6 +185,14 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     #[inline(always)]
     pub fn set(&mut self, new: Descriptor) {
         self.check_leaf_update(new);
+        self.replace(new);
+    }
+
+    /// [`set`](Self::set) without its leaf-only check, for the operations
+    /// that own the table structure: linking, replacing and clearing table
+    /// entries. Freeing a subtree this unlinks is the caller's job.
+    #[inline(always)]
+    pub(crate) fn replace(&mut self, new: Descriptor) {
         if self.old == new {
             return;
         }
@@ -353,7 +331,8 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
         let granule = self.geometry.granule();
         let pa = new.output_address(granule);
         let size = self.entry_size();
-        let same_page = old.is_valid() && old.output_address(granule) == pa;
+        // A table descriptor's address is a table page, never guest memory.
+        let same_page = old.is_leaf(self.level) && old.output_address(granule) == pa;
         if new.is_cacheable() && !same_page {
             self.mm.dcache_clean_inval_poc(pa, size);
         }

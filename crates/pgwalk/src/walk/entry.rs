@@ -110,10 +110,11 @@ pub fn publish<P: EntryCell + ?Sized>(cell: &P, new: Descriptor) {
 }
 
 /// Whether going from `old` to `new` needs break-before-make: both valid,
-/// and the output address, memory type or shareability change.
+/// and the output address, memory type or shareability change, or a block
+/// becomes a table or the reverse (bit 1; a level-3 page keeps it set).
 #[inline(always)]
 pub fn needs_break(old: Descriptor, new: Descriptor) -> bool {
-    const BREAK_BITS: u64 = 0x0000_ffff_ffff_f000 | 0xf << 2 | 0b11 << 8;
+    const BREAK_BITS: u64 = 0x0000_ffff_ffff_f000 | 0xf << 2 | 0b11 << 8 | 1 << 1;
     old.is_valid() && new.is_valid() && (old.bits() ^ new.bits()) & BREAK_BITS != 0
 }
 
@@ -503,6 +504,14 @@ mod tests {
         assert!(needs_break(old, page(0x8000_0000, Prot::RW | Prot::DEVICE)));
         assert!(!needs_break(old, page(0x8000_0000, Prot::R | Prot::X)));
         assert!(!needs_break(Descriptor::INVALID, old));
+        // A block and the table that replaces it, at the same address.
+        let block = Descriptor::leaf(
+            PhysAddr(0x8000_0000),
+            Level::new(2).unwrap(),
+            LeafAttrs::from_prot(Prot::RW).unwrap(),
+        );
+        let table = Descriptor::table(PhysAddr(0x8000_0000));
+        assert!(needs_break(block, table) && needs_break(table, block));
         assert!(must_break(old, Descriptor::INVALID));
         assert!(!must_break(Descriptor::INVALID, old));
     }
