@@ -6,15 +6,13 @@
 //! says which, as a [`FaultOutcome`].
 
 use super::map::Target;
-use super::unlinked::{fill_from, free_now};
+use super::unlinked::{free_now, table_for};
 use super::Handle;
 use crate::action::{Action, Conflict, Walked};
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::HandlesFault;
-use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::fault::FaultOutcome;
-use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::walk::WalkFlags;
@@ -86,7 +84,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                     return Ok(Action::Continue);
                 }
                 let mm = ctx.mm();
-                let child = new_table(mm, cache, ctx.geometry(), level, old)?;
+                let child = table_for(mm, cache, ctx.geometry(), level, old)?;
                 if let Err(conflict) = ctx.try_link_table(child) {
                     // Nobody ever saw `child`: it can go at once.
                     free_now(mm, ctx.geometry(), child, level.next());
@@ -132,26 +130,4 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             (Walked::ResumeGuest(reason), _) => FaultOutcome::from_resume(reason),
         })
     }
-}
-
-/// A table page to hang at an entry of `level` holding the non-table
-/// `old`: empty, or mapping what `old` mapped one level finer. Once per
-/// table page, so out of the walk loop.
-#[inline(never)]
-fn new_table<M: MemoryOps>(
-    mm: &M,
-    cache: &mut M::Cache,
-    geometry: &Geometry,
-    level: Level,
-    old: Descriptor,
-) -> Result<PhysAddr, Error> {
-    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
-    if old.is_counted() {
-        if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
-            // SAFETY: allocated above and never linked: the only reference is ours.
-            unsafe { mm.put_page(child) };
-            return Err(e);
-        }
-    }
-    Ok(child)
 }

@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::unlinked::{check_output, fill_from, free_now};
+use super::unlinked::{check_output, free_now, table_for};
 use super::{check_range, Handle};
 use crate::action::{Action, Visit};
 use crate::addr::{Ipa, PhysAddr};
@@ -153,18 +153,13 @@ fn new_table<M: MemoryOps>(
     covered: Option<u64>,
     flags: WalkFlags,
 ) -> Result<(PhysAddr, bool), Error> {
-    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
-    let mut filled = false;
-    if old.is_counted() {
-        if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
-            // SAFETY: we allocated `child` above and never linked it; its
-            // only reference is ours.
-            unsafe { mm.put_page(child) };
-            return Err(e);
+    let child = table_for(mm, cache, geometry, level, old)?;
+    let filled = match covered {
+        Some(addr) if !old.is_counted() => {
+            prefill(mm, geometry, level.next(), target, addr, flags, child)
         }
-    } else if let Some(addr) = covered {
-        filled = prefill(mm, geometry, level.next(), target, addr, flags, child);
-    }
+        _ => false,
+    };
     Ok((child, filled))
 }
 

@@ -2,7 +2,7 @@
 //! logging does before it write-protects page by page.
 
 use super::map::link_table;
-use super::unlinked::fill_from;
+use super::unlinked::table_for;
 use super::{check_range, Handle};
 use crate::action::Action;
 use crate::addr::Ipa;
@@ -22,21 +22,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
             if !old.is_valid() || ctx.level().is_last() {
                 return Ok(Action::Continue);
             }
-            let mm = ctx.mm();
-            let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
-            if let Err(e) = fill_from(
-                mm,
-                cache,
-                ctx.geometry(),
-                child,
-                ctx.level().next(),
-                old,
-                false,
-            ) {
-                // SAFETY: allocated above and never linked: the only reference is ours.
-                unsafe { mm.put_page(child) };
-                return Err(e.into());
-            }
+            let child = table_for(ctx.mm(), cache, ctx.geometry(), ctx.level(), old)?;
             // The walker descends into the new table and splits its blocks.
             link_table(ctx, child);
             Ok(Action::Continue)

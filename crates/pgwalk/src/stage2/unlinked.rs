@@ -117,6 +117,30 @@ pub(crate) fn fill_from<M: MemoryOps>(
     Ok(())
 }
 
+/// A table page to hang at an entry of `level` holding the non-table
+/// `old`: empty, or mapping what `old` mapped (a block, an annotation) one
+/// level finer, so that linking it loses nothing. Once per table page, so
+/// out of the walk loop.
+#[inline(never)]
+pub(crate) fn table_for<M: MemoryOps>(
+    mm: &M,
+    cache: &mut M::Cache,
+    geometry: &Geometry,
+    level: Level,
+    old: Descriptor,
+) -> Result<PhysAddr, Error> {
+    let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
+    if old.is_counted() {
+        if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
+            // SAFETY: allocated above and never linked: the only reference
+            // is ours.
+            unsafe { mm.put_page(child) };
+            return Err(e);
+        }
+    }
+    Ok(child)
+}
+
 /// Undoes the first `filled` entries of a partly filled, unlinked table.
 fn undo_fill<M: MemoryOps>(mm: &M, granule: Granule, table: PhysAddr, level: Level, filled: usize) {
     let base = mm.phys_to_virt(table).cast::<AtomicU64>();
