@@ -431,7 +431,7 @@ fn a_linked_table_is_seen_filled() {
         // Filling a private page: relaxed, as fill_from does.
         child.entry.store(leaf.bits(), Ordering::Relaxed);
         let table = Descriptor::from_bits(CHILD_PA | 0b11);
-        entry::try_link(&parent.entry, &*parent, Descriptor::INVALID, table).unwrap();
+        entry::try_update(&parent.entry, &*parent, Descriptor::INVALID, table).unwrap();
         reader.join().unwrap();
         parent.check_quiescent();
     });
@@ -450,7 +450,7 @@ fn two_links_one_wins_the_loser_keeps_its_page() {
         let parent = Page::new(Descriptor::INVALID);
         let link = |parent: &Page, pa: u64| {
             let table = Descriptor::from_bits(pa | 0b11);
-            entry::try_link(&parent.entry, parent, Descriptor::INVALID, table)
+            entry::try_update(&parent.entry, parent, Descriptor::INVALID, table)
         };
         let other = {
             let parent = parent.clone();

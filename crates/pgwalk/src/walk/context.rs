@@ -257,7 +257,7 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
     #[inline(always)]
     pub(crate) fn try_link_table(&mut self, child: PhysAddr) -> Result<(), Conflict> {
         let new = Descriptor::table(child);
-        entry::try_link(self.ptep, &self.site(), self.old, new)?;
+        entry::try_update(self.ptep, &self.site(), self.old, new)?;
         self.written = true;
         self.old = new;
         Ok(())

@@ -232,6 +232,10 @@ where
 /// break, invalidate, maintain caches, make. `Err(Conflict::Raced)` when
 /// another walker changed or locked the entry first; the entry is then as
 /// that walker left it.
+///
+/// Linking a private, filled table page is the same update (a valid leaf
+/// becoming a table needs the break); release ordering on both paths
+/// publishes the table's contents with it.
 #[inline(always)]
 pub fn try_update<P, S>(
     cell: &P,
@@ -257,30 +261,6 @@ where
         try_swap(cell, site, old, new)?;
     }
     Ok(())
-}
-
-/// Links the private, filled table `table` (a table descriptor) in place of
-/// `old`, the leaf read: by compare-and-swap over an invalid entry, by
-/// break-before-make over a valid one. Release ordering on both paths
-/// publishes the table's contents with it.
-#[inline(always)]
-pub fn try_link<P, S>(
-    cell: &P,
-    site: &S,
-    old: Descriptor,
-    table: Descriptor,
-) -> Result<(), Conflict>
-where
-    P: EntryCell + ?Sized,
-    S: EntrySite + ?Sized,
-{
-    if old.is_valid() {
-        let broken = try_break(cell, site, old)?;
-        make(cell, site, broken, table);
-        Ok(())
-    } else {
-        try_swap(cell, site, old, table)
-    }
 }
 
 /// The exclusive update of an entry from `old` to `new`: plain stores, with
