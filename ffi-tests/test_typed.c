@@ -142,6 +142,11 @@ static void allowed_and_disallowed(struct vm *vm)
 	CHECK_EQ(p.leaves, 0);
 	p = plan(PGW_ACTION_RESUME_GUEST, 0, 0, 0);
 	CHECK_EQ(walk(vm, PGW_SHARED, LEAF, &p, &res), -PGW_EPROTO);
+	/* A visitor that always asks to retry no longer spins forever: the
+	 * walk gives up on the first entry after PGW_RETRY_LIMIT tries. */
+	p = plan(PGW_ACTION_RETRY, 0, 0, ALWAYS);
+	CHECK_EQ(walk(vm, PGW_SHARED, LEAF, &p, &res), -PGW_ELOOP);
+	CHECK_EQ(p.visits, PGW_RETRY_LIMIT);
 
 	/* Fault handler: resume the guest, with why; no skip, no retry. */
 	p = plan(PGW_ACTION_RESUME_GUEST, PGW_RESUME_RACED, 0, 1);

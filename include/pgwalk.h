@@ -127,6 +127,19 @@
 #define PGW_ERANGE 34
 
 /**
+ * A shared walker's visitor asked to retry one entry `PGW_RETRY_LIMIT`
+ * times in a row (`PGW_ACTION_RETRY`): it waits for a change that no other
+ * walker makes. The walk stopped at that entry.
+ */
+#define PGW_ELOOP 40
+
+/**
+ * How many times in a row a shared walker retries one entry before the
+ * walk ends with `-PGW_ELOOP`.
+ */
+#define PGW_RETRY_LIMIT (1 << 24)
+
+/**
  * A typed visitor reported an action its walker's capability does not
  * allow (`PGW_ACTION_RETRY` under `PGW_EXCLUSIVE`, ...). The walk stopped
  * at that entry, unchanged.

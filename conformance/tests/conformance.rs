@@ -845,12 +845,13 @@ impl<'a> Builder<'a> {
         self.ops += 1;
         let (ipa, size) = self.pick_range();
         let (lo, hi) = self.widen(ipa, ipa + size);
-        let shared = self.table.shared();
-        match shared.wrprotect(Ipa(ipa), size) {
-            Ok(flush) => {
-                flush.flush(&shared);
-                self.record(ModelOp::Wrprotect { lo, hi });
-            }
+        let done = self
+            .table
+            .shared()
+            .wrprotect(Ipa(ipa), size)
+            .map(|f| f.flush());
+        match done {
+            Ok(()) => self.record(ModelOp::Wrprotect { lo, hi }),
             Err(e) => self.fail(format!("wrprotect({ipa:#x}, {size:#x}): {e}")),
         }
     }
@@ -994,7 +995,7 @@ impl<'a> Builder<'a> {
         if !(0..20).any(|_| mm.quiesce()) {
             self.fail(format!("{} deferred frees never ran", mm.pending_frees()));
         }
-        if let Err(e) = check_invariants(&self.table) {
+        if let Err(e) = check_invariants(&mut self.table) {
             self.fail(format!("table invariants broken: {e}"));
         }
         Built {
@@ -1200,13 +1201,13 @@ fn all_refused(results: &[ParPair]) -> bool {
 fn run_config(machine: &Machine, cfg: Config, rng: Rng) -> Tally {
     let mut tally = Tally::default();
     let mut failures = Vec::new();
-    let built = Builder::new(cfg, rng, &mut failures).run(48);
+    let mut built = Builder::new(cfg, rng, &mut failures).run(48);
     for f in failures {
         tally.mismatch_count += 1;
         tally.mismatches.push(f);
     }
     tally.ops = built.ops;
-    if let Ok(report) = check_invariants(&built.table) {
+    if let Ok(report) = check_invariants(&mut built.table) {
         tally.leaves = report.leaves;
         tally.annotations = report.annotations;
         tally.table_pages = report.table_pages;

@@ -573,7 +573,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
         // SAFETY: the caller's contract on `pgt`.
         let v = unsafe { view(pgt) }?;
         let h = v.table.shared();
-        h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush(&h);
+        h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush();
         Ok(0)
     })
 }

@@ -29,6 +29,13 @@ pub const PGW_EEXIST: c_int = 17;
 pub const PGW_EINVAL: c_int = 22;
 /// An address range beyond the input (IPA) or output (PA) size.
 pub const PGW_ERANGE: c_int = 34;
+/// A shared walker's visitor asked to retry one entry `PGW_RETRY_LIMIT`
+/// times in a row (`PGW_ACTION_RETRY`): it waits for a change that no other
+/// walker makes. The walk stopped at that entry.
+pub const PGW_ELOOP: c_int = 40;
+/// How many times in a row a shared walker retries one entry before the
+/// walk ends with `-PGW_ELOOP`.
+pub const PGW_RETRY_LIMIT: u32 = 1 << 24;
 /// A typed visitor reported an action its walker's capability does not
 /// allow (`PGW_ACTION_RETRY` under `PGW_EXCLUSIVE`, ...). The walk stopped
 /// at that entry, unchanged.
@@ -61,6 +68,7 @@ pub(crate) fn from_error(e: Error) -> c_int {
         Error::NotMapped { .. } => PGW_ENOENT,
         Error::AlreadyMapped { .. } => PGW_EEXIST,
         Error::Owned { .. } => PGW_EPERM,
+        Error::RetryLimit { .. } => PGW_ELOOP,
         // Errors added to the core later are refusals of an argument until
         // they get a code of their own here.
         _ => PGW_EINVAL,
@@ -115,6 +123,18 @@ mod tests {
             let code = from_error(e);
             assert!(code < 0 && is_errno_or_zero(code), "{e:?} -> {code}");
         }
+    }
+
+    #[test]
+    fn the_retry_limit_is_the_core_s() {
+        assert_eq!(PGW_RETRY_LIMIT, pgwalk::RETRY_LIMIT);
+        assert_eq!(
+            from_error(Error::RetryLimit {
+                addr: 0,
+                level: pgwalk::Level::LAST
+            }),
+            -PGW_ELOOP
+        );
     }
 
     #[test]

@@ -190,8 +190,9 @@ unsafe impl MemoryOps for CHost {
         unsafe { (self.mm.free_unlinked_table)(self.virt(table), parent) }
     }
 
-    fn get_page(&self, pa: PhysAddr) {
-        // SAFETY: a reference-count callback on a page the host gave pgwalk.
+    unsafe fn get_page(&self, pa: PhysAddr) {
+        // SAFETY: a reference-count callback on a page the host gave pgwalk,
+        // for an entry pgwalk is storing in it (this method's contract).
         unsafe { (self.mm.get_page)(self.virt(pa)) }
     }
 

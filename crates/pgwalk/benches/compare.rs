@@ -196,7 +196,7 @@ fn pg_wrprotect_bulk(t: &Stage2<HeapMemory>) {
     shared
         .wrprotect(Ipa(BASE), SIZE)
         .expect("wrprotect")
-        .flush(&shared);
+        .flush();
 }
 
 #[inline(never)]
@@ -245,7 +245,7 @@ fn pg_wrprotect_page(t: &Stage2<HeapMemory>) {
         shared
             .wrprotect(Ipa(BASE + i * PAGE), PAGE)
             .expect("wrprotect")
-            .flush(&shared);
+            .flush();
     }
 }
 

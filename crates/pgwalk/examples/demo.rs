@@ -146,7 +146,7 @@ fn main() {
                 let h = guard.shared();
                 h.wrprotect(Ipa(RAM.ipa + off), M2)
                     .expect("wrprotect")
-                    .flush(&h);
+                    .flush();
                 wrprotects.fetch_add(1, Ordering::Relaxed);
                 off = (off + 37 * M2) % RAM.size;
             }
@@ -199,7 +199,7 @@ fn main() {
 
     let mut table = table.into_inner();
     mm.quiesce();
-    let report = check_invariants(&table).expect("table invariants");
+    let report = check_invariants(&mut table).expect("table invariants");
     let s = mm.stats();
     println!(
         "\nTable: {} table pages below the root; leaves by level {:?}; {} deferred frees",

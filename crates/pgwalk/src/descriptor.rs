@@ -169,10 +169,11 @@ impl Descriptor {
     }
 
     /// Whether the entry counts towards its table page's reference count:
-    /// anything but zero, except the transient locked marker.
+    /// anything but zero. The locked marker counts too: it holds the count
+    /// of the entry it stands in for until the break's make.
     #[inline(always)]
     pub const fn is_counted(self) -> bool {
-        self.0 != 0 && !self.is_locked()
+        self.0 != 0
     }
 
     /// The owner id of an annotation, if this is one.
@@ -272,6 +273,32 @@ impl Descriptor {
     #[must_use]
     pub const fn with_exec(self, exec: Exec) -> Descriptor {
         Descriptor(self.0 & !XN_MASK | (exec as u64) << XN_SHIFT)
+    }
+
+    /// Whether going from the valid leaf `self` to the valid leaf `new`
+    /// takes away a permission (read, write, or execution at either EL), so
+    /// that a TLB entry cached for `self` would grant more than `new`. Such
+    /// a change needs no break-before-make, but it needs a TLB
+    /// invalidation afterwards.
+    #[inline(always)]
+    pub const fn removes_permissions(self, new: Descriptor) -> bool {
+        if !self.is_valid() || !new.is_valid() {
+            return false;
+        }
+        let s2ap = S2AP_R | S2AP_W;
+        let lost_access = self.0 & s2ap & !new.0 != 0;
+        // The exception levels XN[1:0] lets execute from (FEAT_XNX), as a
+        // set: bit 0 for EL0, bit 1 for EL1.
+        const fn allowed(d: u64) -> u8 {
+            match (d & XN_MASK) >> XN_SHIFT {
+                0b00 => 0b11,
+                0b01 => 0b01,
+                0b11 => 0b10,
+                _ => 0b00,
+            }
+        }
+        let lost_exec = allowed(self.0) & !allowed(new.0) != 0;
+        lost_access || lost_exec
     }
 
     /// Whether two leaves differ in more than their permissions (and so a
@@ -512,7 +539,7 @@ mod tests {
         assert_eq!(a.owner(), Some(42));
         assert_eq!(a.bits(), 42 << 2);
         assert!(Descriptor::annotation(MAX_OWNER_ID + 1).is_err());
-        assert!(Descriptor::LOCKED.is_locked() && !Descriptor::LOCKED.is_counted());
+        assert!(Descriptor::LOCKED.is_locked() && Descriptor::LOCKED.is_counted());
         assert_eq!(Descriptor::LOCKED.owner(), None);
         assert!(!Descriptor::INVALID.is_counted());
     }

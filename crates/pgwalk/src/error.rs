@@ -90,6 +90,18 @@ pub enum Error {
         /// The owner recorded in the annotation.
         owner: u32,
     },
+    /// A [`Shared`](crate::Shared) visitor asked to retry one entry
+    /// [`MemoryOps::retry_limit`](crate::MemoryOps::retry_limit) times in a
+    /// row (or a lookup met an entry locked that long): it is waiting for a
+    /// change no other walker is making. The walk stopped at that entry;
+    /// entries before it were visited.
+    #[error("a visitor asked to retry the level-{level} entry at {addr:#x} too many times")]
+    RetryLimit {
+        /// First address of the entry.
+        addr: u64,
+        /// Its level.
+        level: Level,
+    },
     /// The address lies in none of the memory regions given.
     #[error("{addr:#x} is in no memory region")]
     NoRegion {

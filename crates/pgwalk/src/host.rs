@@ -67,6 +67,7 @@ struct Pool {
     next: AtomicUsize,
     limit: AtomicUsize,
     counting: AtomicBool,
+    retry_limit: AtomicU32,
     live: AtomicUsize,
     pending: AtomicUsize,
     stats: Counters,
@@ -122,11 +123,32 @@ impl Pool {
         panic!("physical address {pa:?} beyond the pool");
     }
 
+    /// The whole block, as the words that table entries are.
+    ///
+    /// Every access to the pool's memory goes through these atomics — the
+    /// walker's (through `phys_to_virt`), zeroing on allocation, and
+    /// [`HeapMemory::bytes`] — so that no interleaving of them is a data
+    /// race, whatever walkers and readers do at the same time.
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: `base` is a live allocation of `pages * PAGE` bytes,
+        // aligned to `PAGE` (hence to 8), initialised (zeroed) by
+        // `alloc_zeroed`, and freed only when the pool is dropped, which the
+        // borrow of `self` rules out meanwhile. `AtomicU64` has the size and
+        // alignment of `u64` and allows shared mutation, and the memory is
+        // only ever accessed through such atomics.
+        unsafe {
+            core::slice::from_raw_parts(
+                self.base.as_ptr().cast::<AtomicU64>(),
+                self.pages * PAGE / 8,
+            )
+        }
+    }
+
     fn zero(&self, idx: usize, n: usize) {
-        // SAFETY: pages idx..idx + n lie inside the block (callers check the
-        // bounds) and were just taken off the free list or the bump pointer,
-        // so nobody else references them.
-        unsafe { self.base.as_ptr().add(idx * PAGE).write_bytes(0, n * PAGE) };
+        let words = PAGE / 8;
+        for w in &self.words()[idx * words..(idx + n) * words] {
+            w.store(0, Ordering::Relaxed);
+        }
     }
 
     fn take(&self, n: usize, align_pages: usize) -> Option<usize> {
@@ -208,6 +230,7 @@ impl HeapMemory {
                 next: AtomicUsize::new(0),
                 limit: AtomicUsize::new(usize::MAX),
                 counting: AtomicBool::new(true),
+                retry_limit: AtomicU32::new(crate::RETRY_LIMIT),
                 live: AtomicUsize::new(0),
                 pending: AtomicUsize::new(0),
                 stats: Counters::default(),
@@ -221,6 +244,13 @@ impl HeapMemory {
     /// what a benchmark wants. Page accounting is always on.
     pub fn set_counting(&self, on: bool) {
         self.pool.counting.store(on, Ordering::Relaxed);
+    }
+
+    /// Sets what [`MemoryOps::retry_limit`] answers (the default is
+    /// [`RETRY_LIMIT`](crate::RETRY_LIMIT)): a small limit makes a test of a
+    /// livelocked visitor quick.
+    pub fn set_retry_limit(&self, limit: u32) {
+        self.pool.retry_limit.store(limit, Ordering::Relaxed);
     }
 
     /// Caps the pages alive at once: allocations beyond it fail, to test
@@ -276,22 +306,37 @@ impl HeapMemory {
         self.pending_frees() == 0
     }
 
-    /// The bytes of the pool from physical address `from` for `len` bytes,
-    /// e.g. to hand a table image to another machine. Take it only while no
-    /// walker is changing the table.
+    /// A copy of the pool's bytes from physical address `from` for `len`
+    /// bytes, e.g. to hand a table image to another machine. Any address and
+    /// length inside the pool will do.
+    ///
+    /// Each aligned 8-byte word is read atomically, so a walker changing
+    /// entries meanwhile is no data race, but the copy may then mix entries
+    /// from before and after its changes: for a consistent image, take it
+    /// while no walker runs.
+    ///
+    /// # Panics
+    ///
+    /// If the range is not inside the pool.
     pub fn bytes(&self, from: PhysAddr, len: usize) -> Vec<u8> {
-        let idx = self.pool.index(from);
-        let off = (from.get() - self.pool.phys_base) as usize;
-        assert!(off + len <= self.pool.pages * PAGE, "range beyond the pool");
-        let _ = idx;
-        let mut out = vec![0u8; len];
-        for (i, chunk) in out.chunks_mut(8).enumerate() {
-            // SAFETY: `off + len` lies inside the block (checked above) and
-            // the block is 8-byte aligned; reading through an atomic keeps
-            // this sound even if a walker stored to the entry.
-            let word = unsafe { &*(self.pool.base.as_ptr().add(off + i * 8) as *const AtomicU64) };
+        let size = (self.pool.pages * PAGE) as u64;
+        let start = from
+            .get()
+            .checked_sub(self.pool.phys_base)
+            .filter(|&s| s <= size)
+            .unwrap_or_else(|| panic!("{from:?} is outside the pool"));
+        let end = start
+            .checked_add(len as u64)
+            .filter(|&e| e <= size)
+            .unwrap_or_else(|| panic!("{len:#x} bytes from {from:?} run beyond the pool"));
+        let (start, end) = (start as usize, end as usize);
+        let mut out = Vec::with_capacity(len);
+        let first = start / 8;
+        let words = &self.pool.words()[first..end.div_ceil(8)];
+        for (i, word) in words.iter().enumerate() {
+            let at = (first + i) * 8;
             let bytes = word.load(Ordering::Acquire).to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
+            out.extend_from_slice(&bytes[start.max(at) - at..end.min(at + 8) - at]);
         }
         out
     }
@@ -375,16 +420,28 @@ unsafe impl MemoryOps for HeapMemory {
     }
 
     #[inline]
-    fn get_page(&self, pa: PhysAddr) {
-        self.pool.counts[self.pool.index(pa)].fetch_add(1, Ordering::Relaxed);
+    unsafe fn get_page(&self, pa: PhysAddr) {
+        // SAFETY: the caller's contract is the one `get_pages` asks for.
+        unsafe { self.get_pages(pa, 1) }
     }
 
     #[inline]
-    fn get_pages(&self, pa: PhysAddr, n: usize) {
+    unsafe fn get_pages(&self, pa: PhysAddr, n: usize) {
         // One atomic add for a whole table page filled in bulk, where
-        // `get_page` would take one per entry.
-        let n = u32::try_from(n).expect("reference count overflows");
-        self.pool.counts[self.pool.index(pa)].fetch_add(n, Ordering::Relaxed);
+        // `get_page` would take one per entry. A count never wraps: a
+        // wrapped count would read "empty" (1) or "free" (0) while entries
+        // still hold references, and pgwalk would free a linked page.
+        // No real count comes near `COUNT_LIMIT` (a page has at most a few
+        // thousand entries), and below it one add cannot wrap, so a single
+        // atomic add, checked after the fact, is enough.
+        let count = &self.pool.counts[self.pool.index(pa)];
+        let Some(n32) = u32::try_from(n).ok().filter(|&n| n <= COUNT_LIMIT) else {
+            count_overflow(pa, n);
+        };
+        if count.fetch_add(n32, Ordering::Relaxed) > COUNT_LIMIT {
+            count.fetch_sub(n32, Ordering::Relaxed);
+            count_overflow(pa, n);
+        }
     }
 
     #[inline]
@@ -427,6 +484,11 @@ unsafe impl MemoryOps for HeapMemory {
     }
 
     #[inline]
+    fn retry_limit(&self) -> u32 {
+        self.pool.retry_limit.load(Ordering::Relaxed)
+    }
+
+    #[inline]
     fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
         let _guard = crossbeam_epoch::pin();
         walk()
@@ -448,6 +510,16 @@ unsafe impl MemoryOps for HeapMemory {
     }
 }
 
+/// The highest reference count [`HeapMemory`] accepts. Half the range: a
+/// count at or above it is refused before it can wrap.
+const COUNT_LIMIT: u32 = u32::MAX / 2;
+
+#[cold]
+#[inline(never)]
+fn count_overflow(pa: PhysAddr, n: usize) -> ! {
+    panic!("reference count of the table page at {pa:?} would overflow (+{n})")
+}
+
 /// What [`check_invariants`] found in a healthy table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TableReport {
@@ -462,9 +534,14 @@ pub struct TableReport {
 /// Checks the table's structural invariants against its host: every table
 /// page's reference count is 1 plus its non-zero entries, no child table is
 /// empty, no entry is left locked, and the pages the host holds alive are
-/// exactly the root and the reachable tables (nothing leaked). Run it with
-/// no walk in progress and after [`HeapMemory::quiesce`].
-pub fn check_invariants(table: &crate::Stage2<HeapMemory>) -> Result<TableReport, String> {
+/// exactly the root and the reachable tables (nothing leaked).
+///
+/// It takes the table by `&mut`, so that no walker runs while it looks
+/// (through a lock, pass the write guard: `check_invariants(&mut guard)`);
+/// call [`HeapMemory::quiesce`] first, so that no deferred free is still
+/// waiting. A table descriptor pointing outside the pool is reported, not
+/// followed.
+pub fn check_invariants(table: &mut crate::Stage2<HeapMemory>) -> Result<TableReport, String> {
     let mm = table.mm();
     let g = *table.geometry();
     let mut report = TableReport::default();
@@ -472,7 +549,7 @@ pub fn check_invariants(table: &crate::Stage2<HeapMemory>) -> Result<TableReport
     for p in 0..root_pages {
         let pa = PhysAddr(table.pgd().get() + (p * PAGE) as u64);
         let entries = g.root_entries().min(g.granule().entries());
-        let counted = count_entries(mm, pa, entries);
+        let counted = count_entries(mm, pa, entries)?;
         let c = mm.count(pa) as usize;
         if c != 1 + counted {
             return Err(format!(
@@ -501,18 +578,29 @@ pub fn check_invariants(table: &crate::Stage2<HeapMemory>) -> Result<TableReport
     Ok(report)
 }
 
-fn entry_at(mm: &HeapMemory, table: PhysAddr, idx: usize) -> crate::Descriptor {
-    let base = mm.phys_to_virt(table).cast::<AtomicU64>();
-    // SAFETY: callers pass table pages of `mm` (reached from the root) and
-    // an index within the table's entries; loads are atomic.
-    let bits = unsafe { &*base.as_ptr().add(idx) }.load(Ordering::Acquire);
-    crate::Descriptor::from_bits(bits)
+/// Entry `idx` of the table at `table`, read through the pool's own view
+/// of its memory (so a corrupt descriptor cannot lead the check astray).
+fn entry_at(mm: &HeapMemory, table: PhysAddr, idx: usize) -> Result<crate::Descriptor, String> {
+    let word = table
+        .get()
+        .checked_sub(mm.pool.phys_base)
+        .filter(|off| off % PAGE as u64 == 0)
+        .and_then(|off| usize::try_from(off / 8).ok())
+        .and_then(|first| mm.pool.words().get(first.checked_add(idx)?));
+    match word {
+        Some(w) => Ok(crate::Descriptor::from_bits(w.load(Ordering::Acquire))),
+        None => Err(format!(
+            "entry {idx} of a table at {table:?}, which is not a page of the pool"
+        )),
+    }
 }
 
-fn count_entries(mm: &HeapMemory, table: PhysAddr, entries: usize) -> usize {
-    (0..entries)
-        .filter(|&i| entry_at(mm, table, i).is_counted())
-        .count()
+fn count_entries(mm: &HeapMemory, table: PhysAddr, entries: usize) -> Result<usize, String> {
+    let mut counted = 0;
+    for i in 0..entries {
+        counted += usize::from(entry_at(mm, table, i)?.is_counted());
+    }
+    Ok(counted)
 }
 
 fn check_table(
@@ -525,7 +613,7 @@ fn check_table(
     report: &mut TableReport,
 ) -> Result<(), String> {
     if !is_root {
-        let counted = count_entries(mm, table, entries);
+        let counted = count_entries(mm, table, entries)?;
         let c = mm.count(table) as usize;
         if counted == 0 {
             return Err(format!("empty child table {table:?} at level {level}"));
@@ -537,7 +625,7 @@ fn check_table(
         }
     }
     for idx in 0..entries {
-        let d = entry_at(mm, table, idx);
+        let d = entry_at(mm, table, idx)?;
         if d.is_locked() {
             return Err(format!("entry {idx} of {table:?} left locked"));
         }

@@ -62,6 +62,7 @@ mod lock;
 mod memory;
 mod prot;
 mod stage2;
+mod table_page;
 mod walk;
 
 #[cfg(feature = "std")]
@@ -84,7 +85,7 @@ pub use lock::{LockedStage2, SpinStage2};
 pub use memory::MemoryOps;
 pub use prot::Prot;
 pub use stage2::{free_unlinked, Handle, IdmapRange, Mapping, MemoryRegion, Stage2, TlbFlush};
-pub use walk::{VisitCtx, VisitKind, WalkFlags};
+pub use walk::{VisitCtx, VisitKind, WalkFlags, RETRY_LIMIT};
 
 /// The single-entry protocol on its own, for the loom model
 /// (`tests/loom.rs`) only: built with `RUSTFLAGS="--cfg loom"`, never part

@@ -18,7 +18,7 @@
 //! }
 //! let guard = table.read();
 //! let flush = guard.shared().wrprotect(Ipa(0x8000_0000), 0x1000).unwrap();
-//! flush.flush(&guard.shared());
+//! flush.flush();
 //! # }
 //! ```
 //!

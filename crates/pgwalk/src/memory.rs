@@ -27,12 +27,25 @@ use crate::geometry::Level;
 ///   valid for reads and writes of its whole size, 8-byte aligned, for as
 ///   long as the page is allocated;
 /// - [`put_page`](Self::put_page) frees a page only when its count drops to
-///   zero, and [`page_count`](Self::page_count) reports the count;
-/// - nothing frees a page except [`put_page`](Self::put_page),
+///   zero, [`page_count`](Self::page_count) reports the count, and no count
+///   ever wraps round (a [`get_page`](Self::get_page) that would overflow
+///   panics or aborts instead);
+/// - nothing changes a count or frees a page except the methods that are
+///   `unsafe` to call: [`get_page`](Self::get_page),
+///   [`get_pages`](Self::get_pages), [`put_page`](Self::put_page),
 ///   [`free_pages_exact`](Self::free_pages_exact) and the deferred
-///   [`free_unlinked_table`](Self::free_unlinked_table) — the three methods
-///   that are `unsafe` to call, because freeing a page that a table still
-///   links would let the walker read freed memory;
+///   [`free_unlinked_table`](Self::free_unlinked_table). A count raised or
+///   dropped behind pgwalk's back would let it free a page that a table
+///   still links, and the walker would read freed memory. (Safe code may
+///   hold `&M` — [`Handle::mm`](crate::Handle::mm) hands it out — so these
+///   must stay `unsafe`.)
+///
+/// # Callbacks that panic
+///
+/// A method may panic (unwind). pgwalk then leaves every entry either as it
+/// was or as the update meant it, never locked, with reference counts that
+/// match the entries, except that a subtree or page being freed may leak.
+/// The panic propagates to pgwalk's caller.
 /// - [`free_unlinked_table`](Self::free_unlinked_table) does not free before
 ///   every walk that was running inside [`shared_walk`](Self::shared_walk)
 ///   when it was called has returned (a grace period, as RCU provides).
@@ -68,16 +81,30 @@ pub unsafe trait MemoryOps {
     unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level);
 
     /// Increments the reference count of the page holding `pa`.
-    fn get_page(&self, pa: PhysAddr);
+    ///
+    /// # Safety
+    ///
+    /// The new reference belongs to a counted (non-zero) entry that the
+    /// caller is storing in that table page, and is given back with
+    /// [`put_page`](Self::put_page) when the entry goes. pgwalk trusts
+    /// "count 1 means empty" and "count 0 means unlinked": a reference
+    /// taken for anything else would let it free a page that a table still
+    /// links.
+    unsafe fn get_page(&self, pa: PhysAddr);
 
     /// Adds `n` to the reference count of the page holding `pa`: what `n`
     /// calls to [`get_page`](Self::get_page) do. pgwalk calls it once for a
     /// table page it filled in bulk; a host whose counts are atomic saves an
     /// atomic operation per entry by overriding it.
+    ///
+    /// # Safety
+    ///
+    /// As [`get_page`](Self::get_page), for `n` counted entries.
     #[inline]
-    fn get_pages(&self, pa: PhysAddr, n: usize) {
+    unsafe fn get_pages(&self, pa: PhysAddr, n: usize) {
         for _ in 0..n {
-            self.get_page(pa);
+            // SAFETY: the caller accounts for `n` new entries, one each.
+            unsafe { self.get_page(pa) };
         }
     }
 
@@ -110,6 +137,21 @@ pub unsafe trait MemoryOps {
     #[inline(always)]
     fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
         walk()
+    }
+
+    /// How many times in a row a [`Shared`](crate::Shared) walker retries
+    /// one entry before it gives up with
+    /// [`Error::RetryLimit`](crate::Error::RetryLimit).
+    ///
+    /// A retry follows a lost race or an entry locked by another walker's
+    /// break-before-make, which ends once that walker's TLB invalidation
+    /// does; a visitor still asking after this many tries waits for a change
+    /// nobody is making. The default, [`RETRY_LIMIT`](crate::RETRY_LIMIT),
+    /// spins for the better part of a second: enough for a breaking walker
+    /// that was preempted, in a host that can preempt one.
+    #[inline(always)]
+    fn retry_limit(&self) -> u32 {
+        crate::RETRY_LIMIT
     }
 
     /// Invalidates stage-2 TLB entries for the entry at `ipa` and `level`

@@ -141,7 +141,7 @@ fn fault_handler_stop_returns_the_error() {
 
 #[test]
 fn fault_map_fixed_then_spurious() {
-    let t = table_with_pages(0);
+    let mut t = table_with_pages(0);
     let h = t.fault_handler();
     let r = h
         .map(
@@ -177,16 +177,16 @@ fn fault_map_fixed_then_spurious() {
         )
         .unwrap();
     assert_eq!(r, FaultOutcome::Spurious);
-    check_invariants(&t).unwrap();
+    check_invariants(&mut t).unwrap();
 }
 
 #[test]
 fn attribute_changes_under_shared() {
-    let t = table_with_pages(4);
+    let mut t = table_with_pages(4);
     let h = t.shared();
     let flush = h.wrprotect(Ipa(0), 4 * K4).unwrap();
     let before = t.mm().stats().tlbi_range;
-    flush.flush(&h);
+    flush.flush();
     assert_eq!(t.mm().stats().tlbi_range, before + 1);
     assert!(!h.get_leaf(Ipa(K4)).unwrap().0.writable());
     assert!(
@@ -202,14 +202,14 @@ fn attribute_changes_under_shared() {
     h.relax_perms(Ipa(2 * K4), Prot::W).unwrap();
     assert!(h.get_leaf(Ipa(2 * K4)).unwrap().0.writable());
     assert!(h.relax_perms(Ipa(0), Prot::DEVICE).is_err());
-    check_invariants(&t).unwrap();
+    check_invariants(&mut t).unwrap();
 }
 
 #[test]
 fn fault_relax_and_mkyoung_outcomes() {
     let t = table_with_pages(2);
     let f = t.fault_handler();
-    f.as_shared().wrprotect(Ipa(0), K4).unwrap().flush(&f);
+    f.as_shared().wrprotect(Ipa(0), K4).unwrap().flush();
     assert_eq!(f.relax_perms(Ipa(0), Prot::W).unwrap(), FaultOutcome::Fixed);
     assert_eq!(
         f.relax_perms(Ipa(0), Prot::W).unwrap(),
@@ -231,7 +231,7 @@ fn fault_relax_and_mkyoung_outcomes() {
 #[test]
 fn fault_map_block_over_table_defers_the_free() {
     let mm = HeapMemory::new(4096);
-    let t = Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), mm.clone()).unwrap();
+    let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), mm.clone()).unwrap();
     let f = t.fault_handler();
     assert_eq!(
         f.map(
@@ -259,7 +259,7 @@ fn fault_map_block_over_table_defers_the_free() {
     );
     assert_eq!(mm.stats().deferred_frees, 1);
     assert!(mm.quiesce());
-    check_invariants(&t).unwrap();
+    check_invariants(&mut t).unwrap();
 }
 
 // ---- The rest of the table in DESIGN.md section 1, variant by variant ----
@@ -300,7 +300,7 @@ fn exclusive_stop_ends_the_walk_at_once_keeping_earlier_changes() {
     assert!(!h.get_leaf(Ipa(K4)).unwrap().0.writable());
     assert!(h.get_leaf(Ipa(2 * K4)).unwrap().0.writable());
     assert!(h.get_leaf(Ipa(3 * K4)).unwrap().0.writable());
-    check_invariants(&t).unwrap();
+    check_invariants(&mut t).unwrap();
 }
 
 #[test]
@@ -576,8 +576,9 @@ unsafe impl MemoryOps for Gated {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.mm.free_unlinked_table(table, level) }
     }
-    fn get_page(&self, pa: PhysAddr) {
-        self.mm.get_page(pa)
+    unsafe fn get_page(&self, pa: PhysAddr) {
+        // SAFETY: forwarded with the caller's promise.
+        unsafe { self.mm.get_page(pa) }
     }
     unsafe fn put_page(&self, pa: PhysAddr) {
         // SAFETY: forwarded with the caller's guarantees.
@@ -670,7 +671,8 @@ fn a_locked_entry_is_a_race_for_every_capability() {
         assert_eq!(f.mkyoung(Ipa(0)).unwrap(), FaultOutcome::Retry);
         let w = t.fault_handler().walk(Ipa(0), K4, WalkFlags::LEAF, |ctx| {
             let old = ctx.old();
-            assert!(old.is_locked() && !old.is_valid() && !old.is_counted());
+            // The marker holds the count of the entry it stands in for.
+            assert!(old.is_locked() && !old.is_valid() && old.is_counted());
             ctx.try_set(old.with_writable(false))?;
             Ok(Action::Continue)
         });
@@ -681,7 +683,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
         let finished = &finished;
         let wrprotect = s.spawn(move || {
             let h = t.shared();
-            h.wrprotect(Ipa(0), K4).unwrap().flush(&h);
+            h.wrprotect(Ipa(0), K4).unwrap().flush();
             finished.fetch_add(1, Ordering::AcqRel);
         });
         let lookup = s.spawn(move || {

@@ -19,7 +19,7 @@ fn table(ia_bits: u8) -> Stage2<HeapMemory> {
     .unwrap()
 }
 
-fn check(t: &Stage2<HeapMemory>) -> pgwalk::host::TableReport {
+fn check(t: &mut Stage2<HeapMemory>) -> pgwalk::host::TableReport {
     check_invariants(t).unwrap_or_else(|e| panic!("invariant broken: {e}"))
 }
 
@@ -43,7 +43,7 @@ fn map(t: &mut Stage2<HeapMemory>, ipa: u64, size: u64, pa: u64, prot: Prot) -> 
 fn blocks_where_size_and_alignment_allow() {
     let mut t = table(40);
     map(&mut t, G1, G1 + 2 * M2 + 3 * K4, 0x1_0000_0000, Prot::RW).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(
         r.leaves,
         [0, 1, 2, 3],
@@ -74,7 +74,7 @@ fn misaligned_output_forces_pages() {
     let mut t = table(40);
     // IPA 2M-aligned but PA only 4K-aligned: no block can be used.
     map(&mut t, 0, M2, 0x8000_1000, Prot::R).unwrap();
-    assert_eq!(check(&t).leaves, [0, 0, 0, 512]);
+    assert_eq!(check(&mut t).leaves, [0, 0, 0, 512]);
 }
 
 #[test]
@@ -103,9 +103,13 @@ fn remapping_changes_attributes_and_address_with_break_before_make() {
     let before = t.mm().stats();
     map(&mut t, K4, K4, 0x8000_1000, Prot::R).unwrap();
     let s = t.mm().stats();
+    // Regression (issue 10, item 4): the permission-only change needs no
+    // break, but it used to skip the TLB invalidation too, leaving the
+    // guest a cached writable translation of a read-only page.
     assert_eq!(
-        s.tlbi_ipa, before.tlbi_ipa,
-        "permission-only change: no break needed"
+        s.tlbi_ipa,
+        before.tlbi_ipa + 1,
+        "taking write away: no break, but a TLBI after the store"
     );
     map(&mut t, 2 * K4, K4, 0x9000_0000, Prot::RW).unwrap();
     let s2 = t.mm().stats();
@@ -122,18 +126,18 @@ fn remapping_changes_attributes_and_address_with_break_before_make() {
         PhysAddr(0x9000_0000)
     );
     assert!(leaf(&mut t, 0).0.writable(), "neighbours untouched");
-    check(&t);
+    check(&mut t);
 }
 
 #[test]
 fn block_replaces_page_table_and_frees_it() {
     let mut t = table(40);
     map(&mut t, 0, M2, 0x8000_1000, Prot::RW).unwrap();
-    assert_eq!(check(&t).table_pages, 2);
+    assert_eq!(check(&mut t).table_pages, 2);
     let allocated = t.mm().live_pages();
     let tlbi_range = t.mm().stats().tlbi_range;
     map(&mut t, 0, M2, 0x8000_0000, Prot::RW).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(r.leaves, [0, 0, 1, 0]);
     assert_eq!(r.table_pages, 1, "the level-3 table is gone");
     assert_eq!(t.mm().live_pages(), allocated - 1);
@@ -149,7 +153,7 @@ fn page_inside_a_block_splits_it_and_keeps_the_rest() {
     let mut t = table(40);
     map(&mut t, 0, M2, 0x8000_0000, Prot::RW).unwrap();
     map(&mut t, 5 * K4, K4, 0x9000_0000, Prot::R).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(r.leaves, [0, 0, 0, 512], "the block became 512 pages");
     for i in [0u64, 4, 6, 511] {
         let (d, l) = leaf(&mut t, i * K4);
@@ -173,7 +177,7 @@ fn gigabyte_block_split_down_two_levels() {
     let mut t = table(40);
     map(&mut t, 0, G1, 0x4000_0000, Prot::RW).unwrap();
     map(&mut t, 3 * M2 + K4, K4, 0x1000, Prot::R).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(r.leaves, [0, 0, 511, 512]);
     assert_eq!(
         leaf(&mut t, 100 * M2)
@@ -188,15 +192,15 @@ fn gigabyte_block_split_down_two_levels() {
 fn unmap_frees_empty_tables_and_keeps_the_rest() {
     let mut t = table(40);
     map(&mut t, 0, 4 * M2, 0x8000_1000, Prot::RW).unwrap();
-    assert_eq!(check(&t).table_pages, 5);
+    assert_eq!(check(&mut t).table_pages, 5);
     t.exclusive().unmap(Ipa(M2), M2).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(r.table_pages, 4, "the emptied level-3 table was freed");
     assert_eq!(r.leaves[3], 3 * 512);
     t.exclusive().unmap(Ipa(0), K4).unwrap();
-    assert_eq!(check(&t).leaves[3], 3 * 512 - 1);
+    assert_eq!(check(&mut t).leaves[3], 3 * 512 - 1);
     t.exclusive().unmap(Ipa(0), 4 * M2).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(
         r.table_pages, 0,
         "everything freed, up to the level-2 table"
@@ -232,10 +236,10 @@ fn partial_block_unmap_is_refused_untouched() {
             level: Level::new(2).unwrap()
         }
     );
-    assert_eq!(check(&t).leaves, [0, 0, 1, 0], "nothing changed");
+    assert_eq!(check(&mut t).leaves, [0, 0, 1, 0], "nothing changed");
     t.exclusive().split(Ipa(0), M2, &mut ()).unwrap();
     t.exclusive().unmap(Ipa(K4), K4).unwrap();
-    assert_eq!(check(&t).leaves, [0, 0, 0, 511]);
+    assert_eq!(check(&mut t).leaves, [0, 0, 0, 511]);
 }
 
 #[test]
@@ -244,7 +248,7 @@ fn split_keeps_every_translation() {
     map(&mut t, G1, G1, 0x1_0000_0000, Prot::RWX).unwrap();
     let before = t.exclusive().get_leaf(Ipa(G1 + 0x1234_5000)).unwrap().0;
     t.exclusive().split(Ipa(G1), G1, &mut ()).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(r.leaves, [0, 0, 0, 512 * 512]);
     let (after, l) = leaf(&mut t, G1 + 0x1234_5000);
     assert_eq!(l, 3);
@@ -259,12 +263,12 @@ fn split_keeps_every_translation() {
 fn annotations_count_and_are_cleared_by_unmap() {
     let mut t = table(40);
     t.exclusive().annotate(Ipa(0), M2 + K4, 7, &mut ()).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!(r.annotations, 2, "one block-sized annotation and one page");
     assert_eq!(leaf(&mut t, M2).0.owner(), Some(7));
     assert!(t.exclusive().annotate(Ipa(0), K4, 256, &mut ()).is_err());
     t.exclusive().unmap(Ipa(0), M2 + K4).unwrap();
-    let r = check(&t);
+    let r = check(&mut t);
     assert_eq!((r.annotations, r.table_pages), (0, 0));
 }
 
@@ -317,7 +321,7 @@ fn errors_for_bad_input_leave_the_table_alone() {
             .get(),
         0x8000_0000
     );
-    check(&t);
+    check(&mut t);
 }
 
 #[test]
@@ -329,10 +333,10 @@ fn out_of_memory_is_an_error_and_retry_completes() {
         map(&mut t, 0, 4 * M2, 0x8000_1000, Prot::RW),
         Err(Error::NoMemory)
     );
-    check(&t);
+    check(&mut t);
     t.mm().set_page_limit(usize::MAX);
     map(&mut t, 0, 4 * M2, 0x8000_1000, Prot::RW).unwrap();
-    assert_eq!(check(&t).leaves[3], 4 * 512);
+    assert_eq!(check(&mut t).leaves[3], 4 * 512);
     assert!(t.mm().stats().alloc_failures > 0);
 }
 
@@ -343,7 +347,7 @@ fn out_of_memory_while_splitting_loses_nothing() {
     let live = t.mm().live_pages();
     t.mm().set_page_limit(live + 1);
     assert_eq!(map(&mut t, K4, K4, 0x1000, Prot::R), Err(Error::NoMemory));
-    check(&t);
+    check(&mut t);
     // Whatever level it got to, every address still translates as before.
     for addr in [0, K4, 5 * M2 + 3 * K4, G1 - K4] {
         let (d, l) = leaf(&mut t, addr);
@@ -378,7 +382,7 @@ fn concatenated_root_covers_the_whole_input_space() {
     map(&mut t, (1 << 40) - M2, M2, 0x8000_0000, Prot::R).unwrap();
     map(&mut t, 0, M2, 0x8000_0000, Prot::R).unwrap();
     assert_eq!(leaf(&mut t, (1 << 40) - K4).1, 2);
-    check(&t);
+    check(&mut t);
 }
 
 #[test]
@@ -462,7 +466,7 @@ fn visitor_set_keeps_counts() {
         Ok(Action::Continue)
     });
     assert!(w.unwrap().is_completed());
-    assert_eq!(check(&t).leaves[3], 2);
+    assert_eq!(check(&mut t).leaves[3], 2);
 }
 
 #[test]

@@ -109,5 +109,5 @@ fn out_of_memory_keeps_the_range_for_a_second_try() {
     mm.set_page_limit(usize::MAX);
     range.map(&mut ()).unwrap();
     assert!(h.get_leaf(Ipa(0x0900_0000)).unwrap().0.is_valid());
-    check_invariants(&t).unwrap();
+    check_invariants(&mut t).unwrap();
 }

@@ -95,7 +95,7 @@ impl Page {
 }
 
 impl EntrySite for Page {
-    fn get(&self) {
+    unsafe fn get(&self) {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -345,7 +345,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
         Op::Wrprotect { start, len } => {
             let (s, e) = widen(t, start, start + len);
             let h = t.shared();
-            h.wrprotect(Ipa(start), len).unwrap().flush(&h);
+            h.wrprotect(Ipa(start), len).unwrap().flush();
             m.update(s, e, |p, _| p.remove(Prot::W));
         }
         Op::Relax { addr, prot } => {
@@ -439,7 +439,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
     }
 }
 
-fn check(t: &Stage2<HeapMemory>, m: &Model, op: &Op) {
+fn check(t: &mut Stage2<HeapMemory>, m: &Model, op: &Op) {
     // Page tables a fault-path block replaced wait for a grace period.
     assert!(t.mm().quiesce());
     if let Err(e) = check_invariants(t) {
@@ -475,7 +475,7 @@ proptest! {
         let mut m = Model::default();
         for op in &ops {
             step(&mut t, &mut m, op);
-            check(&t, &m, op);
+            check(&mut t, &m, op);
         }
         drop(t);
         prop_assert!(mm.quiesce());
@@ -522,6 +522,6 @@ fn annotate_owner_zero_over_a_lone_page() {
     ];
     for op in &ops {
         step(&mut t, &mut m, op);
-        check(&t, &m, op);
+        check(&mut t, &m, op);
     }
 }

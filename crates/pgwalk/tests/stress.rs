@@ -187,7 +187,7 @@ fn owner_op(table: &Table, rng: &mut Rng, p: u64, model: &mut Option<Perms>, c: 
         2 => {
             let guard = table.read();
             let h = guard.shared();
-            h.wrprotect(ipa, K4).unwrap().flush(&h);
+            h.wrprotect(ipa, K4).unwrap().flush();
             if let Some(m) = model {
                 m.w = false;
             }
@@ -272,7 +272,7 @@ fn logger(table: &Table, stop: &AtomicBool) -> u64 {
         let start = rng.below(B_PAGES - len);
         h.wrprotect(Ipa(B_IPA + start * K4), len * K4)
             .unwrap()
-            .flush(&h);
+            .flush();
         passes += 1;
     }
     passes
@@ -351,7 +351,7 @@ fn racing_fault_ins_and_attribute_changes() {
         }
     }
     assert!(mm.quiesce(), "deferred frees still pending");
-    check_invariants(&table.read()).unwrap_or_else(|e| panic!("after racing: {e}"));
+    check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("after racing: {e}"));
 
     // Region B: split it under the write lock, then a final concurrent
     // phase whose outcome is fixed: every page write-protected, every
@@ -377,13 +377,13 @@ fn racing_fault_ins_and_attribute_changes() {
                         h.relax_perms(ipa, Prot::X).unwrap();
                     }
                     if p % 2 == 0 {
-                        h.wrprotect(ipa, K4).unwrap().flush(&h);
+                        h.wrprotect(ipa, K4).unwrap().flush();
                     }
                 }
                 // And the odd pages in one range walk per quarter.
                 h.wrprotect(Ipa(B_IPA + q * quarter * K4), quarter * K4)
                     .unwrap()
-                    .flush(&h);
+                    .flush();
             }));
         }
         for w in workers {
@@ -414,7 +414,7 @@ fn racing_fault_ins_and_attribute_changes() {
     }
 
     assert!(mm.quiesce());
-    let report = check_invariants(&table.read()).unwrap_or_else(|e| panic!("at the end: {e}"));
+    let report = check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("at the end: {e}"));
     let stats = mm.stats();
     assert_eq!(stats.double_frees, 0);
     assert!(
@@ -520,7 +520,7 @@ fn racing_installs_and_remaps_of_one_page() {
         });
     });
     assert!(mm.quiesce());
-    let report = check_invariants(&table.read()).unwrap_or_else(|e| panic!("{e}"));
+    let report = check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.leaves[3], rounds);
     assert_eq!(mm.stats().double_frees, 0);
     assert!(remaps.load(Ordering::Relaxed) >= rounds as u64);

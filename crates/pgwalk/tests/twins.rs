@@ -452,9 +452,31 @@ fn tlb_flush_dropped() {
     let t = table_with_ram(2 << 20);
     let before = t.mm().stats().tlbi_range;
     let shared = t.shared();
-    shared.wrprotect(RAM, 2 << 20).unwrap().flush(&shared);
+    shared.wrprotect(RAM, 2 << 20).unwrap().flush();
     assert_eq!(t.mm().stats().tlbi_range, before + 1);
     assert!(!leaf(&t, RAM).0.writable());
+}
+
+/// Twin of `tlb_flush_spent_on_another_table`: each token invalidates the
+/// table that issued it, and only that one.
+#[test]
+fn tlb_flush_spent_on_another_table() {
+    let (a, b) = (table_with_ram(2 << 20), table_with_ram(2 << 20));
+    let (a0, b0) = (a.mm().stats().tlbi_range, b.mm().stats().tlbi_range);
+    a.shared().wrprotect(RAM, 2 << 20).unwrap().flush();
+    assert_eq!(a.mm().stats().tlbi_range, a0 + 1);
+    assert_eq!(b.mm().stats().tlbi_range, b0);
+}
+
+/// Twin of `raise_page_count_from_safe_code`: safe code may read a page's
+/// count; only the walker, for entries it stores, changes it.
+#[test]
+fn raise_page_count_from_safe_code() {
+    use pgwalk::MemoryOps;
+    let t = table_with_ram(PAGE);
+    let h = t.shared();
+    // The root's count is 1 + its one entry (the level-1 table).
+    assert_eq!(h.mm().page_count(t.pgd()), 2);
 }
 
 /// A host whose pages are all resident and writable.

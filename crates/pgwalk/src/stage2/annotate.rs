@@ -68,7 +68,7 @@ mod tests {
         )
         .unwrap();
         h.annotate(page, 0x1000, 0, &mut ()).unwrap();
-        let report = check_invariants(&t).unwrap();
+        let report = check_invariants(&mut t).unwrap();
         assert_eq!(report.table_pages, 0);
         assert_eq!(t.mm().live_pages(), t.geometry().root_pages());
     }
@@ -81,7 +81,7 @@ mod tests {
         t.exclusive()
             .annotate(Ipa(0x4000_1000), 0x20_3000, 0, &mut ())
             .unwrap();
-        assert_eq!(check_invariants(&t).unwrap().table_pages, 0);
+        assert_eq!(check_invariants(&mut t).unwrap().table_pages, 0);
     }
 
     /// Other owners keep their annotations, and with them the tables.
@@ -91,7 +91,7 @@ mod tests {
         t.exclusive()
             .annotate(Ipa(0x4000_1000), 0x1000, 7, &mut ())
             .unwrap();
-        let report = check_invariants(&t).unwrap();
+        let report = check_invariants(&mut t).unwrap();
         assert_eq!((report.annotations, report.table_pages), (1, 2));
     }
 }

@@ -5,7 +5,7 @@
 use super::{check_range, Handle};
 use crate::action::{Action, Walked};
 use crate::addr::Ipa;
-use crate::capability::{Capability, Concurrent, Shared};
+use crate::capability::{Concurrent, Shared};
 use crate::descriptor::{Descriptor, Exec};
 use crate::error::Error;
 use crate::geometry::Level;
@@ -13,36 +13,76 @@ use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::walk::WalkFlags;
 
-/// A TLB invalidation the caller owes after restricting permissions.
+/// A TLB invalidation owed after restricting permissions, for the table
+/// it came from.
 ///
-/// Stale entries keep granting the old permissions until invalidated, so
-/// this cannot be dropped silently: call [`flush`](Self::flush), or
-/// [`ignore`](Self::ignore) when a wider invalidation follows anyway.
+/// Stale TLB entries keep granting the old permissions until invalidated.
+/// The token borrows the table that issued it and invalidates *that*
+/// table's range: [`flush`](Self::flush) does it now, and dropping the token
+/// does it too, so that a token forgotten in a variable still flushes.
+/// [`ignore`](Self::ignore) is the one way out, for a caller that
+/// invalidates more widely itself (a whole-VMID flush after a batch).
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use pgwalk::{host::HeapMemory, Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags};
+///
+/// let mut table = Stage2::with_geometry(Geometry::for_ia_bits(40, 40)?, HeapMemory::new(64))?;
+/// table.exclusive().map(Ipa(0), 0x1000, PhysAddr(0x8000_0000), Prot::RW, &mut (), WalkFlags::empty())?;
+/// let before = table.mm().stats().tlbi_range;
+/// let shared = table.shared();
+/// shared.wrprotect(Ipa(0), 0x1000)?.flush();
+/// assert_eq!(table.mm().stats().tlbi_range, before + 1);
+/// # }
+/// # Ok::<(), pgwalk::Error>(())
+/// ```
 #[must_use = "stale TLB entries keep the old permissions until flushed"]
-#[derive(Debug)]
-pub struct TlbFlush {
+pub struct TlbFlush<'t, M: MemoryOps> {
+    mm: &'t M,
     ipa: Ipa,
     size: u64,
 }
 
-impl TlbFlush {
+impl<M: MemoryOps> TlbFlush<'_, M> {
     /// The range whose TLB entries are stale.
     pub fn range(&self) -> (Ipa, u64) {
         (self.ipa, self.size)
     }
 
-    /// Invalidates the range through the table's host operations.
-    pub fn flush<C: Capability, M: MemoryOps>(self, handle: &Handle<'_, C, M>) {
-        handle.mm().tlb_flush_vmid_range(self.ipa, self.size);
+    /// Invalidates the range, through the host operations of the table
+    /// that issued the token.
+    pub fn flush(self) {
+        // `Drop` does the work.
     }
 
-    /// Drops the obligation: the caller invalidates more widely itself.
-    pub fn ignore(self) {}
+    /// Drops the obligation without invalidating: the caller invalidates
+    /// more widely itself.
+    pub fn ignore(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl<M: MemoryOps> Drop for TlbFlush<'_, M> {
+    fn drop(&mut self) {
+        self.mm.tlb_flush_vmid_range(self.ipa, self.size);
+    }
+}
+
+impl<M: MemoryOps> core::fmt::Debug for TlbFlush<'_, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlbFlush")
+            .field("ipa", &self.ipa)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 impl<'t, C: Concurrent, M: MemoryOps> Handle<'t, C, M> {
     /// Applies `update` to every valid leaf in the range; `seen` gets each
     /// leaf as it was. Returns the walk's end and whether anything changed.
+    ///
+    /// An `update` that removes permissions leaves the TLB stale: its
+    /// caller hands out a [`TlbFlush`] for the range.
     pub(crate) fn update_leaves(
         &self,
         ipa: Ipa,
@@ -70,7 +110,7 @@ impl<'t, C: Concurrent, M: MemoryOps> Handle<'t, C, M> {
                 seen(old, ctx.level());
                 let new = update(old);
                 if new != old {
-                    ctx.try_set(new)?;
+                    ctx.try_set_owing_tlbi(new)?;
                     changed = true;
                 }
                 Ok(Action::Continue)
@@ -120,12 +160,19 @@ fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
     })
 }
 
-impl<M: MemoryOps> Handle<'_, Shared, M> {
+impl<'t, M: MemoryOps> Handle<'t, Shared, M> {
     /// Removes write permission from every leaf in `size` bytes at `ipa`
     /// (`kvm_pgtable_stage2_wrprotect`). The TLB still holds writable
-    /// entries: the returned [`TlbFlush`] must be flushed.
-    pub fn wrprotect(&self, ipa: Ipa, size: u64) -> Result<TlbFlush, Error> {
+    /// entries: the returned [`TlbFlush`] invalidates them, at once or when
+    /// dropped. On an error, the leaves before the failure may be
+    /// write-protected, and their range is invalidated before returning.
+    pub fn wrprotect(&self, ipa: Ipa, size: u64) -> Result<TlbFlush<'t, M>, Error> {
         check_range(self.geometry(), ipa, size)?;
+        let flush = TlbFlush {
+            mm: self.mm(),
+            ipa,
+            size,
+        };
         let (Walked::Completed, _) = self.update_leaves(
             ipa,
             size,
@@ -133,7 +180,7 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
             |d| d.with_writable(false),
             |_, _| {},
         )?;
-        Ok(TlbFlush { ipa, size })
+        Ok(flush)
     }
 
     /// Sets the access flag on the leaf at `ipa` (`kvm_pgtable_stage2_mkyoung`).

@@ -68,12 +68,15 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                     }
                     if old.is_table(level) {
                         let broken = ctx.try_break()?;
-                        let child = old.output_address(ctx.geometry().granule());
-                        // SAFETY: the locked marker replaced the only descriptor linking
-                        // `child`, and the TLB was invalidated for it; walkers already inside
-                        // it are what the host's grace period waits for.
-                        unsafe { ctx.mm().free_unlinked_table(child, level.next()) };
                         ctx.make(broken, new);
+                        // Handed over only once the block is in: had the
+                        // break been undone (a host callback unwinding),
+                        // the subtree would still be linked.
+                        let child = old.output_address(ctx.geometry().granule());
+                        // SAFETY: the block replaced the only descriptor linking `child`
+                        // (break-before-make, so its range left the TLB first); walkers
+                        // already inside it are what the host's grace period waits for.
+                        unsafe { ctx.mm().free_unlinked_table(child, level.next()) };
                     } else {
                         ctx.try_set(new)?;
                     }
@@ -86,8 +89,9 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                 let mm = ctx.mm();
                 let child = table_for(mm, cache, ctx.geometry(), level, old)?;
                 if let Err(conflict) = ctx.try_link_table(child) {
-                    // Nobody ever saw `child`: it can go at once.
-                    free_now(mm, ctx.geometry(), child, level.next());
+                    // SAFETY: `child` was built by this visit and the link
+                    // failed, so nobody ever saw it: it can go at once.
+                    unsafe { free_now(mm, ctx.geometry(), child, level.next()) };
                     return Err(conflict.into());
                 }
                 Ok(Action::Continue)

@@ -18,8 +18,8 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
     /// break-before-make; the lookup waits for the new value rather than
     /// report the walker's transient locked marker.
     pub fn get_leaf(&self, addr: Ipa) -> Result<(Descriptor, Level), Error> {
-        loop {
-            let mut found = (Descriptor::INVALID, self.geometry().start_level());
+        let mut found = (Descriptor::INVALID, self.geometry().start_level());
+        for _ in 0..self.mm().retry_limit() {
             let walked = self.walk_internal::<Error, _>(addr, 1, WalkFlags::LEAF, |ctx| {
                 found = (ctx.old(), ctx.level());
                 Ok(Action::Continue)
@@ -34,5 +34,12 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
             }
             core::hint::spin_loop();
         }
+        // A break that never ends. The entry protocol never leaves one
+        // behind (an unwinding walker restores the entry), so something
+        // else wrote the marker: report it rather than spin forever.
+        Err(Error::RetryLimit {
+            addr: addr.get(),
+            level: found.1,
+        })
     }
 }

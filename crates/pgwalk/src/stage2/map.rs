@@ -8,8 +8,6 @@
 //! partly remapped is first split into the next level, so that the rest of
 //! it stays mapped.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use super::unlinked::{check_output, free_now, table_for};
 use super::{check_range, Handle};
 use crate::action::{Action, Visit};
@@ -20,6 +18,7 @@ use crate::error::Error;
 use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
+use crate::table_page::TablePage;
 use crate::walk::{VisitCtx, WalkFlags};
 
 /// What a map or annotate walk installs.
@@ -155,9 +154,11 @@ fn new_table<M: MemoryOps>(
 ) -> Result<(PhysAddr, bool), Error> {
     let child = table_for(mm, cache, geometry, level, old)?;
     let filled = match covered {
-        Some(addr) if !old.is_counted() => {
+        // SAFETY: `child` was just allocated (and, `old` being empty, left
+        // empty by `table_for`); it is linked only after this returns.
+        Some(addr) if !old.is_counted() => unsafe {
             prefill(mm, geometry, level.next(), target, addr, flags, child)
-        }
+        },
         _ => false,
     };
     Ok((child, filled))
@@ -172,7 +173,12 @@ fn new_table<M: MemoryOps>(
 /// release stores nor one reference-count update per entry (an atomic
 /// operation with most hosts), only one [`MemoryOps::get_pages`]; and the
 /// walker need not descend at all. Returns whether it filled the page.
-fn prefill<M: MemoryOps>(
+///
+/// # Safety
+///
+/// `child` is an empty table page of `mm`, holding entries of `level`, that
+/// nobody else can reach yet: allocated by the caller and not linked.
+unsafe fn prefill<M: MemoryOps>(
     mm: &M,
     geometry: &Geometry,
     level: Level,
@@ -193,8 +199,10 @@ fn prefill<M: MemoryOps>(
         return false;
     }
     let cmo = !flags.contains(WalkFlags::SKIP_CMO);
-    let base = mm.phys_to_virt(child).cast::<AtomicU64>();
     let entries = geometry.granule().entries();
+    // SAFETY: the caller's: `child` is a table page of `mm`, one granule of
+    // entries, that only we reach until it is linked.
+    let page = unsafe { TablePage::new(mm, child, entries) };
     for idx in 0..entries {
         let pa = PhysAddr(first + idx as u64 * size);
         let leaf = Descriptor::leaf(pa, level, attrs);
@@ -207,11 +215,11 @@ fn prefill<M: MemoryOps>(
                 mm.icache_inval_pou(pa, size);
             }
         }
-        // SAFETY: `child` is a table page just allocated from `mm` and not
-        // yet linked, so only we reach it, and it holds `entries` entries.
-        unsafe { &*base.as_ptr().add(idx) }.store(leaf.bits(), Ordering::Relaxed);
+        page.store_private(idx, leaf);
     }
-    mm.get_pages(child, entries);
+    // SAFETY: one reference for each of the `entries` counted leaves just
+    // stored in `child`.
+    unsafe { mm.get_pages(child, entries) };
     true
 }
 
@@ -221,12 +229,17 @@ fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, new: Descri
     let old = ctx.old();
     // Break (the table's whole range leaves the TLB), then make.
     ctx.replace(new);
-    free_now(
-        ctx.mm(),
-        ctx.geometry(),
-        old.output_address(ctx.geometry().granule()),
-        ctx.level().next(),
-    );
+    // SAFETY: `replace` just overwrote the only descriptor linking the
+    // child (invalidating the TLB for its range), and this walker is
+    // exclusive: nobody else holds a way into the subtree.
+    unsafe {
+        free_now(
+            ctx.mm(),
+            ctx.geometry(),
+            old.output_address(ctx.geometry().granule()),
+            ctx.level().next(),
+        )
+    };
 }
 
 /// Links the (filled) table page `child` in place of the leaf at this entry.

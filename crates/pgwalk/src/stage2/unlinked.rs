@@ -1,7 +1,7 @@
 //! Table subtrees that are not (or no longer) linked into a table: building
 //! one from a block, and freeing one.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::{Handle, Stage2};
 use crate::addr::PhysAddr;
@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::geometry::{Geometry, Granule, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
+use crate::table_page::TablePage;
 
 /// Frees a table subtree that is no longer linked into any table: every
 /// table page below `table` (which holds entries of `level`) and `table`
@@ -26,12 +27,12 @@ use crate::prot::Prot;
 /// table links to, that no walker can reach any more, and that is freed only
 /// once.
 pub unsafe fn free_unlinked<M: MemoryOps>(mm: &M, granule: Granule, table: PhysAddr, level: Level) {
-    let base = mm.phys_to_virt(table).cast::<AtomicU64>();
+    // SAFETY: `table` is a table page of `mm` (the caller's contract), one
+    // granule of entries, that nobody else reaches any more and that stays
+    // allocated until its last reference goes, at the end.
+    let page = unsafe { TablePage::new(mm, table, granule.entries()) };
     for idx in 0..granule.entries() {
-        // SAFETY: `table` is a table page of `mm` (caller's contract), so
-        // it maps `granule.entries()` aligned entries; nobody else reaches it.
-        let entry = unsafe { &*base.as_ptr().add(idx) };
-        let d = Descriptor::from_bits(entry.load(Ordering::Acquire));
+        let d = page.load(idx, Ordering::Acquire);
         if !d.is_counted() {
             continue;
         }
@@ -49,12 +50,22 @@ pub unsafe fn free_unlinked<M: MemoryOps>(mm: &M, granule: Granule, table: PhysA
     unsafe { mm.put_page(table) };
 }
 
-/// Frees a subtree this exclusive walker just unlinked: nobody else can be
-/// reading it, so it goes at once.
-pub(crate) fn free_now<M: MemoryOps>(mm: &M, geometry: &Geometry, table: PhysAddr, level: Level) {
-    // SAFETY: the caller (an exclusive walker) has just replaced the only
-    // descriptor linking `table` and invalidated the TLB for it; with
-    // exclusive access no other software walker holds a reference into it.
+/// Frees a subtree that nobody else can be reading: one an exclusive
+/// walker just unlinked, or one a walker built and never linked.
+///
+/// # Safety
+///
+/// As [`free_unlinked`]: `table` is a table page of `mm` holding entries of
+/// `level`, no table links to it, no other walker can reach it, and it is
+/// freed once. (An exclusive walker that has just replaced the only
+/// descriptor linking it, and invalidated the TLB for it, has all that.)
+pub(crate) unsafe fn free_now<M: MemoryOps>(
+    mm: &M,
+    geometry: &Geometry,
+    table: PhysAddr,
+    level: Level,
+) {
+    // SAFETY: the caller's contract is `free_unlinked`'s.
     unsafe { free_unlinked(mm, geometry.granule(), table, level) }
 }
 
@@ -65,7 +76,12 @@ pub(crate) fn free_now<M: MemoryOps>(mm: &M, geometry: &Geometry, table: PhysAdd
 ///
 /// On `NoMemory` the pages allocated so far are freed and `table` is left
 /// zeroed; its reference count is back to 1.
-pub(crate) fn fill_from<M: MemoryOps>(
+///
+/// # Safety
+///
+/// `table` is an empty table page of `mm` (entries of `level`) that only
+/// the caller reaches: allocated and not linked.
+pub(crate) unsafe fn fill_from<M: MemoryOps>(
     mm: &M,
     cache: &mut M::Cache,
     geometry: &Geometry,
@@ -75,7 +91,8 @@ pub(crate) fn fill_from<M: MemoryOps>(
     force_pte: bool,
 ) -> Result<(), Error> {
     let granule = geometry.granule();
-    let base = mm.phys_to_virt(table).cast::<AtomicU64>();
+    // SAFETY: the caller's: an unlinked table page of `mm` only we reach.
+    let page = unsafe { TablePage::new(mm, table, granule.entries()) };
     let step = geometry.entry_size(level);
     let block_ok = geometry.leaf_allowed(level) && (!force_pte || level.is_last());
     for idx in 0..granule.entries() {
@@ -90,28 +107,36 @@ pub(crate) fn fill_from<M: MemoryOps>(
             } else {
                 match mm.zalloc_page(cache) {
                     Some(child) => {
-                        if let Err(e) =
+                        // SAFETY: `child` was just allocated, so it is empty
+                        // and only we reach it.
+                        let filled = unsafe {
                             fill_from(mm, cache, geometry, child, level.next(), leaf, force_pte)
-                        {
-                            // SAFETY: allocated here and never linked: the only reference is ours.
-                            unsafe { mm.put_page(child) };
-                            undo_fill(mm, granule, table, level, idx);
+                        };
+                        if let Err(e) = filled {
+                            // SAFETY: `child` was allocated here and never
+                            // linked, and `fill_from` left it empty: the only
+                            // reference is ours. `table`'s first `idx`
+                            // entries are the ones this call filled.
+                            unsafe {
+                                mm.put_page(child);
+                                undo_fill(mm, granule, table, level, idx);
+                            }
                             return Err(e);
                         }
                         Descriptor::table(child)
                     }
                     None => {
-                        undo_fill(mm, granule, table, level, idx);
+                        // SAFETY: as above, for the first `idx` entries.
+                        unsafe { undo_fill(mm, granule, table, level, idx) };
                         return Err(Error::NoMemory);
                     }
                 }
             }
         };
-        // SAFETY: `table` is a table page of `mm` that the caller owns
-        // alone (just allocated, not linked), `idx < entries`.
-        unsafe { &*base.as_ptr().add(idx) }.store(entry.bits(), Ordering::Relaxed);
+        page.store_private(idx, entry);
         if entry.is_counted() {
-            mm.get_page(table);
+            // SAFETY: the reference is the counted entry's, just stored.
+            unsafe { mm.get_page(table) };
         }
     }
     Ok(())
@@ -131,7 +156,9 @@ pub(crate) fn table_for<M: MemoryOps>(
 ) -> Result<PhysAddr, Error> {
     let child = mm.zalloc_page(cache).ok_or(Error::NoMemory)?;
     if old.is_counted() {
-        if let Err(e) = fill_from(mm, cache, geometry, child, level.next(), old, false) {
+        // SAFETY: `child` was just allocated: empty, and only we reach it.
+        let filled = unsafe { fill_from(mm, cache, geometry, child, level.next(), old, false) };
+        if let Err(e) = filled {
             // SAFETY: allocated above and never linked: the only reference
             // is ours.
             unsafe { mm.put_page(child) };
@@ -142,12 +169,24 @@ pub(crate) fn table_for<M: MemoryOps>(
 }
 
 /// Undoes the first `filled` entries of a partly filled, unlinked table.
-fn undo_fill<M: MemoryOps>(mm: &M, granule: Granule, table: PhysAddr, level: Level, filled: usize) {
-    let base = mm.phys_to_virt(table).cast::<AtomicU64>();
+///
+/// # Safety
+///
+/// `table` is a table page of `mm` (entries of `level`) that only the
+/// caller reaches, and its first `filled` entries were stored by
+/// [`fill_from`], each with its reference taken and any child table built
+/// for it alone.
+unsafe fn undo_fill<M: MemoryOps>(
+    mm: &M,
+    granule: Granule,
+    table: PhysAddr,
+    level: Level,
+    filled: usize,
+) {
+    // SAFETY: the caller's: an unlinked table page of `mm` only we reach.
+    let page = unsafe { TablePage::new(mm, table, granule.entries()) };
     for idx in 0..filled {
-        // SAFETY: as in `fill_from`: an unlinked table page only we hold.
-        let entry = unsafe { &*base.as_ptr().add(idx) };
-        let d = Descriptor::from_bits(entry.swap(0, Ordering::Relaxed));
+        let d = Descriptor::from_bits(page.entry(idx).swap(0, Ordering::Relaxed));
         if d.is_table(level) {
             // SAFETY: `fill_from` built this child for this table alone.
             unsafe { free_unlinked(mm, granule, d.output_address(granule), level.next()) };
@@ -195,15 +234,19 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         // A template one level up: `fill_from` only reads its address and
         // attributes.
         let template = Descriptor::leaf(phys, level, attrs);
-        if let Err(e) = fill_from(
-            mm,
-            cache,
-            &geometry,
-            table,
-            level.next(),
-            template,
-            force_pte,
-        ) {
+        // SAFETY: `table` was just allocated: empty, and only we reach it.
+        let filled = unsafe {
+            fill_from(
+                mm,
+                cache,
+                &geometry,
+                table,
+                level.next(),
+                template,
+                force_pte,
+            )
+        };
+        if let Err(e) = filled {
             // SAFETY: allocated above and never linked: the only reference
             // is ours.
             unsafe { mm.put_page(table) };

@@ -155,12 +155,18 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
     }
 
     /// Panics unless `new` may be written here by a visitor: leaves only,
-    /// at levels that hold leaves, over an entry that is not a table.
+    /// at levels that hold leaves, over an entry that is not a table, and
+    /// never the locked marker (which only a break in progress may hold:
+    /// every walker that met one would wait for a make that never comes).
     #[inline(always)]
     fn check_leaf_update(&self, new: Descriptor) {
         assert!(
             !self.old.is_table(self.level) && !new.is_table(self.level),
             "visitors may change leaves only; table entries belong to the walker"
+        );
+        assert!(
+            !new.is_locked(),
+            "the locked marker belongs to break-before-make; a visitor may not store it"
         );
         assert!(
             !new.is_valid() || self.geometry.leaf_allowed(self.level),
@@ -173,9 +179,10 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
 impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     /// Writes `new` over this leaf entry: break-before-make where the
     /// architecture requires it (invalidate, TLBI, write), cache maintenance
-    /// for a new cacheable or executable leaf, and the table page's reference
-    /// count kept. Restricting permissions leaves stale TLB entries behind:
-    /// the caller invalidates the range afterwards.
+    /// for a new cacheable or executable leaf, a TLB invalidation after a
+    /// change that removes permissions, and the table page's reference count
+    /// kept. With [`WalkFlags::SKIP_BBM_TLBI`] the invalidations are left to
+    /// the walk, which invalidates its whole range once when it ends.
     ///
     /// # Panics
     ///
@@ -196,13 +203,16 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
         if self.old == new {
             return;
         }
-        entry::set(self.ptep, &self.site(), self.old, new);
+        // SAFETY: `self.old` is what the entry holds: the walker read it
+        // (or this context wrote it), and under `Exclusive` nobody else
+        // writes the table; `site()` counts for this entry's page.
+        unsafe { entry::set(self.ptep, &self.site(), self.old, new) };
         self.written = true;
         self.old = new;
     }
 }
 
-impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
+impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     /// Replaces this leaf entry with `new` if no other walker changed it
     /// since it was read. Where the architecture requires break-before-make,
     /// it swaps in a locked marker first, invalidates the TLB, does cache
@@ -213,6 +223,10 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
     /// under [`Shared`](crate::Shared) and into resuming the guest under
     /// [`HandlesFault`](crate::HandlesFault).
     ///
+    /// A change that removes permissions is followed by a TLB invalidation
+    /// of the entry (left to the end of the walk with
+    /// [`WalkFlags::SKIP_BBM_TLBI`]), as [`set`](VisitCtx::set) does.
+    ///
     /// # Panics
     ///
     /// As [`VisitCtx::set`], and if `new` is not a valid leaf: removing or
@@ -220,11 +234,26 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
     /// [`Exclusive`] capability.
     #[inline(always)]
     pub fn try_set(&mut self, new: Descriptor) -> Result<(), Conflict> {
-        self.check_leaf_update(new);
+        let old = self.old;
+        self.try_set_owing_tlbi(new)?;
+        // A break already invalidated the TLB; a plain swap did not.
+        if !entry::must_break(old, new) && old.removes_permissions(new) {
+            self.site().invalidate(old);
+        }
+        Ok(())
+    }
+
+    /// [`try_set`](Self::try_set) without the invalidation after a change
+    /// that removes permissions: for operations that hand the caller a
+    /// [`TlbFlush`](crate::TlbFlush) for the whole range instead.
+    #[inline(always)]
+    pub(crate) fn try_set_owing_tlbi(&mut self, new: Descriptor) -> Result<(), Conflict> {
         let old = self.old;
         if old.is_locked() {
+            // Another walker's break in progress: a race, whatever `new` is.
             return Err(Conflict::Raced);
         }
+        self.check_leaf_update(new);
         // Removing a mapping (or annotating over one) is structural: it can
         // leave a table empty, which only an exclusive walker may free.
         assert!(
@@ -241,11 +270,11 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
         Ok(())
     }
 
-    /// Break: swaps the entry for the locked marker, invalidates the TLB for
-    /// what it held and drops its reference. The caller must follow with
-    /// [`make`](Self::make).
+    /// Break: swaps the entry for the locked marker and invalidates the TLB
+    /// for what it held. The caller must follow with [`make`](Self::make);
+    /// should it unwind first, the guard puts the old entry back.
     #[inline(always)]
-    pub(crate) fn try_break(&mut self) -> Result<Broken, Conflict> {
+    pub(crate) fn try_break(&mut self) -> Result<Broken<'a, AtomicU64>, Conflict> {
         let broken = entry::try_break(self.ptep, &self.site(), self.old)?;
         self.written = true;
         Ok(broken)
@@ -265,7 +294,7 @@ impl<C: Concurrent, M: MemoryOps> VisitCtx<'_, C, M> {
 
     /// Make: publishes `new` over a broken entry.
     #[inline(always)]
-    pub(crate) fn make(&mut self, broken: Broken, new: Descriptor) {
+    pub(crate) fn make(&mut self, broken: Broken<'a, AtomicU64>, new: Descriptor) {
         entry::make(self.ptep, &self.site(), broken, new);
         self.written = true;
         self.old = new;
@@ -297,8 +326,11 @@ impl<M: MemoryOps> Site<'_, M> {
 
 impl<M: MemoryOps> EntrySite for Site<'_, M> {
     #[inline(always)]
-    fn get(&self) {
-        self.mm.get_page(self.table);
+    unsafe fn get(&self) {
+        // SAFETY: the caller takes the reference for a counted entry it is
+        // storing in this table page (the contract of `EntrySite::get`),
+        // which is what `MemoryOps::get_page` asks.
+        unsafe { self.mm.get_page(self.table) };
     }
 
     #[inline(always)]

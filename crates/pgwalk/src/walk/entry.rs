@@ -73,7 +73,12 @@ impl EntryCell for AtomicU64 {
 /// maintenance, all for this entry's place in the table.
 pub trait EntrySite {
     /// One more counted entry in the table page.
-    fn get(&self);
+    ///
+    /// # Safety
+    ///
+    /// The reference is for a counted entry the caller is storing in the
+    /// page, given back with [`put`](Self::put) when the entry goes.
+    unsafe fn get(&self);
     /// One counted entry fewer in the table page.
     ///
     /// # Safety
@@ -90,9 +95,27 @@ pub trait EntrySite {
 }
 
 /// Proof that this walker broke an entry and must now make it.
+///
+/// The locked marker keeps the reference count of the entry it replaced,
+/// so that the page's count stays 1 + its non-zero entries throughout. If
+/// the walker never gets to [`make`] (a host callback in between panicked
+/// and is unwinding), dropping this puts the old entry back: the table is
+/// as it was before the break, and nobody spins on a marker forever.
 #[must_use = "a broken entry stays locked until `make` publishes its new value"]
-pub struct Broken {
+pub struct Broken<'c, P: EntryCell + ?Sized> {
+    cell: &'c P,
     pub(crate) old: Descriptor,
+}
+
+impl<P: EntryCell + ?Sized> Drop for Broken<'_, P> {
+    #[cold]
+    fn drop(&mut self) {
+        // Reached only when `make` never ran. The old value is still
+        // counted (the marker kept its reference), and restoring a
+        // translation that was invalidated is harmless: the TLB may cache it
+        // again, as it could before the break.
+        publish(self.cell, self.old);
+    }
 }
 
 /// Reads the entry.
@@ -127,18 +150,37 @@ pub fn must_break(old: Descriptor, new: Descriptor) -> bool {
     needs_break(old, new) || (old.is_valid() && !new.is_valid())
 }
 
-/// Keeps the table page's count at 1 + its counted entries when an entry
-/// goes from `old` to `new` in one step that nobody else can observe
-/// halfway (an exclusive walker, or an entry only this walker can reach).
+/// Takes the page's reference for a counted `new` replacing an uncounted
+/// `old`, before `new` becomes visible.
+///
+/// # Safety
+///
+/// `new` is about to replace `old` in the entry that `site` counts for, and
+/// [`uncount_after`] runs for the step once it is done or abandoned.
 #[inline(always)]
-pub fn account<S: EntrySite + ?Sized>(site: &S, old: Descriptor, new: Descriptor) {
-    match (old.is_counted(), new.is_counted()) {
-        (false, true) => site.get(),
-        // SAFETY: `old` is the counted entry this step removes, so its
+unsafe fn count_before<S: EntrySite + ?Sized>(site: &S, old: Descriptor, new: Descriptor) {
+    if !old.is_counted() && new.is_counted() {
+        // SAFETY: the reference is for `new`, a counted entry the caller is
+        // storing in the page (this function's contract).
+        unsafe { site.get() };
+    }
+}
+
+/// Drops the page's reference of a counted `old` that an uncounted `new`
+/// replaced, once nobody can see `old` any more.
+///
+/// # Safety
+///
+/// The entry that `site` counts for held `old` and now holds `new` (or, to
+/// undo a [`count_before`] whose store never happened, the arguments are
+/// swapped).
+#[inline(always)]
+unsafe fn uncount_after<S: EntrySite + ?Sized>(site: &S, old: Descriptor, new: Descriptor) {
+    if old.is_counted() && !new.is_counted() {
+        // SAFETY: `old`, which this step removed, was counted: its
         // reference is the caller's to give back, and the page, which still
-        // holds the entry being written, keeps its own.
-        (true, false) => unsafe { site.put() },
-        _ => {}
+        // holds the entry just written, keeps its own.
+        unsafe { site.put() };
     }
 }
 
@@ -158,36 +200,34 @@ where
     if old.is_locked() {
         return Err(Conflict::Raced);
     }
-    let gains = !old.is_counted() && new.is_counted();
-    let loses = old.is_counted() && !new.is_counted();
-    if gains {
-        site.get();
-    }
+    // SAFETY: `new` is to replace `old` in this entry; both outcomes of
+    // the swap end with an `uncount_after`.
+    unsafe { count_before(site, old, new) };
     match cell.compare_exchange(old.bits(), new.bits(), Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
-            if loses {
-                // SAFETY: the swap removed the counted `old`, whose
-                // reference is now ours to give back; the page stays linked.
-                unsafe { site.put() };
-            }
+            // SAFETY: the swap succeeded: the entry held `old`, holds `new`.
+            unsafe { uncount_after(site, old, new) };
             Ok(())
         }
         Err(_) => {
-            if gains {
-                // SAFETY: gives back the reference taken above for `new`,
-                // which never reached the entry.
-                unsafe { site.put() };
-            }
+            // SAFETY: `new` never reached the entry: undo what
+            // `count_before` did, as if `new` had gone and `old` stayed.
+            unsafe { uncount_after(site, new, old) };
             Err(Conflict::Raced)
         }
     }
 }
 
-/// Break: swaps `old` for the locked marker, invalidates the TLB for what
-/// it held, and drops its count (the marker does not count). Other walkers
-/// that meet the marker see a race. Follow with [`make`].
+/// Break: swaps `old` for the locked marker and invalidates the TLB for
+/// what it held. The marker keeps `old`'s reference count. Other walkers
+/// that meet the marker see a race. Follow with [`make`]; if the walker
+/// unwinds before it does, the returned guard restores `old`.
 #[inline(always)]
-pub fn try_break<P, S>(cell: &P, site: &S, old: Descriptor) -> Result<Broken, Conflict>
+pub fn try_break<'c, P, S>(
+    cell: &'c P,
+    site: &S,
+    old: Descriptor,
+) -> Result<Broken<'c, P>, Conflict>
 where
     P: EntryCell + ?Sized,
     S: EntrySite + ?Sized,
@@ -202,29 +242,31 @@ where
     {
         return Err(Conflict::Raced);
     }
+    let broken = Broken { cell, old };
     site.invalidate(old);
-    if old.is_counted() {
-        // SAFETY: the swap removed the counted `old`: its reference is ours
-        // to give back. The locked marker does not count, and the page
-        // stays linked with its own reference.
-        unsafe { site.put() };
-    }
-    Ok(Broken { old })
+    Ok(broken)
 }
 
 /// Make: publishes `new` over an entry this walker broke, after the cache
-/// maintenance it needs and with its count taken first.
+/// maintenance it needs, with the count moved from the old value to the new
+/// (taken before a counted `new` is visible, dropped after an uncounted one
+/// is).
 #[inline(always)]
-pub fn make<P, S>(cell: &P, site: &S, broken: Broken, new: Descriptor)
+pub fn make<P, S>(cell: &P, site: &S, broken: Broken<'_, P>, new: Descriptor)
 where
     P: EntryCell + ?Sized,
     S: EntrySite + ?Sized,
 {
-    site.maintain_caches(broken.old, new);
-    if new.is_counted() {
-        site.get();
-    }
+    let old = broken.old;
+    site.maintain_caches(old, new);
+    // SAFETY: the marker stands in for `old` (it kept `old`'s count), and
+    // `new` replaces it just below; `uncount_after` follows the store.
+    unsafe { count_before(site, old, new) };
+    // From here on the entry is `new`'s, not the guard's to restore.
+    core::mem::forget(broken);
     publish(cell, new);
+    // SAFETY: the entry went from `old` (through the marker) to `new`.
+    unsafe { uncount_after(site, old, new) };
 }
 
 /// The concurrent update of an entry from `old` (as read) to `new`: a
@@ -236,6 +278,10 @@ where
 /// Linking a private, filled table page is the same update (a valid leaf
 /// becoming a table needs the break); release ordering on both paths
 /// publishes the table's contents with it.
+///
+/// A change that only removes permissions needs no break, and is not
+/// invalidated here: the caller invalidates (see
+/// [`Descriptor::removes_permissions`]).
 #[inline(always)]
 pub fn try_update<P, S>(
     cell: &P,
@@ -263,11 +309,33 @@ where
     Ok(())
 }
 
+/// Puts `old` back if dropped before being disarmed: the exclusive
+/// break's counterpart of [`Broken`].
+struct Restore<'c, P: EntryCell + ?Sized> {
+    cell: &'c P,
+    old: Descriptor,
+}
+
+impl<P: EntryCell + ?Sized> Drop for Restore<'_, P> {
+    #[cold]
+    fn drop(&mut self) {
+        publish(self.cell, self.old);
+    }
+}
+
 /// The exclusive update of an entry from `old` to `new`: plain stores, with
 /// the entry invalidated and the TLB flushed in between where
-/// break-before-make is needed. No other walker runs, so there is no race.
+/// break-before-make is needed, and the TLB flushed after a change that
+/// removes permissions. No other walker runs, so there is no race.
+///
+/// # Safety
+///
+/// `cell` holds `old` and is the entry that `site` counts for, and nobody
+/// else writes it until this returns (the caller is an exclusive walker):
+/// the reference counts follow from `old` without a compare-and-swap to
+/// confirm it.
 #[inline(always)]
-pub fn set<P, S>(cell: &P, site: &S, old: Descriptor, new: Descriptor)
+pub unsafe fn set<P, S>(cell: &P, site: &S, old: Descriptor, new: Descriptor)
 where
     P: EntryCell + ?Sized,
     S: EntrySite + ?Sized,
@@ -277,11 +345,31 @@ where
     }
     if must_break(old, new) {
         publish(cell, Descriptor::INVALID);
+        // Should a host callback unwind before `new` is written, the entry
+        // goes back to `old`, whose count it still holds.
+        let restore = Restore { cell, old };
         site.invalidate(old);
+        site.maintain_caches(old, new);
+        // SAFETY: the entry goes from `old` (the caller's word, which the
+        // invalid value in between keeps the count of) to `new` below.
+        unsafe { count_before(site, old, new) };
+        core::mem::forget(restore);
+        publish(cell, new);
+        // SAFETY: as above; the store is done.
+        unsafe { uncount_after(site, old, new) };
+    } else {
+        site.maintain_caches(old, new);
+        // SAFETY: the entry holds `old` (the caller's word) and gets `new`.
+        unsafe { count_before(site, old, new) };
+        publish(cell, new);
+        // SAFETY: as above; the store is done.
+        unsafe { uncount_after(site, old, new) };
+        if old.removes_permissions(new) {
+            // No break invalidated the TLB, and a stale entry would still
+            // grant what `new` takes away.
+            site.invalidate(old);
+        }
     }
-    site.maintain_caches(old, new);
-    account(site, old, new);
-    publish(cell, new);
 }
 
 #[cfg(test)]
@@ -301,6 +389,8 @@ mod tests {
         /// A value another walker swaps in just before the next
         /// compare-and-swap, to lose it on purpose.
         interfere: RefCell<Option<u64>>,
+        /// Makes the next TLB invalidation panic, as a broken host might.
+        panic_on_tlbi: core::cell::Cell<bool>,
         events: RefCell<Log>,
     }
 
@@ -380,13 +470,16 @@ mod tests {
     }
 
     impl EntrySite for Recorder {
-        fn get(&self) {
+        unsafe fn get(&self) {
             self.events.borrow_mut().push(Event::Get);
         }
         unsafe fn put(&self) {
             self.events.borrow_mut().push(Event::Put);
         }
         fn invalidate(&self, _: Descriptor) {
+            if self.panic_on_tlbi.replace(false) {
+                panic!("the host's TLB invalidation failed");
+            }
             self.events.borrow_mut().push(Event::Tlbi);
         }
         fn maintain_caches(&self, _: Descriptor, _: Descriptor) {
@@ -445,12 +538,105 @@ mod tests {
             [
                 Event::Visible(Descriptor::LOCKED.bits()),
                 Event::Tlbi,
-                Event::Put,
                 Event::Cmo,
-                Event::Get,
                 Event::Visible(new.bits()),
+            ],
+            "the locked marker carries the old entry's count over to the new"
+        );
+    }
+
+    #[test]
+    fn breaking_to_invalid_drops_the_count_after_the_make() {
+        let old = page(0x8000_0000, Prot::RW);
+        let r = Recorder::default();
+        *r.value.borrow_mut() = old.bits();
+        let broken = try_break(&r, &r, old).unwrap();
+        make(&r, &r, broken, Descriptor::INVALID);
+        assert_eq!(
+            *r.events.borrow(),
+            [
+                Event::Visible(Descriptor::LOCKED.bits()),
+                Event::Tlbi,
+                Event::Cmo,
+                Event::Visible(0),
+                Event::Put,
             ]
         );
+    }
+
+    // Regression (issue 10, item 7): a break whose make never ran, because
+    // a host callback in between panicked, left the locked marker behind,
+    // and every later walker spun on it.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_break_unwinding_before_its_make_restores_the_entry() {
+        let old = page(0x8000_0000, Prot::RW);
+        let r = Recorder::default();
+        *r.value.borrow_mut() = old.bits();
+        r.panic_on_tlbi.set(true);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            try_update(&r, &r, old, page(0x9000_0000, Prot::RW))
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(*r.value.borrow(), old.bits(), "the old entry is back");
+        assert_eq!(
+            *r.events.borrow(),
+            [
+                Event::Visible(Descriptor::LOCKED.bits()),
+                Event::Visible(old.bits()),
+            ],
+            "and its count was never touched"
+        );
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn an_exclusive_break_unwinding_restores_the_entry() {
+        let old = page(0x8000_0000, Prot::RW);
+        let r = Recorder::default();
+        *r.value.borrow_mut() = old.bits();
+        r.panic_on_tlbi.set(true);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: the recorder holds `old`, and only this test writes it.
+            unsafe { set(&r, &r, old, Descriptor::INVALID) }
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(*r.value.borrow(), old.bits());
+        assert_eq!(
+            *r.events.borrow(),
+            [Event::Visible(0), Event::Visible(old.bits())]
+        );
+    }
+
+    // Regression (issue 10, item 4): an exclusive change that took write
+    // permission away left the writable translation in the TLB.
+    #[test]
+    fn an_exclusive_restriction_is_invalidated_after_the_store() {
+        let old = page(0x8000_0000, Prot::RW | Prot::X);
+        for new in [
+            old.with_writable(false),
+            old.with_readable(false),
+            old.with_exec(crate::descriptor::Exec::Never),
+            old.with_exec(crate::descriptor::Exec::El0Only),
+        ] {
+            let r = Recorder::default();
+            *r.value.borrow_mut() = old.bits();
+            // SAFETY: the recorder holds `old`, and only this test writes it.
+            unsafe { set(&r, &r, old, new) };
+            assert_eq!(
+                *r.events.borrow(),
+                [Event::Cmo, Event::Visible(new.bits()), Event::Tlbi],
+                "{new:?}"
+            );
+        }
+        // Adding permissions, or clearing the access flag, leaves nothing
+        // stale that grants too much.
+        for new in [old.with_young(false), page(0x8000_0000, Prot::RWX)] {
+            let r = Recorder::default();
+            // SAFETY: the recorder holds `old`, and only this test writes it.
+            unsafe { set(&r, &r, old, new) };
+            assert!(!r.events.borrow().events.contains(&Some(Event::Tlbi)));
+        }
     }
 
     #[test]

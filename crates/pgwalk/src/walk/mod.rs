@@ -24,6 +24,17 @@ use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
+use crate::table_page::TablePage;
+
+/// The default of [`MemoryOps::retry_limit`]: how many times in a row a
+/// [`Shared`](crate::Shared) visitor may ask to retry one entry before the
+/// walk gives up with [`Error::RetryLimit`].
+///
+/// Another walker's update (a compare-and-swap, or a break-before-make
+/// with its TLB invalidation) is over in far fewer tries than this; a
+/// visitor that asks for more is waiting for something that is not coming.
+/// The bound turns that livelock into an error the caller sees.
+pub const RETRY_LIMIT: u32 = 1 << 24;
 
 /// Where a table hangs: what a walk needs besides the visitor.
 pub(crate) struct Root<'a, M> {
@@ -51,6 +62,10 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
 }
 
 /// Walks `addr..addr + size` (page-aligned outwards) of the table at `root`.
+///
+/// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
+/// invalidations and the walk, if anything changed, invalidates its whole
+/// range once when it ends (finished or not).
 pub(crate) fn walk<C, M, E, F>(
     root: Root<'_, M>,
     addr: Ipa,
@@ -72,6 +87,8 @@ where
         end,
         flags,
         visitor,
+        wrote: false,
+        retry_limit: root.mm.retry_limit(),
         _cap: PhantomData,
     };
     let level = root.geometry.start_level();
@@ -81,8 +98,11 @@ where
             .shared_walk(|| walker.walk_table(root.pgd, level, entries))
     } else {
         walker.walk_table(root.pgd, level, entries)
-    }?;
-    Ok(match flow {
+    };
+    if walker.wrote && flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+        root.mm.tlb_flush_vmid_range(Ipa(start), end - start);
+    }
+    Ok(match flow? {
         Flow::Continue => Walked::Completed,
         Flow::Resume(r) => Walked::ResumeGuest(r),
     })
@@ -100,7 +120,23 @@ struct Walker<'a, C, M, F> {
     end: u64,
     flags: WalkFlags,
     visitor: F,
+    /// Whether a visit changed an entry: with `SKIP_BBM_TLBI`, the walk
+    /// then owes a range invalidation.
+    wrote: bool,
+    /// `MemoryOps::retry_limit`, read once per walk.
+    retry_limit: u32,
     _cap: PhantomData<C>,
+}
+
+/// Counts one more retry of the entry at `addr`, refusing at `limit`.
+#[inline(always)]
+fn count_retry(retries: &mut u32, limit: u32, addr: u64, level: Level) -> Result<(), Error> {
+    *retries += 1;
+    if *retries >= limit {
+        return Err(Error::RetryLimit { addr, level });
+    }
+    core::hint::spin_loop();
+    Ok(())
 }
 
 impl<'a, C, M, E, F> Walker<'a, C, M, F>
@@ -114,47 +150,44 @@ where
         if self.addr >= self.end {
             return Ok(Flow::Continue);
         }
-        let base = self.mm.phys_to_virt(table).cast::<AtomicU64>();
+        // SAFETY: `table` is the root or was read from a table descriptor
+        // that this walk found linked, so it is a table page the host gave
+        // pgwalk, `entries` entries long. It stays allocated for this walk:
+        // an exclusive walker is the only one that could free it and does so
+        // only after leaving it (unmap frees a child in TABLE_POST, after its
+        // walk), and a concurrent walker runs inside `shared_walk`, whose
+        // grace period keeps unlinked pages alive.
+        let page = unsafe { TablePage::new(self.mm, table, entries) };
         // Per-level constants, computed once per table rather than per entry.
         let shift = self.geometry.level_shift(level);
-        let mut idx = self.geometry.index(self.addr, level, entries);
+        let first = self.geometry.index(self.addr, level, entries);
         // Each visit moves the walk to the next entry's first address (a
         // descent moves it to the end of the child's range, or to the walk's
         // end), so the entries covered are known up front: this table's from
-        // `idx`, up to the one holding the walk's last address.
+        // `first`, up to the one holding the walk's last address.
         let covered = ((self.end - 1) >> shift) - (self.addr >> shift) + 1;
-        let last = entries.min(idx.saturating_add(covered as usize));
+        let last = entries.min(first.saturating_add(covered as usize));
         if level.is_last() {
-            return self.walk_leaves(base, table, idx, last);
+            return self.walk_leaves(page, first, last);
         }
         let granule = self.geometry.granule();
         // Only a concatenated root spans several pages; any other table's
         // entries all live in (and are counted by) `table` itself.
         let concatenated = entries > granule.entries();
-        while idx < last {
-            // SAFETY: `table` is the root or was read from a table descriptor
-            // that this walk found linked, so it is a table page the host
-            // gave pgwalk (MemoryOps contract: mapped, aligned, `entries`
-            // 8-byte entries long). It stays allocated for this walk: an
-            // exclusive walker is the only one that could free it and does so
-            // only after leaving it (unmap frees a child in TABLE_POST, after
-            // its walk), and a concurrent walker runs inside `shared_walk`,
-            // whose grace period keeps unlinked pages alive. `idx < last <=
-            // entries`.
-            let ptep = unsafe { &*base.as_ptr().add(idx) };
+        for (idx, ptep) in page.entries()[first..last].iter().enumerate() {
             // Entries of a concatenated root live in different pages, and
             // each page keeps its own reference count.
-            let page = if concatenated {
+            let holder = if concatenated {
+                let idx = first + idx;
                 PhysAddr(
                     table.get() + (((idx >> granule.bits_per_level()) as u64) << granule.shift()),
                 )
             } else {
                 table
             };
-            if let Flow::Resume(r) = self.visit_entry(ptep, page, level)? {
+            if let Flow::Resume(r) = self.visit_entry(ptep, holder, level)? {
                 return Ok(Flow::Resume(r));
             }
-            idx += 1;
         }
         Ok(Flow::Continue)
     }
@@ -167,34 +200,38 @@ where
     #[inline(always)]
     fn walk_leaves(
         &mut self,
-        base: core::ptr::NonNull<AtomicU64>,
-        table: PhysAddr,
-        mut idx: usize,
+        page: TablePage<'a>,
+        first: usize,
         last: usize,
     ) -> Result<Flow<C>, E> {
         let level = Level::LAST;
+        let table = page.pa();
         let size = self.geometry.entry_size(level);
-        let first = self.addr & !(size - 1);
+        let start = self.addr & !(size - 1);
         if !self.flags.contains(WalkFlags::LEAF) {
             // Nothing here is visited: move past what the walk covers.
-            self.addr = first + (last - idx) as u64 * size;
+            self.addr = start + (last - first) as u64 * size;
             return Ok(Flow::Continue);
         }
-        let mut addr = first;
-        while idx < last {
-            // SAFETY: as in `walk_table`: `table` is a linked table page
-            // that outlives this walk, and `idx < last <= entries`.
-            let ptep = unsafe { &*base.as_ptr().add(idx) };
+        let mut addr = start;
+        for ptep in &page.entries()[first..last] {
             let mut cur = Descriptor::from_bits(ptep.load(C::LOAD));
+            let mut retries = 0;
             loop {
                 // A fresh context per visit: what it holds is then known to
                 // the compiler as the visitor inlines, the level above all,
                 // so that what visitors derive from it folds away.
                 let mut ctx = self.ctx(ptep, table, cur, level, VisitKind::Leaf);
                 ctx.addr = addr;
-                match (self.visitor)(&mut ctx) {
+                let answer = (self.visitor)(&mut ctx);
+                self.wrote |= ctx.written;
+                match answer {
                     Ok(Action::Continue) | Ok(Action::Skip(_)) => break,
                     Err(Unfinished::Retry(_)) => {
+                        if let Err(e) = count_retry(&mut retries, self.retry_limit, addr, level) {
+                            self.addr = addr;
+                            return Err(e.into());
+                        }
                         cur = Descriptor::from_bits(ptep.load(C::LOAD));
                     }
                     Err(Unfinished::ResumeGuest(r)) => {
@@ -208,7 +245,6 @@ where
                 }
             }
             addr += size;
-            idx += 1;
         }
         self.addr = addr;
         Ok(Flow::Continue)
@@ -217,13 +253,14 @@ where
     #[inline(always)]
     fn visit_entry(
         &mut self,
-        ptep: &AtomicU64,
+        ptep: &'a AtomicU64,
         table: PhysAddr,
         level: Level,
     ) -> Result<Flow<C>, E> {
         let size = self.geometry.entry_size(level);
         let entry_addr = self.addr & !(size - 1);
         let mut cur = Descriptor::from_bits(ptep.load(C::LOAD));
+        let mut retries = 0;
         loop {
             let is_table = cur.is_table(level);
             let wanted = if is_table {
@@ -238,7 +275,9 @@ where
                     VisitKind::Leaf
                 };
                 let mut ctx = self.ctx(ptep, table, cur, level, kind);
-                match (self.visitor)(&mut ctx) {
+                let answer = (self.visitor)(&mut ctx);
+                self.wrote |= ctx.written;
+                match answer {
                     Ok(Action::Continue) => {
                         if ctx.complete {
                             self.addr = entry_addr + size;
@@ -256,6 +295,7 @@ where
                         return Ok(Flow::Continue);
                     }
                     Err(Unfinished::Retry(_)) => {
+                        count_retry(&mut retries, self.retry_limit, entry_addr, level)?;
                         cur = Descriptor::from_bits(ptep.load(C::LOAD));
                         continue;
                     }
@@ -277,13 +317,18 @@ where
             return Ok(Flow::Resume(r));
         }
         if self.flags.contains(WalkFlags::TABLE_POST) {
+            let mut retries = 0;
             loop {
                 let old = Descriptor::from_bits(ptep.load(C::LOAD));
                 let mut ctx = self.ctx(ptep, table, old, level, VisitKind::TablePost);
                 ctx.addr = pre_addr;
-                match (self.visitor)(&mut ctx) {
+                let answer = (self.visitor)(&mut ctx);
+                self.wrote |= ctx.written;
+                match answer {
                     Ok(_) => break,
-                    Err(Unfinished::Retry(_)) => continue,
+                    Err(Unfinished::Retry(_)) => {
+                        count_retry(&mut retries, self.retry_limit, entry_addr, level)?
+                    }
                     Err(Unfinished::ResumeGuest(r)) => return Ok(Flow::Resume(r)),
                     Err(Unfinished::Stop(e)) => return Err(e),
                 }

@@ -1,5 +1,7 @@
-// Mistake: write-protecting for dirty logging and forgetting the TLB flush,
-// so vCPUs keep writing through stale writable TLB entries.
+// Mistake: write-protecting for dirty logging and discarding the TLB flush
+// it owes without a word. (Dropping the token does flush; the rule is that
+// the code says so, `.flush()` or `.ignore()`, so a reader sees where the
+// stale writable entries go.)
 #![deny(unused_must_use)]
 
 use pgwalk::host::HeapMemory;

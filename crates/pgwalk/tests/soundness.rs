@@ -1,0 +1,515 @@
+//! Regression tests for the holes an adversarial review found (issue 10):
+//! what safe code, a visitor, or a host callback that panics could do to a
+//! table before, and cannot any more. Each test failed (or hung) on the code
+//! before its fix.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use pgwalk::host::{check_invariants, HeapMemory};
+use pgwalk::{
+    Action, Descriptor, Error, FaultOutcome, Geometry, Ipa, Level, MemoryOps, PhysAddr, Prot,
+    RetryEntry, Stage2, Unfinished, WalkFlags,
+};
+
+const K4: u64 = 4 << 10;
+const M2: u64 = 2 << 20;
+const RAM: u64 = 0x8000_0000;
+
+/// A walk's result, checked to have visited the whole range.
+fn done<C: pgwalk::Capability>(w: pgwalk::Walked<C>) {
+    assert!(w.is_completed());
+}
+
+fn geometry() -> Geometry {
+    Geometry::for_ia_bits(40, 48).unwrap()
+}
+
+fn map(t: &mut Stage2<impl MemoryOps<Cache = ()>>, ipa: u64, size: u64, pa: u64, prot: Prot) {
+    t.exclusive()
+        .map(
+            Ipa(ipa),
+            size,
+            PhysAddr(pa),
+            prot,
+            &mut (),
+            WalkFlags::empty(),
+        )
+        .unwrap();
+}
+
+// Item 1: `get_pages` is `unsafe` to call now (the compile-fail suite has
+// `raise_page_count_from_safe_code`); the host that ships with the crate
+// also refuses a count that would wrap, which is how a wrapped count made
+// a linked page look empty.
+#[test]
+#[should_panic(expected = "would overflow")]
+fn heap_memory_refuses_a_count_that_would_wrap() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    map(&mut t, 0, 2 * K4, RAM, Prot::RW);
+    // The last table entry on the way down links the level-3 table.
+    let mut leaf_table = None;
+    t.exclusive()
+        .walk(Ipa(0), K4, WalkFlags::TABLE_PRE, |ctx| {
+            leaf_table = Some(ctx.old().output_address(pgwalk::Granule::Size4KiB));
+            Ok(Action::Continue)
+        })
+        .map(done)
+        .unwrap();
+    let leaf_table = leaf_table.unwrap();
+    // The review's exploit: raise the level-3 table's count by
+    // `u32::MAX - 1` so that it wraps to 1 ("empty").
+    // SAFETY: none: this is the misuse the host must refuse before any
+    // count wraps; the call panics without changing the count.
+    unsafe { t.mm().get_pages(leaf_table, u32::MAX as usize - 1) };
+}
+
+#[test]
+fn a_refused_count_is_left_as_it_was() {
+    let mm = HeapMemory::new(4);
+    let page = mm.zalloc_page(&mut ()).unwrap();
+    let refused = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the host refuses before changing anything, which is what
+        // is tested; the page is no table, so nothing trusts its count.
+        unsafe { mm.get_pages(page, usize::MAX) }
+    }));
+    assert!(refused.is_err());
+    assert_eq!(mm.count(page), 1);
+}
+
+// Item 2: `HeapMemory::bytes` built a misaligned `&AtomicU64` for an
+// unaligned start, and read past the pool for a short tail (Miri reports
+// both as undefined behaviour).
+#[test]
+fn bytes_reads_any_range_inside_the_pool_exactly() {
+    let mm = HeapMemory::new(16);
+    let mut t = Stage2::with_geometry(Geometry::for_ia_bits(32, 40).unwrap(), mm.clone()).unwrap();
+    map(&mut t, 0, K4, 0x12_3456_7000, Prot::RW);
+    let root = t.pgd();
+    let whole = mm.bytes(root, 32);
+    let entry = u64::from_le_bytes(whole[..8].try_into().unwrap());
+    assert_ne!(entry, 0, "the root holds a table entry");
+    for (off, len) in [(1, 7), (3, 2), (5, 11), (0, 0), (7, 1)] {
+        assert_eq!(
+            mm.bytes(PhysAddr(root.get() + off as u64), len),
+            whole[off..off + len],
+            "{len} bytes at offset {off}"
+        );
+    }
+    // The last three bytes of the pool, which ends 64 KiB after its start.
+    let end = mm.phys_base().get() + 16 * K4;
+    assert_eq!(mm.bytes(PhysAddr(end - 3), 3).len(), 3);
+    assert_eq!(mm.bytes(PhysAddr(end), 0).len(), 0);
+}
+
+#[test]
+#[should_panic(expected = "run beyond the pool")]
+fn bytes_refuses_a_range_beyond_the_pool() {
+    let mm = HeapMemory::new(1);
+    let _ = mm.bytes(PhysAddr(mm.phys_base().get() + K4 - 3), 4);
+}
+
+// Item 4: see also tests/exclusive.rs
+// (`remapping_changes_attributes_and_address_with_break_before_make`).
+#[test]
+fn every_restriction_of_a_live_leaf_ends_in_an_invalidation() {
+    let mm = HeapMemory::new(64);
+    let mut t = Stage2::with_geometry(geometry(), mm.clone()).unwrap();
+    map(&mut t, 0, 4 * K4, RAM, Prot::RWX);
+    let tlbi = || {
+        let s = mm.stats();
+        s.tlbi_ipa + s.tlbi_range + s.tlbi_vmid
+    };
+    // Exclusive remaps: taking write away, then execution.
+    for (i, prot) in [Prot::R | Prot::X, Prot::RW].into_iter().enumerate() {
+        let before = tlbi();
+        map(&mut t, i as u64 * K4, K4, RAM + i as u64 * K4, prot);
+        assert_eq!(tlbi(), before + 1, "remap to {prot:?}");
+    }
+    // An exclusive visitor of the caller's own.
+    let before = tlbi();
+    t.exclusive()
+        .walk(Ipa(2 * K4), K4, WalkFlags::LEAF, |ctx| {
+            ctx.set(ctx.old().with_readable(false));
+            Ok(Action::Continue)
+        })
+        .map(done)
+        .unwrap();
+    assert_eq!(tlbi(), before + 1, "exclusive visitor taking read away");
+    // A shared visitor's compare-and-swap.
+    let before = tlbi();
+    t.shared()
+        .walk(Ipa(3 * K4), K4, WalkFlags::LEAF, |ctx| {
+            ctx.try_set(ctx.old().with_writable(false))?;
+            Ok(Action::Continue)
+        })
+        .map(done)
+        .unwrap();
+    assert_eq!(tlbi(), before + 1, "shared visitor taking write away");
+    // Adding permissions and aging need none.
+    let before = tlbi();
+    t.shared()
+        .walk(Ipa(3 * K4), K4, WalkFlags::LEAF, |ctx| {
+            ctx.try_set(ctx.old().with_writable(true).with_young(false))?;
+            Ok(Action::Continue)
+        })
+        .map(done)
+        .unwrap();
+    assert_eq!(tlbi(), before);
+}
+
+#[test]
+fn skipping_per_entry_invalidations_costs_one_for_the_range() {
+    let mm = HeapMemory::new(64);
+    let mut t = Stage2::with_geometry(geometry(), mm.clone()).unwrap();
+    map(&mut t, 0, 16 * K4, RAM, Prot::RW);
+    let before = mm.stats();
+    t.exclusive()
+        .map(
+            Ipa(0),
+            16 * K4,
+            PhysAddr(RAM),
+            Prot::R,
+            &mut (),
+            WalkFlags::SKIP_BBM_TLBI,
+        )
+        .unwrap();
+    let after = mm.stats();
+    assert_eq!(after.tlbi_ipa, before.tlbi_ipa, "no per-page invalidation");
+    assert_eq!(after.tlbi_range, before.tlbi_range + 1, "one for the range");
+    t.exclusive()
+        .unmap_with(Ipa(0), 16 * K4, WalkFlags::SKIP_BBM_TLBI)
+        .unwrap();
+    let end = mm.stats();
+    assert_eq!(end.tlbi_ipa, before.tlbi_ipa);
+    assert_eq!(end.tlbi_range, after.tlbi_range + 1);
+}
+
+// Item 5: the token invalidates the table it came from (it takes no
+// argument any more: `tlb_flush_spent_on_another_table` in the
+// compile-fail suite), and dropping it invalidates too.
+#[test]
+fn a_tlb_flush_invalidates_its_own_table_even_when_dropped() {
+    let (a_mm, b_mm) = (HeapMemory::new(64), HeapMemory::new(64));
+    let mut a = Stage2::with_geometry(geometry(), a_mm.clone()).unwrap();
+    let b = Stage2::with_geometry(geometry(), b_mm.clone()).unwrap();
+    map(&mut a, 0, K4, RAM, Prot::RW);
+    let (a0, b0) = (a_mm.stats().tlbi_range, b_mm.stats().tlbi_range);
+    let shared = a.shared();
+    shared.wrprotect(Ipa(0), K4).unwrap().flush();
+    assert_eq!(a_mm.stats().tlbi_range, a0 + 1);
+    let token = shared.wrprotect(Ipa(0), K4).unwrap();
+    assert_eq!(token.range(), (Ipa(0), K4));
+    drop(token);
+    assert_eq!(a_mm.stats().tlbi_range, a0 + 2);
+    shared.wrprotect(Ipa(0), K4).unwrap().ignore();
+    assert_eq!(a_mm.stats().tlbi_range, a0 + 2, "ignore is the one way out");
+    assert_eq!(b_mm.stats().tlbi_range, b0, "never the other table");
+    drop(b);
+}
+
+// Item 6: the locked marker stored through `set` made every later walker
+// spin, a single-threaded exclusive unmap included.
+#[test]
+#[should_panic(expected = "locked marker")]
+fn a_visitor_cannot_store_the_locked_marker() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    map(&mut t, 0, K4, RAM, Prot::RW);
+    let locked = Descriptor::from_bits(1 << 10);
+    assert!(locked.is_locked());
+    let _ = t.exclusive().walk(Ipa(0), K4, WalkFlags::LEAF, |ctx| {
+        ctx.set(locked);
+        Ok(Action::Continue)
+    });
+}
+
+/// A host whose chosen callback panics, once, as a broken host might.
+#[derive(Clone)]
+struct Faulty {
+    mm: HeapMemory,
+    fail: Arc<AtomicU8>,
+}
+
+const NONE: u8 = 0;
+const TLBI_IPA: u8 = 1;
+const TLBI_RANGE: u8 = 2;
+const DCACHE: u8 = 3;
+const FREE_UNLINKED: u8 = 4;
+
+impl Faulty {
+    fn new() -> Faulty {
+        Faulty {
+            mm: HeapMemory::new(256),
+            fail: Arc::new(AtomicU8::new(NONE)),
+        }
+    }
+
+    fn arm(&self, which: u8) {
+        self.fail.store(which, Ordering::Release);
+    }
+
+    fn maybe_panic(&self, which: u8) {
+        if self
+            .fail
+            .compare_exchange(which, NONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            panic!("host callback {which} failed");
+        }
+    }
+}
+
+// SAFETY: every method forwards to a HeapMemory, which upholds the
+// contract; a panic before forwarding changes nothing of the host's.
+unsafe impl MemoryOps for Faulty {
+    type Cache = ();
+
+    fn zalloc_page(&self, cache: &mut ()) -> Option<PhysAddr> {
+        self.mm.zalloc_page(cache)
+    }
+    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
+        self.mm.zalloc_pages_exact(size)
+    }
+    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.mm.free_pages_exact(pa, size) }
+    }
+    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+        self.maybe_panic(FREE_UNLINKED);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.mm.free_unlinked_table(table, level) }
+    }
+    unsafe fn get_page(&self, pa: PhysAddr) {
+        // SAFETY: forwarded with the caller's promise.
+        unsafe { self.mm.get_page(pa) }
+    }
+    unsafe fn put_page(&self, pa: PhysAddr) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.mm.put_page(pa) }
+    }
+    fn page_count(&self, pa: PhysAddr) -> usize {
+        self.mm.page_count(pa)
+    }
+    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
+        self.mm.phys_to_virt(pa)
+    }
+    fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
+        self.maybe_panic(DCACHE);
+        self.mm.dcache_clean_inval_poc(pa, size)
+    }
+    fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
+        self.mm.icache_inval_pou(pa, size)
+    }
+    fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
+        self.mm.shared_walk(walk)
+    }
+    fn retry_limit(&self) -> u32 {
+        self.mm.retry_limit()
+    }
+    fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
+        self.maybe_panic(TLBI_IPA);
+        self.mm.tlb_flush_vmid_ipa(ipa, level)
+    }
+    fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
+        self.maybe_panic(TLBI_RANGE);
+        self.mm.tlb_flush_vmid_range(ipa, size)
+    }
+    fn tlb_flush_vmid(&self) {
+        self.mm.tlb_flush_vmid()
+    }
+}
+
+/// Checks the table a panicking callback left: no entry locked (every
+/// lookup returns at once), counts that match the entries.
+fn assert_consistent(t: &Stage2<Faulty>, ipa: u64) -> (Descriptor, Level) {
+    let found = t
+        .shared()
+        .get_leaf(Ipa(ipa))
+        .expect("no entry is left locked");
+    // `check_invariants` wants the HeapMemory table; rebuild the view.
+    let (g, pgd, mm) = (*t.geometry(), t.pgd(), t.mm().mm.clone());
+    assert!(mm.quiesce());
+    // SAFETY: the view is forgotten, never dropped, so the table keeps its
+    // one owner; it is only read, while nothing else runs.
+    let mut view = std::mem::ManuallyDrop::new(unsafe { Stage2::from_raw_parts(g, pgd, mm) });
+    if let Err(e) = check_invariants(&mut view) {
+        panic!("after the panic: {e}");
+    }
+    found
+}
+
+// Item 7: a panic between break and make left the locked marker (and an
+// extra reference count) behind.
+#[test]
+fn a_host_panic_inside_a_shared_break_leaves_the_old_entry() {
+    let host = Faulty::new();
+    let mut t = Stage2::with_geometry(geometry(), host.clone()).unwrap();
+    map(&mut t, 0, K4, RAM, Prot::RW);
+    host.arm(TLBI_IPA);
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        // A new output address needs break-before-make.
+        t.fault_handler().map(
+            Ipa(0),
+            K4,
+            PhysAddr(RAM + M2),
+            Prot::RW,
+            &mut (),
+            WalkFlags::empty(),
+        )
+    }));
+    assert!(unwound.is_err());
+    let (leaf, _) = assert_consistent(&t, 0);
+    assert_eq!(
+        leaf.output_address(pgwalk::Granule::Size4KiB),
+        PhysAddr(RAM)
+    );
+    // And the table works on.
+    let again = t
+        .fault_handler()
+        .map(
+            Ipa(0),
+            K4,
+            PhysAddr(RAM + M2),
+            Prot::RW,
+            &mut (),
+            WalkFlags::empty(),
+        )
+        .unwrap();
+    assert_eq!(again, FaultOutcome::Fixed);
+}
+
+#[test]
+fn a_host_panic_inside_cache_maintenance_of_a_make_leaves_the_old_entry() {
+    let host = Faulty::new();
+    let mut t = Stage2::with_geometry(geometry(), host.clone()).unwrap();
+    map(&mut t, 0, K4, RAM, Prot::RW);
+    host.arm(DCACHE);
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        t.fault_handler().map(
+            Ipa(0),
+            K4,
+            PhysAddr(RAM + M2),
+            Prot::RW,
+            &mut (),
+            WalkFlags::empty(),
+        )
+    }));
+    assert!(unwound.is_err());
+    let (leaf, _) = assert_consistent(&t, 0);
+    assert_eq!(
+        leaf.output_address(pgwalk::Granule::Size4KiB),
+        PhysAddr(RAM)
+    );
+}
+
+#[test]
+fn a_host_panic_inside_an_exclusive_break_leaves_the_old_entry() {
+    let host = Faulty::new();
+    let mut t = Stage2::with_geometry(geometry(), host.clone()).unwrap();
+    map(&mut t, 0, K4, RAM, Prot::RW);
+    host.arm(TLBI_IPA);
+    let unwound = catch_unwind(AssertUnwindSafe(|| t.exclusive().unmap(Ipa(0), K4)));
+    assert!(unwound.is_err());
+    let (leaf, _) = assert_consistent(&t, 0);
+    assert!(leaf.is_valid(), "the page is still mapped");
+    t.exclusive().unmap(Ipa(0), K4).unwrap();
+    assert!(!assert_consistent(&t, 0).0.is_counted());
+}
+
+#[test]
+fn a_host_panic_handing_over_a_replaced_table_leaves_the_new_block() {
+    let host = Faulty::new();
+    let mut t = Stage2::with_geometry(geometry(), host.clone()).unwrap();
+    // A page table under the 2 MiB entry, which a block replaces.
+    map(&mut t, 0, K4, RAM, Prot::RW);
+    host.arm(FREE_UNLINKED);
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        t.fault_handler().map(
+            Ipa(0),
+            M2,
+            PhysAddr(RAM),
+            Prot::RW,
+            &mut (),
+            WalkFlags::empty(),
+        )
+    }));
+    assert!(unwound.is_err());
+    // The subtree leaked (the host never took it), but the table is whole:
+    // the block is in and nothing is locked.
+    let (leaf, level) = t.shared().get_leaf(Ipa(K4)).unwrap();
+    assert!(leaf.is_valid() && level.get() == 2, "{leaf:?} at {level}");
+}
+
+#[test]
+fn a_host_panic_in_a_range_invalidation_leaves_a_consistent_table() {
+    let host = Faulty::new();
+    let mut t = Stage2::with_geometry(geometry(), host.clone()).unwrap();
+    map(&mut t, 0, 4 * K4, RAM, Prot::RW);
+    host.arm(TLBI_RANGE);
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        t.exclusive().map(
+            Ipa(0),
+            4 * K4,
+            PhysAddr(RAM),
+            Prot::R,
+            &mut (),
+            WalkFlags::SKIP_BBM_TLBI,
+        )
+    }));
+    assert!(unwound.is_err());
+    assert!(!assert_consistent(&t, 0).0.writable());
+}
+
+// Item 8: a shared visitor that always asks to retry never returned.
+#[test]
+fn a_visitor_that_always_retries_ends_the_walk_with_an_error() {
+    let mm = HeapMemory::new(64);
+    mm.set_retry_limit(1000);
+    let mut t = Stage2::with_geometry(geometry(), mm).unwrap();
+    map(&mut t, 0, 2 * K4, RAM, Prot::RW);
+    let mut visits = 0u32;
+    let walked = t.shared().walk(Ipa(0), 2 * K4, WalkFlags::LEAF, |ctx| {
+        visits += 1;
+        if ctx.addr() == Ipa(K4) {
+            return Err(Unfinished::Retry(RetryEntry(pgwalk::Conflict::Raced)));
+        }
+        Ok(Action::Continue)
+    });
+    match walked {
+        Err(Error::RetryLimit { addr, level }) => {
+            assert_eq!((addr, level.get()), (K4, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        visits,
+        1 + 1000,
+        "the first page once, the second to the limit"
+    );
+    // The same bound holds at table levels (a pre-order visit of a table).
+    let walked = t.shared().walk(Ipa(0), M2, WalkFlags::TABLE_PRE, |_| {
+        Err(Unfinished::Retry(RetryEntry(pgwalk::Conflict::Raced)))
+    });
+    assert!(
+        matches!(walked, Err(Error::RetryLimit { .. })),
+        "{walked:?}"
+    );
+}
+
+#[test]
+fn the_default_retry_limit_still_ends_a_livelock() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    map(&mut t, 0, K4, RAM, Prot::RW);
+    assert_eq!(t.mm().retry_limit(), pgwalk::RETRY_LIMIT);
+    if cfg!(miri) {
+        // Sixteen million visits are beyond Miri's patience; the bound
+        // itself is the previous test's.
+        return;
+    }
+    let walked = t.shared().walk(Ipa(0), K4, WalkFlags::LEAF, |_| {
+        Err(Unfinished::Retry(RetryEntry(pgwalk::Conflict::Raced)))
+    });
+    assert!(matches!(walked, Err(Error::RetryLimit { .. })));
+}
