@@ -69,12 +69,6 @@ pub enum Error {
         /// The largest id the descriptor can hold.
         max: u32,
     },
-    /// There is no valid leaf at the address.
-    #[error("no valid mapping at {addr:#x}")]
-    NotMapped {
-        /// The address looked up.
-        addr: u64,
-    },
     /// The address is already mapped (identity-map fault on a mapped page:
     /// another CPU got there first).
     #[error("{addr:#x} is already mapped")]

@@ -12,36 +12,47 @@
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
-//! use pgwalk::{host::HeapMemory, Ipa, PhysAddr, Prot, Stage2, WalkFlags};
+//! use pgwalk::{host::HeapMemory, Ipa, PhysAddr, Prot, Stage2};
 //!
 //! // 40-bit IPA, 4 KiB granule, start at level 1: a two-page root.
 //! let vtcr = 0x8002_3558;
-//! let mut table = Stage2::new(vtcr, HeapMemory::new(256)).unwrap();
+//! let mut table = Stage2::new(vtcr, HeapMemory::new(256))?;
 //! let mut h = table.exclusive();
 //! // 4 MiB of RAM at IPA 1 GiB: two 2 MiB blocks.
-//! h.map(Ipa(0x4000_0000), 4 << 20, PhysAddr(0x8000_0000), Prot::RWX, &mut (), WalkFlags::empty())?;
+//! h.map(Ipa(0x4000_0000), 4 << 20, PhysAddr(0x8000_0000), Prot::RWX, &mut ())?;
 //! let (leaf, level) = h.get_leaf(Ipa(0x4020_1000))?;
 //! assert_eq!((leaf.output_address(h.geometry().granule()).get(), level.get()), (0x8020_0000, 2));
 //! # }
 //! # Ok::<(), pgwalk::Error>(())
 //! ```
 //!
-//! # How it fits together
+//! # Where things are
 //!
-//! - [`Capability`] and its three markers say what a walker may do;
-//!   [`Action`], [`Unfinished`] and [`Walked`] are what visitors and walks
-//!   report, typed by capability.
-//! - [`Descriptor`], [`Prot`], [`Geometry`]: the arm64 format.
-//! - [`MemoryOps`]: what the host provides (pages, reference counts, cache
-//!   and TLB maintenance, grace periods).
-//! - The walk engine ([`VisitCtx`], [`WalkFlags`]) knows nothing about
-//!   stage 2; each stage-2 operation is a visitor of its own, reached
-//!   through a [`Handle`] of the capability it needs.
-//! - [`FaultOutcome`]: what a fault handler did, never an integer.
+//! At the root, what every user needs: the table ([`Stage2`]) and its
+//! capability-typed [`Handle`]s, the host's side ([`MemoryOps`]), the
+//! capability markers, [`Prot`], [`Error`], the address types, the lock
+//! wrappers ([`LockedStage2`], [`SpinStage2`]), the options of `map` and
+//! `unmap`, and the [`TlbFlush`] token.
+//!
+//! Then one module per audience:
+//!
+//! - [`visit`]: for visitor authors. What a visitor sees ([`visit::VisitCtx`])
+//!   and answers ([`visit::Action`], [`visit::Unfinished`]), and what a walk
+//!   returns ([`visit::Walked`]), all typed by capability.
+//! - [`descriptor`]: the stage-2 descriptor format, bit by bit, and the
+//!   policy that turns a [`Prot`] into it.
+//! - [`geometry`]: granule, levels, input and output sizes, the root, as
+//!   VTCR_EL2 describes them.
+//! - [`fault`]: the fault path's typed outcome ([`fault::FaultOutcome`],
+//!   never an integer) and the host-page requests it makes.
+//! - [`idmap`]: the host's identity map, faulted in lazily under one lock
+//!   hold.
+//! - `host` (feature `std`): a ready heap-backed host for tests and
+//!   user-space VMMs.
 //!
 //! # Features
 //!
-//! - `std` (default): [`host::HeapMemory`], a ready host for tests and
+//! - `std` (default): `host::HeapMemory`, a ready host for tests and
 //!   user-space VMMs. Without it the crate is `#![no_std]` and allocates
 //!   nothing of its own.
 
@@ -50,49 +61,75 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod action;
 mod addr;
 mod capability;
-mod descriptor;
 mod error;
-mod fault;
-mod geometry;
-mod host_pages;
 mod lock;
 mod memory;
 mod prot;
 mod stage2;
+mod sync;
 mod table_page;
 mod walk;
+
+pub mod descriptor;
+pub mod fault;
+pub mod geometry;
 
 #[cfg(feature = "std")]
 pub mod host;
 
-pub use action::{
-    Action, Conflict, ResumeReason, RetryEntry, SkipEntry, Unfinished, Visit, Walked,
-};
 pub use addr::{Ipa, PhysAddr};
 pub use capability::{Capability, Concurrent, Exclusive, HandlesFault, Shared};
-pub use descriptor::{Descriptor, Exec, LeafAttrs, MemAttr, Shareability, MAX_OWNER_ID};
 pub use error::Error;
-pub use fault::FaultOutcome;
-pub use geometry::{Geometry, Granule, Level, MAX_ROOT_PAGES};
-pub use host_pages::{
-    HostFault, HostPages, IntoWritable, MayWrite, MustWrite, NotAsked, PageAnswer, PageRequest,
-    ReadOnly, WriteIntent,
-};
 pub use lock::{LockedStage2, SpinStage2};
 pub use memory::MemoryOps;
 pub use prot::Prot;
-pub use stage2::{free_unlinked, Handle, IdmapRange, Mapping, MemoryRegion, Stage2, TlbFlush};
-pub use walk::{VisitCtx, VisitKind, WalkFlags, RETRY_LIMIT};
+pub use stage2::{
+    free_unlinked, Handle, MapOptions, Mapping, Stage2, TlbFlush, UnmapOptions,
+};
 
-/// The single-entry protocol on its own, for the loom model
-/// (`tests/loom.rs`) only: built with `RUSTFLAGS="--cfg loom"`, never part
-/// of the API.
-#[cfg(loom)]
-#[doc(hidden)]
-pub use walk::entry as loom_entry;
+/// For visitor authors: what a visitor sees and answers, and what a walk
+/// returns, all typed by the walker's capability.
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use pgwalk::visit::{Action, VisitCtx, WalkFlags};
+/// use pgwalk::{geometry::Geometry, host::HeapMemory, Ipa, PhysAddr, Prot, Shared, Stage2};
+///
+/// let mut table = Stage2::with_geometry(Geometry::for_ia_bits(40, 40)?, HeapMemory::new(64))?;
+/// table.exclusive().map(Ipa(0), 0x2000, PhysAddr(0x8000_0000), Prot::RW, &mut ())?;
+///
+/// // A shared visitor that write-protects by compare-and-swap. `try_set`
+/// // returns a `Conflict` when another walker got there first, and `?`
+/// // turns it into "retry this entry", the only answer that makes sense
+/// // beside other walkers (under `HandlesFault`, it would resume the guest).
+/// let wrprotect = |ctx: &mut VisitCtx<'_, Shared, HeapMemory>| {
+///     let old = ctx.old();
+///     if old.is_valid() {
+///         ctx.try_set(old.with_writable(false))?;
+///     }
+///     Ok(Action::Continue)
+/// };
+/// let mut shared = table.shared();
+/// assert!(shared.walk(Ipa(0), 0x2000, WalkFlags::LEAF, wrprotect)?.is_completed());
+/// assert!(!shared.get_leaf(Ipa(0x1000))?.0.writable());
+/// # }
+/// # Ok::<(), pgwalk::Error>(())
+/// ```
+pub mod visit {
+    pub use crate::capability::{
+        Action, Conflict, ResumeReason, RetryEntry, SkipEntry, Unfinished, Visit, Walked,
+    };
+    pub use crate::walk::{VisitCtx, VisitKind, WalkFlags, RETRY_LIMIT};
+}
+
+/// The host's identity map (pKVM's `host_stage2_idmap`): find the largest
+/// range around a faulting address that one leaf can map, and map it, under
+/// one hold of the write lock.
+pub mod idmap {
+    pub use crate::stage2::{IdmapRange, MemoryRegion};
+}
 
 /// The README's Rust examples, compiled and run as doctests so they cannot
 /// rot.

@@ -51,12 +51,14 @@ use crate::geometry::Level;
 ///   when it was called has returned (a grace period, as RCU provides).
 pub unsafe trait MemoryOps {
     /// What the caller passes down to [`zalloc_page`](Self::zalloc_page):
-    /// the kernel's `kvm_mmu_memory_cache`, a pre-filled pool from which a
-    /// fault handler allocates without sleeping. `()` when there is none.
-    type Cache: ?Sized;
+    /// the kernel's `kvm_mmu_memory_cache`, a pool of pages set aside
+    /// beforehand from which a fault handler allocates without sleeping.
+    /// `()` when there is none.
+    type PagePool: ?Sized;
 
-    /// A zeroed page for a table, or `None` when out of memory.
-    fn zalloc_page(&self, cache: &mut Self::Cache) -> Option<PhysAddr>;
+    /// A zeroed page for a table, from `pool` if the host keeps one, or
+    /// `None` when out of memory.
+    fn zalloc_page(&self, pool: &mut Self::PagePool) -> Option<PhysAddr>;
 
     /// `size` bytes of zeroed, physically contiguous memory aligned to
     /// `size`: the (possibly concatenated) root.
@@ -72,12 +74,14 @@ pub unsafe trait MemoryOps {
 
     /// A table subtree was unlinked while other walkers may still read it.
     /// Once they are all gone, the host calls
-    /// [`free_unlinked`](crate::free_unlinked) on it.
+    /// [`free_unlinked`](crate::free_unlinked) on it with the same `level`:
+    /// the level of the entry that linked it (its own entries are one level
+    /// down), as in the kernel's `free_unlinked_table`.
     ///
     /// # Safety
     ///
-    /// `table` is a table page of this host holding entries of `level`, no
-    /// table links to it any more, and it is handed over once.
+    /// `table` is a table page of this host that hung below an entry of
+    /// `level`, no table links to it any more, and it is handed over once.
     unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level);
 
     /// Increments the reference count of the page holding `pa`.
@@ -146,12 +150,12 @@ pub unsafe trait MemoryOps {
     /// A retry follows a lost race or an entry locked by another walker's
     /// break-before-make, which ends once that walker's TLB invalidation
     /// does; a visitor still asking after this many tries waits for a change
-    /// nobody is making. The default, [`RETRY_LIMIT`](crate::RETRY_LIMIT),
+    /// nobody is making. The default, [`RETRY_LIMIT`](crate::visit::RETRY_LIMIT),
     /// spins for the better part of a second: enough for a breaking walker
     /// that was preempted, in a host that can preempt one.
     #[inline(always)]
     fn retry_limit(&self) -> u32 {
-        crate::RETRY_LIMIT
+        crate::visit::RETRY_LIMIT
     }
 
     /// Invalidates stage-2 TLB entries for the entry at `ipa` and `level`

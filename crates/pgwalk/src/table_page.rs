@@ -8,11 +8,12 @@
 //! panic and never a stray write, and two walkers touching one entry are
 //! never a data race.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use crate::addr::PhysAddr;
-use crate::descriptor::Descriptor;
+use crate::descriptor::Pte;
 use crate::memory::MemoryOps;
+use crate::sync::AtomicU64;
 
 /// The entries of one table page (or of a concatenated root: several
 /// contiguous pages) for as long as `'a`.
@@ -68,14 +69,14 @@ impl<'a> TablePage<'a> {
 
     /// Reads entry `idx`.
     #[inline(always)]
-    pub(crate) fn load(&self, idx: usize, order: Ordering) -> Descriptor {
-        Descriptor::from_bits(self.entry(idx).load(order))
+    pub(crate) fn load<D: Pte>(&self, idx: usize, order: Ordering) -> D {
+        D::from_bits(self.entry(idx).load(order))
     }
 
     /// Writes entry `idx` of a page nobody else can reach yet (or any more):
     /// no release ordering needed, since linking the page publishes it.
     #[inline(always)]
-    pub(crate) fn store_private(&self, idx: usize, d: Descriptor) {
+    pub(crate) fn store_private<D: Pte>(&self, idx: usize, d: D) {
         self.entry(idx).store(d.bits(), Ordering::Relaxed);
     }
 }

@@ -1,7 +1,8 @@
 //! Annotating a range as owned by someone else (`kvm_pgtable_stage2_set_owner`).
 
+use super::args::check_range;
 use super::map::Target;
-use super::{check_range, Handle};
+use super::Handle;
 use crate::addr::Ipa;
 use crate::capability::Exclusive;
 use crate::descriptor::Descriptor;
@@ -20,7 +21,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         ipa: Ipa,
         size: u64,
         owner: u32,
-        cache: &mut M::Cache,
+        pool: &mut M::PagePool,
     ) -> Result<(), Error> {
         check_range(self.geometry(), ipa, size)?;
         let annotation = Descriptor::annotation(owner)?;
@@ -28,7 +29,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
             ipa,
             size,
             Target::Annotate(annotation),
-            cache,
+            pool,
             WalkFlags::empty(),
         )?;
         if !annotation.is_counted() {

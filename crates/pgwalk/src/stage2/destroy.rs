@@ -1,8 +1,8 @@
 //! Freeing a whole table (`kvm_pgtable_stage2_destroy`).
 
 use super::Stage2;
-use crate::action::Action;
 use crate::addr::Ipa;
+use crate::capability::Action;
 use crate::memory::MemoryOps;
 use crate::walk::{VisitKind, WalkFlags};
 
@@ -11,7 +11,7 @@ use crate::walk::{VisitKind, WalkFlags};
 pub(super) fn destroy<M: MemoryOps>(table: &mut Stage2<M>) {
     let limit = table.geometry.ia_limit();
     let flags = WalkFlags::LEAF | WalkFlags::TABLE_POST;
-    let walked = table.exclusive().walk(Ipa(0), limit, flags, |ctx| {
+    let walked = table.exclusive().run::<crate::Error, _>(Ipa(0), limit, flags, |ctx| {
         let old = ctx.old();
         let mm = ctx.mm();
         match ctx.kind() {
@@ -45,6 +45,6 @@ pub(super) fn destroy<M: MemoryOps>(table: &mut Stage2<M>) {
     unsafe {
         table
             .mm
-            .free_pages_exact(table.pgd, table.geometry.root_size())
+            .free_pages_exact(table.root, table.geometry.root_size())
     };
 }

@@ -1,16 +1,17 @@
-//! The fault path: installing and relaxing mappings from a vCPU's fault
-//! handler, beside other vCPUs doing the same.
+//! The fault path's map: installing a mapping from a vCPU's fault handler,
+//! beside other vCPUs doing the same (`kvm_pgtable_stage2_map` with
+//! `KVM_PGTABLE_WALK_HANDLE_FAULT | KVM_PGTABLE_WALK_SHARED`).
 //!
 //! Nothing here retries. A lost race, an entry that changed, or a mapping
 //! that is already there ends the walk and resumes the guest; the outcome
 //! says which, as a [`FaultOutcome`].
 
 use super::map::Target;
-use super::unlinked::{free_now, table_for};
+use super::options::MapOptions;
+use super::tables::{free_now, table_for};
 use super::Handle;
-use crate::action::{Action, Conflict, Walked};
 use crate::addr::{Ipa, PhysAddr};
-use crate::capability::HandlesFault;
+use crate::capability::{Action, Conflict, HandlesFault};
 use crate::error::Error;
 use crate::fault::FaultOutcome;
 use crate::memory::MemoryOps;
@@ -31,21 +32,51 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     ///
     /// Breaks go through break-before-make; a subtree a block replaces goes
     /// to the host's [`free_unlinked_table`](MemoryOps::free_unlinked_table).
+    ///
+    /// ```
+    /// # #[cfg(feature = "std")] {
+    /// use pgwalk::fault::FaultOutcome;
+    /// use pgwalk::{geometry::Geometry, host::HeapMemory, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
+    ///
+    /// let table = SpinStage2::new(Stage2::with_geometry(Geometry::for_ia_bits(40, 40)?, HeapMemory::new(64))?);
+    /// // A vCPU faulted at IPA 0x4000_1234: map its page, under the read lock.
+    /// let guard = table.read();
+    /// let vcpu = guard.fault_handler();
+    /// match vcpu.map(Ipa(0x4000_1000), 0x1000, PhysAddr(0x8000_1000), Prot::RW, &mut ())? {
+    ///     FaultOutcome::Fixed | FaultOutcome::Spurious => {} // resume the guest
+    ///     FaultOutcome::Retry => {}                          // raced: it faults again
+    ///     other => unreachable!("map answers Fixed, Spurious or Retry, not {other:?}"),
+    /// }
+    /// // Another vCPU faulting on the same page finds it done.
+    /// assert_eq!(vcpu.map(Ipa(0x4000_1000), 0x1000, PhysAddr(0x8000_1000), Prot::RW, &mut ())?, FaultOutcome::Spurious);
+    /// # }
+    /// # Ok::<(), pgwalk::Error>(())
+    /// ```
     pub fn map(
         &self,
         ipa: Ipa,
         size: u64,
         phys: PhysAddr,
         prot: Prot,
-        cache: &mut M::Cache,
-        flags: WalkFlags,
+        pool: &mut M::PagePool,
     ) -> Result<FaultOutcome, Error> {
-        let target = Target::map(self.geometry(), ipa, size, phys, prot)?;
-        let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
-            | WalkFlags::LEAF
-            | WalkFlags::TABLE_PRE;
+        self.map_with(ipa, size, phys, prot, pool, MapOptions::new())
+    }
+
+    /// [`map`](Self::map), with [`MapOptions`] other than the defaults.
+    pub fn map_with(
+        &self,
+        ipa: Ipa,
+        size: u64,
+        phys: PhysAddr,
+        prot: Prot,
+        pool: &mut M::PagePool,
+        opts: MapOptions,
+    ) -> Result<FaultOutcome, Error> {
+        let target = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
+        let flags = opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_PRE;
         let mut installed = false;
-        let walked = self.walk_internal::<Error, _>(
+        let walked = self.run::<Error, _>(
             ipa,
             size,
             flags,
@@ -76,7 +107,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                         // SAFETY: the block replaced the only descriptor linking `child`
                         // (break-before-make, so its range left the TLB first); walkers
                         // already inside it are what the host's grace period waits for.
-                        unsafe { ctx.mm().free_unlinked_table(child, level.next()) };
+                        unsafe { ctx.mm().free_unlinked_table(child, level) };
                     } else {
                         ctx.try_set(new)?;
                     }
@@ -87,51 +118,16 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                     return Ok(Action::Continue);
                 }
                 let mm = ctx.mm();
-                let child = table_for(mm, cache, ctx.geometry(), level, old)?;
+                let child = table_for(mm, pool, ctx.geometry(), level, old)?;
                 if let Err(conflict) = ctx.try_link_table(child) {
                     // SAFETY: `child` was built by this visit and the link
                     // failed, so nobody ever saw it: it can go at once.
-                    unsafe { free_now(mm, ctx.geometry(), child, level.next()) };
+                    unsafe { free_now(mm, ctx.geometry(), child, level) };
                     return Err(conflict.into());
                 }
                 Ok(Action::Continue)
             },
         )?;
-        Ok(match walked {
-            Walked::Completed if installed => FaultOutcome::Fixed,
-            Walked::Completed => FaultOutcome::Spurious,
-            Walked::ResumeGuest(reason) => FaultOutcome::from_resume(reason),
-        })
-    }
-
-    /// Adds the permissions in `prot` (R, W, X only) to the leaf at `ipa`,
-    /// for a permission fault (`kvm_pgtable_stage2_relax_perms`).
-    /// [`Fixed`](FaultOutcome::Fixed) if it changed the leaf,
-    /// [`Spurious`](FaultOutcome::Spurious) if it already allowed as much,
-    /// [`Retry`](FaultOutcome::Retry) if there was no valid leaf or another
-    /// walker changed it first.
-    pub fn relax_perms(&self, ipa: Ipa, prot: Prot) -> Result<FaultOutcome, Error> {
-        Ok(match self.relax(ipa, prot)? {
-            (Walked::Completed, true) => FaultOutcome::Fixed,
-            (Walked::Completed, false) => FaultOutcome::Spurious,
-            (Walked::ResumeGuest(reason), _) => FaultOutcome::from_resume(reason),
-        })
-    }
-
-    /// Sets the access flag on the leaf at `ipa`, for an access-flag fault.
-    pub fn mkyoung(&self, ipa: Ipa) -> Result<FaultOutcome, Error> {
-        let page = self.geometry().granule().size();
-        let (walked, changed) = self.update_leaves(
-            Ipa(ipa.get() & !(page - 1)),
-            page,
-            WalkFlags::empty(),
-            |d| d.with_young(true),
-            |_, _| {},
-        )?;
-        Ok(match (walked, changed) {
-            (Walked::Completed, true) => FaultOutcome::Fixed,
-            (Walked::Completed, false) => FaultOutcome::Spurious,
-            (Walked::ResumeGuest(reason), _) => FaultOutcome::from_resume(reason),
-        })
+        Ok(FaultOutcome::from_walk(walked, installed))
     }
 }

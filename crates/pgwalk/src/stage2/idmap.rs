@@ -6,7 +6,7 @@
 //! the write lock, or another CPU could map part of the range in between.
 //! [`IdmapRange`] borrows the exclusive handle, so it cannot be used after
 //! the lock is dropped; when the map runs out of memory it stays valid for
-//! a second try once the cache is refilled.
+//! a second try once the page pool is refilled.
 
 use super::Handle;
 use crate::addr::{Ipa, PhysAddr};
@@ -14,17 +14,23 @@ use crate::capability::Exclusive;
 use crate::error::Error;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
-use crate::walk::WalkFlags;
 
 /// A range of host physical memory and how to map it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryRegion {
     /// First address.
-    pub start: u64,
+    pub start: PhysAddr,
     /// One past the last address.
-    pub end: u64,
+    pub end: PhysAddr,
     /// Protection for identity mappings inside it.
     pub prot: Prot,
+}
+
+impl MemoryRegion {
+    /// Whether `pa` lies inside the region.
+    pub fn contains(&self, pa: PhysAddr) -> bool {
+        self.start <= pa && pa < self.end
+    }
 }
 
 /// The range an identity-map fault may map, found under the exclusive
@@ -49,18 +55,12 @@ impl<'h, 't, M: MemoryOps> IdmapRange<'h, 't, M> {
     }
 
     /// Maps the range as an identity map. On [`Error::NoMemory`] the range
-    /// is still valid (the lock is still held): refill the cache and call
+    /// is still valid (the lock is still held): refill the pool and call
     /// again.
-    pub fn map(&mut self, cache: &mut M::Cache) -> Result<(), Error> {
+    pub fn map(&mut self, pool: &mut M::PagePool) -> Result<(), Error> {
         let size = self.end - self.start;
-        self.handle.map(
-            Ipa(self.start),
-            size,
-            PhysAddr(self.start),
-            self.prot,
-            cache,
-            WalkFlags::empty(),
-        )
+        self.handle
+            .map(Ipa(self.start), size, PhysAddr(self.start), self.prot, pool)
     }
 }
 
@@ -72,14 +72,15 @@ impl<'t, M: MemoryOps> Handle<'t, Exclusive, M> {
     /// ([`Error::Owned`]), or in no region ([`Error::NoRegion`]).
     pub fn idmap_range<'h>(
         &'h mut self,
-        addr: u64,
+        ipa: Ipa,
         regions: &[MemoryRegion],
     ) -> Result<IdmapRange<'h, 't, M>, Error> {
+        let addr = ipa.get();
         let region = regions
             .iter()
-            .find(|r| r.start <= addr && addr < r.end)
+            .find(|r| r.contains(PhysAddr(addr)))
             .ok_or(Error::NoRegion { addr })?;
-        let (leaf, level) = self.get_leaf(Ipa(addr))?;
+        let (leaf, level) = self.get_leaf(ipa)?;
         if leaf.is_valid() {
             return Err(Error::AlreadyMapped { addr });
         }
@@ -94,7 +95,7 @@ impl<'t, M: MemoryOps> Handle<'t, Exclusive, M> {
             if geometry.leaf_allowed(level) {
                 let size = geometry.entry_size(level);
                 let start = addr & !(size - 1);
-                if start >= region.start && start + size <= region.end {
+                if start >= region.start.get() && start + size <= region.end.get() {
                     return Ok(IdmapRange {
                         handle: self,
                         start,
@@ -107,7 +108,7 @@ impl<'t, M: MemoryOps> Handle<'t, Exclusive, M> {
                 // Even a page does not fit: the region is not page-aligned.
                 return Err(Error::Misaligned {
                     what: "memory region",
-                    value: region.start,
+                    value: region.start.get(),
                     granule: geometry.granule().size(),
                 });
             }

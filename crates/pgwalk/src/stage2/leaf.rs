@@ -1,8 +1,8 @@
 //! Looking up the leaf for one address (`kvm_pgtable_get_leaf`).
 
 use super::Handle;
-use crate::action::Action;
 use crate::addr::Ipa;
+use crate::capability::Action;
 use crate::capability::Capability;
 use crate::descriptor::Descriptor;
 use crate::error::Error;
@@ -20,7 +20,7 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
     pub fn get_leaf(&self, addr: Ipa) -> Result<(Descriptor, Level), Error> {
         let mut found = (Descriptor::INVALID, self.geometry().start_level());
         for _ in 0..self.mm().retry_limit() {
-            let walked = self.walk_internal::<Error, _>(addr, 1, WalkFlags::LEAF, |ctx| {
+            let walked = self.run::<Error, _>(addr, 1, WalkFlags::LEAF, |ctx| {
                 found = (ctx.old(), ctx.level());
                 Ok(Action::Continue)
             })?;

@@ -8,10 +8,12 @@
 //! partly remapped is first split into the next level, so that the rest of
 //! it stays mapped.
 
-use super::unlinked::{check_output, free_now, table_for};
-use super::{check_range, Handle};
-use crate::action::{Action, Visit};
+use super::args::{check_output, check_range};
+use super::options::MapOptions;
+use super::tables::{link_table, replace_table, table_for};
+use super::Handle;
 use crate::addr::{Ipa, PhysAddr};
+use crate::capability::{Action, Visit};
 use crate::capability::{Capability, Exclusive};
 use crate::descriptor::{Descriptor, LeafAttrs};
 use crate::error::Error;
@@ -24,11 +26,13 @@ use crate::walk::{VisitCtx, WalkFlags};
 /// What a map or annotate walk installs.
 #[derive(Clone, Copy)]
 pub(crate) enum Target {
-    /// Valid leaves mapping `phys` (for the walk's first address) onward.
+    /// Valid leaves mapping `phys` (for the walk's first address) onward;
+    /// pages only, if asked.
     Map {
         start: u64,
         phys: u64,
         attrs: LeafAttrs,
+        pages_only: bool,
     },
     /// The same invalid descriptor everywhere (an annotation, or zero).
     Annotate(Descriptor),
@@ -46,6 +50,7 @@ impl Target {
         size: u64,
         phys: PhysAddr,
         prot: Prot,
+        opts: &MapOptions,
     ) -> Result<Target, Error> {
         check_range(geometry, ipa, size)?;
         let granule = geometry.granule().size();
@@ -61,6 +66,7 @@ impl Target {
             start: ipa.get(),
             phys: phys.get(),
             attrs: LeafAttrs::from_prot(prot)?,
+            pages_only: opts.is_pages_only(),
         })
     }
 
@@ -75,7 +81,15 @@ impl Target {
             return None;
         }
         match *self {
-            Target::Map { start, phys, attrs } => {
+            Target::Map {
+                start,
+                phys,
+                attrs,
+                pages_only,
+            } => {
+                if pages_only && !level.is_last() {
+                    return None;
+                }
                 let pa = phys + (ctx.addr().get() - start);
                 if pa & (ctx.entry_size() - 1) != 0 {
                     return None;
@@ -96,7 +110,7 @@ impl Target {
 pub(crate) fn install<M: MemoryOps>(
     ctx: &mut VisitCtx<'_, Exclusive, M>,
     target: &Target,
-    cache: &mut M::Cache,
+    pool: &mut M::PagePool,
 ) -> Visit<Exclusive> {
     let old = ctx.old();
     let level = ctx.level();
@@ -119,7 +133,7 @@ pub(crate) fn install<M: MemoryOps>(
     let covered = ctx.covers_entry().then(|| ctx.entry_addr().get());
     let (child, filled) = new_table(
         ctx.mm(),
-        cache,
+        pool,
         ctx.geometry(),
         level,
         old,
@@ -144,7 +158,7 @@ pub(crate) fn install<M: MemoryOps>(
 #[inline(never)]
 fn new_table<M: MemoryOps>(
     mm: &M,
-    cache: &mut M::Cache,
+    pool: &mut M::PagePool,
     geometry: &Geometry,
     level: Level,
     old: Descriptor,
@@ -152,7 +166,7 @@ fn new_table<M: MemoryOps>(
     covered: Option<u64>,
     flags: WalkFlags,
 ) -> Result<(PhysAddr, bool), Error> {
-    let child = table_for(mm, cache, geometry, level, old)?;
+    let child = table_for(mm, pool, geometry, level, old)?;
     let filled = match covered {
         // SAFETY: `child` was just allocated (and, `old` being empty, left
         // empty by `table_for`); it is linked only after this returns.
@@ -187,10 +201,16 @@ unsafe fn prefill<M: MemoryOps>(
     flags: WalkFlags,
     child: PhysAddr,
 ) -> bool {
-    let Target::Map { start, phys, attrs } = *target else {
+    let Target::Map {
+        start,
+        phys,
+        attrs,
+        pages_only,
+    } = *target
+    else {
         return false;
     };
-    if !geometry.leaf_allowed(level) {
+    if !geometry.leaf_allowed(level) || (pages_only && !level.is_last()) {
         return false;
     }
     let size = geometry.entry_size(level);
@@ -223,74 +243,42 @@ unsafe fn prefill<M: MemoryOps>(
     true
 }
 
-/// Replaces a table entry with a leaf and frees the subtree below it.
-#[inline(always)]
-fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, new: Descriptor) {
-    let old = ctx.old();
-    // Break (the table's whole range leaves the TLB), then make.
-    ctx.replace(new);
-    // SAFETY: `replace` just overwrote the only descriptor linking the
-    // child (invalidating the TLB for its range), and this walker is
-    // exclusive: nobody else holds a way into the subtree.
-    unsafe {
-        free_now(
-            ctx.mm(),
-            ctx.geometry(),
-            old.output_address(ctx.geometry().granule()),
-            ctx.level().next(),
-        )
-    };
-}
-
-/// Links the (filled) table page `child` in place of the leaf at this entry.
-#[inline(always)]
-pub(crate) fn link_table<M: MemoryOps>(
-    ctx: &mut VisitCtx<'_, Exclusive, M>,
-    child: crate::addr::PhysAddr,
-) {
-    ctx.replace(Descriptor::table(child));
-}
-
-/// At a table entry's post-visit: unlinks and frees the child table if
-/// nothing is left in it (reference count 1).
-#[inline(always)]
-pub(crate) fn free_if_empty<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) {
-    let old = ctx.old();
-    let child = old.output_address(ctx.geometry().granule());
-    if ctx.mm().page_count(child) == 1 {
-        ctx.replace(Descriptor::INVALID);
-        // SAFETY: the child's count is 1 (no entries), the entry that linked
-        // it is cleared and its TLB entries invalidated, and an exclusive
-        // walker has no company: this drops the last reference to an
-        // unreachable page.
-        unsafe { ctx.mm().put_page(child) };
-    }
-}
-
 impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     /// Maps `size` bytes at `ipa` to `phys` with `prot`, using the largest
     /// blocks that size and alignment allow (`kvm_pgtable_stage2_map`).
     ///
     /// Whatever the range mapped before is replaced, break-before-make where
-    /// needed; subtrees a block replaces are freed, and blocks only partly
-    /// covered are split so their remainder stays mapped. New table pages
-    /// come from `cache`. `flags` may hold [`WalkFlags::SKIP_CMO`] and
-    /// [`WalkFlags::SKIP_BBM_TLBI`].
+    /// needed (and a TLB invalidation where only permissions shrink);
+    /// subtrees a block replaces are freed, and blocks only partly covered
+    /// are split so their remainder stays mapped. New table pages come from
+    /// `pool`.
     ///
     /// On [`Error::NoMemory`] the part of the range before the failing entry
     /// is mapped and the rest is as it was; mapping again after topping up
-    /// the cache finishes the job.
+    /// the pool finishes the job.
     pub fn map(
         &mut self,
         ipa: Ipa,
         size: u64,
         phys: PhysAddr,
         prot: Prot,
-        cache: &mut M::Cache,
-        flags: WalkFlags,
+        pool: &mut M::PagePool,
     ) -> Result<(), Error> {
-        let target = Target::map(self.geometry(), ipa, size, phys, prot)?;
-        self.install_range(ipa, size, target, cache, flags)
+        self.map_with(ipa, size, phys, prot, pool, MapOptions::new())
+    }
+
+    /// [`map`](Self::map), with [`MapOptions`] other than the defaults.
+    pub fn map_with(
+        &mut self,
+        ipa: Ipa,
+        size: u64,
+        phys: PhysAddr,
+        prot: Prot,
+        pool: &mut M::PagePool,
+        opts: MapOptions,
+    ) -> Result<(), Error> {
+        let target = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
+        self.install_range(ipa, size, target, pool, opts.walk_flags())
     }
 
     pub(crate) fn install_range(
@@ -298,35 +286,25 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         ipa: Ipa,
         size: u64,
         target: Target,
-        cache: &mut M::Cache,
+        pool: &mut M::PagePool,
         flags: WalkFlags,
     ) -> Result<(), Error> {
         let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
             | WalkFlags::LEAF
             | WalkFlags::TABLE_PRE;
-        let walked = self.walk_internal(
+        let walked = self.run(
             ipa,
             size,
             flags,
             // Inlined into both of the walker's loops: see `install`.
             #[inline(always)]
-            |ctx| install(ctx, &target, cache),
+            |ctx| install(ctx, &target, pool),
         );
         if walked.is_err() {
             // Tables installed before the failure may have stayed empty.
             self.prune_empty(ipa, size);
         }
-        let crate::Walked::Completed = walked?;
+        let crate::capability::Walked::Completed = walked?;
         Ok(())
-    }
-
-    /// Unlinks and frees child tables left empty in the range.
-    pub(crate) fn prune_empty(&mut self, ipa: Ipa, size: u64) {
-        let pruned = self.walk_internal::<Error, _>(ipa, size, WalkFlags::TABLE_POST, |ctx| {
-            free_if_empty(ctx);
-            Ok(Action::Continue)
-        });
-        // The range was checked by the caller and this visitor never stops.
-        debug_assert!(pruned.is_ok());
     }
 }

@@ -1,8 +1,8 @@
 //! Reading a table back as runs of mappings, for dumps and checks.
 
 use super::Handle;
-use crate::action::Action;
 use crate::addr::{Ipa, PhysAddr};
+use crate::capability::Action;
 use crate::capability::Capability;
 use crate::descriptor::Descriptor;
 use crate::error::Error;
@@ -37,7 +37,7 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
     ) -> Result<(), Error> {
         let granule = self.geometry().granule();
         let mut run: Option<Mapping> = None;
-        let walked = self.walk_internal::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
+        let walked = self.run::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
             let d = ctx.old();
             if !d.is_counted() {
                 if let Some(r) = run.take() {

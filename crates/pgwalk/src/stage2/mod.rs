@@ -5,41 +5,53 @@
 //!
 //! | operation | [`Exclusive`] | [`Shared`] | [`HandlesFault`] |
 //! |-----------|:---:|:---:|:---:|
-//! | `walk`, `get_leaf` | ✓ | ✓ | ✓ |
+//! | `walk`, `get_leaf`, `for_each_mapping` | ✓ | ✓ | ✓ |
 //! | `map`, `unmap`, `annotate`, `split`, `create_unlinked` | ✓ | | |
-//! | `wrprotect`, `test_clear_young`, `flush` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
-//! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`FaultOutcome`](crate::FaultOutcome)) |
-//! | `map` on the fault path | | | ✓ (a [`FaultOutcome`](crate::FaultOutcome)) |
+//! | `wrprotect`, `test_young`, `clear_young`, `clean_dcache` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
+//! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`FaultOutcome`](crate::fault::FaultOutcome)) |
+//! | `map` on the fault path | | | ✓ (a [`FaultOutcome`](crate::fault::FaultOutcome)) |
 //!
 //! An exclusive handle borrows the table mutably (`&mut Stage2`, or a write
 //! guard of [`LockedStage2`](crate::LockedStage2)); shared and fault-handler
 //! handles borrow it immutably (`&Stage2`, or a read guard). The borrow
 //! checker then enforces what the lock does: no shared walker runs while an
 //! exclusive one does, and no handle outlives its guard.
+//!
+//! Each operation is one visitor in a file of its own; what they share
+//! lives beside them: the entry protocol ([`pte`]), building and freeing
+//! table pages off to the side (`tables`), and argument checks (`args`).
 
 mod annotate;
-mod attr;
+mod args;
+mod dcache;
 mod destroy;
 mod fault_map;
-mod flush;
 mod idmap;
 mod leaf;
+mod leaf_update;
 mod map;
 mod mappings;
+mod options;
+mod pte;
+mod relax;
 mod split;
+mod tables;
+mod tlb_flush;
 mod unlinked;
 mod unmap;
+mod wrprotect;
+mod young;
 
 use core::marker::PhantomData;
 
-pub use attr::TlbFlush;
 pub use idmap::{IdmapRange, MemoryRegion};
 pub use mappings::Mapping;
-pub use unlinked::free_unlinked;
+pub use options::{MapOptions, UnmapOptions};
+pub use tables::free_unlinked;
+pub use tlb_flush::TlbFlush;
 
-use crate::action::{Visit, Walked};
 use crate::addr::{Ipa, PhysAddr};
-use crate::capability::{Capability, Exclusive, HandlesFault, Shared};
+use crate::capability::{Capability, Exclusive, HandlesFault, Shared, Visit, Walked};
 use crate::error::Error;
 use crate::geometry::Geometry;
 use crate::memory::MemoryOps;
@@ -52,41 +64,38 @@ use crate::walk::{self, Root, VisitCtx, WalkFlags};
 /// (`kvm_pgtable_stage2_destroy`).
 pub struct Stage2<M: MemoryOps> {
     geometry: Geometry,
-    pgd: PhysAddr,
+    root: PhysAddr,
     mm: M,
 }
 
 impl<M: MemoryOps> Stage2<M> {
-    /// Bytes of the root for a VTCR_EL2 value (`kvm_pgtable_stage2_pgd_size`).
-    pub fn pgd_size(vtcr: u64) -> Result<usize, Error> {
-        Ok(Geometry::from_vtcr(vtcr)?.root_size())
-    }
-
     /// A new, empty table with the geometry VTCR_EL2 describes
     /// (`kvm_pgtable_stage2_init`).
     pub fn new(vtcr: u64, mm: M) -> Result<Stage2<M>, Error> {
         Stage2::with_geometry(Geometry::from_vtcr(vtcr)?, mm)
     }
 
-    /// A new, empty table with `geometry`.
+    /// A new, empty table with `geometry`: its root, of
+    /// [`Geometry::root_size`] bytes, comes from
+    /// [`MemoryOps::zalloc_pages_exact`].
     pub fn with_geometry(geometry: Geometry, mm: M) -> Result<Stage2<M>, Error> {
-        let pgd = mm
+        let root = mm
             .zalloc_pages_exact(geometry.root_size())
             .ok_or(Error::NoMemory)?;
-        Ok(Stage2 { geometry, pgd, mm })
+        Ok(Stage2 { geometry, root, mm })
     }
 
     /// Reassembles a table from [`into_raw_parts`](Self::into_raw_parts).
     ///
     /// # Safety
     ///
-    /// `pgd` must be a root allocated by `mm` for `geometry`, holding a
+    /// `root` must be a root allocated by `mm` for `geometry`, holding a
     /// table that only pgwalk changed (or that follows pgwalk's invariants:
     /// table descriptors point at table pages from `mm`, whose reference
     /// counts are 1 plus their non-zero entries), and no other `Stage2` may
     /// own it.
-    pub unsafe fn from_raw_parts(geometry: Geometry, pgd: PhysAddr, mm: M) -> Stage2<M> {
-        Stage2 { geometry, pgd, mm }
+    pub unsafe fn from_raw_parts(geometry: Geometry, root: PhysAddr, mm: M) -> Stage2<M> {
+        Stage2 { geometry, root, mm }
     }
 
     /// Takes the table apart without freeing it.
@@ -95,7 +104,7 @@ impl<M: MemoryOps> Stage2<M> {
         // SAFETY: `this` is never used again or dropped, so moving `mm` out
         // of it cannot lead to a double drop; the other fields are `Copy`.
         let mm = unsafe { core::ptr::read(&this.mm) };
-        (this.geometry, this.pgd, mm)
+        (this.geometry, this.root, mm)
     }
 
     /// The table's geometry.
@@ -103,9 +112,10 @@ impl<M: MemoryOps> Stage2<M> {
         &self.geometry
     }
 
-    /// Physical address of the root, for VTTBR_EL2.BADDR.
-    pub fn pgd(&self) -> PhysAddr {
-        self.pgd
+    /// Physical address of the root, for VTTBR_EL2.BADDR (the kernel's
+    /// `pgd`).
+    pub fn root(&self) -> PhysAddr {
+        self.root
     }
 
     /// The host's operations.
@@ -128,10 +138,10 @@ impl<M: MemoryOps> Stage2<M> {
         Handle::new(self)
     }
 
-    fn root(&self) -> Root<'_, M> {
+    fn walk_root(&self) -> Root<'_, M> {
         Root {
             geometry: &self.geometry,
-            pgd: self.pgd,
+            pgd: self.root,
             mm: &self.mm,
         }
     }
@@ -178,6 +188,28 @@ impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
     ///
     /// The visitor's error type is pgwalk's [`Error`]; use
     /// [`walk_with`](Self::walk_with) for another.
+    ///
+    /// ```
+    /// # #[cfg(feature = "std")] {
+    /// use pgwalk::host::HeapMemory;
+    /// use pgwalk::visit::{Action, WalkFlags};
+    /// use pgwalk::{geometry::Geometry, Ipa, PhysAddr, Prot, Stage2};
+    ///
+    /// let mut table = Stage2::with_geometry(Geometry::for_ia_bits(40, 40)?, HeapMemory::new(64))?;
+    /// let mut h = table.exclusive();
+    /// h.map(Ipa(0), 3 << 12, PhysAddr(0x8000_0000), Prot::RW, &mut ())?;
+    ///
+    /// // Count the valid leaves of the first 16 KiB.
+    /// let mut valid = 0;
+    /// let walked = h.walk(Ipa(0), 16 << 10, WalkFlags::LEAF, |ctx| {
+    ///     valid += usize::from(ctx.old().is_valid());
+    ///     Ok(Action::Continue)
+    /// })?;
+    /// assert!(walked.is_completed());
+    /// assert_eq!(valid, 3);
+    /// # }
+    /// # Ok::<(), pgwalk::Error>(())
+    /// ```
     pub fn walk<F>(
         &mut self,
         addr: Ipa,
@@ -188,10 +220,12 @@ impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
     where
         F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C>,
     {
-        walk::walk(self.table.root(), addr, size, flags, visitor)
+        self.run(addr, size, flags, visitor)
     }
 
-    /// [`walk`](Self::walk), with a visitor error type of the caller's.
+    /// [`walk`](Self::walk), with a visitor error type of the caller's
+    /// (anything pgwalk's [`Error`] converts into, for the walk's own
+    /// errors).
     pub fn walk_with<E, F>(
         &mut self,
         addr: Ipa,
@@ -203,21 +237,19 @@ impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
     {
-        walk::walk(self.table.root(), addr, size, flags, visitor)
+        self.run(addr, size, flags, visitor)
     }
 
-    fn walk_internal<E, F>(
-        &self,
-        addr: Ipa,
-        size: u64,
-        flags: WalkFlags,
-        visitor: F,
-    ) -> Result<Walked<C>, E>
+    /// The one body of every walk, the operations' included. Public walks
+    /// take `&mut self` (a visitor cannot start another walk through the
+    /// same handle); the operations need only `&self`.
+    #[inline(always)]
+    fn run<E, F>(&self, addr: Ipa, size: u64, flags: WalkFlags, visitor: F) -> Result<Walked<C>, E>
     where
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
     {
-        walk::walk(self.table.root(), addr, size, flags, visitor)
+        walk::walk(self.table.walk_root(), addr, size, flags, visitor)
     }
 }
 
@@ -249,28 +281,3 @@ impl<M: MemoryOps> Clone for Handle<'_, HandlesFault, M> {
     }
 }
 impl<M: MemoryOps> Copy for Handle<'_, HandlesFault, M> {}
-
-/// Checks an IPA range an operation was given: page-aligned, non-empty,
-/// inside the input space.
-#[inline]
-pub(crate) fn check_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(), Error> {
-    let granule = geometry.granule().size();
-    if size == 0 {
-        return Err(Error::EmptyRange);
-    }
-    if !addr.is_aligned(granule) {
-        return Err(Error::Misaligned {
-            what: "IPA",
-            value: addr.get(),
-            granule,
-        });
-    }
-    if size & (granule - 1) != 0 {
-        return Err(Error::Misaligned {
-            what: "size",
-            value: size,
-            granule,
-        });
-    }
-    walk::page_range(geometry, addr, size).map(|_| ())
-}

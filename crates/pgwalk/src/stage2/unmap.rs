@@ -5,10 +5,12 @@
 //! reuses the page). On the way back up, a child table left with nothing in
 //! it (reference count 1) is unlinked and freed.
 
-use super::map::free_if_empty;
-use super::{check_range, Handle};
-use crate::action::Action;
+use super::args::check_range;
+use super::options::UnmapOptions;
+use super::tables::free_if_empty;
+use super::Handle;
 use crate::addr::Ipa;
+use crate::capability::Action;
 use crate::capability::Exclusive;
 use crate::descriptor::Descriptor;
 use crate::error::Error;
@@ -24,19 +26,17 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     /// block would either unmap memory outside the range or need memory to
     /// split it. Split it first with [`split`](Self::split).
     pub fn unmap(&mut self, ipa: Ipa, size: u64) -> Result<(), Error> {
-        self.unmap_with(ipa, size, WalkFlags::empty())
+        self.unmap_with(ipa, size, UnmapOptions::new())
     }
 
-    /// [`unmap`](Self::unmap), with [`WalkFlags::SKIP_CMO`] or
-    /// [`WalkFlags::SKIP_BBM_TLBI`] when the caller does that maintenance.
-    pub fn unmap_with(&mut self, ipa: Ipa, size: u64, flags: WalkFlags) -> Result<(), Error> {
+    /// [`unmap`](Self::unmap), with [`UnmapOptions`] other than the
+    /// defaults.
+    pub fn unmap_with(&mut self, ipa: Ipa, size: u64, opts: UnmapOptions) -> Result<(), Error> {
         check_range(self.geometry(), ipa, size)?;
         self.check_block_boundary(ipa)?;
         self.check_block_boundary(Ipa(ipa.get() + size))?;
-        let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
-            | WalkFlags::LEAF
-            | WalkFlags::TABLE_POST;
-        let walked = self.walk_internal::<Error, _>(ipa, size, flags, |ctx| {
+        let flags = opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_POST;
+        let walked = self.run::<Error, _>(ipa, size, flags, |ctx| {
             let old = ctx.old();
             match ctx.kind() {
                 VisitKind::Leaf => {
@@ -56,7 +56,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
             }
             Ok(Action::Continue)
         })?;
-        let crate::Walked::Completed = walked;
+        let crate::capability::Walked::Completed = walked;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ bitflags! {
     /// Bit values are those of `enum kvm_pgtable_walk_flags`. `SHARED` and
     /// `HANDLE_FAULT` are absent: in Rust they are the walker's
     /// [`Capability`](crate::Capability).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct WalkFlags: u32 {
         /// Visit leaves: blocks, pages and invalid entries.
         const LEAF = 1 << 0;
@@ -16,8 +16,8 @@ bitflags! {
         const TABLE_PRE = 1 << 1;
         /// Visit table entries after their children.
         const TABLE_POST = 1 << 2;
-        /// Break-before-make without the TLB invalidation: the caller
-        /// invalidates the whole range afterwards.
+        /// Entry updates skip their own TLB invalidations; the walk, if it
+        /// changed anything, invalidates its whole range once when it ends.
         const SKIP_BBM_TLBI = 1 << 5;
         /// Install leaves without cache maintenance: the caller has done it,
         /// or the hardware has FEAT_S2FWB and coherent instruction caches.

@@ -1,29 +1,29 @@
 //! The walk engine: one walker, many small visitors.
 //!
-//! It knows the VMSAv8-64 table shape (valid, table, output address) and
-//! nothing about stage-2 attributes. It visits the entries that cover a
+//! It knows what [`Pte`] says of a descriptor format (is this entry a table,
+//! and where is it) and nothing else: no attribute, no software convention,
+//! no break-before-make rule. It visits the entries that cover a
 //! range in address order, calls the visitor for the kinds of entry the
 //! flags ask for, and does what the visitor's typed answer says. The visitor
 //! is a generic closure: it is monomorphised and inlined into the loop, so a
 //! walk pays no indirect call per entry.
 
 mod context;
-pub mod entry;
 mod flags;
 
 use core::marker::PhantomData;
-use core::sync::atomic::AtomicU64;
 
 pub use context::VisitCtx;
 pub use flags::{VisitKind, WalkFlags};
 
-use crate::action::{Action, Unfinished, Visit, Walked};
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::Capability;
-use crate::descriptor::Descriptor;
+use crate::capability::{Action, Unfinished, Visit, Walked};
+use crate::descriptor::Pte;
 use crate::error::Error;
 use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
+use crate::sync::AtomicU64;
 use crate::table_page::TablePage;
 
 /// The default of [`MemoryOps::retry_limit`]: how many times in a row a
@@ -66,7 +66,7 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
 /// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
 /// invalidations and the walk, if anything changed, invalidates its whole
 /// range once when it ends (finished or not).
-pub(crate) fn walk<C, M, E, F>(
+pub(crate) fn walk<C, M, D, E, F>(
     root: Root<'_, M>,
     addr: Ipa,
     size: u64,
@@ -76,8 +76,9 @@ pub(crate) fn walk<C, M, E, F>(
 where
     C: Capability,
     M: MemoryOps,
+    D: Pte,
     E: From<Error>,
-    F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+    F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
 {
     let (start, end) = page_range(root.geometry, addr, size)?;
     let mut walker = Walker {
@@ -89,7 +90,7 @@ where
         visitor,
         wrote: false,
         retry_limit: root.mm.retry_limit(),
-        _cap: PhantomData,
+        _marker: PhantomData,
     };
     let level = root.geometry.start_level();
     let entries = root.geometry.root_entries();
@@ -113,7 +114,7 @@ enum Flow<C: Capability> {
     Resume(C::Resume),
 }
 
-struct Walker<'a, C, M, F> {
+struct Walker<'a, C, M, D, F> {
     geometry: &'a Geometry,
     mm: &'a M,
     addr: u64,
@@ -125,7 +126,7 @@ struct Walker<'a, C, M, F> {
     wrote: bool,
     /// `MemoryOps::retry_limit`, read once per walk.
     retry_limit: u32,
-    _cap: PhantomData<C>,
+    _marker: PhantomData<(C, D)>,
 }
 
 /// Counts one more retry of the entry at `addr`, refusing at `limit`.
@@ -139,12 +140,13 @@ fn count_retry(retries: &mut u32, limit: u32, addr: u64, level: Level) -> Result
     Ok(())
 }
 
-impl<'a, C, M, E, F> Walker<'a, C, M, F>
+impl<'a, C, M, D, E, F> Walker<'a, C, M, D, F>
 where
     C: Capability,
     M: MemoryOps,
+    D: Pte,
     E: From<Error>,
-    F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+    F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
 {
     fn walk_table(&mut self, table: PhysAddr, level: Level, entries: usize) -> Result<Flow<C>, E> {
         if self.addr >= self.end {
@@ -215,7 +217,7 @@ where
         }
         let mut addr = start;
         for ptep in &page.entries()[first..last] {
-            let mut cur = Descriptor::from_bits(ptep.load(C::LOAD));
+            let mut cur = D::from_bits(ptep.load(C::LOAD));
             let mut retries = 0;
             loop {
                 // A fresh context per visit: what it holds is then known to
@@ -232,7 +234,7 @@ where
                             self.addr = addr;
                             return Err(e.into());
                         }
-                        cur = Descriptor::from_bits(ptep.load(C::LOAD));
+                        cur = D::from_bits(ptep.load(C::LOAD));
                     }
                     Err(Unfinished::ResumeGuest(r)) => {
                         self.addr = addr;
@@ -259,7 +261,7 @@ where
     ) -> Result<Flow<C>, E> {
         let size = self.geometry.entry_size(level);
         let entry_addr = self.addr & !(size - 1);
-        let mut cur = Descriptor::from_bits(ptep.load(C::LOAD));
+        let mut cur = D::from_bits(ptep.load(C::LOAD));
         let mut retries = 0;
         loop {
             let is_table = cur.is_table(level);
@@ -287,7 +289,7 @@ where
                             // The visitor may have installed a table (map
                             // needing finer pages) or replaced one with a
                             // block: follow what is there now.
-                            cur = Descriptor::from_bits(ptep.load(C::LOAD));
+                            cur = D::from_bits(ptep.load(C::LOAD));
                         }
                     }
                     Ok(Action::Skip(_)) => {
@@ -296,7 +298,7 @@ where
                     }
                     Err(Unfinished::Retry(_)) => {
                         count_retry(&mut retries, self.retry_limit, entry_addr, level)?;
-                        cur = Descriptor::from_bits(ptep.load(C::LOAD));
+                        cur = D::from_bits(ptep.load(C::LOAD));
                         continue;
                     }
                     Err(Unfinished::ResumeGuest(r)) => return Ok(Flow::Resume(r)),
@@ -311,7 +313,7 @@ where
         }
 
         let pre_addr = self.addr;
-        let child = cur.output_address(self.geometry.granule());
+        let child = cur.table_address(self.geometry.granule());
         let entries = self.geometry.granule().entries();
         if let Flow::Resume(r) = self.walk_table(child, level.next(), entries)? {
             return Ok(Flow::Resume(r));
@@ -319,7 +321,7 @@ where
         if self.flags.contains(WalkFlags::TABLE_POST) {
             let mut retries = 0;
             loop {
-                let old = Descriptor::from_bits(ptep.load(C::LOAD));
+                let old = D::from_bits(ptep.load(C::LOAD));
                 let mut ctx = self.ctx(ptep, table, old, level, VisitKind::TablePost);
                 ctx.addr = pre_addr;
                 let answer = (self.visitor)(&mut ctx);
@@ -342,17 +344,18 @@ where
         &self,
         ptep: &'c AtomicU64,
         table: PhysAddr,
-        old: Descriptor,
+        old: D,
         level: Level,
         kind: VisitKind,
-    ) -> VisitCtx<'c, C, M>
+    ) -> VisitCtx<'c, C, M, D>
     where
         'a: 'c,
     {
         VisitCtx {
             ptep,
             table,
-            old,
+            read: old,
+            cur: old,
             addr: self.addr,
             end: self.end,
             level,

@@ -13,12 +13,11 @@ use core::fmt;
 
 use crate::addr::{Ipa, PhysAddr};
 use crate::error::Error;
-use crate::fault::FaultOutcome;
+use super::FaultOutcome;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::stage2::Handle;
-use crate::walk::WalkFlags;
-use crate::HandlesFault;
+use crate::capability::HandlesFault;
 
 mod sealed {
     pub trait Sealed {}
@@ -161,7 +160,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
         host: &H,
         request: PageRequest<W>,
         prot: Prot,
-        cache: &mut M::Cache,
+        pool: &mut M::PagePool,
     ) -> Result<Result<FaultOutcome, HostFault>, Error> {
         let page = self.geometry().granule().size();
         let ipa = Ipa(request.ipa.get() & !(page - 1));
@@ -172,8 +171,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             PageAnswer::Fault(f) => return Ok(Err(f)),
         };
         let prot = if writable { prot } else { prot - Prot::W };
-        self.map(ipa, page, pa, prot, cache, WalkFlags::empty())
-            .map(Ok)
+        self.map(ipa, page, pa, prot, pool).map(Ok)
     }
 }
 

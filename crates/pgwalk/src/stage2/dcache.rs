@@ -1,8 +1,13 @@
 //! Cleaning guest memory to the point of coherency (`kvm_pgtable_stage2_flush`).
+//!
+//! The kernel calls it a flush; pgwalk keeps that word for TLB
+//! invalidation ([`TlbFlush`](crate::TlbFlush)), so here it is a data-cache
+//! clean.
 
-use super::{check_range, Handle};
-use crate::action::Action;
+use super::args::check_range;
+use super::Handle;
 use crate::addr::Ipa;
+use crate::capability::Action;
 use crate::capability::Shared;
 use crate::error::Error;
 use crate::memory::MemoryOps;
@@ -12,9 +17,9 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
     /// Cleans and invalidates the data cache for every cacheable page mapped
     /// in `size` bytes at `ipa`, so that memory seen with the caches off (or
     /// by a non-coherent device) matches what the guest wrote.
-    pub fn flush(&self, ipa: Ipa, size: u64) -> Result<(), Error> {
+    pub fn clean_dcache(&self, ipa: Ipa, size: u64) -> Result<(), Error> {
         check_range(self.geometry(), ipa, size)?;
-        let walked = self.walk_internal::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
+        let walked = self.run::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
             let old = ctx.old();
             if old.is_valid() && old.is_cacheable() {
                 let pa = old.output_address(ctx.geometry().granule());
@@ -22,7 +27,7 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
             }
             Ok(Action::Continue)
         })?;
-        let crate::Walked::Completed = walked;
+        let crate::capability::Walked::Completed = walked;
         Ok(())
     }
 }

@@ -1,11 +1,12 @@
-//! The protocol for updating one table entry, apart from any walk.
+//! The stage-2 entry protocol: how one entry of a live table changes, and
+//! the visit context's updates built on it.
 //!
 //! Everything that decides how an entry changes under a concurrent walker
 //! lives here: reading it, compare-and-swap against the value read, the
 //! break to the locked marker and the release store that makes the new
 //! value, the reference-count bookkeeping, and when a break is needed at
-//! all. [`VisitCtx`](super::VisitCtx) calls these functions on the
-//! table's `AtomicU64` entries.
+//! all. [`VisitCtx`]'s `set` and `try_set` (below) call these functions
+//! on the table's `AtomicU64` entries.
 //!
 //! The functions are generic over the cell that holds the entry
 //! ([`EntryCell`]) and over what the host does beside it ([`EntrySite`]),
@@ -20,10 +21,15 @@
 //! removes an entry (a break) may then drop the count it finds without ever
 //! taking a linked page's count to zero.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
-use crate::action::Conflict;
+use crate::addr::{Ipa, PhysAddr};
+use crate::capability::{Capability, Concurrent, Conflict, Exclusive};
 use crate::descriptor::Descriptor;
+use crate::geometry::{Geometry, Level};
+use crate::memory::MemoryOps;
+use crate::sync::AtomicU64;
+use crate::walk::{VisitCtx, WalkFlags};
 
 /// A cell holding one 64-bit table entry.
 ///
@@ -31,8 +37,6 @@ use crate::descriptor::Descriptor;
 /// entries; the loom model implements it for a wrapper around loom's
 /// `AtomicU64`.
 pub trait EntryCell {
-    /// Atomically reads the entry.
-    fn load(&self, order: Ordering) -> u64;
     /// Atomically writes the entry.
     fn store(&self, value: u64, order: Ordering);
     /// Writes `new` if the entry holds `current`; returns what it held.
@@ -46,11 +50,6 @@ pub trait EntryCell {
 }
 
 impl EntryCell for AtomicU64 {
-    #[inline(always)]
-    fn load(&self, order: Ordering) -> u64 {
-        AtomicU64::load(self, order)
-    }
-
     #[inline(always)]
     fn store(&self, value: u64, order: Ordering) {
         AtomicU64::store(self, value, order)
@@ -118,12 +117,6 @@ impl<P: EntryCell + ?Sized> Drop for Broken<'_, P> {
     }
 }
 
-/// Reads the entry.
-#[inline(always)]
-pub fn load<P: EntryCell + ?Sized>(cell: &P, order: Ordering) -> Descriptor {
-    Descriptor::from_bits(cell.load(order))
-}
-
 /// Publishes `new`, with release ordering so that what it points to (a
 /// table page's contents) or what was done for it (cache maintenance) is
 /// visible to whoever reads it with acquire.
@@ -132,13 +125,11 @@ pub fn publish<P: EntryCell + ?Sized>(cell: &P, new: Descriptor) {
     cell.store(new.bits(), Ordering::Release);
 }
 
-/// Whether going from `old` to `new` needs break-before-make: both valid,
-/// and the output address, memory type or shareability change, or a block
-/// becomes a table or the reverse (bit 1; a level-3 page keeps it set).
+/// Whether going from `old` to `new` needs break-before-make, by the
+/// architecture's rule ([`Descriptor::needs_break_to`]).
 #[inline(always)]
 pub fn needs_break(old: Descriptor, new: Descriptor) -> bool {
-    const BREAK_BITS: u64 = 0x0000_ffff_ffff_f000 | 0xf << 2 | 0b11 << 8 | 1 << 1;
-    old.is_valid() && new.is_valid() && (old.bits() ^ new.bits()) & BREAK_BITS != 0
+    old.needs_break_to(new)
 }
 
 /// Whether a concurrent walker must break the entry to go from `old` to
@@ -372,6 +363,240 @@ where
     }
 }
 
+impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
+    /// This entry's place in the table, as the entry protocol sees it.
+    #[inline(always)]
+    fn site(&self) -> Site<'a, M> {
+        Site {
+            mm: self.mm,
+            table: self.table,
+            geometry: self.geometry,
+            addr: self.addr,
+            level: self.level,
+            flags: self.flags,
+        }
+    }
+
+    /// Panics unless `new` may be written here by a visitor: leaves only,
+    /// at levels that hold leaves, over an entry that is not a table, and
+    /// never the locked marker (which only a break in progress may hold:
+    /// every walker that met one would wait for a make that never comes).
+    #[inline(always)]
+    fn check_leaf_update(&self, new: Descriptor) {
+        assert!(
+            !self.cur.is_table(self.level) && !new.is_table(self.level),
+            "visitors may change leaves only; table entries belong to the walker"
+        );
+        assert!(
+            !new.is_locked(),
+            "the locked marker belongs to break-before-make; a visitor may not store it"
+        );
+        assert!(
+            !new.is_valid() || self.geometry.leaf_allowed(self.level),
+            "no block mapping is allowed at level {}",
+            self.level
+        );
+    }
+}
+
+impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
+    /// Writes `new` over this leaf entry: break-before-make where the
+    /// architecture requires it (invalidate, TLBI, write), cache maintenance
+    /// for a new cacheable or executable leaf, a TLB invalidation after a
+    /// change that removes permissions, and the table page's reference count
+    /// kept. With [`WalkFlags::SKIP_BBM_TLBI`] the invalidations are left to
+    /// the walk, which invalidates its whole range once when it ends.
+    ///
+    /// # Panics
+    ///
+    /// If the entry or `new` is a table descriptor (the walker owns the
+    /// table structure), or `new` is a valid leaf at a level that cannot hold
+    /// one. These are bugs in the visitor, like an index out of bounds.
+    #[inline(always)]
+    pub fn set(&mut self, new: Descriptor) {
+        self.check_leaf_update(new);
+        self.replace(new);
+    }
+
+    /// [`set`](Self::set) without its leaf-only check, for the operations
+    /// that own the table structure: linking, replacing and clearing table
+    /// entries. Freeing a subtree this unlinks is the caller's job.
+    #[inline(always)]
+    pub(crate) fn replace(&mut self, new: Descriptor) {
+        if self.cur == new {
+            return;
+        }
+        // SAFETY: `self.cur` is what the entry holds: the walker read it
+        // (or this context wrote it), and under `Exclusive` nobody else
+        // writes the table; `site()` counts for this entry's page.
+        unsafe { set(self.ptep, &self.site(), self.cur, new) };
+        self.written = true;
+        self.cur = new;
+    }
+}
+
+impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
+    /// Replaces this leaf entry with `new` if no other walker changed it
+    /// since it was read. Where the architecture requires break-before-make,
+    /// it swaps in a locked marker first, invalidates the TLB, does cache
+    /// maintenance, then publishes `new` with release ordering; other
+    /// walkers that meet the marker see a race. The reference count is kept.
+    ///
+    /// A lost race is `Err(Conflict::Raced)`; `?` turns it into a retry
+    /// under [`Shared`](crate::Shared) and into resuming the guest under
+    /// [`HandlesFault`](crate::HandlesFault).
+    ///
+    /// A change that removes permissions is followed by a TLB invalidation
+    /// of the entry (left to the end of the walk with
+    /// [`WalkFlags::SKIP_BBM_TLBI`]), as [`set`](VisitCtx::set) does.
+    ///
+    /// # Panics
+    ///
+    /// As [`VisitCtx::set`], and if `new` is not a valid leaf: removing or
+    /// annotating a mapping is a structural change that needs the
+    /// [`Exclusive`] capability.
+    #[inline(always)]
+    pub fn try_set(&mut self, new: Descriptor) -> Result<(), Conflict> {
+        let old = self.cur;
+        self.try_set_owing_tlbi(new)?;
+        // A break already invalidated the TLB; a plain swap did not.
+        if !must_break(old, new) && old.removes_permissions(new) {
+            self.site().invalidate(old);
+        }
+        Ok(())
+    }
+
+    /// [`try_set`](Self::try_set) without the invalidation after a change
+    /// that removes permissions: for operations that hand the caller a
+    /// [`TlbFlush`](crate::TlbFlush) for the whole range instead.
+    #[inline(always)]
+    pub(crate) fn try_set_owing_tlbi(&mut self, new: Descriptor) -> Result<(), Conflict> {
+        let old = self.cur;
+        if old.is_locked() {
+            // Another walker's break in progress: a race, whatever `new` is.
+            return Err(Conflict::Raced);
+        }
+        self.check_leaf_update(new);
+        // Removing a mapping (or annotating over one) is structural: it can
+        // leave a table empty, which only an exclusive walker may free.
+        assert!(
+            new.is_valid(),
+            "a concurrent visitor may install or change valid leaves only; unmapping and \
+             annotating need the Exclusive capability"
+        );
+        if old == new {
+            return Ok(());
+        }
+        try_update(self.ptep, &self.site(), old, new)?;
+        self.written = true;
+        self.cur = new;
+        Ok(())
+    }
+
+    /// Break: swaps the entry for the locked marker and invalidates the TLB
+    /// for what it held. The caller must follow with [`make`](Self::make);
+    /// should it unwind first, the guard puts the old entry back.
+    #[inline(always)]
+    pub(crate) fn try_break(&mut self) -> Result<Broken<'a, AtomicU64>, Conflict> {
+        let broken = try_break(self.ptep, &self.site(), self.cur)?;
+        self.written = true;
+        Ok(broken)
+    }
+
+    /// Links the private, filled table page `child` in place of the leaf
+    /// read: by compare-and-swap over an invalid entry, by break-before-make
+    /// over a valid one.
+    #[inline(always)]
+    pub(crate) fn try_link_table(&mut self, child: PhysAddr) -> Result<(), Conflict> {
+        let new = Descriptor::table(child);
+        try_update(self.ptep, &self.site(), self.cur, new)?;
+        self.written = true;
+        self.cur = new;
+        Ok(())
+    }
+
+    /// Make: publishes `new` over a broken entry.
+    #[inline(always)]
+    pub(crate) fn make(&mut self, broken: Broken<'a, AtomicU64>, new: Descriptor) {
+        make(self.ptep, &self.site(), broken, new);
+        self.written = true;
+        self.cur = new;
+    }
+}
+
+/// The host's side of one entry's updates: its table page's reference
+/// count, TLB invalidation for its range, cache maintenance for its leaf.
+struct Site<'a, M> {
+    mm: &'a M,
+    table: PhysAddr,
+    geometry: &'a Geometry,
+    addr: u64,
+    level: Level,
+    flags: WalkFlags,
+}
+
+impl<M: MemoryOps> Site<'_, M> {
+    #[inline(always)]
+    fn entry_size(&self) -> u64 {
+        self.geometry.entry_size(self.level)
+    }
+
+    #[inline(always)]
+    fn entry_addr(&self) -> Ipa {
+        Ipa(self.addr & !(self.entry_size() - 1))
+    }
+}
+
+impl<M: MemoryOps> EntrySite for Site<'_, M> {
+    #[inline(always)]
+    unsafe fn get(&self) {
+        // SAFETY: the caller takes the reference for a counted entry it is
+        // storing in this table page (the contract of `EntrySite::get`),
+        // which is what `MemoryOps::get_page` asks.
+        unsafe { self.mm.get_page(self.table) };
+    }
+
+    #[inline(always)]
+    unsafe fn put(&self) {
+        // SAFETY: the caller gives back a reference it owns to a page that
+        // stays linked (the contract of `EntrySite::put`), so this is never
+        // the page's last reference.
+        unsafe { self.mm.put_page(self.table) };
+    }
+
+    #[inline(always)]
+    fn invalidate(&self, old: Descriptor) {
+        if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+            return;
+        }
+        if old.is_table(self.level) {
+            // A table may hold many cached walks: invalidate its whole range.
+            self.mm
+                .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
+        } else if old.is_valid() {
+            self.mm.tlb_flush_vmid_ipa(self.entry_addr(), self.level);
+        }
+    }
+
+    #[inline(always)]
+    fn maintain_caches(&self, old: Descriptor, new: Descriptor) {
+        if self.flags.contains(WalkFlags::SKIP_CMO) || !new.is_leaf(self.level) {
+            return;
+        }
+        let granule = self.geometry.granule();
+        let pa = new.output_address(granule);
+        let size = self.entry_size();
+        // A table descriptor's address is a table page, never guest memory.
+        let same_page = old.is_leaf(self.level) && old.output_address(granule) == pa;
+        if new.is_cacheable() && !same_page {
+            self.mm.dcache_clean_inval_poc(pa, size);
+        }
+        if new.is_executable() && !(same_page && old.is_executable()) {
+            self.mm.icache_inval_pou(pa, size);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use core::cell::RefCell;
@@ -441,9 +666,6 @@ mod tests {
     }
 
     impl EntryCell for Recorder {
-        fn load(&self, _: Ordering) -> u64 {
-            *self.value.borrow()
-        }
         fn store(&self, value: u64, _: Ordering) {
             *self.value.borrow_mut() = value;
             self.events.borrow_mut().push(Event::Visible(value));

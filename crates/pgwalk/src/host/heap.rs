@@ -1,23 +1,15 @@
-//! A ready host for tests, benchmarks and user-space VMMs (feature `std`).
-//!
-//! [`HeapMemory`] hands out table pages from one heap allocation whose
-//! "physical" addresses start at a base of the caller's choosing (so tables
-//! can be built for another machine's memory map, as the QEMU conformance
-//! test does). It keeps reference counts, counts TLB and cache maintenance,
-//! detects leaks and double frees, and gives shared walkers a real grace
-//! period through `crossbeam-epoch`.
+//! [`HeapMemory`]: a [`MemoryOps`] over a heap-allocated pool.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::alloc_zeroed;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::pool::{Counters, Pool, PAGE};
 use crate::addr::{Ipa, PhysAddr};
 use crate::geometry::{Granule, Level};
 use crate::memory::MemoryOps;
 use crate::stage2::free_unlinked;
-
-const PAGE: usize = 4096;
 
 /// Counters of what the table asked the host to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,150 +34,6 @@ pub struct Stats {
     pub icache_invals: u64,
     /// Subtrees handed to `free_unlinked_table`.
     pub deferred_frees: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    pages_allocated: AtomicU64,
-    pages_freed: AtomicU64,
-    double_frees: AtomicU64,
-    alloc_failures: AtomicU64,
-    tlbi_ipa: AtomicU64,
-    tlbi_range: AtomicU64,
-    tlbi_vmid: AtomicU64,
-    dcache_cleans: AtomicU64,
-    icache_invals: AtomicU64,
-    deferred_frees: AtomicU64,
-}
-
-struct Pool {
-    base: NonNull<u8>,
-    pages: usize,
-    phys_base: u64,
-    counts: Box<[AtomicU32]>,
-    free: Mutex<Vec<u32>>,
-    next: AtomicUsize,
-    limit: AtomicUsize,
-    counting: AtomicBool,
-    retry_limit: AtomicU32,
-    live: AtomicUsize,
-    pending: AtomicUsize,
-    stats: Counters,
-}
-
-// SAFETY: `base` points to a heap block owned by the pool; every access to
-// page contents goes through atomics (the walker's entries) or happens on
-// pages handed to one owner at a time (zeroing on allocation), and the
-// bookkeeping is atomic or behind a mutex.
-unsafe impl Send for Pool {}
-// SAFETY: as above; shared access is through atomics and the mutex only.
-unsafe impl Sync for Pool {}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // SAFETY: `base` came from `alloc_zeroed` with this same layout.
-        unsafe { dealloc(self.base.as_ptr(), Pool::layout(self.pages)) };
-    }
-}
-
-impl Pool {
-    /// Counts one maintenance operation, when counting is on.
-    #[inline]
-    fn count(&self, counter: &AtomicU64) {
-        if self.counting.load(Ordering::Relaxed) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn layout(pages: usize) -> Layout {
-        Layout::from_size_align(pages * PAGE, PAGE).expect("pool size overflows")
-    }
-
-    /// The pool page holding `pa`. Every reference-count and phys-to-virt
-    /// call goes through here, once per entry a walk changes, so the bounds
-    /// check is a single comparison (an address below the pool wraps round
-    /// to a huge offset) and the panic is out of line.
-    #[inline]
-    fn index(&self, pa: PhysAddr) -> usize {
-        let idx = pa.get().wrapping_sub(self.phys_base) / PAGE as u64;
-        if idx >= self.pages as u64 {
-            self.out_of_pool(pa);
-        }
-        idx as usize
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn out_of_pool(&self, pa: PhysAddr) -> ! {
-        if pa.get() < self.phys_base {
-            panic!("physical address below the pool");
-        }
-        panic!("physical address {pa:?} beyond the pool");
-    }
-
-    /// The whole block, as the words that table entries are.
-    ///
-    /// Every access to the pool's memory goes through these atomics — the
-    /// walker's (through `phys_to_virt`), zeroing on allocation, and
-    /// [`HeapMemory::bytes`] — so that no interleaving of them is a data
-    /// race, whatever walkers and readers do at the same time.
-    fn words(&self) -> &[AtomicU64] {
-        // SAFETY: `base` is a live allocation of `pages * PAGE` bytes,
-        // aligned to `PAGE` (hence to 8), initialised (zeroed) by
-        // `alloc_zeroed`, and freed only when the pool is dropped, which the
-        // borrow of `self` rules out meanwhile. `AtomicU64` has the size and
-        // alignment of `u64` and allows shared mutation, and the memory is
-        // only ever accessed through such atomics.
-        unsafe {
-            core::slice::from_raw_parts(
-                self.base.as_ptr().cast::<AtomicU64>(),
-                self.pages * PAGE / 8,
-            )
-        }
-    }
-
-    fn zero(&self, idx: usize, n: usize) {
-        let words = PAGE / 8;
-        for w in &self.words()[idx * words..(idx + n) * words] {
-            w.store(0, Ordering::Relaxed);
-        }
-    }
-
-    fn take(&self, n: usize, align_pages: usize) -> Option<usize> {
-        if self.live.load(Ordering::Relaxed) + n > self.limit.load(Ordering::Relaxed) {
-            return None;
-        }
-        if n == 1 {
-            if let Some(idx) = self.free.lock().unwrap().pop() {
-                return Some(idx as usize);
-            }
-        }
-        let mut cur = self.next.load(Ordering::Relaxed);
-        loop {
-            let start = cur.next_multiple_of(align_pages);
-            if start + n > self.pages {
-                return None;
-            }
-            match self
-                .next
-                .compare_exchange(cur, start + n, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    // Pages skipped for alignment go to the free list.
-                    let mut free = self.free.lock().unwrap();
-                    free.extend((cur..start).map(|i| i as u32));
-                    return Some(start);
-                }
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    fn release(&self, idx: usize) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
-        self.stats.pages_freed.fetch_add(1, Ordering::Relaxed);
-        self.free.lock().unwrap().push(idx as u32);
-    }
 }
 
 /// A heap-backed [`MemoryOps`]: see the [module documentation](self).
@@ -230,7 +78,7 @@ impl HeapMemory {
                 next: AtomicUsize::new(0),
                 limit: AtomicUsize::new(usize::MAX),
                 counting: AtomicBool::new(true),
-                retry_limit: AtomicU32::new(crate::RETRY_LIMIT),
+                retry_limit: AtomicU32::new(crate::visit::RETRY_LIMIT),
                 live: AtomicUsize::new(0),
                 pending: AtomicUsize::new(0),
                 stats: Counters::default(),
@@ -247,7 +95,7 @@ impl HeapMemory {
     }
 
     /// Sets what [`MemoryOps::retry_limit`] answers (the default is
-    /// [`RETRY_LIMIT`](crate::RETRY_LIMIT)): a small limit makes a test of a
+    /// [`RETRY_LIMIT`](crate::visit::RETRY_LIMIT)): a small limit makes a test of a
     /// livelocked visitor quick.
     pub fn set_retry_limit(&self, limit: u32) {
         self.pool.retry_limit.store(limit, Ordering::Relaxed);
@@ -341,6 +189,11 @@ impl HeapMemory {
         out
     }
 
+    /// Pages in the pool.
+    pub(super) fn pool_pages(&self) -> usize {
+        self.pool.pages
+    }
+
     /// The physical address where the pool starts.
     pub fn phys_base(&self) -> PhysAddr {
         PhysAddr(self.pool.phys_base)
@@ -360,9 +213,9 @@ impl HeapMemory {
 // deferred functions run only after every thread pinned at the time of
 // `defer` has unpinned, and `shared_walk` pins for the whole walk.
 unsafe impl MemoryOps for HeapMemory {
-    type Cache = ();
+    type PagePool = ();
 
-    fn zalloc_page(&self, _cache: &mut ()) -> Option<PhysAddr> {
+    fn zalloc_page(&self, _pool: &mut ()) -> Option<PhysAddr> {
         let pool = &self.pool;
         let Some(idx) = pool.take(1, 1) else {
             pool.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
@@ -518,141 +371,4 @@ const COUNT_LIMIT: u32 = u32::MAX / 2;
 #[inline(never)]
 fn count_overflow(pa: PhysAddr, n: usize) -> ! {
     panic!("reference count of the table page at {pa:?} would overflow (+{n})")
-}
-
-/// What [`check_invariants`] found in a healthy table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TableReport {
-    /// Table pages below the root.
-    pub table_pages: usize,
-    /// Valid leaves, by level 0..=3.
-    pub leaves: [usize; 4],
-    /// Annotated (owned) invalid entries.
-    pub annotations: usize,
-}
-
-/// Checks the table's structural invariants against its host: every table
-/// page's reference count is 1 plus its non-zero entries, no child table is
-/// empty, no entry is left locked, and the pages the host holds alive are
-/// exactly the root and the reachable tables (nothing leaked).
-///
-/// It takes the table by `&mut`, so that no walker runs while it looks
-/// (through a lock, pass the write guard: `check_invariants(&mut guard)`);
-/// call [`HeapMemory::quiesce`] first, so that no deferred free is still
-/// waiting. A table descriptor pointing outside the pool is reported, not
-/// followed.
-pub fn check_invariants(table: &mut crate::Stage2<HeapMemory>) -> Result<TableReport, String> {
-    let mm = table.mm();
-    let g = *table.geometry();
-    let mut report = TableReport::default();
-    let root_pages = g.root_pages();
-    for p in 0..root_pages {
-        let pa = PhysAddr(table.pgd().get() + (p * PAGE) as u64);
-        let entries = g.root_entries().min(g.granule().entries());
-        let counted = count_entries(mm, pa, entries)?;
-        let c = mm.count(pa) as usize;
-        if c != 1 + counted {
-            return Err(format!(
-                "root page {pa:?}: count {c}, expected 1 + {counted}"
-            ));
-        }
-    }
-    let entries = g.root_entries();
-    check_table(
-        mm,
-        &g,
-        table.pgd(),
-        g.start_level(),
-        entries,
-        true,
-        &mut report,
-    )?;
-    let live = mm.live_pages();
-    let expected = root_pages + report.table_pages;
-    if live != expected {
-        return Err(format!(
-            "host holds {live} live pages, the table reaches {expected} (root {root_pages} + {} tables)",
-            report.table_pages
-        ));
-    }
-    Ok(report)
-}
-
-/// Entry `idx` of the table at `table`, read through the pool's own view
-/// of its memory (so a corrupt descriptor cannot lead the check astray).
-fn entry_at(mm: &HeapMemory, table: PhysAddr, idx: usize) -> Result<crate::Descriptor, String> {
-    let word = table
-        .get()
-        .checked_sub(mm.pool.phys_base)
-        .filter(|off| off % PAGE as u64 == 0)
-        .and_then(|off| usize::try_from(off / 8).ok())
-        .and_then(|first| mm.pool.words().get(first.checked_add(idx)?));
-    match word {
-        Some(w) => Ok(crate::Descriptor::from_bits(w.load(Ordering::Acquire))),
-        None => Err(format!(
-            "entry {idx} of a table at {table:?}, which is not a page of the pool"
-        )),
-    }
-}
-
-fn count_entries(mm: &HeapMemory, table: PhysAddr, entries: usize) -> Result<usize, String> {
-    let mut counted = 0;
-    for i in 0..entries {
-        counted += usize::from(entry_at(mm, table, i)?.is_counted());
-    }
-    Ok(counted)
-}
-
-fn check_table(
-    mm: &HeapMemory,
-    g: &crate::Geometry,
-    table: PhysAddr,
-    level: Level,
-    entries: usize,
-    is_root: bool,
-    report: &mut TableReport,
-) -> Result<(), String> {
-    if !is_root {
-        let counted = count_entries(mm, table, entries)?;
-        let c = mm.count(table) as usize;
-        if counted == 0 {
-            return Err(format!("empty child table {table:?} at level {level}"));
-        }
-        if c != 1 + counted {
-            return Err(format!(
-                "table {table:?} at level {level}: count {c}, expected 1 + {counted}"
-            ));
-        }
-    }
-    for idx in 0..entries {
-        let d = entry_at(mm, table, idx)?;
-        if d.is_locked() {
-            return Err(format!("entry {idx} of {table:?} left locked"));
-        }
-        if d.is_table(level) {
-            report.table_pages += 1;
-            let child = d.output_address(g.granule());
-            check_table(
-                mm,
-                g,
-                child,
-                level.next(),
-                g.granule().entries(),
-                false,
-                report,
-            )?;
-        } else if d.is_valid() {
-            if !g.leaf_allowed(level) {
-                return Err(format!("leaf at level {level}, where none is allowed"));
-            }
-            report.leaves[level.get() as usize] += 1;
-        } else if d.owner().is_some() {
-            report.annotations += 1;
-        } else if d.is_counted() {
-            return Err(format!(
-                "entry {idx} of {table:?}: unknown invalid shape {d:?}"
-            ));
-        }
-    }
-    Ok(())
 }

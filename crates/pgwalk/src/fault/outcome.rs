@@ -1,9 +1,9 @@
-//! Fault outcomes: what a stage-2 fault handler did, as a value that cannot
-//! be mistaken for "zero means fixed".
+//! What a stage-2 fault handler did, as a value that cannot be mistaken for
+//! "zero means fixed".
 
 use num_enum::{IntoPrimitive, TryFromPrimitive};
 
-use crate::action::ResumeReason;
+use crate::capability::{Capability, ResumeReason, Walked};
 
 /// What handling a guest's stage-2 fault came to (after x86's `RET_PF_*`).
 ///
@@ -14,15 +14,11 @@ use crate::action::ResumeReason;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TryFromPrimitive, IntoPrimitive)]
 #[repr(u32)]
 pub enum FaultOutcome {
-    /// Nothing decided yet: the fault handler goes on with its next step.
-    Continue = 1,
     /// Resume the guest without a change; it faults again if it still needs
     /// to (another vCPU raced us, or the entry changed under us).
     Retry = 2,
     /// The access is to emulated memory (MMIO): emulate the instruction.
     Emulate = 3,
-    /// The page is write-protected (dirty logging): record and relax.
-    WriteProtected = 4,
     /// This fault installed or relaxed the mapping.
     Fixed = 5,
     /// The mapping was already what the fault needed: another vCPU fixed it.
@@ -30,12 +26,11 @@ pub enum FaultOutcome {
 }
 
 impl FaultOutcome {
-    /// Every outcome, in value order.
-    pub const ALL: [FaultOutcome; 6] = [
-        FaultOutcome::Continue,
+    /// Every outcome, in value order. (Values 1 and 4 are not used: they
+    /// were outcomes nothing produced, and the others keep their values.)
+    pub const ALL: [FaultOutcome; 4] = [
         FaultOutcome::Retry,
         FaultOutcome::Emulate,
-        FaultOutcome::WriteProtected,
         FaultOutcome::Fixed,
         FaultOutcome::Spurious,
     ];
@@ -43,10 +38,8 @@ impl FaultOutcome {
     /// A stable name, for traces and logs.
     pub const fn name(self) -> &'static str {
         match self {
-            FaultOutcome::Continue => "continue",
             FaultOutcome::Retry => "retry",
             FaultOutcome::Emulate => "emulate",
-            FaultOutcome::WriteProtected => "write-protected",
             FaultOutcome::Fixed => "fixed",
             FaultOutcome::Spurious => "spurious",
         }
@@ -59,6 +52,21 @@ impl FaultOutcome {
             ResumeReason::Spurious => FaultOutcome::Spurious,
         }
     }
+
+    /// What a fault-path walk came to: [`Fixed`](Self::Fixed) if it finished
+    /// and changed the table, [`Spurious`](Self::Spurious) if it finished
+    /// with nothing to change, and what the resume reason says if a visitor
+    /// resumed the guest.
+    pub fn from_walk<C: Capability<Resume = ResumeReason>>(
+        walked: Walked<C>,
+        changed: bool,
+    ) -> FaultOutcome {
+        match walked {
+            Walked::Completed if changed => FaultOutcome::Fixed,
+            Walked::Completed => FaultOutcome::Spurious,
+            Walked::ResumeGuest(reason) => FaultOutcome::from_resume(reason),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -67,13 +75,14 @@ mod tests {
 
     #[test]
     fn values_are_positive_distinct_and_named() {
-        for (i, o) in FaultOutcome::ALL.iter().enumerate() {
-            let v: u32 = (*o).into();
-            assert_eq!(v as usize, i + 1);
-            assert_eq!(FaultOutcome::try_from(v).unwrap(), *o);
+        let values: [u32; 4] = FaultOutcome::ALL.map(u32::from);
+        assert_eq!(values, [2, 3, 5, 6]);
+        for o in FaultOutcome::ALL {
+            assert_eq!(FaultOutcome::try_from(u32::from(o)).unwrap(), o);
             assert!(!o.name().is_empty());
         }
-        assert!(FaultOutcome::try_from(0).is_err());
-        assert!(FaultOutcome::try_from(7).is_err());
+        for v in [0, 1, 4, 7] {
+            assert!(FaultOutcome::try_from(v).is_err());
+        }
     }
 }

@@ -1,0 +1,133 @@
+//! The descriptor's bits, one by one.
+
+use super::*;
+use crate::addr::PhysAddr;
+use crate::geometry::{Granule, Level};
+use crate::prot::Prot;
+
+fn leaf(prot: Prot, level: i8) -> Descriptor {
+    Descriptor::leaf(
+        PhysAddr(0x8_0000_0000),
+        Level::new(level).unwrap(),
+        LeafAttrs::from_prot(prot).unwrap(),
+    )
+}
+
+#[test]
+fn page_and_block_type_bits() {
+    let page = leaf(Prot::R, 3);
+    assert_eq!(page.bits() & 0b11, 0b11, "level-3 page: valid + bit 1");
+    assert!(page.is_leaf(Level::LAST) && !page.is_table(Level::LAST));
+    let block = leaf(Prot::R, 2);
+    assert_eq!(block.bits() & 0b11, 0b01, "block: valid, bit 1 clear");
+    assert!(block.is_leaf(Level::new(2).unwrap()));
+    let table = Descriptor::table(PhysAddr(0x1234_5000));
+    assert_eq!(table.bits(), 0x1234_5003);
+    assert!(table.is_table(Level::new(0).unwrap()));
+    assert_eq!(
+        table.output_address(Granule::Size4KiB),
+        PhysAddr(0x1234_5000)
+    );
+}
+
+#[test]
+fn every_attribute_bit() {
+    assert_eq!(
+        leaf(Prot::empty(), 3).bits() >> 2 & 0xf,
+        0b1111,
+        "normal WB"
+    );
+    assert_eq!(
+        leaf(Prot::NORMAL_NC, 3).bits() >> 2 & 0xf,
+        0b0101,
+        "normal NC"
+    );
+    assert_eq!(
+        leaf(Prot::DEVICE, 3).bits() >> 2 & 0xf,
+        0b0001,
+        "device nGnRE"
+    );
+    assert_eq!(leaf(Prot::R, 3).bits() & (0b11 << 6), 1 << 6, "S2AP read");
+    assert_eq!(leaf(Prot::W, 3).bits() & (0b11 << 6), 1 << 7, "S2AP write");
+    assert_eq!(leaf(Prot::RW, 3).bits() & (0b11 << 6), 0b11 << 6);
+    assert_eq!(
+        leaf(Prot::empty(), 3).bits() >> 8 & 0b11,
+        0b11,
+        "inner shareable"
+    );
+    assert_ne!(
+        leaf(Prot::empty(), 3).bits() & (1 << 10),
+        0,
+        "AF set on new leaves"
+    );
+    assert_eq!(leaf(Prot::X, 3).bits() >> 53 & 0b11, 0b00, "PX+UX");
+    assert_eq!(leaf(Prot::UX, 3).bits() >> 53 & 0b11, 0b01, "UX only");
+    assert_eq!(
+        leaf(Prot::empty(), 3).bits() >> 53 & 0b11,
+        0b10,
+        "no execute"
+    );
+    assert_eq!(leaf(Prot::PX, 3).bits() >> 53 & 0b11, 0b11, "PX only");
+    assert_eq!(leaf(Prot::SW0, 3).bits() >> 55 & 0xf, 0b0001);
+    assert_eq!(leaf(Prot::SW3, 3).bits() >> 55 & 0xf, 0b1000);
+    assert_eq!(
+        leaf(Prot::R, 3).output_address(Granule::Size4KiB),
+        PhysAddr(0x8_0000_0000)
+    );
+}
+
+#[test]
+fn prot_round_trips() {
+    for prot in [
+        Prot::R,
+        Prot::RW,
+        Prot::RWX,
+        Prot::R | Prot::PX,
+        Prot::R | Prot::UX,
+        Prot::R | Prot::DEVICE,
+        Prot::RW | Prot::NORMAL_NC,
+        Prot::R | Prot::SW2 | Prot::SW0,
+    ] {
+        assert_eq!(leaf(prot, 3).prot(), prot);
+    }
+}
+
+#[test]
+fn bad_protections() {
+    assert!(LeafAttrs::from_prot(Prot::DEVICE | Prot::NORMAL_NC).is_err());
+    assert!(LeafAttrs::from_prot(Prot::DEVICE | Prot::PX).is_err());
+    assert!(LeafAttrs::from_prot(Prot::NORMAL_NC | Prot::UX).is_err());
+    assert!(LeafAttrs::from_prot(Prot::from_bits_retain(1 << 40)).is_err());
+}
+
+#[test]
+fn setters_touch_one_bit() {
+    let d = leaf(Prot::RW, 3);
+    assert_eq!(d.with_writable(false).bits(), d.bits() & !(1 << 7));
+    assert_eq!(d.with_readable(false).bits(), d.bits() & !(1 << 6));
+    assert_eq!(d.with_young(false).bits(), d.bits() & !(1 << 10));
+    assert_eq!(d.with_exec(Exec::Both).bits() >> 53 & 0b11, 0);
+    assert!(!d.with_writable(false).differs_beyond_perms(d));
+    assert!(d.with_young(false).differs_beyond_perms(d));
+}
+
+#[test]
+fn annotations_and_locked_marker() {
+    let a = Descriptor::annotation(42).unwrap();
+    assert!(!a.is_valid() && a.is_counted());
+    assert_eq!(a.owner(), Some(42));
+    assert_eq!(a.bits(), 42 << 2);
+    assert!(Descriptor::annotation(MAX_OWNER_ID + 1).is_err());
+    assert!(Descriptor::LOCKED.is_locked() && Descriptor::LOCKED.is_counted());
+    assert_eq!(Descriptor::LOCKED.owner(), None);
+    assert!(!Descriptor::INVALID.is_counted());
+}
+
+#[test]
+fn sixty_four_k_output_address_high_bits() {
+    let d = Descriptor::from_bits(0x0000_1234_5678_0000 | 0xa000 | 0b11);
+    assert_eq!(
+        d.output_address(Granule::Size64KiB),
+        PhysAddr(0x000a_1234_5678_0000)
+    );
+}

@@ -1,0 +1,16 @@
+//! A ready host for tests, benchmarks and user-space VMMs (feature `std`).
+//!
+//! [`HeapMemory`] hands out table pages from one heap allocation whose
+//! "physical" addresses start at a base of the caller's choosing (so tables
+//! can be built for another machine's memory map, as the QEMU conformance
+//! test does). It keeps reference counts, counts TLB and cache maintenance,
+//! detects leaks and double frees, and gives shared walkers a real grace
+//! period through `crossbeam-epoch`. [`check_invariants`] checks a table
+//! built on it.
+
+mod check;
+mod heap;
+mod pool;
+
+pub use check::{check_invariants, TableReport};
+pub use heap::{HeapMemory, Stats};

@@ -1,0 +1,61 @@
+//! The visitor behind every attribute change of valid leaves (write
+//! protection, the access flag, relaxing permissions), under a capability
+//! that runs beside others: one compare-and-swap per leaf, a lost race being
+//! the capability's business (retry the entry under `Shared`, resume the
+//! guest under `HandlesFault`).
+
+use super::Handle;
+use crate::addr::Ipa;
+use crate::capability::{Action, Concurrent, Conflict, Walked};
+use crate::descriptor::Descriptor;
+use crate::error::Error;
+use crate::geometry::Level;
+use crate::memory::MemoryOps;
+use crate::walk::WalkFlags;
+
+impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
+    /// Applies `update` to every valid leaf in the range; `seen` gets each
+    /// leaf as it was. Returns the walk's end and whether anything changed.
+    ///
+    /// An `update` that removes permissions leaves the TLB stale: its
+    /// caller hands out a [`TlbFlush`](crate::TlbFlush) for the range.
+    pub(crate) fn update_leaves(
+        &self,
+        ipa: Ipa,
+        size: u64,
+        update: impl Fn(Descriptor) -> Descriptor,
+        mut seen: impl FnMut(Descriptor, Level),
+    ) -> Result<(Walked<C>, bool), Error> {
+        let mut changed = false;
+        let walked = self.run::<Error, _>(
+            ipa,
+            size,
+            WalkFlags::LEAF,
+            // Inlined into the walker's leaf loop: it runs once per page.
+            #[inline(always)]
+            |ctx| {
+                let old = ctx.old();
+                if old.is_locked() {
+                    return Err(Conflict::Raced.into());
+                }
+                if !old.is_valid() {
+                    return C::on_absent();
+                }
+                seen(old, ctx.level());
+                let new = update(old);
+                if new != old {
+                    ctx.try_set_owing_tlbi(new)?;
+                    changed = true;
+                }
+                Ok(Action::Continue)
+            },
+        )?;
+        Ok((walked, changed))
+    }
+
+    /// The page of `ipa`: what the single-page operations walk.
+    pub(crate) fn page_of(&self, ipa: Ipa) -> Ipa {
+        let page = self.geometry().granule().size();
+        Ipa(ipa.get() & !(page - 1))
+    }
+}

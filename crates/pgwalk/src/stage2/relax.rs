@@ -1,0 +1,76 @@
+//! Relaxing permissions on a permission fault
+//! (`kvm_pgtable_stage2_relax_perms`): dirty logging's write faults, and
+//! execute faults on pages mapped non-executable until first run.
+
+use super::Handle;
+use crate::addr::Ipa;
+use crate::capability::{Concurrent, HandlesFault, Shared, Walked};
+use crate::descriptor::{Descriptor, Exec};
+use crate::error::Error;
+use crate::fault::FaultOutcome;
+use crate::memory::MemoryOps;
+use crate::prot::Prot;
+
+impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
+    /// Relaxes permissions on the leaf at `ipa`, then invalidates its TLB
+    /// entry, so that the faulting vCPU does not fault again on a stale,
+    /// stricter translation.
+    fn relax(&self, ipa: Ipa, prot: Prot) -> Result<(Walked<C>, bool), Error> {
+        if prot.intersects(!(Prot::RW | Prot::X)) {
+            return Err(Error::InvalidProt("relax_perms adds R, W and X only"));
+        }
+        let page = self.geometry().granule().size();
+        let mut level = None;
+        let (walked, changed) = self.update_leaves(
+            self.page_of(ipa),
+            page,
+            |d| relaxed(d, prot),
+            |_, l| level = Some(l),
+        )?;
+        if let Some(level) = level {
+            self.mm().tlb_flush_vmid_ipa(ipa, level);
+        }
+        Ok((walked, changed))
+    }
+}
+
+/// `d` with the permissions in `prot` added.
+fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
+    let mut d = d;
+    if prot.contains(Prot::R) {
+        d = d.with_readable(true);
+    }
+    if prot.contains(Prot::W) {
+        d = d.with_writable(true);
+    }
+    let px = prot.contains(Prot::PX) || matches!(d.exec(), Exec::Both | Exec::El1Only);
+    let ux = prot.contains(Prot::UX) || matches!(d.exec(), Exec::Both | Exec::El0Only);
+    d.with_exec(match (px, ux) {
+        (true, true) => Exec::Both,
+        (true, false) => Exec::El1Only,
+        (false, true) => Exec::El0Only,
+        (false, false) => Exec::Never,
+    })
+}
+
+impl<M: MemoryOps> Handle<'_, Shared, M> {
+    /// Adds the permissions in `prot` (R, W, X only) to the leaf at `ipa`
+    /// and invalidates its TLB entry (`kvm_pgtable_stage2_relax_perms`).
+    pub fn relax_perms(&self, ipa: Ipa, prot: Prot) -> Result<(), Error> {
+        let (Walked::Completed, _) = self.relax(ipa, prot)?;
+        Ok(())
+    }
+}
+
+impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
+    /// Adds the permissions in `prot` (R, W, X only) to the leaf at `ipa`,
+    /// for a permission fault (`kvm_pgtable_stage2_relax_perms`).
+    /// [`Fixed`](FaultOutcome::Fixed) if it changed the leaf,
+    /// [`Spurious`](FaultOutcome::Spurious) if it already allowed as much,
+    /// [`Retry`](FaultOutcome::Retry) if there was no valid leaf or another
+    /// walker changed it first.
+    pub fn relax_perms(&self, ipa: Ipa, prot: Prot) -> Result<FaultOutcome, Error> {
+        let (walked, changed) = self.relax(ipa, prot)?;
+        Ok(FaultOutcome::from_walk(walked, changed))
+    }
+}

@@ -1,0 +1,69 @@
+//! The access flag: setting it on an access-flag fault
+//! (`kvm_pgtable_stage2_mkyoung`), and testing and clearing it for aging
+//! (`kvm_pgtable_stage2_test_clear_young`).
+//!
+//! No TLB invalidation either way: a stale entry with the flag clear costs
+//! one spurious fault, and one with it set only delays the next aging.
+
+use super::args::check_range;
+use super::Handle;
+use crate::addr::Ipa;
+use crate::capability::{HandlesFault, Shared, Walked};
+use crate::error::Error;
+use crate::fault::FaultOutcome;
+use crate::memory::MemoryOps;
+
+impl<M: MemoryOps> Handle<'_, Shared, M> {
+    /// Sets the access flag on the leaf at `ipa` (`kvm_pgtable_stage2_mkyoung`).
+    /// Returns whether a valid leaf was there.
+    pub fn mkyoung(&self, ipa: Ipa) -> Result<bool, Error> {
+        let page = self.geometry().granule().size();
+        let mut found = false;
+        let (Walked::Completed, _) = self.update_leaves(
+            self.page_of(ipa),
+            page,
+            |d| d.with_young(true),
+            |_, _| found = true,
+        )?;
+        Ok(found)
+    }
+
+    /// Whether any leaf in `size` bytes at `ipa` has its access flag set
+    /// (`kvm_pgtable_stage2_test_clear_young` with `mkold` false).
+    pub fn test_young(&self, ipa: Ipa, size: u64) -> Result<bool, Error> {
+        self.young(ipa, size, false)
+    }
+
+    /// Clears the access flag of every leaf in `size` bytes at `ipa`, and
+    /// says whether any had it set (`kvm_pgtable_stage2_test_clear_young`
+    /// with `mkold` true).
+    pub fn clear_young(&self, ipa: Ipa, size: u64) -> Result<bool, Error> {
+        self.young(ipa, size, true)
+    }
+
+    fn young(&self, ipa: Ipa, size: u64, clear: bool) -> Result<bool, Error> {
+        check_range(self.geometry(), ipa, size)?;
+        let mut young = false;
+        let (Walked::Completed, _) = self.update_leaves(
+            ipa,
+            size,
+            |d| if clear { d.with_young(false) } else { d },
+            |d, _| young |= d.young(),
+        )?;
+        Ok(young)
+    }
+}
+
+impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
+    /// Sets the access flag on the leaf at `ipa`, for an access-flag fault:
+    /// [`Fixed`](FaultOutcome::Fixed) if it set it,
+    /// [`Spurious`](FaultOutcome::Spurious) if it was set already,
+    /// [`Retry`](FaultOutcome::Retry) if there was no valid leaf or another
+    /// walker changed it first.
+    pub fn mkyoung(&self, ipa: Ipa) -> Result<FaultOutcome, Error> {
+        let page = self.geometry().granule().size();
+        let (walked, changed) =
+            self.update_leaves(self.page_of(ipa), page, |d| d.with_young(true), |_, _| {})?;
+        Ok(FaultOutcome::from_walk(walked, changed))
+    }
+}
