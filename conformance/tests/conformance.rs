@@ -26,10 +26,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{
-    Descriptor, Error, FaultOutcome, Geometry, Granule, Ipa, Level, PhysAddr, Prot, Stage2,
-    WalkFlags,
-};
+use pgwalk::descriptor::Descriptor;
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::{Geometry, Granule, Level};
+use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
 use pgwalk_conformance::{Machine, Par, ParPair, TABLE_WINDOW_PA, TABLE_WINDOW_SIZE};
 
 /// The seed CI runs with.
@@ -664,8 +664,7 @@ impl<'a> Builder<'a> {
             size,
             PhysAddr(pa),
             prot,
-            &mut (),
-            WalkFlags::empty(),
+            &mut ()
         );
         match r {
             Ok(()) => self.record(ModelOp::Map {
@@ -747,8 +746,7 @@ impl<'a> Builder<'a> {
             size,
             PhysAddr(pa),
             prot,
-            &mut (),
-            WalkFlags::empty(),
+            &mut ()
         );
         let expected = if spurious {
             FaultOutcome::Spurious
@@ -860,7 +858,7 @@ impl<'a> Builder<'a> {
         self.ops += 1;
         let (ipa, size) = self.pick_range();
         let (lo, hi) = self.widen(ipa, ipa + size);
-        match self.table.shared().test_clear_young(Ipa(ipa), size, true) {
+        match self.table.shared().clear_young(Ipa(ipa), size) {
             Ok(_) => self.record(ModelOp::Young {
                 lo,
                 hi,
@@ -930,8 +928,7 @@ impl<'a> Builder<'a> {
             PAGE,
             PhysAddr(pa),
             Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
+            &mut ()
         );
         if !matches!(r, Err(Error::OutputTooLarge { .. })) {
             self.fail(format!(
@@ -1008,7 +1005,7 @@ impl<'a> Builder<'a> {
 
     fn mkold_at(&mut self, ipa: u64, size: u64) {
         let (lo, hi) = self.widen(ipa, ipa + size);
-        match self.table.shared().test_clear_young(Ipa(ipa), size, true) {
+        match self.table.shared().clear_young(Ipa(ipa), size) {
             Ok(_) => self.record(ModelOp::Young {
                 lo,
                 hi,
@@ -1221,7 +1218,7 @@ fn run_config(machine: &Machine, cfg: Config, rng: Rng) -> Tally {
         "{cfg}: pgwalk's VTCR_EL2 encoding"
     );
     let vmid = u64::from(cfg.ia) << 2 | cfg.start as u64;
-    let vttbr = built.table.pgd().get() | vmid << 48;
+    let vttbr = built.table.root().get() | vmid << 48;
     let mm = built.table.mm();
     let image = mm.bytes(mm.phys_base(), mm.extent());
     let ask = |vtcr: u64| {

@@ -19,7 +19,7 @@
 //! | wrprotect, per page | 262,144 × `wrprotect` + flush of one page | 262,144 × `modify_range` of one page, after `mark_active` |
 //! | unmap | `Handle<Exclusive>::unmap_with` | `map_range` with invalid attributes, after `mark_active` |
 //!
-//! pgwalk runs with `WalkFlags::SKIP_CMO`: aarch64-paging does no cache
+//! pgwalk runs with `MapOptions::skip_cmo`: aarch64-paging does no cache
 //! maintenance at all. Both sides call their (here empty or counting) TLB
 //! invalidation hooks.
 //!
@@ -34,8 +34,11 @@ use std::time::Instant;
 use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2 as PagingStage2};
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::Geometry;
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, FaultOutcome, Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags, Walked};
+use pgwalk::visit::{Action, WalkFlags, Walked};
+use pgwalk::{Ipa, MapOptions, PhysAddr, Prot, Stage2, UnmapOptions};
 
 /// Where the 1 GiB starts: 1 GiB-aligned, so one level-2 table covers it.
 const BASE: u64 = 0x4000_0000;
@@ -73,13 +76,13 @@ fn pg_table(mm: &HeapMemory) -> Stage2<HeapMemory> {
 fn pg_mapped(mm: &HeapMemory) -> Stage2<HeapMemory> {
     let mut t = pg_table(mm);
     t.exclusive()
-        .map(
+        .map_with(
             Ipa(BASE),
             SIZE,
             PhysAddr(PHYS),
             Prot::RW,
             &mut (),
-            WalkFlags::SKIP_CMO,
+            MapOptions::new().skip_cmo(),
         )
         .expect("map");
     t
@@ -145,13 +148,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[inline(never)]
 fn pg_map(t: &mut Stage2<HeapMemory>) {
     t.exclusive()
-        .map(
+        .map_with(
             Ipa(BASE),
             SIZE,
             PhysAddr(PHYS),
             Prot::RW,
             &mut (),
-            WalkFlags::SKIP_CMO,
+            MapOptions::new().skip_cmo(),
         )
         .expect("map");
 }
@@ -216,13 +219,13 @@ fn pg_fault_in(t: &Stage2<HeapMemory>) {
     let fh = t.fault_handler();
     for i in 0..PAGES {
         let outcome = fh
-            .map(
+            .map_with(
                 Ipa(BASE + i * PAGE),
                 PAGE,
                 PhysAddr(PHYS + i * PAGE),
                 Prot::RW,
                 &mut (),
-                WalkFlags::SKIP_CMO,
+                MapOptions::new().skip_cmo(),
             )
             .expect("fault-in");
         debug_assert_eq!(outcome, FaultOutcome::Fixed);
@@ -262,7 +265,7 @@ fn ap_wrprotect_page(a: &mut Ap) {
 #[inline(never)]
 fn pg_unmap(t: &mut Stage2<HeapMemory>) {
     t.exclusive()
-        .unmap_with(Ipa(BASE), SIZE, WalkFlags::SKIP_CMO)
+        .unmap_with(Ipa(BASE), SIZE, UnmapOptions::new().skip_cmo())
         .expect("unmap");
 }
 

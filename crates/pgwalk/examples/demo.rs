@@ -6,8 +6,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::Geometry;
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{FaultOutcome, Geometry, Ipa, Mapping, PhysAddr, Prot, SpinStage2, Stage2, WalkFlags};
+use pgwalk::{Ipa, Mapping, PhysAddr, Prot, SpinStage2, Stage2};
 
 const K4: u64 = 4 << 10;
 const M2: u64 = 2 << 20;
@@ -70,15 +72,8 @@ fn main() {
         let mut guard = table.write();
         let mut h = guard.exclusive();
         for r in [&FLASH, &GIC, &UART] {
-            h.map(
-                Ipa(r.ipa),
-                r.size,
-                PhysAddr(r.pa),
-                r.prot,
-                &mut (),
-                WalkFlags::empty(),
-            )
-            .unwrap_or_else(|e| panic!("mapping {}: {e}", r.name));
+            h.map(Ipa(r.ipa), r.size, PhysAddr(r.pa), r.prot, &mut ())
+                .unwrap_or_else(|e| panic!("mapping {}: {e}", r.name));
         }
     }
 
@@ -124,7 +119,6 @@ fn main() {
                                 PhysAddr(RAM.pa + off),
                                 RAM.prot,
                                 &mut (),
-                                WalkFlags::empty(),
                             )
                             .expect("fault-in");
                         match outcome {
@@ -159,7 +153,7 @@ fn main() {
                 let guard = tbl.read();
                 if guard
                     .shared()
-                    .test_clear_young(Ipa(RAM.ipa + off), 16 * K4, true)
+                    .clear_young(Ipa(RAM.ipa + off), 16 * K4)
                     .expect("age")
                 {
                     young.fetch_add(1, Ordering::Relaxed);
@@ -245,9 +239,9 @@ fn line(m: &Mapping) -> String {
         if d.is_executable() { 'X' } else { '-' }
     );
     let mem = match d.mem_attr() {
-        Ok(pgwalk::MemAttr::NormalWriteBack) => "normal-wb",
-        Ok(pgwalk::MemAttr::NormalNonCacheable) => "normal-nc",
-        Ok(pgwalk::MemAttr::DeviceNGnRE) => "device",
+        Ok(pgwalk::descriptor::MemAttr::NormalWriteBack) => "normal-wb",
+        Ok(pgwalk::descriptor::MemAttr::NormalNonCacheable) => "normal-nc",
+        Ok(pgwalk::descriptor::MemAttr::DeviceNGnRE) => "device",
         Err(_) => "other",
     };
     let size = if m.size >= M {

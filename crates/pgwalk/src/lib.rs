@@ -85,9 +85,7 @@ pub use error::Error;
 pub use lock::{LockedStage2, SpinStage2};
 pub use memory::MemoryOps;
 pub use prot::Prot;
-pub use stage2::{
-    free_unlinked, Handle, MapOptions, Mapping, Stage2, TlbFlush, UnmapOptions,
-};
+pub use stage2::{free_unlinked, Handle, MapOptions, Mapping, Stage2, TlbFlush, UnmapOptions};
 
 /// For visitor authors: what a visitor sees and answers, and what a walk
 /// returns, all typed by the walker's capability.

@@ -7,14 +7,14 @@
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
-//! use pgwalk::{host::HeapMemory, Geometry, Ipa, PhysAddr, Prot, SpinStage2, Stage2, WalkFlags};
+//! use pgwalk::{geometry::Geometry, host::HeapMemory, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
 //!
 //! let geometry = Geometry::for_ia_bits(40, 40).unwrap();
 //! let table = SpinStage2::new(Stage2::with_geometry(geometry, HeapMemory::new(64)).unwrap());
 //! {
 //!     let mut guard = table.write();
 //!     let mut h = guard.exclusive();
-//!     h.map(Ipa(0x8000_0000), 0x1000, PhysAddr(0x4000_0000), Prot::RW, &mut (), WalkFlags::empty()).unwrap();
+//!     h.map(Ipa(0x8000_0000), 0x1000, PhysAddr(0x4000_0000), Prot::RW, &mut ()).unwrap();
 //! }
 //! let guard = table.read();
 //! let flush = guard.shared().wrprotect(Ipa(0x8000_0000), 0x1000).unwrap();

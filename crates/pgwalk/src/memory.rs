@@ -40,6 +40,105 @@ use crate::geometry::Level;
 ///   hold `&M` — [`Handle::mm`](crate::Handle::mm) hands it out — so these
 ///   must stay `unsafe`.)
 ///
+/// # Implementing it
+///
+/// A host with a fixed pool of table pages, whose physical and virtual
+/// addresses are the same (as an EL2 hypervisor with an identity map has),
+/// and no concurrent walkers (so the grace period is over at once):
+///
+/// ```
+/// use core::ptr::NonNull;
+/// use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+/// use pgwalk::geometry::{Granule, Level};
+/// use pgwalk::{free_unlinked, Ipa, MemoryOps, PhysAddr};
+///
+/// const PAGES: usize = 8;
+///
+/// #[repr(C, align(4096))]
+/// struct Page([AtomicU64; 512]);
+///
+/// struct Pool {
+///     pages: [Page; PAGES],
+///     counts: [AtomicU32; PAGES],
+/// }
+///
+/// impl Pool {
+///     fn index(&self, pa: PhysAddr) -> usize {
+///         let base = self.pages.as_ptr() as u64;
+///         let idx = (pa.get().wrapping_sub(base) / 4096) as usize;
+///         assert!(idx < PAGES, "{pa:?} is not a page of the pool");
+///         idx
+///     }
+///
+///     fn alloc(&self) -> Option<PhysAddr> {
+///         let idx = self.counts.iter().position(|c| {
+///             c.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+///         })?;
+///         for e in &self.pages[idx].0 {
+///             e.store(0, Ordering::Relaxed);
+///         }
+///         Some(PhysAddr(&self.pages[idx] as *const Page as u64))
+///     }
+/// }
+///
+/// // SAFETY: pages are zeroed, 4 KiB-aligned and start at count 1; a page
+/// // is handed out again only after its count reached 0; `phys_to_virt`
+/// // maps every page of the pool (identity), for as long as the pool lives;
+/// // counts cannot wrap (a table page has at most 513 references); no
+/// // walker runs concurrently, so an unlinked table may go at once.
+/// unsafe impl MemoryOps for &'static Pool {
+///     type PagePool = ();
+///
+///     fn zalloc_page(&self, _: &mut ()) -> Option<PhysAddr> {
+///         self.alloc()
+///     }
+///     fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
+///         // Roots of one page only, in this small host.
+///         if size <= 4096 { self.alloc() } else { None }
+///     }
+///     unsafe fn free_pages_exact(&self, pa: PhysAddr, _: usize) {
+///         self.counts[self.index(pa)].store(0, Ordering::Release);
+///     }
+///     unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+///         // SAFETY: the walker unlinked `table`, and no other walker runs.
+///         unsafe { free_unlinked(self, Granule::Size4KiB, table, level) }
+///     }
+///     unsafe fn get_page(&self, pa: PhysAddr) {
+///         self.counts[self.index(pa)].fetch_add(1, Ordering::Relaxed);
+///     }
+///     unsafe fn put_page(&self, pa: PhysAddr) {
+///         self.counts[self.index(pa)].fetch_sub(1, Ordering::Release);
+///     }
+///     fn page_count(&self, pa: PhysAddr) -> usize {
+///         self.counts[self.index(pa)].load(Ordering::Acquire) as usize
+///     }
+///     fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
+///         NonNull::from(&self.pages[self.index(pa)]).cast()
+///     }
+///     fn dcache_clean_inval_poc(&self, _: PhysAddr, _: u64) {} // coherent here
+///     fn icache_inval_pou(&self, _: PhysAddr, _: u64) {}
+///     fn tlb_flush_vmid_ipa(&self, _: Ipa, _: Level) {} // `tlbi ipas2e1is` on arm64
+///     fn tlb_flush_vmid_range(&self, _: Ipa, _: u64) {}
+///     fn tlb_flush_vmid(&self) {}
+/// }
+///
+/// static POOL: Pool = Pool {
+///     pages: [const { Page([const { AtomicU64::new(0) }; 512]) }; PAGES],
+///     counts: [const { AtomicU32::new(0) }; PAGES],
+/// };
+///
+/// // A 32-bit IPA space starting at level 1 (a four-entry root).
+/// let start = Level::new(1).unwrap();
+/// let geometry = pgwalk::geometry::Geometry::new(Granule::Size4KiB, 32, start, 40)?;
+/// let mut table = pgwalk::Stage2::with_geometry(geometry, &POOL)?;
+/// table.exclusive().map(Ipa(0x1000), 0x1000, PhysAddr(0x8000_0000), pgwalk::Prot::RW, &mut ())?;
+/// // The root, a level-2 and a level-3 table.
+/// assert_eq!(POOL.counts.iter().filter(|c| c.load(Ordering::Relaxed) > 0).count(), 3);
+/// drop(table);
+/// assert!(POOL.counts.iter().all(|c| c.load(Ordering::Relaxed) == 0));
+/// # Ok::<(), pgwalk::Error>(())
+/// ```
+///
 /// # Callbacks that panic
 ///
 /// A method may panic (unwind). pgwalk then leaves every entry either as it

@@ -5,11 +5,13 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::{Geometry, Granule, Level};
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{
-    Action, Conflict, Error, FaultOutcome, Geometry, Granule, Ipa, Level, MemoryOps, PhysAddr,
-    Prot, ResumeReason, RetryEntry, Stage2, Unfinished, VisitKind, WalkFlags, Walked,
+use pgwalk::visit::{
+    Action, Conflict, ResumeReason, RetryEntry, Unfinished, VisitKind, WalkFlags, Walked,
 };
+use pgwalk::{Error, Ipa, MemoryOps, PhysAddr, Prot, Stage2};
 
 const K4: u64 = 4 << 10;
 
@@ -21,14 +23,7 @@ fn table_with_pages(n: u64) -> Stage2<HeapMemory> {
     .unwrap();
     if n > 0 {
         t.exclusive()
-            .map(
-                Ipa(0),
-                n * K4,
-                PhysAddr(0x8000_0000),
-                Prot::RW,
-                &mut (),
-                WalkFlags::empty(),
-            )
+            .map(Ipa(0), n * K4, PhysAddr(0x8000_0000), Prot::RW, &mut ())
             .unwrap();
     }
     t
@@ -144,37 +139,16 @@ fn fault_map_fixed_then_spurious() {
     let mut t = table_with_pages(0);
     let h = t.fault_handler();
     let r = h
-        .map(
-            Ipa(0x10_0000),
-            K4,
-            PhysAddr(0x9000_0000),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(0x10_0000), K4, PhysAddr(0x9000_0000), Prot::RW, &mut ())
         .unwrap();
     assert_eq!(r, FaultOutcome::Fixed);
     let r = h
-        .map(
-            Ipa(0x10_0000),
-            K4,
-            PhysAddr(0x9000_0000),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(0x10_0000), K4, PhysAddr(0x9000_0000), Prot::RW, &mut ())
         .unwrap();
     assert_eq!(r, FaultOutcome::Spurious);
     // Permissions alone differ: the map leaves it to relax_perms.
     let r = h
-        .map(
-            Ipa(0x10_0000),
-            K4,
-            PhysAddr(0x9000_0000),
-            Prot::R,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(0x10_0000), K4, PhysAddr(0x9000_0000), Prot::R, &mut ())
         .unwrap();
     assert_eq!(r, FaultOutcome::Spurious);
     check_invariants(&mut t).unwrap();
@@ -190,15 +164,12 @@ fn attribute_changes_under_shared() {
     assert_eq!(t.mm().stats().tlbi_range, before + 1);
     assert!(!h.get_leaf(Ipa(K4)).unwrap().0.writable());
     assert!(
-        h.test_clear_young(Ipa(0), 4 * K4, true).unwrap(),
+        h.clear_young(Ipa(0), 4 * K4).unwrap(),
         "new leaves are young"
     );
-    assert!(
-        !h.test_clear_young(Ipa(0), 4 * K4, false).unwrap(),
-        "and were made old"
-    );
+    assert!(!h.test_young(Ipa(0), 4 * K4).unwrap(), "and were made old");
     assert!(h.mkyoung(Ipa(K4)).unwrap());
-    assert!(h.test_clear_young(Ipa(K4), K4, false).unwrap());
+    assert!(h.test_young(Ipa(K4), K4).unwrap());
     h.relax_perms(Ipa(2 * K4), Prot::W).unwrap();
     assert!(h.get_leaf(Ipa(2 * K4)).unwrap().0.writable());
     assert!(h.relax_perms(Ipa(0), Prot::DEVICE).is_err());
@@ -234,27 +205,13 @@ fn fault_map_block_over_table_defers_the_free() {
     let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), mm.clone()).unwrap();
     let f = t.fault_handler();
     assert_eq!(
-        f.map(
-            Ipa(0),
-            K4,
-            PhysAddr(0x8000_0000),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty()
-        )
-        .unwrap(),
+        f.map(Ipa(0), K4, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+            .unwrap(),
         FaultOutcome::Fixed
     );
     assert_eq!(
-        f.map(
-            Ipa(0),
-            2 << 20,
-            PhysAddr(0x8000_0000),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty()
-        )
-        .unwrap(),
+        f.map(Ipa(0), 2 << 20, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+            .unwrap(),
         FaultOutcome::Fixed
     );
     assert_eq!(mm.stats().deferred_frees, 1);
@@ -272,7 +229,9 @@ const ALL_VISITS: WalkFlags = WalkFlags::LEAF
     .union(WalkFlags::TABLE_PRE)
     .union(WalkFlags::TABLE_POST);
 
-fn trace<C: pgwalk::Capability>(ctx: &pgwalk::VisitCtx<'_, C, HeapMemory>) -> (VisitKind, i8, u64) {
+fn trace<C: pgwalk::Capability>(
+    ctx: &pgwalk::visit::VisitCtx<'_, C, HeapMemory>,
+) -> (VisitKind, i8, u64) {
     (ctx.kind(), ctx.level().get(), ctx.addr().get())
 }
 
@@ -439,14 +398,7 @@ fn shared_skip_at_a_leaf_moves_to_the_next_entry() {
 fn shared_skip_at_a_block_does_not_split_or_descend() {
     let mut t = table_with_pages(0);
     t.exclusive()
-        .map(
-            Ipa(0),
-            2 << 20,
-            PhysAddr(0x8000_0000),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(0), 2 << 20, PhysAddr(0x8000_0000), Prot::RW, &mut ())
         .unwrap();
     let mut visits = 0;
     let w = t.shared().walk(Ipa(0), 4 << 20, WalkFlags::LEAF, |_| {
@@ -560,7 +512,7 @@ impl Gated {
 // SAFETY: every method forwards to a HeapMemory, which upholds the
 // contract; holding a TLB invalidation only delays the caller.
 unsafe impl MemoryOps for Gated {
-    type Cache = ();
+    type PagePool = ();
 
     fn zalloc_page(&self, cache: &mut ()) -> Option<PhysAddr> {
         self.mm.zalloc_page(cache)
@@ -624,14 +576,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
     let mut t =
         Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), gated.clone()).unwrap();
     t.exclusive()
-        .map(
-            Ipa(0),
-            K4,
-            PhysAddr(OLD),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(0), K4, PhysAddr(OLD), Prot::RW, &mut ())
         .unwrap();
     let t = &t;
     let finished = AtomicUsize::new(0);
@@ -640,14 +585,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
         // A vCPU remaps the page: break, then held in the TLB invalidation.
         let remap = s.spawn(|| {
             t.fault_handler()
-                .map(
-                    Ipa(0),
-                    K4,
-                    PhysAddr(NEW),
-                    Prot::RW,
-                    &mut (),
-                    WalkFlags::empty(),
-                )
+                .map(Ipa(0), K4, PhysAddr(NEW), Prot::RW, &mut ())
                 .unwrap()
         });
         gated.wait_until_holding();
@@ -656,16 +594,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
 
         // The fault path resumes the guest: it will fault again.
         let f = t.fault_handler();
-        let again = f
-            .map(
-                Ipa(0),
-                K4,
-                PhysAddr(OLD),
-                Prot::RW,
-                &mut (),
-                WalkFlags::empty(),
-            )
-            .unwrap();
+        let again = f.map(Ipa(0), K4, PhysAddr(OLD), Prot::RW, &mut ()).unwrap();
         assert_eq!(again, FaultOutcome::Retry);
         assert_eq!(f.relax_perms(Ipa(0), Prot::X).unwrap(), FaultOutcome::Retry);
         assert_eq!(f.mkyoung(Ipa(0)).unwrap(), FaultOutcome::Retry);
@@ -736,7 +665,7 @@ fn check_invariants_of(t: &Stage2<Gated>) {
 fn shared_visitor_cannot_unmap_through_try_set() {
     let t = table_with_pages(1);
     let _ = t.shared().walk(Ipa(0), K4, WalkFlags::LEAF, |ctx| {
-        ctx.try_set(pgwalk::Descriptor::INVALID)?;
+        ctx.try_set(pgwalk::descriptor::Descriptor::INVALID)?;
         Ok(Action::Continue)
     });
 }

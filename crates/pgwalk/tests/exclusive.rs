@@ -1,11 +1,11 @@
 //! Exclusive stage-2 operations: map, unmap, annotate, split, get_leaf and
 //! destroy, with the table's invariants checked after every step.
 
+use pgwalk::descriptor::{Descriptor, Exec, MemAttr, Shareability};
+use pgwalk::geometry::{Geometry, Level};
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{
-    Action, Descriptor, Error, Exec, Geometry, Ipa, Level, MemAttr, PhysAddr, Prot, Shareability,
-    Stage2, WalkFlags,
-};
+use pgwalk::visit::{Action, WalkFlags};
+use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
 
 const K4: u64 = 4 << 10;
 const M2: u64 = 2 << 20;
@@ -29,14 +29,8 @@ fn leaf(t: &mut Stage2<HeapMemory>, ipa: u64) -> (Descriptor, i8) {
 }
 
 fn map(t: &mut Stage2<HeapMemory>, ipa: u64, size: u64, pa: u64, prot: Prot) -> Result<(), Error> {
-    t.exclusive().map(
-        Ipa(ipa),
-        size,
-        PhysAddr(pa),
-        prot,
-        &mut (),
-        WalkFlags::empty(),
-    )
+    t.exclusive()
+        .map(Ipa(ipa), size, PhysAddr(pa), prot, &mut ())
 }
 
 #[test]
@@ -53,17 +47,23 @@ fn blocks_where_size_and_alignment_allow() {
     let (d, l) = leaf(&mut t, G1 + 0x1234_5000);
     assert_eq!(l, 1);
     assert_eq!(
-        d.output_address(pgwalk::Granule::Size4KiB),
+        d.output_address(pgwalk::geometry::Granule::Size4KiB),
         PhysAddr(0x1_0000_0000)
     );
     let (d, l) = leaf(&mut t, 2 * G1 + M2 + 0x1000);
     assert_eq!(
-        (l, d.output_address(pgwalk::Granule::Size4KiB).get()),
+        (
+            l,
+            d.output_address(pgwalk::geometry::Granule::Size4KiB).get()
+        ),
         (2, 0x1_4020_0000)
     );
     let (d, l) = leaf(&mut t, 2 * G1 + 2 * M2 + 2 * K4);
     assert_eq!(
-        (l, d.output_address(pgwalk::Granule::Size4KiB).get()),
+        (
+            l,
+            d.output_address(pgwalk::geometry::Granule::Size4KiB).get()
+        ),
         (3, 0x1_4040_2000)
     );
     assert!(!leaf(&mut t, 2 * G1 + 2 * M2 + 3 * K4).0.is_valid());
@@ -122,7 +122,7 @@ fn remapping_changes_attributes_and_address_with_break_before_make() {
     assert_eq!(
         leaf(&mut t, 2 * K4)
             .0
-            .output_address(pgwalk::Granule::Size4KiB),
+            .output_address(pgwalk::geometry::Granule::Size4KiB),
         PhysAddr(0x9000_0000)
     );
     assert!(leaf(&mut t, 0).0.writable(), "neighbours untouched");
@@ -159,14 +159,14 @@ fn page_inside_a_block_splits_it_and_keeps_the_rest() {
         let (d, l) = leaf(&mut t, i * K4);
         assert_eq!(l, 3);
         assert_eq!(
-            d.output_address(pgwalk::Granule::Size4KiB).get(),
+            d.output_address(pgwalk::geometry::Granule::Size4KiB).get(),
             0x8000_0000 + i * K4
         );
         assert!(d.writable());
     }
     let (d, _) = leaf(&mut t, 5 * K4);
     assert_eq!(
-        d.output_address(pgwalk::Granule::Size4KiB).get(),
+        d.output_address(pgwalk::geometry::Granule::Size4KiB).get(),
         0x9000_0000
     );
     assert!(!d.writable());
@@ -182,7 +182,7 @@ fn gigabyte_block_split_down_two_levels() {
     assert_eq!(
         leaf(&mut t, 100 * M2)
             .0
-            .output_address(pgwalk::Granule::Size4KiB)
+            .output_address(pgwalk::geometry::Granule::Size4KiB)
             .get(),
         0x4000_0000 + 100 * M2
     );
@@ -254,7 +254,9 @@ fn split_keeps_every_translation() {
     assert_eq!(l, 3);
     assert_eq!(after.attrs(), before.attrs());
     assert_eq!(
-        after.output_address(pgwalk::Granule::Size4KiB).get(),
+        after
+            .output_address(pgwalk::geometry::Granule::Size4KiB)
+            .get(),
         0x1_1234_5000
     );
 }
@@ -317,7 +319,7 @@ fn errors_for_bad_input_leave_the_table_alone() {
     assert_eq!(
         leaf(&mut t, 0)
             .0
-            .output_address(pgwalk::Granule::Size4KiB)
+            .output_address(pgwalk::geometry::Granule::Size4KiB)
             .get(),
         0x8000_0000
     );
@@ -352,7 +354,7 @@ fn out_of_memory_while_splitting_loses_nothing() {
     for addr in [0, K4, 5 * M2 + 3 * K4, G1 - K4] {
         let (d, l) = leaf(&mut t, addr);
         let size = t.geometry().entry_size(Level::new(l).unwrap());
-        let pa = d.output_address(pgwalk::Granule::Size4KiB).get() + (addr & (size - 1));
+        let pa = d.output_address(pgwalk::geometry::Granule::Size4KiB).get() + (addr & (size - 1));
         assert_eq!(pa, 0x4000_0000 + addr, "at {addr:#x}");
     }
 }
@@ -399,7 +401,7 @@ fn walk_visits_pre_leaf_post_in_order() {
         })
         .unwrap();
     assert!(walked.is_completed());
-    use pgwalk::VisitKind::*;
+    use pgwalk::visit::VisitKind::*;
     assert_eq!(
         seen,
         [
@@ -443,11 +445,13 @@ fn stop_ends_the_walk_with_the_visitors_error() {
     let r = t.exclusive().walk(Ipa(0), 4 * K4, WalkFlags::LEAF, |ctx| {
         visits += 1;
         if ctx.addr() == Ipa(2 * K4) {
-            return Err(pgwalk::Unfinished::Stop(Error::NotMapped { addr: 2 * K4 }));
+            return Err(pgwalk::visit::Unfinished::Stop(Error::NoRegion {
+                addr: 2 * K4,
+            }));
         }
         Ok(Action::Continue)
     });
-    assert_eq!(r.unwrap_err(), Error::NotMapped { addr: 2 * K4 });
+    assert_eq!(r.unwrap_err(), Error::NoRegion { addr: 2 * K4 });
     assert_eq!(visits, 3);
 }
 

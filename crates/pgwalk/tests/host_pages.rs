@@ -3,11 +3,13 @@
 
 use std::cell::Cell;
 
-use pgwalk::host::HeapMemory;
-use pgwalk::{
-    FaultOutcome, Geometry, HostFault, HostPages, Ipa, MayWrite, MustWrite, PageAnswer,
-    PageRequest, PhysAddr, Prot, ReadOnly, Stage2, WriteIntent,
+use pgwalk::fault::{
+    FaultOutcome, HostFault, HostPages, MayWrite, MustWrite, PageAnswer, PageRequest, ReadOnly,
+    WriteIntent,
 };
+use pgwalk::geometry::Geometry;
+use pgwalk::host::HeapMemory;
+use pgwalk::{Ipa, PhysAddr, Prot, Stage2};
 
 /// A host whose pages are all writable except where told otherwise.
 struct Host {

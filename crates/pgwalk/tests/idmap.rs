@@ -1,8 +1,10 @@
 //! The host identity map: find the largest range and map it under one
 //! exclusive hold, with a second try after running out of memory.
 
+use pgwalk::geometry::Geometry;
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{Error, Geometry, Ipa, MemoryRegion, PhysAddr, Prot, Stage2, WalkFlags};
+use pgwalk::idmap::MemoryRegion;
+use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
 
 const K4: u64 = 4 << 10;
 const M2: u64 = 2 << 20;
@@ -13,13 +15,13 @@ fn table() -> Stage2<HeapMemory> {
 }
 
 const RAM: MemoryRegion = MemoryRegion {
-    start: G1,
-    end: 3 * G1,
+    start: PhysAddr(G1),
+    end: PhysAddr(3 * G1),
     prot: Prot::RWX,
 };
 const MMIO: MemoryRegion = MemoryRegion {
-    start: 0x0900_0000,
-    end: 0x0900_3000,
+    start: PhysAddr(0x0900_0000),
+    end: PhysAddr(0x0900_3000),
     prot: Prot::RW.union(Prot::DEVICE),
 };
 
@@ -27,13 +29,13 @@ const MMIO: MemoryRegion = MemoryRegion {
 fn largest_block_inside_the_region() {
     let mut t = table();
     let mut h = t.exclusive();
-    let mut range = h.idmap_range(G1 + 0x1234_5678, &[MMIO, RAM]).unwrap();
+    let mut range = h.idmap_range(Ipa(G1 + 0x1234_5678), &[MMIO, RAM]).unwrap();
     assert_eq!(range.range(), (Ipa(G1), G1), "a whole 1 GiB block");
     range.map(&mut ()).unwrap();
     let (leaf, level) = h.get_leaf(Ipa(G1 + 0x1234_5000)).unwrap();
     assert_eq!(level.get(), 1);
     assert_eq!(
-        leaf.output_address(pgwalk::Granule::Size4KiB),
+        leaf.output_address(pgwalk::geometry::Granule::Size4KiB),
         PhysAddr(G1),
         "identity"
     );
@@ -43,7 +45,7 @@ fn largest_block_inside_the_region() {
 fn small_region_gets_pages() {
     let mut t = table();
     let mut h = t.exclusive();
-    let mut range = h.idmap_range(0x0900_1010, &[MMIO, RAM]).unwrap();
+    let mut range = h.idmap_range(Ipa(0x0900_1010), &[MMIO, RAM]).unwrap();
     assert_eq!(range.range(), (Ipa(0x0900_1000), K4));
     assert_eq!(range.prot(), MMIO.prot);
     range.map(&mut ()).unwrap();
@@ -61,10 +63,9 @@ fn existing_entries_bound_the_range() {
         PhysAddr(G1 + 4 * M2),
         Prot::R,
         &mut (),
-        WalkFlags::empty(),
     )
     .unwrap();
-    let range = h.idmap_range(G1 + M2 + 5, &[RAM]).unwrap();
+    let range = h.idmap_range(Ipa(G1 + M2 + 5), &[RAM]).unwrap();
     assert_eq!(range.range(), (Ipa(G1 + M2), M2));
 }
 
@@ -72,26 +73,18 @@ fn existing_entries_bound_the_range() {
 fn mapped_owned_and_unknown_addresses() {
     let mut t = table();
     let mut h = t.exclusive();
-    h.map(
-        Ipa(G1),
-        K4,
-        PhysAddr(G1),
-        Prot::R,
-        &mut (),
-        WalkFlags::empty(),
-    )
-    .unwrap();
+    h.map(Ipa(G1), K4, PhysAddr(G1), Prot::R, &mut ()).unwrap();
     assert!(matches!(
-        h.idmap_range(G1, &[RAM]),
+        h.idmap_range(Ipa(G1), &[RAM]),
         Err(Error::AlreadyMapped { .. })
     ));
     h.annotate(Ipa(2 * G1), M2, 3, &mut ()).unwrap();
     assert!(matches!(
-        h.idmap_range(2 * G1 + K4, &[RAM]),
+        h.idmap_range(Ipa(2 * G1 + K4), &[RAM]),
         Err(Error::Owned { owner: 3, .. })
     ));
     assert!(matches!(
-        h.idmap_range(0x10, &[RAM]),
+        h.idmap_range(Ipa(0x10), &[RAM]),
         Err(Error::NoRegion { .. })
     ));
 }
@@ -103,7 +96,7 @@ fn out_of_memory_keeps_the_range_for_a_second_try() {
     t.mm().set_page_limit(live);
     let mm = t.mm().clone();
     let mut h = t.exclusive();
-    let mut range = h.idmap_range(0x0900_0000, &[MMIO]).unwrap();
+    let mut range = h.idmap_range(Ipa(0x0900_0000), &[MMIO]).unwrap();
     assert_eq!(range.map(&mut ()), Err(Error::NoMemory));
     // Still holding the range (and so the exclusive handle): refill, retry.
     mm.set_page_limit(usize::MAX);

@@ -30,11 +30,11 @@ use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use pgwalk::descriptor::{Descriptor, LeafAttrs};
+use pgwalk::geometry::Level;
 use pgwalk::loom_entry::{self as entry, EntryCell, EntrySite};
-use pgwalk::{
-    Action, Capability, Concurrent, Conflict, Descriptor, HandlesFault, LeafAttrs, Level, PhysAddr,
-    Prot, ResumeReason, Shared, Unfinished, Visit,
-};
+use pgwalk::visit::{Action, Conflict, ResumeReason, Unfinished, Visit};
+use pgwalk::{Capability, Concurrent, HandlesFault, PhysAddr, Prot, Shared};
 
 /// Loom's atomic, as the cell the protocol updates.
 struct Cell(AtomicU64);
@@ -311,8 +311,8 @@ fn race(initial: Descriptor, a: Op, b: Op) {
             }
         }
         if initial.is_valid()
-            && last.output_address(pgwalk::Granule::Size4KiB)
-                != initial.output_address(pgwalk::Granule::Size4KiB)
+            && last.output_address(pgwalk::geometry::Granule::Size4KiB)
+                != initial.output_address(pgwalk::geometry::Granule::Size4KiB)
         {
             assert!(
                 p.tlbi.load(Ordering::Relaxed) >= 1,
@@ -422,7 +422,10 @@ fn a_linked_table_is_seen_filled() {
                 // acquire/release pair can make its contents visible.
                 let d = entry::load(&parent.entry, <HandlesFault as Capability>::LOAD);
                 if d.is_table(level2) {
-                    assert_eq!(d.output_address(pgwalk::Granule::Size4KiB).get(), CHILD_PA);
+                    assert_eq!(
+                        d.output_address(pgwalk::geometry::Granule::Size4KiB).get(),
+                        CHILD_PA
+                    );
                     let seen = entry::load(&child.entry, Ordering::Relaxed);
                     assert_eq!(seen, leaf, "followed a table before its contents");
                 }

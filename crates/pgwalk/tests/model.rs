@@ -12,11 +12,11 @@
 
 use std::collections::BTreeMap;
 
+use pgwalk::descriptor::Descriptor;
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::{Geometry, Granule};
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{
-    Descriptor, Error, FaultOutcome, Geometry, Granule, Ipa, Mapping, PhysAddr, Prot, Stage2,
-    WalkFlags,
-};
+use pgwalk::{Error, Ipa, Mapping, PhysAddr, Prot, Stage2};
 use proptest::prelude::*;
 
 const K4: u64 = 4 << 10;
@@ -278,8 +278,8 @@ fn pa_for(ipa: u64, skew: u64) -> u64 {
 fn leaf_prot(prot: Prot) -> Prot {
     Descriptor::leaf(
         PhysAddr(0),
-        pgwalk::Level::LAST,
-        pgwalk::LeafAttrs::from_prot(prot).unwrap(),
+        pgwalk::geometry::Level::LAST,
+        pgwalk::descriptor::LeafAttrs::from_prot(prot).unwrap(),
     )
     .prot()
 }
@@ -295,14 +295,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
         } => {
             let pa = pa_for(start, skew);
             t.exclusive()
-                .map(
-                    Ipa(start),
-                    len,
-                    PhysAddr(pa),
-                    prot,
-                    &mut (),
-                    WalkFlags::empty(),
-                )
+                .map(Ipa(start), len, PhysAddr(pa), prot, &mut ())
                 .unwrap();
             let val = Val::Map {
                 pa,
@@ -363,7 +356,12 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
         Op::TestClearYoung { start, len, mkold } => {
             let (s, e) = widen(t, start, start + len);
             let expect = m.any_young(s, e);
-            let got = t.shared().test_clear_young(Ipa(start), len, mkold).unwrap();
+            let got = if mkold {
+                t.shared().clear_young(Ipa(start), len)
+            } else {
+                t.shared().test_young(Ipa(start), len)
+            }
+            .unwrap();
             assert_eq!(got, expect, "young in {s:#x}..{e:#x}");
             if mkold {
                 m.update(s, e, |_, y| *y = false);
@@ -417,14 +415,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
             }
             let r = t
                 .fault_handler()
-                .map(
-                    Ipa(start),
-                    size,
-                    PhysAddr(pa),
-                    prot,
-                    &mut (),
-                    WalkFlags::empty(),
-                )
+                .map(Ipa(start), size, PhysAddr(pa), prot, &mut ())
                 .unwrap();
             let expect = if replaced.is_empty() {
                 FaultOutcome::Spurious

@@ -8,18 +8,19 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use pgwalk::descriptor::Descriptor;
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::{Geometry, Level};
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{
-    Action, Descriptor, Error, FaultOutcome, Geometry, Ipa, Level, MemoryOps, PhysAddr, Prot,
-    RetryEntry, Stage2, Unfinished, WalkFlags,
-};
+use pgwalk::visit::{Action, RetryEntry, Unfinished, WalkFlags};
+use pgwalk::{Error, Ipa, MapOptions, MemoryOps, PhysAddr, Prot, Stage2, UnmapOptions};
 
 const K4: u64 = 4 << 10;
 const M2: u64 = 2 << 20;
 const RAM: u64 = 0x8000_0000;
 
 /// A walk's result, checked to have visited the whole range.
-fn done<C: pgwalk::Capability>(w: pgwalk::Walked<C>) {
+fn done<C: pgwalk::Capability>(w: pgwalk::visit::Walked<C>) {
     assert!(w.is_completed());
 }
 
@@ -27,16 +28,9 @@ fn geometry() -> Geometry {
     Geometry::for_ia_bits(40, 48).unwrap()
 }
 
-fn map(t: &mut Stage2<impl MemoryOps<Cache = ()>>, ipa: u64, size: u64, pa: u64, prot: Prot) {
+fn map(t: &mut Stage2<impl MemoryOps<PagePool = ()>>, ipa: u64, size: u64, pa: u64, prot: Prot) {
     t.exclusive()
-        .map(
-            Ipa(ipa),
-            size,
-            PhysAddr(pa),
-            prot,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(ipa), size, PhysAddr(pa), prot, &mut ())
         .unwrap();
 }
 
@@ -53,7 +47,10 @@ fn heap_memory_refuses_a_count_that_would_wrap() {
     let mut leaf_table = None;
     t.exclusive()
         .walk(Ipa(0), K4, WalkFlags::TABLE_PRE, |ctx| {
-            leaf_table = Some(ctx.old().output_address(pgwalk::Granule::Size4KiB));
+            leaf_table = Some(
+                ctx.old()
+                    .output_address(pgwalk::geometry::Granule::Size4KiB),
+            );
             Ok(Action::Continue)
         })
         .map(done)
@@ -87,7 +84,7 @@ fn bytes_reads_any_range_inside_the_pool_exactly() {
     let mm = HeapMemory::new(16);
     let mut t = Stage2::with_geometry(Geometry::for_ia_bits(32, 40).unwrap(), mm.clone()).unwrap();
     map(&mut t, 0, K4, 0x12_3456_7000, Prot::RW);
-    let root = t.pgd();
+    let root = t.root();
     let whole = mm.bytes(root, 32);
     let entry = u64::from_le_bytes(whole[..8].try_into().unwrap());
     assert_ne!(entry, 0, "the root holds a table entry");
@@ -167,20 +164,20 @@ fn skipping_per_entry_invalidations_costs_one_for_the_range() {
     map(&mut t, 0, 16 * K4, RAM, Prot::RW);
     let before = mm.stats();
     t.exclusive()
-        .map(
+        .map_with(
             Ipa(0),
             16 * K4,
             PhysAddr(RAM),
             Prot::R,
             &mut (),
-            WalkFlags::SKIP_BBM_TLBI,
+            MapOptions::new().batch_tlbi(),
         )
         .unwrap();
     let after = mm.stats();
     assert_eq!(after.tlbi_ipa, before.tlbi_ipa, "no per-page invalidation");
     assert_eq!(after.tlbi_range, before.tlbi_range + 1, "one for the range");
     t.exclusive()
-        .unmap_with(Ipa(0), 16 * K4, WalkFlags::SKIP_BBM_TLBI)
+        .unmap_with(Ipa(0), 16 * K4, UnmapOptions::new().batch_tlbi())
         .unwrap();
     let end = mm.stats();
     assert_eq!(end.tlbi_ipa, before.tlbi_ipa);
@@ -264,7 +261,7 @@ impl Faulty {
 // SAFETY: every method forwards to a HeapMemory, which upholds the
 // contract; a panic before forwarding changes nothing of the host's.
 unsafe impl MemoryOps for Faulty {
-    type Cache = ();
+    type PagePool = ();
 
     fn zalloc_page(&self, cache: &mut ()) -> Option<PhysAddr> {
         self.mm.zalloc_page(cache)
@@ -329,7 +326,7 @@ fn assert_consistent(t: &Stage2<Faulty>, ipa: u64) -> (Descriptor, Level) {
         .get_leaf(Ipa(ipa))
         .expect("no entry is left locked");
     // `check_invariants` wants the HeapMemory table; rebuild the view.
-    let (g, pgd, mm) = (*t.geometry(), t.pgd(), t.mm().mm.clone());
+    let (g, pgd, mm) = (*t.geometry(), t.root(), t.mm().mm.clone());
     assert!(mm.quiesce());
     // SAFETY: the view is forgotten, never dropped, so the table keeps its
     // one owner; it is only read, while nothing else runs.
@@ -350,32 +347,19 @@ fn a_host_panic_inside_a_shared_break_leaves_the_old_entry() {
     host.arm(TLBI_IPA);
     let unwound = catch_unwind(AssertUnwindSafe(|| {
         // A new output address needs break-before-make.
-        t.fault_handler().map(
-            Ipa(0),
-            K4,
-            PhysAddr(RAM + M2),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        t.fault_handler()
+            .map(Ipa(0), K4, PhysAddr(RAM + M2), Prot::RW, &mut ())
     }));
     assert!(unwound.is_err());
     let (leaf, _) = assert_consistent(&t, 0);
     assert_eq!(
-        leaf.output_address(pgwalk::Granule::Size4KiB),
+        leaf.output_address(pgwalk::geometry::Granule::Size4KiB),
         PhysAddr(RAM)
     );
     // And the table works on.
     let again = t
         .fault_handler()
-        .map(
-            Ipa(0),
-            K4,
-            PhysAddr(RAM + M2),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        .map(Ipa(0), K4, PhysAddr(RAM + M2), Prot::RW, &mut ())
         .unwrap();
     assert_eq!(again, FaultOutcome::Fixed);
 }
@@ -387,19 +371,13 @@ fn a_host_panic_inside_cache_maintenance_of_a_make_leaves_the_old_entry() {
     map(&mut t, 0, K4, RAM, Prot::RW);
     host.arm(DCACHE);
     let unwound = catch_unwind(AssertUnwindSafe(|| {
-        t.fault_handler().map(
-            Ipa(0),
-            K4,
-            PhysAddr(RAM + M2),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        t.fault_handler()
+            .map(Ipa(0), K4, PhysAddr(RAM + M2), Prot::RW, &mut ())
     }));
     assert!(unwound.is_err());
     let (leaf, _) = assert_consistent(&t, 0);
     assert_eq!(
-        leaf.output_address(pgwalk::Granule::Size4KiB),
+        leaf.output_address(pgwalk::geometry::Granule::Size4KiB),
         PhysAddr(RAM)
     );
 }
@@ -426,14 +404,8 @@ fn a_host_panic_handing_over_a_replaced_table_leaves_the_new_block() {
     map(&mut t, 0, K4, RAM, Prot::RW);
     host.arm(FREE_UNLINKED);
     let unwound = catch_unwind(AssertUnwindSafe(|| {
-        t.fault_handler().map(
-            Ipa(0),
-            M2,
-            PhysAddr(RAM),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
+        t.fault_handler()
+            .map(Ipa(0), M2, PhysAddr(RAM), Prot::RW, &mut ())
     }));
     assert!(unwound.is_err());
     // The subtree leaked (the host never took it), but the table is whole:
@@ -449,13 +421,13 @@ fn a_host_panic_in_a_range_invalidation_leaves_a_consistent_table() {
     map(&mut t, 0, 4 * K4, RAM, Prot::RW);
     host.arm(TLBI_RANGE);
     let unwound = catch_unwind(AssertUnwindSafe(|| {
-        t.exclusive().map(
+        t.exclusive().map_with(
             Ipa(0),
             4 * K4,
             PhysAddr(RAM),
             Prot::R,
             &mut (),
-            WalkFlags::SKIP_BBM_TLBI,
+            MapOptions::new().batch_tlbi(),
         )
     }));
     assert!(unwound.is_err());
@@ -473,7 +445,9 @@ fn a_visitor_that_always_retries_ends_the_walk_with_an_error() {
     let walked = t.shared().walk(Ipa(0), 2 * K4, WalkFlags::LEAF, |ctx| {
         visits += 1;
         if ctx.addr() == Ipa(K4) {
-            return Err(Unfinished::Retry(RetryEntry(pgwalk::Conflict::Raced)));
+            return Err(Unfinished::Retry(RetryEntry(
+                pgwalk::visit::Conflict::Raced,
+            )));
         }
         Ok(Action::Continue)
     });
@@ -490,7 +464,9 @@ fn a_visitor_that_always_retries_ends_the_walk_with_an_error() {
     );
     // The same bound holds at table levels (a pre-order visit of a table).
     let walked = t.shared().walk(Ipa(0), M2, WalkFlags::TABLE_PRE, |_| {
-        Err(Unfinished::Retry(RetryEntry(pgwalk::Conflict::Raced)))
+        Err(Unfinished::Retry(RetryEntry(
+            pgwalk::visit::Conflict::Raced,
+        )))
     });
     assert!(
         matches!(walked, Err(Error::RetryLimit { .. })),
@@ -502,14 +478,16 @@ fn a_visitor_that_always_retries_ends_the_walk_with_an_error() {
 fn the_default_retry_limit_still_ends_a_livelock() {
     let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
     map(&mut t, 0, K4, RAM, Prot::RW);
-    assert_eq!(t.mm().retry_limit(), pgwalk::RETRY_LIMIT);
+    assert_eq!(t.mm().retry_limit(), pgwalk::visit::RETRY_LIMIT);
     if cfg!(miri) {
         // Sixteen million visits are beyond Miri's patience; the bound
         // itself is the previous test's.
         return;
     }
     let walked = t.shared().walk(Ipa(0), K4, WalkFlags::LEAF, |_| {
-        Err(Unfinished::Retry(RetryEntry(pgwalk::Conflict::Raced)))
+        Err(Unfinished::Retry(RetryEntry(
+            pgwalk::visit::Conflict::Raced,
+        )))
     });
     assert!(matches!(walked, Err(Error::RetryLimit { .. })));
 }

@@ -21,11 +21,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use pgwalk::descriptor::Exec;
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::{Geometry, Granule};
 use pgwalk::host::{check_invariants, HeapMemory};
-use pgwalk::{
-    Error, Exec, FaultOutcome, Geometry, Granule, Ipa, PhysAddr, Prot, SpinStage2, Stage2,
-    WalkFlags,
-};
+use pgwalk::{Error, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
 
 const K4: u64 = 4 << 10;
 const M2: u64 = 2 << 20;
@@ -91,14 +91,9 @@ struct Counters {
 fn fault(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) -> FaultOutcome {
     loop {
         let guard = table.read();
-        let r = guard.fault_handler().map(
-            Ipa(ipa),
-            size,
-            PhysAddr(pa),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        );
+        let r = guard
+            .fault_handler()
+            .map(Ipa(ipa), size, PhysAddr(pa), Prot::RW, &mut ());
         drop(guard);
         match r {
             Ok(FaultOutcome::Retry) => {
@@ -246,8 +241,7 @@ fn ager(table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
         };
         let len = 1 + rng.below(64);
         let start = rng.below(pages - len);
-        h.test_clear_young(Ipa(base + start * K4), len * K4, true)
-            .unwrap();
+        h.clear_young(Ipa(base + start * K4), len * K4).unwrap();
         let p = rng.below(pages);
         let (leaf, level) = h.get_leaf(Ipa(base + p * K4)).unwrap();
         assert!(!leaf.is_locked(), "get_leaf returned the locked marker");

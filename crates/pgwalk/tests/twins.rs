@@ -6,12 +6,16 @@
 //!
 //! Each test is named after its case in `tests/ui`.
 
+use pgwalk::descriptor::Descriptor;
+use pgwalk::fault::{
+    FaultOutcome, HostFault, HostPages, MayWrite, PageAnswer, PageRequest, ReadOnly, WriteIntent,
+};
+use pgwalk::geometry::Geometry;
 use pgwalk::host::HeapMemory;
+use pgwalk::idmap::MemoryRegion;
+use pgwalk::visit::{Action, Conflict, ResumeReason, RetryEntry, Unfinished, WalkFlags, Walked};
 use pgwalk::{
-    Action, Capability, Conflict, Descriptor, Error, FaultOutcome, Geometry, Handle, HandlesFault,
-    HostFault, HostPages, Ipa, MayWrite, MemoryRegion, PageAnswer, PageRequest, PhysAddr, Prot,
-    ReadOnly, ResumeReason, RetryEntry, Shared, SpinStage2, Stage2, Unfinished, WalkFlags, Walked,
-    WriteIntent,
+    Capability, Error, Handle, HandlesFault, Ipa, PhysAddr, Prot, Shared, SpinStage2, Stage2,
 };
 
 const PAGE: u64 = 0x1000;
@@ -28,7 +32,7 @@ fn table() -> Stage2<HeapMemory> {
 fn table_with_ram(size: u64) -> Stage2<HeapMemory> {
     let mut t = table();
     t.exclusive()
-        .map(RAM, size, HOST_PA, Prot::RW, &mut (), WalkFlags::empty())
+        .map(RAM, size, HOST_PA, Prot::RW, &mut ())
         .unwrap();
     t
 }
@@ -277,8 +281,7 @@ fn split_through_fault_handler() {
 }
 
 fn fault_in(t: &Stage2<HeapMemory>, ipa: Ipa) -> Result<FaultOutcome, Error> {
-    t.fault_handler()
-        .map(ipa, PAGE, HOST_PA, Prot::RW, &mut (), WalkFlags::empty())
+    t.fault_handler().map(ipa, PAGE, HOST_PA, Prot::RW, &mut ())
 }
 
 /// Twin of `fault_outcome_ignored`: the fault path acts on what happened.
@@ -423,14 +426,14 @@ fn exclusive_while_shared_alive() {
 fn idmap_range_used_after_guard_dropped() {
     let lock = SpinStage2::new(table());
     let regions = [MemoryRegion {
-        start: 0x8000_0000,
-        end: 0xc000_0000,
+        start: PhysAddr(0x8000_0000),
+        end: PhysAddr(0xc000_0000),
         prot: Prot::RWX,
     }];
     let range = {
         let mut guard = lock.write();
         let mut exclusive = guard.exclusive();
-        let mut range = exclusive.idmap_range(0x8000_1000, &regions).unwrap();
+        let mut range = exclusive.idmap_range(Ipa(0x8000_1000), &regions).unwrap();
         range.map(&mut ()).unwrap();
         range.range()
     };
@@ -476,7 +479,7 @@ fn raise_page_count_from_safe_code() {
     let t = table_with_ram(PAGE);
     let h = t.shared();
     // The root's count is 1 + its one entry (the level-1 table).
-    assert_eq!(h.mm().page_count(t.pgd()), 2);
+    assert_eq!(h.mm().page_count(t.root()), 2);
 }
 
 /// A host whose pages are all resident and writable.

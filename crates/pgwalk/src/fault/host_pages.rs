@@ -11,13 +11,13 @@
 
 use core::fmt;
 
-use crate::addr::{Ipa, PhysAddr};
-use crate::error::Error;
 use super::FaultOutcome;
+use crate::addr::{Ipa, PhysAddr};
+use crate::capability::HandlesFault;
+use crate::error::Error;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::stage2::Handle;
-use crate::capability::HandlesFault;
 
 mod sealed {
     pub trait Sealed {}

@@ -142,14 +142,15 @@ impl HeapMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryOps;
     use crate::geometry::Geometry;
+    use crate::memory::MemoryOps;
     use crate::{Ipa, PhysAddr, Prot};
 
     #[test]
     fn a_count_that_disagrees_with_the_entries_is_reported() {
         let mm = HeapMemory::new(16);
-        let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), mm.clone()).unwrap();
+        let mut t =
+            Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), mm.clone()).unwrap();
         t.exclusive()
             .map(Ipa(0), 0x1000, PhysAddr(0x8000_0000), Prot::RW, &mut ())
             .unwrap();

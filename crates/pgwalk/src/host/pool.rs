@@ -154,4 +154,3 @@ impl Pool {
         self.free.lock().unwrap().push(idx as u32);
     }
 }
-

@@ -45,8 +45,9 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
 
 #[cfg(test)]
 mod tests {
+    use crate::geometry::Geometry;
     use crate::host::{check_invariants, HeapMemory};
-    use crate::{Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags};
+    use crate::{Ipa, PhysAddr, Prot, Stage2};
 
     fn table() -> Stage2<HeapMemory> {
         Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), HeapMemory::new(64)).unwrap()
@@ -59,15 +60,8 @@ mod tests {
         let mut t = table();
         let mut h = t.exclusive();
         let page = Ipa(0x4000_1000);
-        h.map(
-            page,
-            0x1000,
-            PhysAddr(0x8000_0000),
-            Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
-        )
-        .unwrap();
+        h.map(page, 0x1000, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+            .unwrap();
         h.annotate(page, 0x1000, 0, &mut ()).unwrap();
         let report = check_invariants(&mut t).unwrap();
         assert_eq!(report.table_pages, 0);

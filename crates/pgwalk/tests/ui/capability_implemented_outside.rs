@@ -2,7 +2,8 @@
 // unmap"), claiming rights the walker cannot honour.
 use core::convert::Infallible;
 
-use pgwalk::{Capability, ResumeReason, RetryEntry, SkipEntry};
+use pgwalk::Capability;
+use pgwalk::visit::{ResumeReason, RetryEntry, SkipEntry};
 
 pub enum SharedUnmapper {}
 

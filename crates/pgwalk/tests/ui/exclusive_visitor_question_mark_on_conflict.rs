@@ -1,7 +1,10 @@
 // Mistake: an exclusive visitor forwards a race signal with `?`, as if
 // something could race a walker that holds the write lock.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Conflict, Descriptor, Geometry, Ipa, Stage2, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::descriptor::Descriptor;
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, Conflict, WalkFlags};
 
 // A helper shared with the concurrent code paths: a locked entry is a race.
 fn check_unlocked(d: Descriptor) -> Result<(), Conflict> {

@@ -1,7 +1,9 @@
 // Mistake: an exclusive walker (not on a vCPU's fault path) asks to resume
 // the guest, as if it were a fault handler.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Geometry, Ipa, ResumeReason, Stage2, Unfinished, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, ResumeReason, Unfinished, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,7 +1,9 @@
 // Mistake: porting a C visitor that returns -EAGAIN to an exclusive walk,
 // where nothing races and "retry this entry" has no meaning.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Conflict, Geometry, Ipa, RetryEntry, Stage2, Unfinished, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, Conflict, RetryEntry, Unfinished, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,7 +1,9 @@
 // Mistake: porting a C visitor that returns -ENOENT ("skip this entry") to
 // an exclusive walk, where the C walker treats it as "continue" anyway.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Geometry, Ipa, Stage2, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,7 +1,9 @@
 // Mistake: an exclusive walker copies shared-walker code and updates the
 // entry with compare-and-swap, as if another walker could race it.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Geometry, Ipa, Stage2, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,7 +1,8 @@
 // Mistake: taking exclusive access for an unmap while a shared walker's
 // handle on the same table is still in use.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, Ipa, Stage2};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

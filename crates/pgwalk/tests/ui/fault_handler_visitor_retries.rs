@@ -1,7 +1,9 @@
 // Mistake: a fault handler retries the entry after losing a race, when on
 // the fault path a lost race means "resume the guest and let it fault again".
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Conflict, Geometry, Ipa, RetryEntry, Stage2, Unfinished, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, Conflict, RetryEntry, Unfinished, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,6 +1,7 @@
 // Mistake: the C habit `if (ret == 0)` for "the fault was fixed".
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags};
+use pgwalk::{Ipa, PhysAddr, Prot, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();
@@ -12,8 +13,7 @@ fn main() {
             0x1000,
             PhysAddr(0x8000_0000),
             Prot::RW,
-            &mut (),
-            WalkFlags::empty(),
+            &mut ()
         )
         .unwrap();
     if outcome == 0 {

@@ -3,7 +3,8 @@
 #![deny(unused_must_use)]
 
 use pgwalk::host::HeapMemory;
-use pgwalk::{Error, Geometry, Ipa, PhysAddr, Prot, Stage2, WalkFlags};
+use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn handle_fault(table: &Stage2<HeapMemory>, ipa: Ipa) -> Result<(), Error> {
     let fault = table.fault_handler();
@@ -12,8 +13,7 @@ fn handle_fault(table: &Stage2<HeapMemory>, ipa: Ipa) -> Result<(), Error> {
         0x1000,
         PhysAddr(0x8000_0000),
         Prot::RW,
-        &mut (),
-        WalkFlags::empty(),
+        &mut ()
     )?;
     Ok(())
 }

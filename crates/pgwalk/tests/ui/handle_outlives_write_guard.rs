@@ -1,7 +1,8 @@
 // Mistake: taking the exclusive handle straight from a temporary write
 // guard, so the lock is released at the end of the statement.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, Ipa, SpinStage2, Stage2};
+use pgwalk::{Ipa, SpinStage2, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

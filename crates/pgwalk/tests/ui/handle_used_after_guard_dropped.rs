@@ -1,7 +1,8 @@
 // Mistake: dropping the read lock early "to keep the critical section short"
 // while still walking through the handle it gave out.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, Ipa, SpinStage2, Stage2};
+use pgwalk::{Ipa, SpinStage2, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

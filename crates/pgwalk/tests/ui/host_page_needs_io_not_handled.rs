@@ -1,6 +1,7 @@
 // Mistake: handling the host's answer as "page or error", forgetting that
 // an asynchronous request may come back with I/O in flight.
-use pgwalk::{HostFault, MayWrite, PageAnswer, PhysAddr};
+use pgwalk::PhysAddr;
+use pgwalk::fault::{HostFault, MayWrite, PageAnswer};
 
 fn page_or_error(answer: PageAnswer<MayWrite>) -> Result<PhysAddr, HostFault> {
     match answer {

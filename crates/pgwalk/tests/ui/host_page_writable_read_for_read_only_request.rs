@@ -1,6 +1,7 @@
 // Mistake: the fault handler asked the host for a read-only page, then maps
 // it writable because the host's page happens to be writable.
-use pgwalk::{PageAnswer, Prot, ReadOnly};
+use pgwalk::Prot;
+use pgwalk::fault::{PageAnswer, ReadOnly};
 
 fn stage2_prot(answer: &PageAnswer<ReadOnly>) -> Prot {
     match *answer {

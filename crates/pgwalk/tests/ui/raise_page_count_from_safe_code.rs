@@ -5,11 +5,12 @@
 // `u32::MAX - 1` makes a page with a live entry look empty at once).
 
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, MemoryOps, Stage2};
+use pgwalk::{MemoryOps, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();
     let table = Stage2::with_geometry(geometry, HeapMemory::new(64)).unwrap();
     let h = table.shared();
-    h.mm().get_pages(table.pgd(), u32::MAX as usize - 1);
+    h.mm().get_pages(table.root(), u32::MAX as usize - 1);
 }

@@ -1,7 +1,9 @@
 // Mistake: a walker under the read lock writes the entry with a plain store,
 // which would overwrite another walker's concurrent update.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Geometry, Ipa, Stage2, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,7 +1,9 @@
 // Mistake: a dirty-logging walker under the read lock (not a fault handler)
 // answers a lost race with "resume the guest" instead of "retry".
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Geometry, Ipa, ResumeReason, Stage2, Unfinished, WalkFlags};
+use pgwalk::{Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, ResumeReason, Unfinished, WalkFlags};
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -1,7 +1,8 @@
 // Mistake: a fault handler, holding only the read lock, splits a block
 // (a structural change that needs the write lock).
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, Ipa, SpinStage2, Stage2};
+use pgwalk::{Ipa, SpinStage2, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

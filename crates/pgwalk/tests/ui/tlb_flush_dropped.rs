@@ -5,7 +5,8 @@
 #![deny(unused_must_use)]
 
 use pgwalk::host::HeapMemory;
-use pgwalk::{Error, Geometry, Ipa, Stage2};
+use pgwalk::{Error, Ipa, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn start_dirty_logging(table: &Stage2<HeapMemory>) -> Result<(), Error> {
     table.shared().wrprotect(Ipa(0x4000_0000), 2 << 20)?;

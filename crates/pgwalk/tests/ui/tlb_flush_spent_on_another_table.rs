@@ -3,7 +3,8 @@
 // The token flushes the table it came from, and takes no table argument.
 
 use pgwalk::host::HeapMemory;
-use pgwalk::{Error, Geometry, Ipa, Stage2};
+use pgwalk::{Error, Ipa, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn start_dirty_logging(a: &Stage2<HeapMemory>, b: &Stage2<HeapMemory>) -> Result<(), Error> {
     a.shared().wrprotect(Ipa(0x4000_0000), 2 << 20)?.flush(&b.shared());

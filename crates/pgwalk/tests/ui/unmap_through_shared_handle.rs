@@ -1,6 +1,7 @@
 // Mistake: unmapping (a structural change) while holding only the read lock.
 use pgwalk::host::HeapMemory;
-use pgwalk::{Geometry, Ipa, SpinStage2, Stage2};
+use pgwalk::{Ipa, SpinStage2, Stage2};
+use pgwalk::geometry::Geometry;
 
 fn main() {
     let geometry = Geometry::for_ia_bits(40, 40).unwrap();

@@ -3,7 +3,9 @@
 #![deny(unused_must_use)]
 
 use pgwalk::host::HeapMemory;
-use pgwalk::{Action, Error, Geometry, Ipa, Stage2, WalkFlags};
+use pgwalk::{Error, Ipa, Stage2};
+use pgwalk::geometry::Geometry;
+use pgwalk::visit::{Action, WalkFlags};
 
 fn age(table: &Stage2<HeapMemory>, ipa: Ipa) -> Result<(), Error> {
     let mut fault = table.fault_handler();
