@@ -17,7 +17,8 @@ use pgwalk::{
 
 use crate::abi::*;
 use crate::errno::*;
-use crate::host::{table_virt, view, CHost, Cache, MmFns, TlbFns, View};
+use crate::host::{table_virt, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View};
+use crate::reentry::on_table;
 
 /// How a walk through the C boundary stops early: with an errno, or (typed
 /// visitors only) because the visitor said so.
@@ -203,12 +204,18 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
         let cb = w.cb.ok_or(-PGW_EFAULT)?;
         let kind = kind_of(w.flags)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
-        Ok(match kind {
-            Kind::Exclusive => legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags),
-            Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
-            Kind::Fault => legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags),
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
+            Ok(match kind {
+                Kind::Exclusive => {
+                    legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags)
+                }
+                Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
+                Kind::Fault => {
+                    legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags)
+                }
+            })
         })
     })
 }
@@ -261,33 +268,37 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
         if flags & idmap != 0 {
             return Err(-PGW_EOPNOTSUPP);
         }
-        // SAFETY: NULL or valid (the caller's contract).
-        let mm = unsafe { MmFns::from_c(mm_ops) }?;
-        // SAFETY: as above.
-        let tlb = unsafe { TlbFns::from_c(mmu) }?;
-        // SAFETY: `from_c` refused a NULL `mmu`.
-        let vtcr = unsafe { (*mmu).vtcr };
-        let geometry = pgwalk::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
-        let table =
-            Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
-        let (geometry, pgd, host) = table.into_raw_parts();
-        let pgd_va = table_virt(&host, pgd);
-        // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
-        // contract) and nothing else refers to them during the call.
-        unsafe {
-            pgt.write(kvm_pgtable {
-                ia_bits: u32::from(geometry.ia_bits()),
-                start_level: geometry.start_level().get(),
-                pgd: pgd_va,
-                mm_ops,
-                flags,
-                force_pte_cb,
-                mmu,
-            });
-            (*mmu).pgd_phys = pgd.get();
-            (*mmu).pgt = pgt;
-        }
-        Ok(0)
+        // A callback of a call on `pgt` (the allocator's, or a visitor's)
+        // may not initialise it again under that call's feet.
+        on_table(pgt, ptr::null(), || {
+            // SAFETY: NULL or valid (the caller's contract).
+            let mm = unsafe { MmFns::from_c(mm_ops) }?;
+            // SAFETY: as above.
+            let tlb = unsafe { TlbFns::from_c(mmu) }?;
+            // SAFETY: `from_c` refused a NULL `mmu`.
+            let vtcr = unsafe { (*mmu).vtcr };
+            let geometry = pgwalk::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
+            let table =
+                Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
+            let (geometry, pgd, host) = table.into_raw_parts();
+            let pgd_va = table_virt(&host, pgd);
+            // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
+            // contract) and nothing else refers to them during the call.
+            unsafe {
+                pgt.write(kvm_pgtable {
+                    ia_bits: u32::from(geometry.ia_bits()),
+                    start_level: geometry.start_level().get(),
+                    pgd: pgd_va,
+                    mm_ops,
+                    flags,
+                    force_pte_cb,
+                    mmu,
+                });
+                (*mmu).pgd_phys = pgd.get();
+                (*mmu).pgt = pgt;
+            }
+            Ok(0)
+        })
     })
 }
 
@@ -316,14 +327,18 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_init(
 pub(crate) unsafe fn destroy(pgt: *mut kvm_pgtable) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        // Dropping the core's table is what destroys it: this is the one
-        // place a view is let go of that way.
-        drop(ManuallyDrop::into_inner(v.table));
-        // SAFETY: `view` checked `pgt` is not NULL; the caller holds it
-        // exclusively.
-        unsafe { (*pgt).pgd = ptr::null_mut() };
-        Ok(0)
+        let table = unsafe { TablePtr::new(pgt) };
+        with_view(table, |v| {
+            // Dropping the core's table is what destroys it: this is the one
+            // place a view is let go of that way.
+            // SAFETY: `v.table` is not used again: the view goes right after
+            // this closure returns, and its `ManuallyDrop` drops nothing.
+            unsafe { ManuallyDrop::drop(&mut v.table) };
+            // SAFETY: `view` checked `pgt` is not NULL; the caller holds it
+            // exclusively.
+            unsafe { (*pgt).pgd = ptr::null_mut() };
+            Ok(0)
+        })
     })
 }
 
@@ -464,38 +479,40 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
         let kind = kind_of(flags)?;
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let wf = visit_flags(flags);
-        match kind {
-            Kind::Exclusive => {
-                let force = force_pte(&v, addr, size, prot);
-                let mut h = v.table.exclusive();
-                let mut cache = Cache(mc);
-                if force {
-                    let geometry = *h.geometry();
-                    map_pages(&geometry, addr, size, phys, p, |a, pa| {
-                        let page = geometry.granule().size();
-                        h.map(Ipa(a), page, PhysAddr(pa), p, &mut cache, wf)
-                            .map_err(from_error)
-                    })?;
-                } else {
-                    h.map(Ipa(addr), size, PhysAddr(phys), p, &mut cache, wf)
-                        .map_err(from_error)?;
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let wf = visit_flags(flags);
+            match kind {
+                Kind::Exclusive => {
+                    let force = force_pte(v, addr, size, prot);
+                    let mut h = v.table.exclusive();
+                    let mut cache = Cache(mc);
+                    if force {
+                        let geometry = *h.geometry();
+                        map_pages(&geometry, addr, size, phys, p, |a, pa| {
+                            let page = geometry.granule().size();
+                            h.map(Ipa(a), page, PhysAddr(pa), p, &mut cache, wf)
+                                .map_err(from_error)
+                        })?;
+                    } else {
+                        h.map(Ipa(addr), size, PhysAddr(phys), p, &mut cache, wf)
+                            .map_err(from_error)?;
+                    }
+                    Ok(0)
                 }
-                Ok(0)
+                Kind::Shared => Err(-PGW_EOPNOTSUPP),
+                Kind::Fault => match fault_map(v, addr, size, phys, prot, mc, wf)? {
+                    FaultOutcome::Fixed => Ok(0),
+                    // The kernel's fault path resumes the guest on -EAGAIN,
+                    // which is what every other outcome of a map asks for.
+                    FaultOutcome::Spurious
+                    | FaultOutcome::Retry
+                    | FaultOutcome::Continue
+                    | FaultOutcome::Emulate
+                    | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
+                },
             }
-            Kind::Shared => Err(-PGW_EOPNOTSUPP),
-            Kind::Fault => match fault_map(&v, addr, size, phys, prot, mc, wf)? {
-                FaultOutcome::Fixed => Ok(0),
-                // The kernel's fault path resumes the guest on -EAGAIN,
-                // which is what every other outcome of a map asks for.
-                FaultOutcome::Spurious
-                | FaultOutcome::Retry
-                | FaultOutcome::Continue
-                | FaultOutcome::Emulate
-                | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
-            },
-        }
+        })
     })
 }
 
@@ -516,12 +533,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_set_owner(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        v.table
-            .exclusive()
-            .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .exclusive()
+                .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -545,12 +564,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_unmap(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        v.table
-            .exclusive()
-            .unmap(Ipa(addr), size)
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .exclusive()
+                .unmap(Ipa(addr), size)
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -571,10 +592,12 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let h = v.table.shared();
-        h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush(&h);
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let h = v.table.shared();
+            h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush(&h);
+            Ok(0)
+        })
     })
 }
 
@@ -593,20 +616,22 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr:
     call(|| {
         let kind = kind_of(flags)?;
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        match kind {
-            Kind::Fault => {
-                let _ = v
-                    .table
-                    .fault_handler()
-                    .mkyoung(Ipa(addr))
-                    .map_err(from_error)?;
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            match kind {
+                Kind::Fault => {
+                    let _ = v
+                        .table
+                        .fault_handler()
+                        .mkyoung(Ipa(addr))
+                        .map_err(from_error)?;
+                }
+                Kind::Exclusive | Kind::Shared => {
+                    v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+                }
             }
-            Kind::Exclusive | Kind::Shared => {
-                v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-            }
-        }
-        Ok(0)
+            Ok(0)
+        })
     });
 }
 
@@ -655,8 +680,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
         let kind = kind_of(flags)?;
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        match kind {
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| match kind {
             Kind::Fault => {
                 match v
                     .table
@@ -678,7 +703,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
                     .map_err(from_error)?;
                 Ok(0)
             }
-        }
+        })
     })
 }
 
@@ -698,12 +723,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_flush(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        v.table
-            .shared()
-            .flush(Ipa(addr), size)
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .shared()
+                .flush(Ipa(addr), size)
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -724,12 +751,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_split(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        v.table
-            .exclusive()
-            .split(Ipa(addr), size, &mut Cache(mc.cast()))
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .exclusive()
+                .split(Ipa(addr), size, &mut Cache(mc.cast()))
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -827,18 +856,20 @@ pub unsafe extern "C" fn kvm_pgtable_get_leaf(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
-        // SAFETY: NULL is skipped; otherwise valid for writes (the
-        // caller's contract).
-        unsafe {
-            if !ptep.is_null() {
-                ptep.write(leaf.bits());
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
+            // SAFETY: NULL is skipped; otherwise valid for writes (the
+            // caller's contract).
+            unsafe {
+                if !ptep.is_null() {
+                    ptep.write(leaf.bits());
+                }
+                if !level.is_null() {
+                    level.write(l.get());
+                }
             }
-            if !level.is_null() {
-                level.write(l.get());
-            }
-        }
-        Ok(0)
+            Ok(0)
+        })
     })
 }

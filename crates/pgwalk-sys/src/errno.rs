@@ -29,6 +29,10 @@ pub const PGW_EEXIST: c_int = 17;
 pub const PGW_EINVAL: c_int = 22;
 /// An address range beyond the input (IPA) or output (PA) size.
 pub const PGW_ERANGE: c_int = 34;
+/// A call on a table made from inside a call on the same table, on the same
+/// thread: from a visitor, an `mm_ops` or TLB callback, or `force_pte_cb`.
+/// Refused before the table is read; nothing changed.
+pub const PGW_EDEADLK: c_int = 35;
 /// A typed visitor reported an action its walker's capability does not
 /// allow (`PGW_ACTION_RETRY` under `PGW_EXCLUSIVE`, ...). The walk stopped
 /// at that entry, unchanged.

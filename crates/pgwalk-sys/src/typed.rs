@@ -15,7 +15,7 @@ use pgwalk::{
 use crate::abi::*;
 use crate::compat::{destroy, fault_map, prot_of, visit_flags, Halt};
 use crate::errno::*;
-use crate::host::{table_virt, view, CHost, Cache};
+use crate::host::{table_virt, with_view, CHost, Cache, TablePtr};
 
 /// A typed visitor's action, checked against the capability `Self`.
 trait Typed: Capability {
@@ -208,21 +208,25 @@ pub unsafe extern "C" fn pgw_walk(
         }
         let cap = pgw_capability::try_from(w.capability).map_err(|_| -PGW_EINVAL)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let (arg, flags) = (w.arg, w.flags);
-        let r = match cap {
-            pgw_capability::PGW_EXCLUSIVE => {
-                typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
-            }
-            pgw_capability::PGW_SHARED => typed_walk(v.table.shared(), addr, size, cb, arg, flags),
-            pgw_capability::PGW_HANDLES_FAULT => {
-                typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
-            }
-        }?;
-        // SAFETY: checked not NULL above; valid for writes (the caller's
-        // contract).
-        unsafe { result.write(r) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let (arg, flags) = (w.arg, w.flags);
+            let r = match cap {
+                pgw_capability::PGW_EXCLUSIVE => {
+                    typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
+                }
+                pgw_capability::PGW_SHARED => {
+                    typed_walk(v.table.shared(), addr, size, cb, arg, flags)
+                }
+                pgw_capability::PGW_HANDLES_FAULT => {
+                    typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
+                }
+            }?;
+            // SAFETY: checked not NULL above; valid for writes (the caller's
+            // contract).
+            unsafe { result.write(r) };
+            Ok(0)
+        })
     })
 }
 
@@ -271,11 +275,13 @@ pub unsafe extern "C" fn pgw_stage2_fault_map(
             return Err(-PGW_EINVAL);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let o = fault_map(&v, addr, size, phys, prot, mc, visit_flags(flags))?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(outcome, self::outcome(o)) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let o = fault_map(v, addr, size, phys, prot, mc, visit_flags(flags))?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })
     })
 }
 
@@ -300,15 +306,17 @@ pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
         }
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let o = v
-            .table
-            .fault_handler()
-            .relax_perms(Ipa(addr), p)
-            .map_err(from_error)?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(outcome, self::outcome(o)) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let o = v
+                .table
+                .fault_handler()
+                .relax_perms(Ipa(addr), p)
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })
     })
 }
 
@@ -330,15 +338,17 @@ pub unsafe extern "C" fn pgw_stage2_fault_mkyoung(
             return Err(-PGW_EFAULT);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let o = v
-            .table
-            .fault_handler()
-            .mkyoung(Ipa(addr))
-            .map_err(from_error)?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(outcome, self::outcome(o)) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let o = v
+                .table
+                .fault_handler()
+                .mkyoung(Ipa(addr))
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })
     })
 }
 
@@ -358,13 +368,15 @@ pub unsafe extern "C" fn pgw_stage2_mkyoung(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-        if !found.is_null() {
-            // SAFETY: not NULL; the caller's contract.
-            unsafe { put(found, f) };
-        }
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+            if !found.is_null() {
+                // SAFETY: not NULL; the caller's contract.
+                unsafe { put(found, f) };
+            }
+            Ok(0)
+        })
     })
 }
 
@@ -388,15 +400,17 @@ pub unsafe extern "C" fn pgw_stage2_test_clear_young(
             return Err(-PGW_EFAULT);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let y = v
-            .table
-            .shared()
-            .test_clear_young(Ipa(addr), size, mkold)
-            .map_err(from_error)?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(young, y) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let y = v
+                .table
+                .shared()
+                .test_clear_young(Ipa(addr), size, mkold)
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(young, y) };
+            Ok(0)
+        })
     })
 }
 
@@ -440,16 +454,18 @@ pub unsafe extern "C" fn pgw_stage2_create_unlinked(
         let p = prot_of(prot)?;
         let level = Level::new(level).ok_or(-PGW_EINVAL)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let pa = v
-            .table
-            .exclusive()
-            .create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc), force_pte)
-            .map_err(from_error)?;
-        let va = table_virt(v.table.mm(), pa);
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(table, va) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let pa = v
+                .table
+                .exclusive()
+                .create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc), force_pte)
+                .map_err(from_error)?;
+            let va = table_virt(v.table.mm(), pa);
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(table, va) };
+            Ok(0)
+        })
     })
 }
 
