@@ -127,6 +127,13 @@
 #define PGW_ERANGE 34
 
 /**
+ * A call on a table made from inside a call on the same table, on the same
+ * thread: from a visitor, an `mm_ops` or TLB callback, or `force_pte_cb`.
+ * Refused before the table is read; nothing changed.
+ */
+#define PGW_EDEADLK 35
+
+/**
  * A shared walker's visitor asked to retry one entry `PGW_RETRY_LIMIT`
  * times in a row (`PGW_ACTION_RETRY`): it waits for a change that no other
  * walker makes. The walk stopped at that entry.
@@ -260,7 +267,8 @@ enum pgw_fault_outcome
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
   /**
-   * Nothing decided yet: go on with the next step of fault handling.
+   * Nothing decided: the walk completed or a visitor stopped it
+   * (`pgw_walk_result::outcome` only; no fault-path call answers it).
    */
   PGW_FAULT_CONTINUE = 1,
   /**
@@ -272,10 +280,6 @@ enum pgw_fault_outcome
    * Emulated memory (MMIO): emulate the access.
    */
   PGW_FAULT_EMULATE = 3,
-  /**
-   * Write-protected for dirty logging: record the page and relax.
-   */
-  PGW_FAULT_WRITE_PROTECTED = 4,
   /**
    * This call installed or relaxed the mapping.
    */
@@ -595,6 +599,22 @@ struct kvm_s2_mmu {
  * that `ia_bits` and `start_level` still agree with `mmu->vtcr` and that
  * the callbacks are present (`-PGW_EINVAL` otherwise), but a `pgd` pointed
  * elsewhere cannot be detected.
+ *
+ * Calls on one table do not nest. While a call on a table runs on a
+ * thread, a call on the same table (this structure, or a copy with the same
+ * `pgd`) made on that thread from one of its callbacks — a visitor, an
+ * `mm_ops` callback, a TLB callback of `mmu`, `force_pte_cb` — is refused
+ * with `-PGW_EDEADLK` before it reads the table, and changes nothing:
+ * without that, an unmap, a block map or a destroy from a visitor would
+ * free pages the walker is still reading. Functions that return no errno
+ * do nothing (`kvm_pgtable_stage2_destroy`, `kvm_pgtable_stage2_mkyoung`),
+ * `kvm_pgtable_stage2_test_clear_young` returns false, and
+ * `kvm_pgtable_stage2_create_unlinked` returns `ERR_PTR(-PGW_EDEADLK)`. A
+ * visitor that wants its own table changed records what to do and does it
+ * after the walk returns. Calls on other tables are allowed from callbacks,
+ * and calls from other threads are never refused: shared walkers on one
+ * table run side by side under the read lock. Only the caller's lock keeps
+ * an exclusive call on one thread from running beside a walk on another.
  */
 struct kvm_pgtable {
   /**
@@ -688,6 +708,9 @@ struct kvm_pgtable_visit_ctx {
  *
  * A value that is no errno at all (positive, or below -4095) stops the
  * walk with `-PGW_EBADMSG`.
+ *
+ * A visitor may not call the library on the table being walked: such a call
+ * returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
  */
 typedef int (*kvm_pgtable_visitor_fn_t)(const struct kvm_pgtable_visit_ctx *ctx,
                                         kvm_pgtable_walk_flags visit);
@@ -770,7 +793,8 @@ struct pgw_visit {
  * A typed visitor. Its return value is an error of its own, unrelated to
  * the table: 0, or a negative errno that stops the walk and is returned by
  * `pgw_walk`. A positive return ends the walk with `-PGW_EBADMSG`. What
- * happened to the table goes in `visit->action`.
+ * happened to the table goes in `visit->action`. Calls on the table being
+ * walked return `-PGW_EDEADLK` (see `struct kvm_pgtable`).
  */
 typedef int (*pgw_visitor_fn)(struct pgw_visit *visit);
 
@@ -1242,7 +1266,8 @@ int pgw_stage2_create_unlinked(struct kvm_pgtable *pgt,
 
 /**
  * The stable name of a `pgw_fault_outcome` value ("fixed", "spurious",
- * ...), the same as the Rust core's `FaultOutcome::name`, for traces; NULL
+ * ...), the same as the Rust core's `FaultOutcome::name` ("continue" for
+ * `PGW_FAULT_CONTINUE`, which only `pgw_walk` reports), for traces; NULL
  * for a value outside the enum. The string is static.
  */
 const char *pgw_fault_outcome_name(uint32_t outcome);

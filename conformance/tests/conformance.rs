@@ -25,10 +25,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::descriptor::Descriptor;
 use pgwalk::fault::FaultOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level};
+use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
 use pgwalk_conformance::{Machine, Par, ParPair, TABLE_WINDOW_PA, TABLE_WINDOW_SIZE};
 
@@ -659,13 +659,10 @@ impl<'a> Builder<'a> {
 
     fn map(&mut self, ipa: u64, size: u64, pa: u64, prot: Prot) {
         self.ops += 1;
-        let r = self.table.exclusive().map(
-            Ipa(ipa),
-            size,
-            PhysAddr(pa),
-            prot,
-            &mut ()
-        );
+        let r = self
+            .table
+            .exclusive()
+            .map(Ipa(ipa), size, PhysAddr(pa), prot, &mut ());
         match r {
             Ok(()) => self.record(ModelOp::Map {
                 lo: ipa,
@@ -741,13 +738,10 @@ impl<'a> Builder<'a> {
         let spurious = d.is_valid()
             && found.get() <= level
             && model_at(&self.log, ipa).is_some_and(same_beyond_perms);
-        let r = self.table.fault_handler().map(
-            Ipa(ipa),
-            size,
-            PhysAddr(pa),
-            prot,
-            &mut ()
-        );
+        let r = self
+            .table
+            .fault_handler()
+            .map(Ipa(ipa), size, PhysAddr(pa), prot, &mut ());
         let expected = if spurious {
             FaultOutcome::Spurious
         } else {
@@ -923,13 +917,10 @@ impl<'a> Builder<'a> {
         let (ipa, _) = self.pick_range();
         let pa = 1u64 << self.cfg.ps;
         let before = model_at(&self.log, ipa);
-        let r = self.table.exclusive().map(
-            Ipa(ipa),
-            PAGE,
-            PhysAddr(pa),
-            Prot::RW,
-            &mut ()
-        );
+        let r = self
+            .table
+            .exclusive()
+            .map(Ipa(ipa), PAGE, PhysAddr(pa), Prot::RW, &mut ());
         if !matches!(r, Err(Error::OutputTooLarge { .. })) {
             self.fail(format!(
                 "map({ipa:#x}) to {pa:#x}, beyond PS, returned {r:?}"

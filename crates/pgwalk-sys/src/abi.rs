@@ -87,6 +87,9 @@ pub(crate) const WALK_TABLE_POST: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK
 pub(crate) const WALK_SHARED: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SHARED as u32;
 pub(crate) const WALK_HANDLE_FAULT: u32 =
     kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_HANDLE_FAULT as u32;
+pub(crate) const WALK_SKIP_BBM_TLBI: u32 =
+    kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32;
+pub(crate) const WALK_SKIP_CMO: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32;
 
 /// `enum kvm_pgtable_stage2_flags`, the `flags` of
 /// `__kvm_pgtable_stage2_init`.
@@ -195,6 +198,22 @@ pub type kvm_pgtable_force_pte_cb_t =
 /// that `ia_bits` and `start_level` still agree with `mmu->vtcr` and that
 /// the callbacks are present (`-PGW_EINVAL` otherwise), but a `pgd` pointed
 /// elsewhere cannot be detected.
+///
+/// Calls on one table do not nest. While a call on a table runs on a
+/// thread, a call on the same table (this structure, or a copy with the same
+/// `pgd`) made on that thread from one of its callbacks — a visitor, an
+/// `mm_ops` callback, a TLB callback of `mmu`, `force_pte_cb` — is refused
+/// with `-PGW_EDEADLK` before it reads the table, and changes nothing:
+/// without that, an unmap, a block map or a destroy from a visitor would
+/// free pages the walker is still reading. Functions that return no errno
+/// do nothing (`kvm_pgtable_stage2_destroy`, `kvm_pgtable_stage2_mkyoung`),
+/// `kvm_pgtable_stage2_test_clear_young` returns false, and
+/// `kvm_pgtable_stage2_create_unlinked` returns `ERR_PTR(-PGW_EDEADLK)`. A
+/// visitor that wants its own table changed records what to do and does it
+/// after the walk returns. Calls on other tables are allowed from callbacks,
+/// and calls from other threads are never refused: shared walkers on one
+/// table run side by side under the read lock. Only the caller's lock keeps
+/// an exclusive call on one thread from running beside a walk on another.
 #[repr(C)]
 pub struct kvm_pgtable {
     /// Input address size, in bits.
@@ -260,6 +279,9 @@ pub struct kvm_pgtable_visit_ctx {
 ///
 /// A value that is no errno at all (positive, or below -4095) stops the
 /// walk with `-PGW_EBADMSG`.
+///
+/// A visitor may not call the library on the table being walked: such a call
+/// returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
 pub type kvm_pgtable_visitor_fn_t = Option<
     unsafe extern "C" fn(ctx: *const kvm_pgtable_visit_ctx, visit: kvm_pgtable_walk_flags) -> c_int,
 >;
@@ -287,15 +309,14 @@ pub struct kvm_pgtable_walker {
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, TryFromPrimitive, IntoPrimitive)]
 pub enum pgw_fault_outcome {
-    /// Nothing decided yet: go on with the next step of fault handling.
+    /// Nothing decided: the walk completed or a visitor stopped it
+    /// (`pgw_walk_result::outcome` only; no fault-path call answers it).
     PGW_FAULT_CONTINUE = 1,
     /// Resume the guest without a change: another walker got there first;
     /// it faults again if it still needs to.
     PGW_FAULT_RETRY = 2,
     /// Emulated memory (MMIO): emulate the access.
     PGW_FAULT_EMULATE = 3,
-    /// Write-protected for dirty logging: record the page and relax.
-    PGW_FAULT_WRITE_PROTECTED = 4,
     /// This call installed or relaxed the mapping.
     PGW_FAULT_FIXED = 5,
     /// The mapping already was what the fault needed.
@@ -410,7 +431,8 @@ pub struct pgw_visit {
 /// A typed visitor. Its return value is an error of its own, unrelated to
 /// the table: 0, or a negative errno that stops the walk and is returned by
 /// `pgw_walk`. A positive return ends the walk with `-PGW_EBADMSG`. What
-/// happened to the table goes in `visit->action`.
+/// happened to the table goes in `visit->action`. Calls on the table being
+/// walked return `-PGW_EDEADLK` (see `struct kvm_pgtable`).
 pub type pgw_visitor_fn = Option<unsafe extern "C" fn(visit: *mut pgw_visit) -> c_int>;
 
 /// A typed walker.
@@ -443,7 +465,9 @@ pub struct pgw_walk_result {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgwalk::{FaultOutcome, Prot, WalkFlags};
+    use pgwalk::fault::FaultOutcome;
+    use pgwalk::visit::WalkFlags;
+    use pgwalk::Prot;
 
     #[test]
     fn prot_values_are_the_cores() {

@@ -9,15 +9,21 @@ use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr;
 
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::Geometry;
+use pgwalk::geometry::{Granule, Level};
+use pgwalk::visit::{
+    Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, WalkFlags, Walked,
+};
 use pgwalk::{
-    free_unlinked, Action, Capability, Conflict, Exclusive, FaultOutcome, Granule, Handle,
-    HandlesFault, Ipa, LeafAttrs, Level, PhysAddr, Prot, ResumeReason, RetryEntry, Shared, Stage2,
-    Unfinished, Visit, VisitKind, WalkFlags, Walked,
+    free_unlinked, Capability, Exclusive, Handle, HandlesFault, Ipa, MapOptions, PhysAddr, Prot,
+    Shared, Stage2,
 };
 
 use crate::abi::*;
 use crate::errno::*;
-use crate::host::{table_virt, view, CHost, Cache, MmFns, TlbFns, View};
+use crate::host::{table_virt, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View};
+use crate::reentry::on_table;
 
 /// How a walk through the C boundary stops early: with an errno, or (typed
 /// visitors only) because the visitor said so.
@@ -203,12 +209,18 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
         let cb = w.cb.ok_or(-PGW_EFAULT)?;
         let kind = kind_of(w.flags)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
-        Ok(match kind {
-            Kind::Exclusive => legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags),
-            Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
-            Kind::Fault => legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags),
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
+            Ok(match kind {
+                Kind::Exclusive => {
+                    legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags)
+                }
+                Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
+                Kind::Fault => {
+                    legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags)
+                }
+            })
         })
     })
 }
@@ -218,7 +230,7 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
 /// (which `__kvm_pgtable_stage2_init` refuses with `-PGW_EINVAL`).
 #[no_mangle]
 pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
-    guard_or(0, || Stage2::<CHost>::pgd_size(vtcr).unwrap_or(0))
+    guard_or(0, || Geometry::from_vtcr(vtcr).map_or(0, |g| g.root_size()))
 }
 
 /// Initialises `pgt`: allocates the root with `mm_ops->zalloc_pages_exact`
@@ -261,33 +273,37 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
         if flags & idmap != 0 {
             return Err(-PGW_EOPNOTSUPP);
         }
-        // SAFETY: NULL or valid (the caller's contract).
-        let mm = unsafe { MmFns::from_c(mm_ops) }?;
-        // SAFETY: as above.
-        let tlb = unsafe { TlbFns::from_c(mmu) }?;
-        // SAFETY: `from_c` refused a NULL `mmu`.
-        let vtcr = unsafe { (*mmu).vtcr };
-        let geometry = pgwalk::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
-        let table =
-            Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
-        let (geometry, pgd, host) = table.into_raw_parts();
-        let pgd_va = table_virt(&host, pgd);
-        // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
-        // contract) and nothing else refers to them during the call.
-        unsafe {
-            pgt.write(kvm_pgtable {
-                ia_bits: u32::from(geometry.ia_bits()),
-                start_level: geometry.start_level().get(),
-                pgd: pgd_va,
-                mm_ops,
-                flags,
-                force_pte_cb,
-                mmu,
-            });
-            (*mmu).pgd_phys = pgd.get();
-            (*mmu).pgt = pgt;
-        }
-        Ok(0)
+        // A callback of a call on `pgt` (the allocator's, or a visitor's)
+        // may not initialise it again under that call's feet.
+        on_table(pgt, ptr::null(), || {
+            // SAFETY: NULL or valid (the caller's contract).
+            let mm = unsafe { MmFns::from_c(mm_ops) }?;
+            // SAFETY: as above.
+            let tlb = unsafe { TlbFns::from_c(mmu) }?;
+            // SAFETY: `from_c` refused a NULL `mmu`.
+            let vtcr = unsafe { (*mmu).vtcr };
+            let geometry = pgwalk::geometry::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
+            let table =
+                Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
+            let (geometry, pgd, host) = table.into_raw_parts();
+            let pgd_va = table_virt(&host, pgd);
+            // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
+            // contract) and nothing else refers to them during the call.
+            unsafe {
+                pgt.write(kvm_pgtable {
+                    ia_bits: u32::from(geometry.ia_bits()),
+                    start_level: geometry.start_level().get(),
+                    pgd: pgd_va,
+                    mm_ops,
+                    flags,
+                    force_pte_cb,
+                    mmu,
+                });
+                (*mmu).pgd_phys = pgd.get();
+                (*mmu).pgt = pgt;
+            }
+            Ok(0)
+        })
     })
 }
 
@@ -316,14 +332,18 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_init(
 pub(crate) unsafe fn destroy(pgt: *mut kvm_pgtable) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        // Dropping the core's table is what destroys it: this is the one
-        // place a view is let go of that way.
-        drop(ManuallyDrop::into_inner(v.table));
-        // SAFETY: `view` checked `pgt` is not NULL; the caller holds it
-        // exclusively.
-        unsafe { (*pgt).pgd = ptr::null_mut() };
-        Ok(0)
+        let table = unsafe { TablePtr::new(pgt) };
+        with_view(table, |v| {
+            // Dropping the core's table is what destroys it: this is the one
+            // place a view is let go of that way.
+            // SAFETY: `v.table` is not used again: the view goes right after
+            // this closure returns, and its `ManuallyDrop` drops nothing.
+            unsafe { ManuallyDrop::drop(&mut v.table) };
+            // SAFETY: `view` checked `pgt` is not NULL; the caller holds it
+            // exclusively.
+            unsafe { (*pgt).pgd = ptr::null_mut() };
+            Ok(0)
+        })
     })
 }
 
@@ -344,46 +364,29 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_destroy(pgt: *mut kvm_pgtable) {
     let _ = unsafe { destroy(pgt) };
 }
 
-/// Maps a range with pages only when `force_pte_cb` asks for it: the core's
-/// map picks the largest blocks, so the range is mapped one page at a time.
-/// Everything a per-page call could refuse is checked first, so a bad range
-/// changes nothing.
-fn map_pages<F>(
-    geometry: &pgwalk::Geometry,
-    addr: u64,
-    size: u64,
-    phys: u64,
-    prot: Prot,
-    mut map_one: F,
-) -> Result<(), c_int>
-where
-    F: FnMut(u64, u64) -> Result<(), c_int>,
-{
-    let page = geometry.granule().size();
-    if size == 0 || (addr | size | phys) & (page - 1) != 0 {
-        return Err(-PGW_EINVAL);
-    }
-    let end = addr.checked_add(size).ok_or(-PGW_ERANGE)?;
-    let phys_end = phys.checked_add(size).ok_or(-PGW_ERANGE)?;
-    if end > geometry.ia_limit() || (phys_end - 1) >> geometry.oa_bits() != 0 {
-        return Err(-PGW_ERANGE);
-    }
-    LeafAttrs::from_prot(prot).map_err(from_error)?;
-    let mut off = 0;
-    while off < size {
-        map_one(addr + off, phys + off)?;
-        off += page;
-    }
-    Ok(())
-}
-
-/// Whether the table's `force_pte_cb` wants pages only for this call.
+/// Whether the table's `force_pte_cb` wants pages only for this call: asked
+/// once per call, for the whole range, as the kernel does.
 fn force_pte(v: &View, addr: u64, size: u64, prot: u64) -> bool {
     match v.force_pte_cb {
         // SAFETY: the caller's callback, registered at initialisation.
         Some(cb) => unsafe { cb(addr, addr.wrapping_add(size), prot) },
         None => false,
     }
+}
+
+/// The core's options for a map with these kernel walk flags.
+pub(crate) fn map_options(flags: u32, pages_only: bool) -> MapOptions {
+    let mut opts = MapOptions::new();
+    if flags & WALK_SKIP_CMO != 0 {
+        opts = opts.skip_cmo();
+    }
+    if flags & WALK_SKIP_BBM_TLBI != 0 {
+        opts = opts.batch_tlbi();
+    }
+    if pages_only {
+        opts = opts.pages_only();
+    }
+    opts
 }
 
 /// The fault path's map, one outcome for the whole range.
@@ -394,39 +397,14 @@ pub(crate) fn fault_map(
     phys: u64,
     prot: u64,
     mc: *mut c_void,
-    flags: WalkFlags,
+    flags: u32,
 ) -> Result<FaultOutcome, c_int> {
     let p = prot_of(prot)?;
-    let h = v.table.fault_handler();
-    let mut cache = Cache(mc);
-    if !force_pte(v, addr, size, prot) {
-        return h
-            .map(Ipa(addr), size, PhysAddr(phys), p, &mut cache, flags)
-            .map_err(from_error);
-    }
-    let mut outcome = FaultOutcome::Spurious;
-    let stop = map_pages(h.geometry(), addr, size, phys, p, |a, pa| {
-        let page = h.geometry().granule().size();
-        match h
-            .map(Ipa(a), page, PhysAddr(pa), p, &mut cache, flags)
-            .map_err(from_error)?
-        {
-            FaultOutcome::Spurious => Ok(()),
-            FaultOutcome::Fixed => {
-                outcome = FaultOutcome::Fixed;
-                Ok(())
-            }
-            // Anything else ends the fault: report it, map no further.
-            other => {
-                outcome = other;
-                Err(0)
-            }
-        }
-    });
-    match stop {
-        Ok(()) | Err(0) => Ok(outcome),
-        Err(e) => Err(e),
-    }
+    let opts = map_options(flags, force_pte(v, addr, size, prot));
+    v.table
+        .fault_handler()
+        .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache(mc), opts)
+        .map_err(from_error)
 }
 
 /// Maps `size` bytes at IPA `addr` to `phys` with `prot`, using the largest
@@ -464,38 +442,26 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
         let kind = kind_of(flags)?;
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let wf = visit_flags(flags);
-        match kind {
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| match kind {
             Kind::Exclusive => {
-                let force = force_pte(&v, addr, size, prot);
-                let mut h = v.table.exclusive();
-                let mut cache = Cache(mc);
-                if force {
-                    let geometry = *h.geometry();
-                    map_pages(&geometry, addr, size, phys, p, |a, pa| {
-                        let page = geometry.granule().size();
-                        h.map(Ipa(a), page, PhysAddr(pa), p, &mut cache, wf)
-                            .map_err(from_error)
-                    })?;
-                } else {
-                    h.map(Ipa(addr), size, PhysAddr(phys), p, &mut cache, wf)
-                        .map_err(from_error)?;
-                }
+                let opts = map_options(flags, force_pte(v, addr, size, prot));
+                v.table
+                    .exclusive()
+                    .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache(mc), opts)
+                    .map_err(from_error)?;
                 Ok(0)
             }
             Kind::Shared => Err(-PGW_EOPNOTSUPP),
-            Kind::Fault => match fault_map(&v, addr, size, phys, prot, mc, wf)? {
+            Kind::Fault => match fault_map(v, addr, size, phys, prot, mc, flags)? {
                 FaultOutcome::Fixed => Ok(0),
                 // The kernel's fault path resumes the guest on -EAGAIN,
                 // which is what every other outcome of a map asks for.
-                FaultOutcome::Spurious
-                | FaultOutcome::Retry
-                | FaultOutcome::Continue
-                | FaultOutcome::Emulate
-                | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
+                FaultOutcome::Spurious | FaultOutcome::Retry | FaultOutcome::Emulate => {
+                    Err(-PGW_EAGAIN)
+                }
             },
-        }
+        })
     })
 }
 
@@ -516,12 +482,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_set_owner(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        v.table
-            .exclusive()
-            .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .exclusive()
+                .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -545,12 +513,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_unmap(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        v.table
-            .exclusive()
-            .unmap(Ipa(addr), size)
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .exclusive()
+                .unmap(Ipa(addr), size)
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -571,10 +541,12 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let h = v.table.shared();
-        h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush();
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let h = v.table.shared();
+            h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush();
+            Ok(0)
+        })
     })
 }
 
@@ -593,20 +565,22 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr:
     call(|| {
         let kind = kind_of(flags)?;
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        match kind {
-            Kind::Fault => {
-                let _ = v
-                    .table
-                    .fault_handler()
-                    .mkyoung(Ipa(addr))
-                    .map_err(from_error)?;
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            match kind {
+                Kind::Fault => {
+                    let _ = v
+                        .table
+                        .fault_handler()
+                        .mkyoung(Ipa(addr))
+                        .map_err(from_error)?;
+                }
+                Kind::Exclusive | Kind::Shared => {
+                    v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+                }
             }
-            Kind::Exclusive | Kind::Shared => {
-                v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-            }
-        }
-        Ok(0)
+            Ok(0)
+        })
     });
 }
 
@@ -626,11 +600,23 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_test_clear_young(
     size: u64,
     mkold: bool,
 ) -> bool {
-    let mut young = false;
-    // SAFETY: the same contract; `young` outlives the call.
-    let _ =
-        unsafe { crate::typed::pgw_stage2_test_clear_young(pgt, addr, size, mkold, &mut young) };
-    young
+    guard_or(false, || {
+        // SAFETY: the caller's contract on `pgt`.
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| test_clear_young(v, addr, size, mkold)).unwrap_or(false)
+    })
+}
+
+/// The aging walk both APIs share: whether any leaf was young, clearing
+/// the flags with `mkold`.
+pub(crate) fn test_clear_young(v: &View, addr: u64, size: u64, mkold: bool) -> Result<bool, c_int> {
+    let h = v.table.shared();
+    let young = if mkold {
+        h.clear_young(Ipa(addr), size)
+    } else {
+        h.test_young(Ipa(addr), size)
+    };
+    young.map_err(from_error)
 }
 
 /// Adds the permissions in `prot` (R, W, PX, UX only; other bits are
@@ -655,8 +641,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
         let kind = kind_of(flags)?;
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        match kind {
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| match kind {
             Kind::Fault => {
                 match v
                     .table
@@ -665,10 +651,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
                     .map_err(from_error)?
                 {
                     FaultOutcome::Fixed | FaultOutcome::Spurious => Ok(0),
-                    FaultOutcome::Retry
-                    | FaultOutcome::Continue
-                    | FaultOutcome::Emulate
-                    | FaultOutcome::WriteProtected => Err(-PGW_EAGAIN),
+                    FaultOutcome::Retry | FaultOutcome::Emulate => Err(-PGW_EAGAIN),
                 }
             }
             Kind::Exclusive | Kind::Shared => {
@@ -678,7 +661,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
                     .map_err(from_error)?;
                 Ok(0)
             }
-        }
+        })
     })
 }
 
@@ -698,12 +681,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_flush(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        v.table
-            .shared()
-            .flush(Ipa(addr), size)
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .shared()
+                .clean_dcache(Ipa(addr), size)
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -724,12 +709,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_split(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        v.table
-            .exclusive()
-            .split(Ipa(addr), size, &mut Cache(mc.cast()))
-            .map_err(from_error)?;
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            v.table
+                .exclusive()
+                .split(Ipa(addr), size, &mut Cache(mc.cast()))
+                .map_err(from_error)?;
+            Ok(0)
+        })
     })
 }
 
@@ -792,19 +779,17 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
         }
         // SAFETY: NULL or valid (the caller's contract).
         let mm = unsafe { MmFns::from_c(mm_ops) }?;
-        let entries = level
-            .checked_add(1)
-            .and_then(Level::new)
-            .filter(|l| (1..=3).contains(&l.get()))
+        let level = Level::new(level)
+            .filter(|l| (0..=2).contains(&l.get()))
             .ok_or(-PGW_EINVAL)?;
         let host = CHost::new(mm, None);
         let pa = host.phys(pgtable);
         if !pa.is_aligned(Granule::Size4KiB.size()) {
             return Err(-PGW_EINVAL);
         }
-        // SAFETY: the caller's contract: an unlinked table of this host,
-        // holding entries of `level + 1`, unreachable and freed once.
-        unsafe { free_unlinked(&host, Granule::Size4KiB, pa, entries) };
+        // SAFETY: the caller's contract: an unlinked table of this host that
+        // hung below an entry of `level`, unreachable and freed once.
+        unsafe { free_unlinked(&host, Granule::Size4KiB, pa, level) };
         Ok(0)
     });
 }
@@ -827,18 +812,20 @@ pub unsafe extern "C" fn kvm_pgtable_get_leaf(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
-        // SAFETY: NULL is skipped; otherwise valid for writes (the
-        // caller's contract).
-        unsafe {
-            if !ptep.is_null() {
-                ptep.write(leaf.bits());
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
+            // SAFETY: NULL is skipped; otherwise valid for writes (the
+            // caller's contract).
+            unsafe {
+                if !ptep.is_null() {
+                    ptep.write(leaf.bits());
+                }
+                if !level.is_null() {
+                    level.write(l.get());
+                }
             }
-            if !level.is_null() {
-                level.write(l.get());
-            }
-        }
-        Ok(0)
+            Ok(0)
+        })
     })
 }

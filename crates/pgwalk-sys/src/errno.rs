@@ -29,6 +29,10 @@ pub const PGW_EEXIST: c_int = 17;
 pub const PGW_EINVAL: c_int = 22;
 /// An address range beyond the input (IPA) or output (PA) size.
 pub const PGW_ERANGE: c_int = 34;
+/// A call on a table made from inside a call on the same table, on the same
+/// thread: from a visitor, an `mm_ops` or TLB callback, or `force_pte_cb`.
+/// Refused before the table is read; nothing changed.
+pub const PGW_EDEADLK: c_int = 35;
 /// A shared walker's visitor asked to retry one entry `PGW_RETRY_LIMIT`
 /// times in a row (`PGW_ACTION_RETRY`): it waits for a change that no other
 /// walker makes. The walk stopped at that entry.
@@ -65,7 +69,6 @@ pub(crate) fn from_error(e: Error) -> c_int {
         | Error::SplitsBlock { .. }
         | Error::InvalidOwner { .. }
         | Error::NoRegion { .. } => PGW_EINVAL,
-        Error::NotMapped { .. } => PGW_ENOENT,
         Error::AlreadyMapped { .. } => PGW_EEXIST,
         Error::Owned { .. } => PGW_EPERM,
         Error::RetryLimit { .. } => PGW_ELOOP,
@@ -105,33 +108,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_core_error_is_a_negative_errno() {
-        let errors = [
-            Error::NoMemory,
-            Error::OutOfRange {
-                start: 0,
-                end: 1,
-                ia_bits: 40,
-            },
-            Error::EmptyRange,
-            Error::Geometry("x"),
-            Error::NotMapped { addr: 0 },
-            Error::AlreadyMapped { addr: 0 },
-            Error::Owned { addr: 0, owner: 1 },
+    fn every_core_error_has_its_errno() {
+        use pgwalk::geometry::Level;
+        let l2 = Level::new(2).unwrap();
+        // Every variant of `pgwalk::Error`, with the code the header
+        // documents for it.
+        let cases = [
+            (Error::NoMemory, -PGW_ENOMEM),
+            (
+                Error::OutOfRange {
+                    start: 0,
+                    end: 1,
+                    ia_bits: 40,
+                },
+                -PGW_ERANGE,
+            ),
+            (
+                Error::OutputTooLarge {
+                    pa: 1 << 50,
+                    oa_bits: 40,
+                },
+                -PGW_ERANGE,
+            ),
+            (
+                Error::Misaligned {
+                    what: "IPA",
+                    value: 1,
+                    granule: 4096,
+                },
+                -PGW_EINVAL,
+            ),
+            (Error::EmptyRange, -PGW_EINVAL),
+            (Error::Geometry("x"), -PGW_EINVAL),
+            (Error::InvalidProt("x"), -PGW_EINVAL),
+            (Error::SplitsBlock { addr: 0, level: l2 }, -PGW_EINVAL),
+            (Error::InvalidOwner { id: 256, max: 255 }, -PGW_EINVAL),
+            (Error::NoRegion { addr: 0 }, -PGW_EINVAL),
+            (Error::AlreadyMapped { addr: 0 }, -PGW_EEXIST),
+            (Error::Owned { addr: 0, owner: 1 }, -PGW_EPERM),
+            (Error::RetryLimit { addr: 0, level: l2 }, -PGW_ELOOP),
         ];
-        for e in errors {
-            let code = from_error(e);
-            assert!(code < 0 && is_errno_or_zero(code), "{e:?} -> {code}");
+        for (e, code) in cases {
+            assert_eq!(from_error(e), code, "{e:?}");
+            assert!(is_errno_or_zero(code) && code < 0);
         }
     }
 
     #[test]
     fn the_retry_limit_is_the_core_s() {
-        assert_eq!(PGW_RETRY_LIMIT, pgwalk::RETRY_LIMIT);
+        assert_eq!(PGW_RETRY_LIMIT, pgwalk::visit::RETRY_LIMIT);
         assert_eq!(
             from_error(Error::RetryLimit {
                 addr: 0,
-                level: pgwalk::Level::LAST
+                level: pgwalk::geometry::Level::LAST
             }),
             -PGW_ELOOP
         );

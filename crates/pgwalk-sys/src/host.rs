@@ -9,10 +9,12 @@ use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use pgwalk::{Geometry, Ipa, Level, MemoryOps, PhysAddr, Stage2};
+use pgwalk::geometry::{Geometry, Level};
+use pgwalk::{Ipa, MemoryOps, PhysAddr, Stage2};
 
 use crate::abi::{kvm_pgtable, kvm_pgtable_mm_ops, kvm_pte_t, kvm_s2_mmu};
 use crate::errno::{PGW_EFAULT, PGW_EINVAL};
+use crate::reentry::on_table;
 
 type VirtFn = unsafe extern "C" fn(*mut c_void);
 type SizedFn = unsafe extern "C" fn(*mut c_void, usize);
@@ -154,7 +156,7 @@ impl CHost {
 // the boundary turns into an error: NULL or misaligned pointers from
 // `phys_to_virt`, and allocations not aligned to their size.
 unsafe impl MemoryOps for CHost {
-    type Cache = Cache;
+    type PagePool = Cache;
 
     fn zalloc_page(&self, cache: &mut Cache) -> Option<PhysAddr> {
         // SAFETY: the host's allocator callback, given the cache its caller
@@ -182,12 +184,10 @@ unsafe impl MemoryOps for CHost {
     }
 
     unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
-        // The kernel passes the level of the entry that linked the table,
-        // pgwalk the level of the entries inside it.
-        let parent = level.get() - 1;
         // SAFETY: `table` is unlinked and handed over once (this method's
-        // contract); the host frees it after its grace period.
-        unsafe { (self.mm.free_unlinked_table)(self.virt(table), parent) }
+        // contract); the host frees it after its grace period. Both sides
+        // mean the level of the entry that linked it.
+        unsafe { (self.mm.free_unlinked_table)(self.virt(table), level.get()) }
     }
 
     unsafe fn get_page(&self, pa: PhysAddr) {
@@ -279,7 +279,7 @@ pub(crate) struct View {
 /// allocated through its `mm_ops`, and only this library changed the table
 /// (or changes followed its rules: table pages from `mm_ops`, counts of 1
 /// plus the non-zero entries).
-pub(crate) unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
+unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
     // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
     let p = unsafe { pgt.as_ref() }.ok_or(-PGW_EFAULT)?;
     if p.pgd.is_null() {
@@ -310,6 +310,41 @@ pub(crate) unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
         table: ManuallyDrop::new(table),
         mm_ops: p.mm_ops,
         force_pte_cb: p.force_pte_cb,
+    })
+}
+
+/// A `struct kvm_pgtable *` from C that the caller of an exported function
+/// vouched for: NULL, or what [`view`] requires.
+#[derive(Clone, Copy)]
+pub(crate) struct TablePtr(*mut kvm_pgtable);
+
+impl TablePtr {
+    /// # Safety
+    ///
+    /// `pgt` is NULL or meets [`view`]'s requirements for as long as the
+    /// value is used.
+    pub(crate) unsafe fn new(pgt: *mut kvm_pgtable) -> TablePtr {
+        TablePtr(pgt)
+    }
+}
+
+/// Runs `f` on the view of `pgt` (see [`view`]) as a call on that table:
+/// `-PGW_EDEADLK`, before anything but the root pointer is read, when this
+/// thread is already inside a call on it (from one of its callbacks).
+pub(crate) fn with_view<R>(
+    pgt: TablePtr,
+    f: impl FnOnce(&mut View) -> Result<R, c_int>,
+) -> Result<R, c_int> {
+    let pgt = pgt.0;
+    if pgt.is_null() {
+        return Err(-PGW_EFAULT);
+    }
+    // SAFETY: not NULL, so readable (`TablePtr::new`'s contract).
+    let pgd = unsafe { (*pgt).pgd };
+    on_table(pgt, pgd, || {
+        // SAFETY: `TablePtr::new`'s contract is `view`'s.
+        let mut v = unsafe { view(pgt) }?;
+        f(&mut v)
     })
 }
 

@@ -53,6 +53,7 @@ mod abi;
 mod compat;
 mod errno;
 mod host;
+mod reentry;
 mod typed;
 
 #[cfg(test)]

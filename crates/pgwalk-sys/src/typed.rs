@@ -7,15 +7,17 @@
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
-use pgwalk::{
-    Action, Capability, Conflict, Exclusive, FaultOutcome, Handle, HandlesFault, Ipa, Level,
-    PhysAddr, ResumeReason, RetryEntry, Shared, Unfinished, Visit, VisitKind, Walked,
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::Level;
+use pgwalk::visit::{
+    Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, Walked,
 };
+use pgwalk::{Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared};
 
 use crate::abi::*;
 use crate::compat::{destroy, fault_map, prot_of, visit_flags, Halt};
 use crate::errno::*;
-use crate::host::{table_virt, view, CHost, Cache};
+use crate::host::{table_virt, with_view, CHost, Cache, TablePtr};
 
 /// A typed visitor's action, checked against the capability `Self`.
 trait Typed: Capability {
@@ -106,10 +108,8 @@ fn kind_value(kind: VisitKind) -> u32 {
 
 pub(crate) fn outcome(o: FaultOutcome) -> pgw_fault_outcome {
     match o {
-        FaultOutcome::Continue => pgw_fault_outcome::PGW_FAULT_CONTINUE,
         FaultOutcome::Retry => pgw_fault_outcome::PGW_FAULT_RETRY,
         FaultOutcome::Emulate => pgw_fault_outcome::PGW_FAULT_EMULATE,
-        FaultOutcome::WriteProtected => pgw_fault_outcome::PGW_FAULT_WRITE_PROTECTED,
         FaultOutcome::Fixed => pgw_fault_outcome::PGW_FAULT_FIXED,
         FaultOutcome::Spurious => pgw_fault_outcome::PGW_FAULT_SPURIOUS,
     }
@@ -157,14 +157,23 @@ fn typed_walk<C: Typed>(
         C::action(action, v.resume_reason).unwrap_or_else(|e| Err(Unfinished::Stop(Halt::Errno(e))))
     });
     let (status, fault) = match walked {
-        Ok(Walked::Completed) => (pgw_walk_status::PGW_WALK_COMPLETED, FaultOutcome::Continue),
-        Ok(Walked::ResumeGuest(r)) => (pgw_walk_status::PGW_WALK_RESUMED_GUEST, C::resumed(r)),
-        Err(Halt::Stopped) => (pgw_walk_status::PGW_WALK_STOPPED, FaultOutcome::Continue),
+        Ok(Walked::Completed) => (
+            pgw_walk_status::PGW_WALK_COMPLETED,
+            pgw_fault_outcome::PGW_FAULT_CONTINUE,
+        ),
+        Ok(Walked::ResumeGuest(r)) => (
+            pgw_walk_status::PGW_WALK_RESUMED_GUEST,
+            outcome(C::resumed(r)),
+        ),
+        Err(Halt::Stopped) => (
+            pgw_walk_status::PGW_WALK_STOPPED,
+            pgw_fault_outcome::PGW_FAULT_CONTINUE,
+        ),
         Err(Halt::Errno(e)) => return Err(e),
     };
     Ok(pgw_walk_result {
         status,
-        outcome: outcome(fault),
+        outcome: fault,
     })
 }
 
@@ -208,21 +217,25 @@ pub unsafe extern "C" fn pgw_walk(
         }
         let cap = pgw_capability::try_from(w.capability).map_err(|_| -PGW_EINVAL)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let (arg, flags) = (w.arg, w.flags);
-        let r = match cap {
-            pgw_capability::PGW_EXCLUSIVE => {
-                typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
-            }
-            pgw_capability::PGW_SHARED => typed_walk(v.table.shared(), addr, size, cb, arg, flags),
-            pgw_capability::PGW_HANDLES_FAULT => {
-                typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
-            }
-        }?;
-        // SAFETY: checked not NULL above; valid for writes (the caller's
-        // contract).
-        unsafe { result.write(r) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let (arg, flags) = (w.arg, w.flags);
+            let r = match cap {
+                pgw_capability::PGW_EXCLUSIVE => {
+                    typed_walk(v.table.exclusive(), addr, size, cb, arg, flags)
+                }
+                pgw_capability::PGW_SHARED => {
+                    typed_walk(v.table.shared(), addr, size, cb, arg, flags)
+                }
+                pgw_capability::PGW_HANDLES_FAULT => {
+                    typed_walk(v.table.fault_handler(), addr, size, cb, arg, flags)
+                }
+            }?;
+            // SAFETY: checked not NULL above; valid for writes (the caller's
+            // contract).
+            unsafe { result.write(r) };
+            Ok(0)
+        })
     })
 }
 
@@ -271,11 +284,13 @@ pub unsafe extern "C" fn pgw_stage2_fault_map(
             return Err(-PGW_EINVAL);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let o = fault_map(&v, addr, size, phys, prot, mc, visit_flags(flags))?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(outcome, self::outcome(o)) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let o = fault_map(v, addr, size, phys, prot, mc, flags)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })
     })
 }
 
@@ -300,15 +315,17 @@ pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
         }
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let o = v
-            .table
-            .fault_handler()
-            .relax_perms(Ipa(addr), p)
-            .map_err(from_error)?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(outcome, self::outcome(o)) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let o = v
+                .table
+                .fault_handler()
+                .relax_perms(Ipa(addr), p)
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })
     })
 }
 
@@ -330,15 +347,17 @@ pub unsafe extern "C" fn pgw_stage2_fault_mkyoung(
             return Err(-PGW_EFAULT);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let o = v
-            .table
-            .fault_handler()
-            .mkyoung(Ipa(addr))
-            .map_err(from_error)?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(outcome, self::outcome(o)) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let o = v
+                .table
+                .fault_handler()
+                .mkyoung(Ipa(addr))
+                .map_err(from_error)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(outcome, self::outcome(o)) };
+            Ok(0)
+        })
     })
 }
 
@@ -358,13 +377,15 @@ pub unsafe extern "C" fn pgw_stage2_mkyoung(
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-        if !found.is_null() {
-            // SAFETY: not NULL; the caller's contract.
-            unsafe { put(found, f) };
-        }
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
+            if !found.is_null() {
+                // SAFETY: not NULL; the caller's contract.
+                unsafe { put(found, f) };
+            }
+            Ok(0)
+        })
     })
 }
 
@@ -388,15 +409,13 @@ pub unsafe extern "C" fn pgw_stage2_test_clear_young(
             return Err(-PGW_EFAULT);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let v = unsafe { view(pgt) }?;
-        let y = v
-            .table
-            .shared()
-            .test_clear_young(Ipa(addr), size, mkold)
-            .map_err(from_error)?;
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(young, y) };
-        Ok(0)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let y = crate::compat::test_clear_young(v, addr, size, mkold)?;
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(young, y) };
+            Ok(0)
+        })
     })
 }
 
@@ -440,39 +459,43 @@ pub unsafe extern "C" fn pgw_stage2_create_unlinked(
         let p = prot_of(prot)?;
         let level = Level::new(level).ok_or(-PGW_EINVAL)?;
         // SAFETY: the caller's contract on `pgt`.
-        let mut v = unsafe { view(pgt) }?;
-        let pa = v
-            .table
-            .exclusive()
-            .create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc), force_pte)
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            let mut h = v.table.exclusive();
+            let pa = if force_pte {
+                h.create_unlinked_pages(PhysAddr(phys), level, p, &mut Cache(mc))
+            } else {
+                h.create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc))
+            }
             .map_err(from_error)?;
-        let va = table_virt(v.table.mm(), pa);
-        // SAFETY: checked not NULL; the caller's contract.
-        unsafe { put(table, va) };
-        Ok(0)
+            let va = table_virt(v.table.mm(), pa);
+            // SAFETY: checked not NULL; the caller's contract.
+            unsafe { put(table, va) };
+            Ok(0)
+        })
     })
 }
 
 /// The stable name of a `pgw_fault_outcome` value ("fixed", "spurious",
-/// ...), the same as the Rust core's `FaultOutcome::name`, for traces; NULL
+/// ...), the same as the Rust core's `FaultOutcome::name` ("continue" for
+/// `PGW_FAULT_CONTINUE`, which only `pgw_walk` reports), for traces; NULL
 /// for a value outside the enum. The string is static.
 #[no_mangle]
 pub extern "C" fn pgw_fault_outcome_name(outcome: u32) -> *const c_char {
-    match FaultOutcome::try_from(outcome) {
+    match pgw_fault_outcome::try_from(outcome) {
         Ok(o) => name_cstr(o).as_ptr(),
         Err(_) => ptr::null(),
     }
 }
 
 /// `FaultOutcome::name`, NUL-terminated (checked against it in the tests).
-fn name_cstr(o: FaultOutcome) -> &'static CStr {
+fn name_cstr(o: pgw_fault_outcome) -> &'static CStr {
     match o {
-        FaultOutcome::Continue => c"continue",
-        FaultOutcome::Retry => c"retry",
-        FaultOutcome::Emulate => c"emulate",
-        FaultOutcome::WriteProtected => c"write-protected",
-        FaultOutcome::Fixed => c"fixed",
-        FaultOutcome::Spurious => c"spurious",
+        pgw_fault_outcome::PGW_FAULT_CONTINUE => c"continue",
+        pgw_fault_outcome::PGW_FAULT_RETRY => c"retry",
+        pgw_fault_outcome::PGW_FAULT_EMULATE => c"emulate",
+        pgw_fault_outcome::PGW_FAULT_FIXED => c"fixed",
+        pgw_fault_outcome::PGW_FAULT_SPURIOUS => c"spurious",
     }
 }
 
@@ -491,8 +514,12 @@ mod tests {
             assert_eq!(s.to_str().unwrap(), o.name());
             assert_eq!(outcome(o) as u32, v);
         }
-        assert!(pgw_fault_outcome_name(0).is_null());
-        assert!(pgw_fault_outcome_name(7).is_null());
+        // SAFETY: as above.
+        let c = unsafe { CStr::from_ptr(pgw_fault_outcome_name(1)) };
+        assert_eq!(c.to_str().unwrap(), "continue");
+        for v in [0, 4, 7] {
+            assert!(pgw_fault_outcome_name(v).is_null());
+        }
     }
 
     #[test]

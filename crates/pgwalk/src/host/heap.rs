@@ -36,7 +36,7 @@ pub struct Stats {
     pub deferred_frees: u64,
 }
 
-/// A heap-backed [`MemoryOps`]: see the [module documentation](self).
+/// A heap-backed [`MemoryOps`]: see the [module documentation](crate::host).
 ///
 /// Cloning shares the pool (deferred frees need a handle that outlives the
 /// walker that unlinked the pages).
