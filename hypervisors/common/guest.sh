@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=$root/target/guest
 di=/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64
-passes=${PGWALK_GUEST_PASSES:-3}
+passes=${PGWALK_GUEST_PASSES:-4}
 mib=${PGWALK_GUEST_MIB:-32}
 
 need=()

@@ -19,14 +19,6 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs -o size=600m tmpfs /tmp || fail "no tmpfs"
 echo "PGWALK-GUEST: init running on Linux $(uname -r)"
 
-cpus=/sys/devices/system/cpu
-[ "$(cat $cpus/online)" = "0-1" ] || fail "CPUs online: $(cat $cpus/online)"
-echo 0 > $cpus/cpu1/online || fail "CPU 1 would not go offline"
-[ "$(cat $cpus/online)" = "0" ] || fail "CPUs online after CPU 1 off: $(cat $cpus/online)"
-echo 1 > $cpus/cpu1/online || fail "CPU 1 would not come back"
-[ "$(cat $cpus/online)" = "0-1" ] || fail "CPUs online after CPU 1 on: $(cat $cpus/online)"
-echo "PGWALK-GUEST: both CPUs online, CPU 1 cycled off and on"
-
 # One writer per CPU, pinned with a cgroup-v2 cpuset where the kernel has
 # one (busybox here has no taskset); /proc/stat shows both CPUs worked.
 pin=""
@@ -37,6 +29,14 @@ if mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/nul
     done
     pin=yes
 fi
+
+cpus=/sys/devices/system/cpu
+[ "$(cat $cpus/online)" = "0-1" ] || fail "CPUs online: $(cat $cpus/online)"
+echo 0 > $cpus/cpu1/online || fail "CPU 1 would not go offline"
+[ "$(cat $cpus/online)" = "0" ] || fail "CPUs online after CPU 1 off: $(cat $cpus/online)"
+echo 1 > $cpus/cpu1/online || fail "CPU 1 would not come back"
+[ "$(cat $cpus/online)" = "0-1" ] || fail "CPUs online after CPU 1 on: $(cat $cpus/online)"
+echo "PGWALK-GUEST: both CPUs online, CPU 1 cycled off and on"
 
 busy() { # busy ticks of CPU $1
     awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 }' /proc/stat

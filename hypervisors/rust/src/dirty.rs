@@ -16,9 +16,9 @@ use crate::layout::{GUEST_RAM_BASE, GUEST_RAM_SIZE, PAGE};
 use crate::{arch, hvprintln, vm};
 
 /// Rounds per logging session.
-pub const ROUNDS: usize = 6;
+pub const ROUNDS: usize = 8;
 /// Length of a round.
-pub const ROUND_MS: u64 = 300;
+pub const ROUND_MS: u64 = 400;
 
 const WORDS: usize = (GUEST_RAM_SIZE / PAGE / 64) as usize;
 

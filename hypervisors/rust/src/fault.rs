@@ -50,14 +50,18 @@ fn decode(esr: u64, instruction: bool) -> Abort {
     let hpfar = read_sysreg!("hpfar_el2");
     let far = read_sysreg!("far_el2");
     let ipa = (hpfar & 0x0000_0fff_ffff_fff0) << 8 | far & 0xfff;
+    // A fault on the guest's own stage-1 table walk (S1PTW) is an access
+    // to a table page, not to the instruction or data: count it as a write,
+    // as KVM does, since the walker may update descriptors (hardware
+    // access flag and dirty state); a read-only answer would fault forever.
+    let s1ptw = esr & (1 << 7) != 0;
     Abort {
         ipa,
         kind,
         level: (fsc & 3) as i8,
-        // WnR; a stage-1 walk's hardware update of a descriptor reports
-        // WnR too. Cache maintenance reports WnR = 1: treated as a write.
-        write: !instruction && esr & (1 << 6) != 0,
-        exec: instruction,
+        // WnR; cache maintenance reports WnR = 1 and is treated as a write.
+        write: s1ptw || (!instruction && esr & (1 << 6) != 0),
+        exec: instruction && !s1ptw,
     }
 }
 
