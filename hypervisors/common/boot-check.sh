@@ -42,6 +42,12 @@ check_hypervisor_run() {
             if (n >= 256) c++
         } END { print c + 0 }' "$log")
     [ "$rounds" -ge 3 ] || fail "only $rounds dirty-logging rounds with writes (>= 1 MiB) overlapped the workload, not 3"
+    # Bad input: loads from the hypervisor's RAM and from a hole got an
+    # external abort (SIGBUS in the guest), not a crash.
+    for p in hv hole; do
+        grep -q "^PGWALK-PROBE $p: status 135" "$log" ||
+            fail "the guest's load from the $p probe address did not end in SIGBUS (an injected abort)"
+    done
     local status
     status=$(sed -n 's/^QEMU-EXIT-STATUS //p' "$log" | tail -1)
     [ "$status" = 0 ] || fail "QEMU exited with status ${status:-unknown}"

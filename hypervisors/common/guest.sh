@@ -21,6 +21,7 @@ need=()
 command -v dtc >/dev/null || need+=(device-tree-compiler)
 command -v cpio >/dev/null || need+=(cpio)
 command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+command -v aarch64-linux-gnu-as >/dev/null || need+=(binutils-aarch64-linux-gnu)
 if [ ${#need[@]} -gt 0 ]; then
     echo "guest.sh: installing ${need[*]}" >&2
     apt-get update -qq
@@ -63,6 +64,11 @@ ln -s aarch64-linux-gnu/ld-linux-aarch64.so.1 "$stage/lib/ld-linux-aarch64.so.1"
     ln -sf /bin/busybox "$stage/$l"
 done
 for a in awk seq wc; do [ -e "$stage/bin/$a" ] || [ -e "$stage/usr/bin/$a" ] || ln -s /bin/busybox "$stage/bin/$a"; done
+# Two bad-input probes: the hypervisor's own RAM, and a hole in the map.
+for p in hv:$(layout HV_BASE) hole:0x09040000; do
+    aarch64-linux-gnu-as --defsym PROBE_PA="${p#*:}" -o "$out/probe.o" "$here/probe.S"
+    aarch64-linux-gnu-ld -static -o "$stage/bin/probe-${p%%:*}" "$out/probe.o"
+done
 sed -e "s/@PASSES@/$passes/" -e "s/@MIB_PER_PASS@/$mib/" "$here/init.sh" > "$stage/init"
 chmod 755 "$stage/init"
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true

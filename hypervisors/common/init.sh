@@ -19,6 +19,14 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs -o size=600m tmpfs /tmp || fail "no tmpfs"
 echo "PGWALK-GUEST: init running on Linux $(uname -r)"
 
+# Bad input: loads from the hypervisor's RAM and from a hole in the memory
+# map. On real hardware (and under the pgwalk hypervisors) both end in a
+# synchronous external abort: SIGBUS, status 135.
+for p in hv hole; do
+    /bin/probe-$p
+    echo "PGWALK-PROBE $p: status $?"
+done
+
 # One writer per CPU, pinned with a cgroup-v2 cpuset where the kernel has
 # one (busybox here has no taskset); /proc/stat shows both CPUs worked.
 pin=""

@@ -14,7 +14,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", common.join(f).display());
     }
     if env::var("TARGET").unwrap() == "aarch64-unknown-none" {
-        println!("cargo:rustc-link-arg=-T{}", common.join("link.ld").display());
+        println!(
+            "cargo:rustc-link-arg=-T{}",
+            common.join("link.ld").display()
+        );
         println!("cargo:rustc-link-arg=-L{}", common.display());
     }
 
@@ -31,8 +34,13 @@ fn main() {
             Some(hex) => u64::from_str_radix(hex, 16),
             None => value.parse(),
         };
-        let value = parsed.unwrap_or_else(|_| panic!("layout.ld: {name} = {value} is not a number"));
-        writeln!(out, "#[allow(dead_code)]\npub const {name}: u64 = {value:#x};").unwrap();
+        let value =
+            parsed.unwrap_or_else(|_| panic!("layout.ld: {name} = {value} is not a number"));
+        writeln!(
+            out,
+            "#[allow(dead_code)]\npub const {name}: u64 = {value:#x};"
+        )
+        .unwrap();
     }
     let dest = PathBuf::from(env::var("OUT_DIR").unwrap()).join("layout.rs");
     fs::write(dest, out).unwrap();

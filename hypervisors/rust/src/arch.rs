@@ -119,7 +119,15 @@ pub fn tlbi_vmid() {
 /// Invalidates every EL2 TLB entry of this CPU (before turning its MMU on).
 pub fn tlbi_el2_local() {
     // SAFETY: as in `tlbi_ipa`.
-    unsafe { asm!("dsb ishst", "tlbi alle2", "dsb ish", "isb", options(nostack, preserves_flags)) };
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi alle2",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
 }
 
 /// Smallest data and instruction cache lines, from CTR_EL0, and whether

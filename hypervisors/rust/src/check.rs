@@ -71,7 +71,10 @@ fn counted(pa: PhysAddr, f: &mut Findings) -> usize {
     for e in entries(pa) {
         let d = Descriptor::from_bits(e.load(Ordering::Acquire));
         if d.is_locked() {
-            f.fail(format_args!("locked marker left in table page {:#x}", pa.get()));
+            f.fail(format_args!(
+                "locked marker left in table page {:#x}",
+                pa.get()
+            ));
         }
         if d.bits() != 0 {
             n += 1;
@@ -93,7 +96,8 @@ struct Leaves {
 /// table and prints the statistics. Returns whether the check passed.
 pub fn finish() -> bool {
     STOPPING.store(true, Ordering::Release);
-    let elapsed_ms = (arch::counter() - stats::STATS.start.load(Ordering::Relaxed)) * 1000 / arch::counter_freq();
+    let elapsed_ms = (arch::counter() - stats::STATS.start.load(Ordering::Relaxed)) * 1000
+        / arch::counter_freq();
     let mut guard = vm::table().write();
     // SAFETY: the write lock is held: no walk runs or can start, so every
     // queued subtree is unreachable and unread.
@@ -109,62 +113,80 @@ pub fn finish() -> bool {
         let n = counted(pa, &mut f);
         let c = HvMemory.page_count(pa);
         if c != 1 + n {
-            f.fail(format_args!("root page {:#x}: count {c}, {n} entries", pa.get()));
+            f.fail(format_args!(
+                "root page {:#x}: count {c}, {n} entries",
+                pa.get()
+            ));
         }
     }
     let mut h = guard.exclusive();
-    let walked = h.walk(Ipa(0), geometry.ia_limit(), WalkFlags::TABLE_PRE | WalkFlags::LEAF, |ctx| {
-        let d = ctx.old();
-        let ipa = ctx.entry_addr().get();
-        match ctx.kind() {
-            VisitKind::TablePre => {
-                let child = d.output_address(granule);
-                let n = counted(child, &mut f);
-                let c = HvMemory.page_count(child);
-                leaves.tables += 1;
-                if n == 0 {
-                    f.fail(format_args!("empty table at {ipa:#x} level {}", ctx.level().next()));
+    let walked = h.walk(
+        Ipa(0),
+        geometry.ia_limit(),
+        WalkFlags::TABLE_PRE | WalkFlags::LEAF,
+        |ctx| {
+            let d = ctx.old();
+            let ipa = ctx.entry_addr().get();
+            match ctx.kind() {
+                VisitKind::TablePre => {
+                    let child = d.output_address(granule);
+                    let n = counted(child, &mut f);
+                    let c = HvMemory.page_count(child);
+                    leaves.tables += 1;
+                    if n == 0 {
+                        f.fail(format_args!(
+                            "empty table at {ipa:#x} level {}",
+                            ctx.level().next()
+                        ));
+                    }
+                    if c != 1 + n {
+                        f.fail(format_args!(
+                            "table page {:#x} (for {ipa:#x}): count {c}, {n} entries",
+                            child.get()
+                        ));
+                    }
                 }
-                if c != 1 + n {
-                    f.fail(format_args!("table page {:#x} (for {ipa:#x}): count {c}, {n} entries", child.get()));
+                VisitKind::Leaf if d.is_valid() => {
+                    let size = ctx.entry_size();
+                    let pa = d.output_address(granule).get();
+                    if pa != ipa {
+                        f.fail(format_args!("{ipa:#x} maps {pa:#x}, not itself"));
+                    }
+                    if ipa < HV_BASE + HV_SIZE && ipa + size > HV_BASE {
+                        f.fail(format_args!("{ipa:#x} maps the hypervisor's memory"));
+                    }
+                    match (memmap::lookup(ipa), ctx.level().get()) {
+                        (Some(Region::Ram), level @ (2 | 3)) => {
+                            if !memmap::is_ram(ipa, size)
+                                || d.mem_attr() != Ok(MemAttr::NormalWriteBack)
+                            {
+                                f.fail(format_args!("RAM leaf {ipa:#x} (level {level}): {d:?}"));
+                            }
+                            if level == 2 {
+                                leaves.blocks += 1;
+                            } else {
+                                leaves.pages += 1;
+                            }
+                        }
+                        (Some(Region::Device(name)), 3) => {
+                            if d.mem_attr() != Ok(MemAttr::DeviceNGnRE) || d.is_executable() {
+                                f.fail(format_args!("{name} page {ipa:#x}: {d:?}"));
+                            }
+                            leaves.device_pages += 1;
+                        }
+                        (region, level) => f.fail(format_args!(
+                            "unexpected leaf {ipa:#x} level {level} in {region:?}: {d:?}"
+                        )),
+                    }
                 }
+                VisitKind::Leaf if d.bits() != 0 => {
+                    f.fail(format_args!("stray invalid entry at {ipa:#x}: {d:?}"))
+                }
+                _ => {}
             }
-            VisitKind::Leaf if d.is_valid() => {
-                let size = ctx.entry_size();
-                let pa = d.output_address(granule).get();
-                if pa != ipa {
-                    f.fail(format_args!("{ipa:#x} maps {pa:#x}, not itself"));
-                }
-                if ipa < HV_BASE + HV_SIZE && ipa + size > HV_BASE {
-                    f.fail(format_args!("{ipa:#x} maps the hypervisor's memory"));
-                }
-                match (memmap::lookup(ipa), ctx.level().get()) {
-                    (Some(Region::Ram), level @ (2 | 3)) => {
-                        if !memmap::is_ram(ipa, size) || d.mem_attr() != Ok(MemAttr::NormalWriteBack) {
-                            f.fail(format_args!("RAM leaf {ipa:#x} (level {level}): {d:?}"));
-                        }
-                        if level == 2 {
-                            leaves.blocks += 1;
-                        } else {
-                            leaves.pages += 1;
-                        }
-                    }
-                    (Some(Region::Device(name)), 3) => {
-                        if d.mem_attr() != Ok(MemAttr::DeviceNGnRE) || d.is_executable() {
-                            f.fail(format_args!("{name} page {ipa:#x}: {d:?}"));
-                        }
-                        leaves.device_pages += 1;
-                    }
-                    (region, level) => {
-                        f.fail(format_args!("unexpected leaf {ipa:#x} level {level} in {region:?}: {d:?}"))
-                    }
-                }
-            }
-            VisitKind::Leaf if d.bits() != 0 => f.fail(format_args!("stray invalid entry at {ipa:#x}: {d:?}")),
-            _ => {}
-        }
-        Ok(Action::Continue)
-    });
+            Ok(Action::Continue)
+        },
+    );
     if let Err(e) = walked {
         f.fail(format_args!("the walk failed: {e}"));
     }
@@ -182,9 +204,12 @@ pub fn finish() -> bool {
                 Ok((d, level))
                     if d.is_valid()
                         && d.readable()
-                        && d.output_address(granule).get() == ipa & !(geometry.entry_size(level) - 1)
+                        && d.output_address(granule).get()
+                            == ipa & !(geometry.entry_size(level) - 1)
                         && d.mem_attr() == Ok(MemAttr::NormalWriteBack) => {}
-                other => f.fail(format_args!("touched RAM page {ipa:#x} not mapped as RAM: {other:?}")),
+                other => f.fail(format_args!(
+                    "touched RAM page {ipa:#x} not mapped as RAM: {other:?}"
+                )),
             }
         }
     }
@@ -192,15 +217,22 @@ pub fn finish() -> bool {
     for slot in &TOUCHED_DEVICE[..devices] {
         let ipa = slot.load(Ordering::Relaxed) & !1;
         match h.get_leaf(Ipa(ipa)) {
-            Ok((d, _)) if d.is_valid() && d.output_address(granule).get() == ipa && d.mem_attr() == Ok(MemAttr::DeviceNGnRE) => {}
-            other => f.fail(format_args!("touched device page {ipa:#x} not mapped as a device: {other:?}")),
+            Ok((d, _))
+                if d.is_valid()
+                    && d.output_address(granule).get() == ipa
+                    && d.mem_attr() == Ok(MemAttr::DeviceNGnRE) => {}
+            other => f.fail(format_args!(
+                "touched device page {ipa:#x} not mapped as a device: {other:?}"
+            )),
         }
     }
 
     let (in_use, peak) = memops::pool_usage();
     let table_pages = geometry.root_pages() + leaves.tables;
     if in_use != table_pages {
-        f.fail(format_args!("pool: {in_use} pages in use, the table has {table_pages}"));
+        f.fail(format_args!(
+            "pool: {in_use} pages in use, the table has {table_pages}"
+        ));
     }
     drop(guard);
 
@@ -224,7 +256,10 @@ pub fn finish() -> bool {
     hvprintln!("pgwalk-hv: dirty rounds: {rounds} counted, {with_writes} with writes");
     hvprintln!(
         "pgwalk-hv: vCPUs that ran the guest: {}",
-        crate::vcpu::all().iter().filter(|v| v.boots.load(Ordering::Relaxed) > 0).count()
+        crate::vcpu::all()
+            .iter()
+            .filter(|v| v.boots.load(Ordering::Relaxed) > 0)
+            .count()
     );
     if f.count == 0 {
         hvprintln!(

@@ -68,7 +68,10 @@ pub fn mark(ipa: u64, size: u64) {
 
 /// Clears the bitmap and returns how many pages it had.
 fn take() -> u64 {
-    BITMAP.iter().map(|w| u64::from(w.swap(0, Ordering::AcqRel).count_ones())).sum()
+    BITMAP
+        .iter()
+        .map(|w| u64::from(w.swap(0, Ordering::AcqRel).count_ones()))
+        .sum()
 }
 
 fn ms(ticks: u64) -> u64 {
@@ -119,7 +122,10 @@ fn advance(now: u64) {
     let start = arch::counter();
     STARTED_AT.store(start, Ordering::Relaxed);
     ROUND.store(round as u32 + 1, Ordering::Relaxed);
-    DEADLINE.store(start + ROUND_MS * arch::counter_freq() / 1000, Ordering::Release);
+    DEADLINE.store(
+        start + ROUND_MS * arch::counter_freq() / 1000,
+        Ordering::Release,
+    );
     if round == 0 {
         hvprintln!(
             "pgwalk-hv: dirty logging on: {ROUNDS} rounds of {ROUND_MS} ms (write-protect took {} ms)",

@@ -123,10 +123,22 @@ fn map_one(table: &Table, level: u32, addr: u64, end: u64, attr: Attr) -> u64 {
 pub fn build() {
     let hv = layout::HV_BASE;
     map(hv, layout::text_end() - hv, Attr::Code);
-    map(layout::text_end(), layout::rodata_end() - layout::text_end(), Attr::ReadOnly);
+    map(
+        layout::text_end(),
+        layout::rodata_end() - layout::text_end(),
+        Attr::ReadOnly,
+    );
     let rw_end = (layout::hv_end() + 4095) & !4095;
-    map(layout::rodata_end(), rw_end - layout::rodata_end(), Attr::ReadWrite);
-    map(layout::GUEST_RAM_BASE, layout::GUEST_RAM_SIZE, Attr::ReadWrite);
+    map(
+        layout::rodata_end(),
+        rw_end - layout::rodata_end(),
+        Attr::ReadWrite,
+    );
+    map(
+        layout::GUEST_RAM_BASE,
+        layout::GUEST_RAM_SIZE,
+        Attr::ReadWrite,
+    );
     map(0x0900_0000, 0x1000, Attr::Device);
 }
 
@@ -134,7 +146,8 @@ pub fn build() {
 pub fn enable() {
     // TCR_EL2: T0SZ, IRGN0/ORGN0 write-back write-allocate, SH0 inner,
     // TG0 4 KiB, PS 40 bits, RES1 bits 31 and 23.
-    let tcr = (64 - VA_BITS) | 0b01 << 8 | 0b01 << 10 | 0b11 << 12 | 0b010 << 16 | 1 << 31 | 1 << 23;
+    let tcr =
+        (64 - VA_BITS) | 0b01 << 8 | 0b01 << 10 | 0b11 << 12 | 0b010 << 16 | 1 << 31 | 1 << 23;
     write_sysreg!("mair_el2", MAIR);
     write_sysreg!("tcr_el2", tcr);
     write_sysreg!("ttbr0_el2", table_pa(&POOL[0]));
@@ -142,8 +155,14 @@ pub fn enable() {
     tlbi_el2_local();
     // SCTLR_EL2: M, C, SA, I on; A (alignment checks) and WXN off; RES1
     // bits 4, 5, 11, 16, 18, 22, 23, 28, 29.
-    let res1 = 1 << 4 | 1 << 5 | 1 << 11 | 1 << 16 | 1 << 18 | 1 << 22 | 1 << 23 | 1 << 28 | 1 << 29;
-    let sctlr = read_sysreg!("sctlr_el2") & !(1 << 1 | 1 << 19 | 1 << 25) | res1 | 1 | 1 << 2 | 1 << 3 | 1 << 12;
+    let res1 =
+        1 << 4 | 1 << 5 | 1 << 11 | 1 << 16 | 1 << 18 | 1 << 22 | 1 << 23 | 1 << 28 | 1 << 29;
+    let sctlr = read_sysreg!("sctlr_el2") & !(1 << 1 | 1 << 19 | 1 << 25)
+        | res1
+        | 1
+        | 1 << 2
+        | 1 << 3
+        | 1 << 12;
     write_sysreg!("sctlr_el2", sctlr);
     isb();
 }

@@ -87,7 +87,11 @@ pub fn handle(frame: &mut Frame, esr: u64, instruction: bool) {
 }
 
 fn device_fault(a: &Abort) -> usize {
-    let perms = Perms { write: true, exec: false, device: true };
+    let perms = Perms {
+        write: true,
+        exec: false,
+        device: true,
+    };
     let outcome = match a.kind {
         FaultKind::Translation => vm::fault_map(a.ipa, Size::Page, perms),
         FaultKind::AccessFlag => vm::fault_mkyoung(a.ipa),
@@ -110,11 +114,23 @@ fn ram_fault(a: &Abort) -> usize {
     let mut made_writable = None;
     let outcome = match a.kind {
         FaultKind::Translation => {
-            let size = if block_fits && !logging { Size::Block } else { Size::Page };
+            let size = if block_fits && !logging {
+                Size::Block
+            } else {
+                Size::Page
+            };
             // While logging, read faults map read-only, so that the first
             // write faults and is recorded.
             let write = !logging || a.write;
-            let outcome = vm::fault_map(a.ipa, size, Perms { write, exec: a.exec, device: false });
+            let outcome = vm::fault_map(
+                a.ipa,
+                size,
+                Perms {
+                    write,
+                    exec: a.exec,
+                    device: false,
+                },
+            );
             if let Ok(FaultOutcome::Fixed) = outcome {
                 count(match size {
                     Size::Block => &STATS.ram_blocks_mapped,
@@ -138,7 +154,11 @@ fn ram_fault(a: &Abort) -> usize {
             let outcome = vm::fault_map(
                 a.ipa,
                 Size::Block,
-                Perms { write: true, exec: false, device: false },
+                Perms {
+                    write: true,
+                    exec: false,
+                    device: false,
+                },
             );
             if let Ok(FaultOutcome::Fixed) = outcome {
                 count(&STATS.blocks_recovered);
@@ -167,7 +187,15 @@ fn ram_fault(a: &Abort) -> usize {
 }
 
 fn split_then_relax(a: &Abort) -> Result<FaultOutcome, Error> {
-    let split = vm::fault_map(a.ipa, Size::Page, Perms { write: true, exec: false, device: false })?;
+    let split = vm::fault_map(
+        a.ipa,
+        Size::Page,
+        Perms {
+            write: true,
+            exec: false,
+            device: false,
+        },
+    )?;
     if split == FaultOutcome::Retry {
         return Ok(split);
     }
@@ -190,7 +218,9 @@ fn column(outcome: Result<FaultOutcome, Error>, a: &Abort) -> usize {
         // Another vCPU changed the entry first: resume, the guest faults
         // again if it still needs to.
         Ok(FaultOutcome::Retry) => RETRY,
-        Ok(other @ (FaultOutcome::Continue | FaultOutcome::Emulate | FaultOutcome::WriteProtected)) => {
+        Ok(
+            other @ (FaultOutcome::Continue | FaultOutcome::Emulate | FaultOutcome::WriteProtected),
+        ) => {
             panic!("the fault path answered {} for {a:?}", other.name())
         }
         Err(e) => panic!("stage-2 fault {a:?}: {e}"),

@@ -48,7 +48,11 @@ pub fn read_side<R>(walk: impl FnOnce() -> R) -> R {
 
 /// `cpu` is at a quiescent point: outside any walk.
 pub fn quiescent(cpu: usize) {
-    assert_eq!(IN_WALK[cpu].load(Ordering::Relaxed), 0, "quiescent point inside a walk");
+    assert_eq!(
+        IN_WALK[cpu].load(Ordering::Relaxed),
+        0,
+        "quiescent point inside a walk"
+    );
     QS[cpu].fetch_add(1, Ordering::SeqCst);
     fence(Ordering::SeqCst);
 }
@@ -80,7 +84,11 @@ pub fn defer_free(table: PhysAddr, level: Level) {
         .iter_mut()
         .find(|d| d.is_none())
         .expect("grace: more unlinked subtrees pending than the queue holds");
-    *slot = Some(Deferred { table, level, snapshot });
+    *slot = Some(Deferred {
+        table,
+        level,
+        snapshot,
+    });
 }
 
 fn expired(d: &Deferred) -> bool {

@@ -36,8 +36,8 @@ pub fn setup_el2() {
     write_sysreg!("S3_4_C12_C9_5", 0xf); // ICC_SRE_EL2
     isb();
     write_sysreg!("S3_4_C12_C11_0", 0); // ICH_HCR_EL2
-    // Every PMU event counter belongs to EL1 (HPMN = PMCR_EL0.N); no debug
-    // or PMU traps.
+                                        // Every PMU event counter belongs to EL1 (HPMN = PMCR_EL0.N); no debug
+                                        // or PMU traps.
     let counters = (read_sysreg!("pmcr_el0") >> 11) & 0x1f;
     write_sysreg!("mdcr_el2", counters);
     write_sysreg!("hstr_el2", 0);
@@ -82,7 +82,7 @@ pub fn kernel_entry() -> u64 {
 fn exception_pstate(old: u64) -> u64 {
     let sctlr = read_sysreg!("sctlr_el1");
     let mut new = 0b0101 | 0xf << 6; // EL1h, DAIF masked
-    // PAN is set on entry unless SCTLR_EL1.SPAN says keep it.
+                                     // PAN is set on entry unless SCTLR_EL1.SPAN says keep it.
     if sctlr & (1 << 23) == 0 {
         new |= 1 << 22;
     } else {
@@ -100,10 +100,10 @@ fn exception_pstate(old: u64) -> u64 {
 /// mode, taken to EL1.
 fn sync_vector(spsr: u64) -> u64 {
     match spsr & 0x1f {
-        0b00100 => 0x000, // EL1t
-        0b00101 => 0x200, // EL1h
+        0b00100 => 0x000,            // EL1t
+        0b00101 => 0x200,            // EL1h
         m if m & 0x10 != 0 => 0x600, // AArch32
-        _ => 0x400, // EL0t
+        _ => 0x400,                  // EL0t
     }
 }
 
@@ -131,7 +131,11 @@ pub fn inject_external_abort(frame: &mut Frame, esr_el2: u64, instruction: bool)
     } else {
         (0x24 + same_el, esr_el2 & (1 << 6) | 0x10) // WnR kept; DFSC: SEA
     };
-    inject(frame, class << 26 | 1 << 25 | iss, Some(read_sysreg!("far_el2")));
+    inject(
+        frame,
+        class << 26 | 1 << 25 | iss,
+        Some(read_sysreg!("far_el2")),
+    );
 }
 
 /// An undefined-instruction exception on the instruction that trapped.

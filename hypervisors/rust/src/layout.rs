@@ -33,7 +33,10 @@ pub fn rodata_end() -> u64 {
 
 /// The stage-2 table page pool.
 pub fn pool() -> (u64, u64) {
-    ((&raw const __pool_start) as u64, (&raw const __pool_end) as u64)
+    (
+        (&raw const __pool_start) as u64,
+        (&raw const __pool_end) as u64,
+    )
 }
 
 /// Top of `cpu`'s stack.

@@ -31,7 +31,11 @@ static POOL: Pool = Pool {
 
 fn pool_base() -> u64 {
     let (start, end) = layout::pool();
-    assert_eq!((end - start) / PAGE, POOL_PAGES as u64, "pool size disagrees with layout.ld");
+    assert_eq!(
+        (end - start) / PAGE,
+        POOL_PAGES as u64,
+        "pool size disagrees with layout.ld"
+    );
     start
 }
 
@@ -61,7 +65,10 @@ fn take(n: usize) -> Option<PhysAddr> {
         }
         drop(used);
         let pa = page_pa(start);
-        assert!(pa.is_aligned(n as u64 * PAGE), "the pool is not aligned (link.ld)");
+        assert!(
+            pa.is_aligned(n as u64 * PAGE),
+            "the pool is not aligned (link.ld)"
+        );
         // SAFETY: the pages were free (nobody references a free page) and
         // are ours now; the pool is mapped read-write at EL2, identity.
         unsafe { (pa.get() as *mut u8).write_bytes(0, n * PAGE as usize) };
@@ -78,7 +85,10 @@ fn take(n: usize) -> Option<PhysAddr> {
 
 fn release(idx: usize) {
     let mut used = POOL.used.lock();
-    assert!(used[idx / 64] & (1 << (idx % 64)) != 0, "pool page {idx} freed twice");
+    assert!(
+        used[idx / 64] & (1 << (idx % 64)) != 0,
+        "pool page {idx} freed twice"
+    );
     used[idx / 64] &= !(1 << (idx % 64));
     POOL.in_use.fetch_sub(1, Ordering::Relaxed);
     count(&STATS.pages_freed);
@@ -86,7 +96,10 @@ fn release(idx: usize) {
 
 /// Pool pages in use, and the most ever in use.
 pub fn pool_usage() -> (usize, usize) {
-    (POOL.in_use.load(Ordering::Relaxed), POOL.peak.load(Ordering::Relaxed))
+    (
+        POOL.in_use.load(Ordering::Relaxed),
+        POOL.peak.load(Ordering::Relaxed),
+    )
 }
 
 /// The stage-2 table's host: a handle on the global pool.

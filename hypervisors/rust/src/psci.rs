@@ -117,7 +117,12 @@ fn cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
     // The physical CPU may still be on its way off after the guest's
     // CPU_OFF (QEMU then says ALREADY_ON): try until it is off.
     for _ in 0..1_000_000 {
-        let r = smc(CPU_ON_64 as u64, mpidr, hv_secondary_entry as *const () as u64, v.index as u64) as i64;
+        let r = smc(
+            CPU_ON_64 as u64,
+            mpidr,
+            hv_secondary_entry as *const () as u64,
+            v.index as u64,
+        ) as i64;
         match r {
             SUCCESS => {
                 if again {
@@ -146,7 +151,9 @@ fn affinity_info(mpidr: u64, lowest_level: u64) -> i64 {
 }
 
 fn cpu_off(cpu: &Vcpu) -> i64 {
-    let others_on = vcpu::all().iter().any(|v| v.index != cpu.index && v.power() != Power::Off);
+    let others_on = vcpu::all()
+        .iter()
+        .any(|v| v.index != cpu.index && v.power() != Power::Off);
     if !others_on {
         // The last CPU does not go off: the machine would be dead.
         return DENIED;

@@ -91,7 +91,12 @@ impl Vcpu {
     /// the state found otherwise.
     pub fn claim_on(&self, entry: u64, context: u64) -> Result<(), Power> {
         self.power
-            .compare_exchange(Power::Off as u8, Power::OnPending as u8, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                Power::Off as u8,
+                Power::OnPending as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .map(|_| {
                 self.entry.store(entry, Ordering::Relaxed);
                 self.context.store(context, Ordering::Release);
@@ -149,7 +154,9 @@ pub fn boot_primary() -> ! {
         "pgwalk-hv: vCPU 0 enters the guest at {entry:#x} (DTB {:#x}), stage 2 empty",
         layout::GUEST_DTB
     );
-    crate::stats::STATS.start.store(crate::arch::counter(), Ordering::Relaxed);
+    crate::stats::STATS
+        .start
+        .store(crate::arch::counter(), Ordering::Relaxed);
     VCPUS[0].enter(entry, layout::GUEST_DTB)
 }
 

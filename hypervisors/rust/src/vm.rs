@@ -97,9 +97,14 @@ fn prot(p: Perms) -> Prot {
 pub fn fault_map(ipa: u64, size: Size, perms: Perms) -> Result<FaultOutcome, Error> {
     let base = ipa & !(size.bytes() - 1);
     let guard = table().read();
-    guard
-        .fault_handler()
-        .map(Ipa(base), size.bytes(), PhysAddr(base), prot(perms), &mut (), WalkFlags::empty())
+    guard.fault_handler().map(
+        Ipa(base),
+        size.bytes(),
+        PhysAddr(base),
+        prot(perms),
+        &mut (),
+        WalkFlags::empty(),
+    )
 }
 
 /// The fault path's permission relaxation for the leaf at `ipa`.
@@ -112,7 +117,9 @@ pub fn fault_relax(ipa: u64, write: bool, exec: bool) -> Result<FaultOutcome, Er
         add |= Prot::X;
     }
     let guard = table().read();
-    guard.fault_handler().relax_perms(Ipa(ipa & !(PAGE - 1)), add)
+    guard
+        .fault_handler()
+        .relax_perms(Ipa(ipa & !(PAGE - 1)), add)
 }
 
 /// The fault path's access-flag update for the leaf at `ipa`.
