@@ -57,6 +57,10 @@ impl Findings {
     }
 }
 
+// PGWALK: pgwalk has no invariant check a host can run on its own table
+// (reference count = 1 + non-zero entries, no empty child, no locked
+// marker), so this reads the table pages raw through `phys_to_virt`; a
+// `Handle<Exclusive>::check()` (for the C hypervisor too) would replace it.
 fn entries(pa: PhysAddr) -> &'static [AtomicU64; 512] {
     let p = HvMemory.phys_to_virt(pa).cast::<[AtomicU64; 512]>();
     // SAFETY: `pa` is a table page of the pool (phys_to_virt checks it),

@@ -67,6 +67,7 @@ fn decode(esr: u64, instruction: bool) -> Abort {
 
 /// Handles a data or instruction abort from the guest.
 pub fn handle(frame: &mut Frame, esr: u64, instruction: bool) {
+    let start = crate::arch::counter();
     let a = decode(esr, instruction);
     count(&vcpu::current().faults);
     let region = match a.kind {
@@ -84,6 +85,10 @@ pub fn handle(frame: &mut Frame, esr: u64, instruction: bool) {
         }
     };
     stats::fault(a.kind, column);
+    STATS.fault_ticks.fetch_add(
+        crate::arch::counter() - start,
+        core::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 fn device_fault(a: &Abort) -> usize {
@@ -186,6 +191,14 @@ fn ram_fault(a: &Abort) -> usize {
     column
 }
 
+// PGWALK: the fault path's `map` of one page over a write-protected block
+// links a table of pages (the split) but answers `Spurious`, because the
+// page it would install differs from the one the split made only in
+// permissions, which `map` never changes (KVM's rule too). The caller can
+// neither tell a split from "nothing to do" nor get the write permission in
+// the same walk: it looks at the leaf level afterwards and relaxes in a
+// second walk. A `FaultOutcome` for "table linked" (or a fault-path map that
+// also applies the permissions it was given) would remove both.
 fn split_then_relax(a: &Abort) -> Result<FaultOutcome, Error> {
     let split = vm::fault_map(
         a.ipa,

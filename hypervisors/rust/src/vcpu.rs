@@ -149,6 +149,10 @@ impl Vcpu {
 /// CPU 0: enters the guest kernel, x0 = the DTB.
 pub fn boot_primary() -> ! {
     guest::setup_el2();
+    let cases = crate::psci::self_test();
+    hvprintln!(
+        "pgwalk-hv: PSCI self-test passed ({cases} calls with bad arguments answered as PSCI says)"
+    );
     let entry = guest::kernel_entry();
     hvprintln!(
         "pgwalk-hv: vCPU 0 enters the guest at {entry:#x} (DTB {:#x}), stage 2 empty",
