@@ -37,7 +37,7 @@ const ATTR_NORMAL: u64 = 1 << 2;
 const VALID: u64 = 1 << 0;
 const TABLE: u64 = 1 << 1;
 const PAGE: u64 = 1 << 1;
-/// AP[2:1] at non-VHE EL2: 0b01 read-write, 0b11 read-only (AP[1] is RES1).
+/// AP\[2:1\] at non-VHE EL2: 0b01 read-write, 0b11 read-only (AP\[1\] is RES1).
 const AP_RW: u64 = 0b01 << 6;
 const AP_RO: u64 = 0b11 << 6;
 const SH_INNER: u64 = 0b11 << 8;
@@ -48,7 +48,7 @@ const XN: u64 = 1 << 54;
 struct Table([AtomicU64; ENTRIES]);
 
 static POOL: [Table; TABLES] = [const { Table([const { AtomicU64::new(0) }; ENTRIES]) }; TABLES];
-/// Table pages in use; POOL[0] is the root (level 1).
+/// Table pages in use; `POOL[0]` is the root (level 1).
 static USED: AtomicUsize = AtomicUsize::new(1);
 
 fn table_pa(t: &Table) -> u64 {
