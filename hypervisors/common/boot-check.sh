@@ -1,4 +1,13 @@
 # Running a boot and judging it (sourced by the runners).
+#
+# What a pgwalk hypervisor must print for check_hypervisor_run (on the
+# console it shares with the guest, each on a line of its own):
+#   pgwalk-hv: dirty round N: P pages (K KiB) written in T ms
+#                                   when round N has been counted
+#   pgwalk-hv: vCPUs that ran the guest: N
+#   pgwalk-hv: TABLE CHECK PASSED ...
+#                                   at SYSTEM_OFF, before powering off
+# and the guest's init (init.sh) prints the PGWALK-* lines.
 
 # timed_boot LOG TIMEOUT: runs qemu_cmd under a timeout, streaming its
 # output to stderr and LOG; prints the milliseconds from start to the

@@ -15,15 +15,15 @@ macro_rules! read_sysreg {
     }};
 }
 
-/// Writes a system register by name, followed by nothing: callers add the
-/// `isb` when the change must take effect before the next instruction.
+/// Writes a system register by name. It expands to inline assembly, so it
+/// needs an `unsafe` block at the call site, whose SAFETY comment says why
+/// that register and value leave the hypervisor's memory, stack and
+/// translation intact. Callers add the `isb` when the change must take
+/// effect before the next instruction.
 macro_rules! write_sysreg {
     ($reg:literal, $val:expr) => {{
         let v: u64 = $val;
-        // SAFETY: callers write EL2 or EL1 configuration registers whose
-        // values they derive from the architecture; the hypervisor's own
-        // memory stays mapped and its own stack untouched.
-        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+        core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags))
     }};
 }
 
@@ -176,14 +176,53 @@ extern "C" {
     fn hv_semihost_exit(code: u64) -> !;
     fn hv_enter_guest(frame: *const crate::trap::Frame, sp: u64) -> !;
     /// The secondary CPUs' entry point (boot.S).
-    pub fn hv_secondary_entry();
+    fn hv_secondary_entry();
 }
 
 /// An SMC from EL2: QEMU's own PSCI implementation answers it.
-pub fn smc(x0: u64, x1: u64, x2: u64, x3: u64) -> u64 {
-    // SAFETY: `hv_smc` issues SMC #0 and returns x0; QEMU's PSCI changes no
-    // memory of ours (CPU_ON starts another CPU at an entry of ours).
+///
+/// # Safety
+///
+/// The call must not start a CPU anywhere but at `hv_secondary_entry`, and
+/// must not otherwise touch memory the hypervisor uses: the PSCI wrappers
+/// below are the calls that qualify.
+unsafe fn smc(x0: u64, x1: u64, x2: u64, x3: u64) -> u64 {
+    // SAFETY: `hv_smc` issues SMC #0 and returns x0; what the call does is
+    // the caller's contract.
     unsafe { hv_smc(x0, x1, x2, x3) }
+}
+
+/// PSCI CPU_ON for the physical CPU `mpidr`, entering the hypervisor at
+/// `hv_secondary_entry` with `cpu` as context id. QEMU's PSCI return code.
+pub fn psci_cpu_on(mpidr: u64, cpu: usize) -> i64 {
+    // SAFETY: the new CPU starts at the hypervisor's own secondary entry,
+    // which sets up its own stack slice for `cpu` (checked there).
+    unsafe {
+        smc(
+            0xc400_0003,
+            mpidr,
+            hv_secondary_entry as *const () as u64,
+            cpu as u64,
+        ) as i64
+    }
+}
+
+/// PSCI CPU_OFF for this CPU; returns only if QEMU refused.
+pub fn psci_cpu_off() -> i64 {
+    // SAFETY: turning this CPU off touches no memory.
+    unsafe { smc(0x8400_0002, 0, 0, 0) as i64 }
+}
+
+/// PSCI SYSTEM_OFF; returns only if QEMU refused.
+pub fn psci_system_off() {
+    // SAFETY: powering off touches no memory.
+    unsafe { smc(0x8400_0008, 0, 0, 0) };
+}
+
+/// PSCI SYSTEM_RESET; returns only if QEMU refused.
+pub fn psci_system_reset() {
+    // SAFETY: a reset starts the machine over, from the ELF QEMU loads.
+    unsafe { smc(0x8400_0009, 0, 0, 0) };
 }
 
 /// Ends QEMU with `code` through semihosting (`-semihosting`).

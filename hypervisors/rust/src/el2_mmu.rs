@@ -148,9 +148,13 @@ pub fn enable() {
     // TG0 4 KiB, PS 40 bits, RES1 bits 31 and 23.
     let tcr =
         (64 - VA_BITS) | 0b01 << 8 | 0b01 << 10 | 0b11 << 12 | 0b010 << 16 | 1 << 31 | 1 << 23;
-    write_sysreg!("mair_el2", MAIR);
-    write_sysreg!("tcr_el2", tcr);
-    write_sysreg!("ttbr0_el2", table_pa(&POOL[0]));
+    // SAFETY: these describe the table `build` made, which the MMU uses
+    // only once SCTLR_EL2.M is set below.
+    unsafe {
+        write_sysreg!("mair_el2", MAIR);
+        write_sysreg!("tcr_el2", tcr);
+        write_sysreg!("ttbr0_el2", table_pa(&POOL[0]));
+    }
     isb();
     tlbi_el2_local();
     // SCTLR_EL2: M, C, SA, I on; A (alignment checks) and WXN off; RES1
@@ -163,6 +167,11 @@ pub fn enable() {
         | 1 << 2
         | 1 << 3
         | 1 << 12;
-    write_sysreg!("sctlr_el2", sctlr);
+    // SAFETY: the table maps every address the hypervisor uses (its image,
+    // stacks, pool, guest RAM, the UART) to itself, so translation on
+    // changes no address. What was written with the MMU off went around
+    // the data cache, which has held nothing since the CPU came out of
+    // reset (or PSCI CPU_OFF, which cleans it), so no stale line can hide it.
+    unsafe { write_sysreg!("sctlr_el2", sctlr) };
     isb();
 }

@@ -2,7 +2,7 @@
 //! exceptions, and the two ways out of QEMU (PSCI SYSTEM_OFF for success,
 //! a semihosting exit status for failure).
 
-use crate::arch::{read_sysreg, semihost_exit, smc};
+use crate::arch::{psci_system_off, psci_system_reset, read_sysreg, semihost_exit};
 use crate::console;
 use crate::hvprintln;
 use crate::trap::Frame;
@@ -10,19 +10,16 @@ use crate::trap::Frame;
 /// Exit status QEMU reports when the hypervisor fails.
 pub const FAILURE: u64 = 1;
 
-const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
-const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
-
 /// Powers the machine off through QEMU's PSCI: QEMU exits with status 0.
 pub fn power_off() -> ! {
-    smc(PSCI_SYSTEM_OFF, 0, 0, 0);
+    psci_system_off();
     hvprintln!("pgwalk-hv: PSCI SYSTEM_OFF returned");
     semihost_exit(FAILURE)
 }
 
 /// Resets the machine through QEMU's PSCI.
 pub fn reset() -> ! {
-    smc(PSCI_SYSTEM_RESET, 0, 0, 0);
+    psci_system_reset();
     hvprintln!("pgwalk-hv: PSCI SYSTEM_RESET returned");
     semihost_exit(FAILURE)
 }

@@ -21,33 +21,44 @@ const HCR_EL2: u64 = 1 << 0 // VM: stage 2 on
 /// Programs this CPU's EL2 for running the guest at EL1 on the stage-2
 /// table.
 pub fn setup_el2() {
-    write_sysreg!("vtcr_el2", vm::vtcr());
-    write_sysreg!("vttbr_el2", vm::vttbr());
-    write_sysreg!("hcr_el2", HCR_EL2);
-    // The guest sees the CPU's own identification.
-    write_sysreg!("vpidr_el2", read_sysreg!("midr_el1"));
-    write_sysreg!("vmpidr_el2", read_sysreg!("mpidr_el1"));
-    // EL1 uses the physical counter and timer; virtual = physical.
-    write_sysreg!("cnthctl_el2", 0b11);
-    write_sysreg!("cntvoff_el2", 0);
-    write_sysreg!("cnthp_ctl_el2", 0);
-    // GICv3: EL1 may use the system-register CPU interface (SRE, DFB,
-    // DIB, Enable); the virtual interface stays off.
-    write_sysreg!("S3_4_C12_C9_5", 0xf); // ICC_SRE_EL2
-    isb();
-    write_sysreg!("S3_4_C12_C11_0", 0); // ICH_HCR_EL2
-                                        // Every PMU event counter belongs to EL1 (HPMN = PMCR_EL0.N); no debug
-                                        // or PMU traps.
     let counters = (read_sysreg!("pmcr_el0") >> 11) & 0x1f;
-    write_sysreg!("mdcr_el2", counters);
-    write_sysreg!("hstr_el2", 0);
-    // SVE at the smallest vector length, so that saving q0-q31 on a trap
-    // saves the whole of z0-z31 (see boot.S).
-    if (read_sysreg!("id_aa64pfr0_el1") >> 32) & 0xf != 0 {
-        write_sysreg!("S3_4_C1_C2_0", 0); // ZCR_EL2
+    let sve = (read_sysreg!("id_aa64pfr0_el1") >> 32) & 0xf != 0;
+    let (midr, mpidr) = (read_sysreg!("midr_el1"), read_sysreg!("mpidr_el1"));
+    // SAFETY: these configure only the EL1&0 regime the guest runs in (its
+    // stage 2 is the pgwalk table, which maps none of the hypervisor's
+    // memory) and the traps, timers and GIC access it gets; none changes
+    // the hypervisor's own translation, stack or vectors.
+    unsafe {
+        write_sysreg!("vtcr_el2", vm::vtcr());
+        write_sysreg!("vttbr_el2", vm::vttbr());
+        write_sysreg!("hcr_el2", HCR_EL2);
+        // The guest sees the CPU's own identification.
+        write_sysreg!("vpidr_el2", midr);
+        write_sysreg!("vmpidr_el2", mpidr);
+        // EL1 uses the physical counter and timer; virtual = physical.
+        write_sysreg!("cnthctl_el2", 0b11);
+        write_sysreg!("cntvoff_el2", 0);
+        write_sysreg!("cnthp_ctl_el2", 0);
+        // GICv3: EL1 may use the system-register CPU interface (SRE, DFB,
+        // DIB, Enable); the virtual interface stays off.
+        // ICC_SRE_EL2, then ICH_HCR_EL2.
+        write_sysreg!("S3_4_C12_C9_5", 0xf);
+        isb();
+        write_sysreg!("S3_4_C12_C11_0", 0);
+        // Every PMU event counter belongs to EL1 (HPMN = PMCR_EL0.N); no
+        // debug or PMU traps.
+        write_sysreg!("mdcr_el2", counters);
+        write_sysreg!("hstr_el2", 0);
+        // SVE at the smallest vector length, so that saving q0-q31 on a trap
+        // saves the whole of z0-z31 (see boot.S).
+        if sve {
+            // ZCR_EL2.
+            write_sysreg!("S3_4_C1_C2_0", 0);
+        }
     }
     // The boot protocol: EL1 MMU and caches off.
-    write_sysreg!("sctlr_el1", 0x30d0_0800);
+    // SAFETY: an EL1 register: the guest's alone.
+    unsafe { write_sysreg!("sctlr_el1", 0x30d0_0800) };
     isb();
     // Nothing of another VMID's or of a previous boot's may be cached.
     crate::arch::tlbi_vmid();
@@ -108,12 +119,16 @@ fn sync_vector(spsr: u64) -> u64 {
 }
 
 fn inject(frame: &mut Frame, esr_el1: u64, far: Option<u64>) {
-    write_sysreg!("esr_el1", esr_el1);
-    if let Some(far) = far {
-        write_sysreg!("far_el1", far);
+    // SAFETY: EL1 registers: the guest's alone, set as an exception taken
+    // to EL1 would set them.
+    unsafe {
+        write_sysreg!("esr_el1", esr_el1);
+        if let Some(far) = far {
+            write_sysreg!("far_el1", far);
+        }
+        write_sysreg!("elr_el1", frame.elr);
+        write_sysreg!("spsr_el1", frame.spsr);
     }
-    write_sysreg!("elr_el1", frame.elr);
-    write_sysreg!("spsr_el1", frame.spsr);
     frame.elr = read_sysreg!("vbar_el1") + sync_vector(frame.spsr);
     frame.spsr = exception_pstate(frame.spsr);
 }

@@ -37,7 +37,8 @@ core::arch::global_asm!(include_str!("../../common/boot.S"), options(raw));
 /// EL2 MMU off.
 #[no_mangle]
 extern "C" fn hv_main(cpu: u64) -> ! {
-    arch::write_sysreg!("tpidr_el2", cpu);
+    // SAFETY: TPIDR_EL2 is software's: only `vcpu::current_index` reads it.
+    unsafe { arch::write_sysreg!("tpidr_el2", cpu) };
     let cpu = cpu as usize;
     if cpu == 0 {
         el2_mmu::build();

@@ -3,7 +3,7 @@
 //! SYSTEM_OFF ends the run. Every argument is checked: garbage gets a PSCI
 //! error code, an unknown function NOT_SUPPORTED.
 
-use crate::arch::{hv_secondary_entry, smc};
+use crate::arch::{psci_cpu_off, psci_cpu_on};
 use crate::layout::{GUEST_RAM_BASE, GUEST_RAM_END};
 use crate::stats::{count, STATS};
 use crate::trap::Frame;
@@ -117,12 +117,7 @@ fn cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
     // The physical CPU may still be on its way off after the guest's
     // CPU_OFF (QEMU then says ALREADY_ON): try until it is off.
     for _ in 0..1_000_000 {
-        let r = smc(
-            CPU_ON_64 as u64,
-            mpidr,
-            hv_secondary_entry as *const () as u64,
-            v.index as u64,
-        ) as i64;
+        let r = psci_cpu_on(mpidr, v.index);
         match r {
             SUCCESS => {
                 if again {
@@ -162,8 +157,8 @@ fn cpu_off(cpu: &Vcpu) -> i64 {
     cpu.set_off();
     hvprintln!("pgwalk-hv: vCPU {} off", cpu.index);
     cpu.clear_frame();
-    smc(CPU_OFF as u64, 0, 0, 0);
-    panic!("QEMU's PSCI CPU_OFF returned");
+    let r = psci_cpu_off();
+    panic!("QEMU's PSCI CPU_OFF returned {r}");
 }
 
 fn system_off(cpu: &Vcpu) -> i64 {
