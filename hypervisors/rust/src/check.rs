@@ -10,7 +10,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use pgwalk::{Action, Descriptor, Ipa, MemAttr, MemoryOps, PhysAddr, VisitKind, WalkFlags};
+use pgwalk::descriptor::{Descriptor, MemAttr};
+use pgwalk::visit::{Action, VisitKind, WalkFlags};
+use pgwalk::{Ipa, MemoryOps, PhysAddr};
 
 use crate::layout::{GUEST_RAM_BASE, GUEST_RAM_SIZE, HV_BASE, HV_SIZE, PAGE};
 use crate::memmap::{self, Region};
@@ -111,7 +113,7 @@ pub fn finish() -> bool {
 
     let geometry = *guard.geometry();
     let granule = geometry.granule();
-    let pgd = guard.pgd();
+    let pgd = guard.root();
     for page in 0..geometry.root_pages() {
         let pa = PhysAddr(pgd.get() + page as u64 * PAGE);
         let n = counted(pa, &mut f);

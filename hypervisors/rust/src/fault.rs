@@ -11,7 +11,8 @@
 //! - Device: identity-map the page as Device memory.
 //! - Anywhere else: a synchronous external abort for the guest.
 
-use pgwalk::{Error, FaultOutcome};
+use pgwalk::fault::FaultOutcome;
+use pgwalk::Error;
 
 use crate::arch::read_sysreg;
 use crate::layout::BLOCK;
@@ -231,9 +232,7 @@ fn column(outcome: Result<FaultOutcome, Error>, a: &Abort) -> usize {
         // Another vCPU changed the entry first: resume, the guest faults
         // again if it still needs to.
         Ok(FaultOutcome::Retry) => RETRY,
-        Ok(
-            other @ (FaultOutcome::Continue | FaultOutcome::Emulate | FaultOutcome::WriteProtected),
-        ) => {
+        Ok(other @ FaultOutcome::Emulate) => {
             panic!("the fault path answered {} for {a:?}", other.name())
         }
         Err(e) => panic!("stage-2 fault {a:?}: {e}"),

@@ -10,7 +10,8 @@
 
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use pgwalk::{Level, PhysAddr};
+use pgwalk::geometry::Level;
+use pgwalk::PhysAddr;
 
 use crate::layout::MAX_CPUS;
 use crate::stats::{count, STATS};

@@ -5,7 +5,8 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use pgwalk::{Granule, Ipa, Level, MemoryOps, PhysAddr};
+use pgwalk::geometry::{Granule, Level};
+use pgwalk::{Ipa, MemoryOps, PhysAddr};
 
 use crate::layout::{self, PAGE};
 use crate::stats::{count, STATS};
@@ -113,7 +114,7 @@ pub struct HvMemory;
 // `grace.rs`, which frees it only after every vCPU has passed a quiescent
 // point outside any walk (`shared_walk` marks the walks).
 unsafe impl MemoryOps for HvMemory {
-    type Cache = ();
+    type PagePool = ();
 
     fn zalloc_page(&self, _cache: &mut ()) -> Option<PhysAddr> {
         take(1)
@@ -136,12 +137,18 @@ unsafe impl MemoryOps for HvMemory {
         grace::defer_free(table, level);
     }
 
-    fn get_page(&self, pa: PhysAddr) {
-        POOL.refs[index(pa)].fetch_add(1, Ordering::Relaxed);
+    unsafe fn get_page(&self, pa: PhysAddr) {
+        // SAFETY: pgwalk takes the reference for an entry it stores, as
+        // `get_pages` asks.
+        unsafe { self.get_pages(pa, 1) }
     }
 
-    fn get_pages(&self, pa: PhysAddr, n: usize) {
-        POOL.refs[index(pa)].fetch_add(n as u32, Ordering::Relaxed);
+    unsafe fn get_pages(&self, pa: PhysAddr, n: usize) {
+        // A table page has at most 512 entries: a count that would leave
+        // the range is a bug, and a wrapped count would free a linked page.
+        let n = u32::try_from(n).expect("reference count overflow");
+        let prev = POOL.refs[index(pa)].fetch_add(n, Ordering::Relaxed);
+        assert!(prev < u32::MAX / 2, "reference count overflow");
     }
 
     unsafe fn put_page(&self, pa: PhysAddr) {

@@ -6,7 +6,9 @@
 //! each other (pgwalk's `HandlesFault` and `Shared` handles); only the
 //! final check takes the write lock.
 
-use pgwalk::{Error, FaultOutcome, Geometry, Ipa, PhysAddr, Prot, SpinStage2, Stage2, WalkFlags};
+use pgwalk::fault::FaultOutcome;
+use pgwalk::geometry::Geometry;
+use pgwalk::{Error, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
 
 use crate::layout::{self, PAGE};
 use crate::memops::HvMemory;
@@ -32,7 +34,7 @@ pub fn init() {
         "pgwalk-hv: stage-2 table: {}-bit IPA, start level {}, root {:#x} ({} pages), VTCR_EL2 {:#x}",
         IPA_BITS,
         geometry.start_level(),
-        table().read().pgd().get(),
+        table().read().root().get(),
         geometry.root_pages(),
         vtcr()
     );
@@ -45,7 +47,7 @@ pub fn vtcr() -> u64 {
 
 /// VTTBR_EL2: the root and the VMID.
 pub fn vttbr() -> u64 {
-    table().read().pgd().get() | VMID << 48
+    table().read().root().get() | VMID << 48
 }
 
 /// How much a fault maps.
@@ -103,7 +105,6 @@ pub fn fault_map(ipa: u64, size: Size, perms: Perms) -> Result<FaultOutcome, Err
         PhysAddr(base),
         prot(perms),
         &mut (),
-        WalkFlags::empty(),
     )
 }
 
@@ -141,6 +142,6 @@ pub fn wrprotect_ram() -> Result<(), Error> {
     let guard = table().read();
     let shared = guard.shared();
     let flush = shared.wrprotect(Ipa(layout::GUEST_RAM_BASE), layout::GUEST_RAM_SIZE)?;
-    flush.flush(&shared);
+    flush.flush();
     Ok(())
 }
