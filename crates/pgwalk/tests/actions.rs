@@ -669,3 +669,43 @@ fn shared_visitor_cannot_unmap_through_try_set() {
         Ok(Action::Continue)
     });
 }
+
+/// Found by the Rust hypervisor (dirty logging): a fault-path map of one
+/// page over a write-protected block split the block but answered
+/// `Spurious`, as if nothing had changed. A split is a change: `Fixed`, and
+/// the split keeps the block's permissions for `relax_perms` to widen.
+#[test]
+fn a_fault_path_map_that_splits_a_block_is_fixed() {
+    let mut t = table_with_pages(0);
+    let m2 = 2 << 20;
+    t.exclusive()
+        .map(Ipa(0), m2, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+        .unwrap();
+    t.shared().wrprotect(Ipa(0), m2).unwrap().flush();
+    let f = t.fault_handler();
+    let outcome = f
+        .map_with(
+            Ipa(K4),
+            K4,
+            PhysAddr(0x8000_0000 + K4),
+            Prot::RW,
+            &mut (),
+            pgwalk::MapOptions::new().pages_only(),
+        )
+        .unwrap();
+    assert_eq!(outcome, FaultOutcome::Fixed);
+    let (leaf, level) = f.get_leaf(Ipa(K4)).unwrap();
+    assert_eq!(level.get(), 3, "the block is split");
+    assert!(!leaf.writable(), "with the block's permissions");
+    assert_eq!(
+        f.relax_perms(Ipa(K4), Prot::W).unwrap(),
+        FaultOutcome::Fixed
+    );
+    // The same map again changes nothing.
+    assert_eq!(
+        f.map(Ipa(K4), K4, PhysAddr(0x8000_0000 + K4), Prot::RW, &mut ())
+            .unwrap(),
+        FaultOutcome::Spurious
+    );
+    check_invariants(&mut t).unwrap();
+}

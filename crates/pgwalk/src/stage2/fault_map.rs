@@ -23,7 +23,11 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// largest block that fits (`kvm_pgtable_stage2_map` with
     /// `KVM_PGTABLE_WALK_HANDLE_FAULT | KVM_PGTABLE_WALK_SHARED`).
     ///
-    /// - [`FaultOutcome::Fixed`]: this call installed (part of) the mapping.
+    /// - [`FaultOutcome::Fixed`]: this call changed the table: it installed
+    ///   (part of) the mapping, or split a block the range cuts. A split
+    ///   keeps the block's permissions; a permission the fault needs beyond
+    ///   them comes from [`relax_perms`](Self::relax_perms), on this fault or
+    ///   the next.
     /// - [`FaultOutcome::Spurious`]: the same mapping (up to permissions,
     ///   which [`relax_perms`](Self::relax_perms) changes) was already there
     ///   for the whole range.
@@ -125,6 +129,10 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                     unsafe { free_now(mm, ctx.geometry(), child, level) };
                     return Err(conflict.into());
                 }
+                // A table now hangs here (over an empty entry, or splitting a
+                // block): the table changed, even if the leaf below turns out
+                // to need no change.
+                installed = true;
                 Ok(Action::Continue)
             },
         )?;

@@ -78,10 +78,23 @@ impl<M: MemoryOps> Stage2<M> {
     /// A new, empty table with `geometry`: its root, of
     /// [`Geometry::root_size`] bytes, comes from
     /// [`MemoryOps::zalloc_pages_exact`].
+    ///
+    /// A root that is not aligned to its size (which VTTBR_EL2.BADDR needs,
+    /// and `zalloc_pages_exact` promises) is given back and refused with
+    /// [`Error::Misaligned`].
     pub fn with_geometry(geometry: Geometry, mm: M) -> Result<Stage2<M>, Error> {
-        let root = mm
-            .zalloc_pages_exact(geometry.root_size())
-            .ok_or(Error::NoMemory)?;
+        let size = geometry.root_size();
+        let root = mm.zalloc_pages_exact(size).ok_or(Error::NoMemory)?;
+        if !root.is_aligned(size as u64) {
+            // SAFETY: the block just came from `zalloc_pages_exact(size)`,
+            // and nothing links or walks it.
+            unsafe { mm.free_pages_exact(root, size) };
+            return Err(Error::Misaligned {
+                what: "root from zalloc_pages_exact",
+                value: root.get(),
+                granule: size as u64,
+            });
+        }
         Ok(Stage2 { geometry, root, mm })
     }
 
