@@ -247,15 +247,17 @@ impl<'a> Builder<'a> {
         };
         // pgwalk leaves an entry alone when it already maps the same
         // output with the same attributes apart from S2AP and XN; an entry
-        // that is a table one level down is always replaced.
+        // that is a table one level down is always replaced, and a larger
+        // block is split (a change of the table: Fixed).
         let (d, found) = self.leaf(ipa);
         let same_beyond_perms = |old: ModelLeaf| {
             let perms = Prot::RW | Prot::X;
             old.young && old.delta == new.delta && (old.prot - perms) == (new.prot - perms)
         };
-        let spurious = d.is_valid()
-            && found.get() <= level
-            && model_at(&self.log, ipa).is_some_and(same_beyond_perms);
+        let same = d.is_valid() && model_at(&self.log, ipa).is_some_and(same_beyond_perms);
+        let spurious = same && found.get() == level;
+        // The pieces of a split block keep its permissions.
+        let split_only = same && found.get() < level;
         let r = self
             .table
             .fault_handler()
@@ -267,7 +269,7 @@ impl<'a> Builder<'a> {
         };
         match r {
             Ok(outcome) if outcome == expected => {
-                if outcome == FaultOutcome::Fixed {
+                if outcome == FaultOutcome::Fixed && !split_only {
                     self.record(ModelOp::Map {
                         lo: ipa,
                         hi: ipa + size,
