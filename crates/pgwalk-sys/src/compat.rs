@@ -789,7 +789,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
         }
         // SAFETY: the caller's contract: an unlinked table of this host that
         // hung below an entry of `level`, unreachable and freed once.
-        unsafe { free_unlinked(&host, Granule::Size4KiB, pa, level) };
+        unsafe { free_unlinked(&host, pa, level) };
         Ok(0)
     });
 }

@@ -21,7 +21,7 @@
 //! // 4 MiB of RAM at IPA 1 GiB: two 2 MiB blocks.
 //! h.map(Ipa(0x4000_0000), 4 << 20, PhysAddr(0x8000_0000), Prot::RWX, &mut ())?;
 //! let (leaf, level) = h.get_leaf(Ipa(0x4020_1000))?;
-//! assert_eq!((leaf.output_address(h.geometry().granule()).get(), level.get()), (0x8020_0000, 2));
+//! assert_eq!((leaf.output_address(h.geometry().format()).get(), level.get()), (0x8020_0000, 2));
 //! # }
 //! # Ok::<(), pgwalk::Error>(())
 //! ```

@@ -6,7 +6,7 @@
 use core::ptr::NonNull;
 
 use crate::addr::{Ipa, PhysAddr};
-use crate::geometry::Level;
+use crate::geometry::{Level, TableFormat};
 
 /// The host's memory, cache and TLB operations for one stage-2 table.
 ///
@@ -19,9 +19,11 @@ use crate::geometry::Level;
 /// The walker dereferences what these methods return. An implementation
 /// guarantees that:
 ///
-/// - a page returned by [`zalloc_page`](Self::zalloc_page) (or a block by
-///   [`zalloc_pages_exact`](Self::zalloc_pages_exact)) is zeroed, aligned to
-///   its size, used by nothing else until pgwalk frees it, and starts with a
+/// - a page returned by [`zalloc_page`](Self::zalloc_page) is a page of the
+///   granule of [`table_format`](Self::table_format): 4 KiB, 16 KiB or
+///   64 KiB (a block from [`zalloc_pages_exact`](Self::zalloc_pages_exact)
+///   is the size asked, a multiple of it); it is zeroed, aligned to its
+///   size, used by nothing else until pgwalk frees it, and starts with a
 ///   reference count of 1;
 /// - [`phys_to_virt`](Self::phys_to_virt) maps every such page to memory
 ///   valid for reads and writes of its whole size, 8-byte aligned, for as
@@ -39,6 +41,21 @@ use crate::geometry::Level;
 ///   still links, and the walker would read freed memory. (Safe code may
 ///   hold `&M` — [`Handle::mm`](crate::Handle::mm) hands it out — so these
 ///   must stay `unsafe`.)
+///
+/// # Page sizes
+///
+/// Table pages are the granule's size, as in the kernel, where they are
+/// `PAGE_SIZE`: a host serves tables of one [`TableFormat`] and says which
+/// in [`table_format`](Self::table_format) (4 KiB without LPA2 unless it
+/// overrides it). [`Stage2`](crate::Stage2) refuses a geometry of another
+/// format, so a 4 KiB host never sees a 64 KiB table. A host with 16 KiB or
+/// 64 KiB tables hands out pages of that size, aligned to it, from
+/// `zalloc_page`: carved out of a pool of such pages, or as
+/// `1 << (granule.shift() - 12)` contiguous 4 KiB pages, with one
+/// reference count for the lot (pgwalk counts a table page as one page, at
+/// its first address, and only ever passes that address). A host whose
+/// tables differ in format (LPA2 for some VMs, say) keeps one `MemoryOps`
+/// value per format over the same pages.
 ///
 /// # Implementing it
 ///
@@ -101,7 +118,7 @@ use crate::geometry::Level;
 ///     }
 ///     unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
 ///         // SAFETY: the walker unlinked `table`, and no other walker runs.
-///         unsafe { free_unlinked(self, Granule::Size4KiB, table, level) }
+///         unsafe { free_unlinked(self, table, level) }
 ///     }
 ///     unsafe fn get_page(&self, pa: PhysAddr) {
 ///         self.counts[self.index(pa)].fetch_add(1, Ordering::Relaxed);
@@ -170,6 +187,16 @@ pub unsafe trait MemoryOps {
     /// `pa` and `size` come from one `zalloc_pages_exact` call, and no table
     /// links to or walks that memory any more.
     unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize);
+
+    /// The format of the tables this host serves: the granule (the size of
+    /// every page [`zalloc_page`](Self::zalloc_page) returns) and whether
+    /// the descriptors are LPA2's, which
+    /// [`free_unlinked`](crate::free_unlinked) reads them by. The default is
+    /// [`TableFormat::FOUR_KIB`].
+    #[inline(always)]
+    fn table_format(&self) -> TableFormat {
+        TableFormat::FOUR_KIB
+    }
 
     /// A table subtree was unlinked while other walkers may still read it.
     /// Once they are all gone, the host calls

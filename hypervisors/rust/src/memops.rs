@@ -5,7 +5,7 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use pgwalk::geometry::{Granule, Level};
+use pgwalk::geometry::Level;
 use pgwalk::{Ipa, MemoryOps, PhysAddr};
 
 use crate::layout::{self, PAGE};
@@ -215,5 +215,5 @@ unsafe impl MemoryOps for HvMemory {
 pub unsafe fn free_subtree(table: PhysAddr, level: Level) {
     // SAFETY: the caller's contract is pgwalk's: unlinked, unreachable,
     // freed once.
-    unsafe { pgwalk::free_unlinked(&HvMemory, Granule::Size4KiB, table, level) };
+    unsafe { pgwalk::free_unlinked(&HvMemory, table, level) };
 }

@@ -4,10 +4,8 @@
 
 use core::fmt;
 
-use super::stage2::{
-    AF, MEMATTR_MASK, MEMATTR_SHIFT, S2AP_R, S2AP_W, SH_MASK, SH_SHIFT, SW_MASK, XN_MASK, XN_SHIFT,
-};
-use super::{Descriptor, Exec, MemAttr, Shareability};
+use super::stage2::{AF, MEMATTR_MASK, MEMATTR_SHIFT, S2AP_R, S2AP_W, SW_MASK, XN_MASK, XN_SHIFT};
+use super::{Descriptor, Exec, MemAttr};
 use crate::error::Error;
 use crate::prot::Prot;
 
@@ -36,16 +34,19 @@ impl Descriptor {
     }
 }
 
-/// The attribute bits of a leaf descriptor, built from a [`Prot`].
+/// The attribute bits of a leaf descriptor, built from a [`Prot`]: the
+/// same in every table format (shareability, which LPA2 moves to
+/// VTCR_EL2, is the descriptor constructors' to add).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeafAttrs(pub(super) u64);
 
 impl LeafAttrs {
-    pub(super) const MASK: u64 = MEMATTR_MASK | S2AP_R | S2AP_W | SH_MASK | AF | XN_MASK | SW_MASK;
+    pub(super) const MASK: u64 = MEMATTR_MASK | S2AP_R | S2AP_W | AF | XN_MASK | SW_MASK;
 
     /// The leaf attributes for `prot`: MemAttr from the memory type,
-    /// S2AP from R and W, XN from PX and UX, inner shareable, access flag
-    /// set, software bits copied.
+    /// S2AP from R and W, XN from PX and UX, access flag set, software bits
+    /// copied. (Leaves are inner shareable: [`Descriptor::leaf`] and
+    /// [`Descriptor::leaf_in`] say where that goes.)
     pub fn from_prot(prot: Prot) -> Result<LeafAttrs, Error> {
         if prot.bits() & !Prot::all().bits() != 0 {
             return Err(Error::InvalidProt("unknown protection bits"));
@@ -75,11 +76,8 @@ impl LeafAttrs {
             (false, false) => Exec::Never,
             (true, false) => Exec::El1Only,
         };
-        let mut bits = (mem as u64) << MEMATTR_SHIFT
-            | (Shareability::Inner as u64) << SH_SHIFT
-            | AF
-            | (xn as u64) << XN_SHIFT
-            | prot.bits() & SW_MASK;
+        let mut bits =
+            (mem as u64) << MEMATTR_SHIFT | AF | (xn as u64) << XN_SHIFT | prot.bits() & SW_MASK;
         if prot.contains(Prot::R) {
             bits |= S2AP_R;
         }

@@ -1,7 +1,9 @@
 //! The descriptor formats: what the bits of a table entry mean.
 //!
 //! - `stage2.rs` holds the architecture's VMSAv8-64 stage-2 descriptor: the
-//!   valid and table bits, the output address, MemAttr, S2AP, SH, AF, XN.
+//!   valid and table bits, the output address (where the
+//!   [`TableFormat`] puts it), MemAttr, S2AP,
+//!   SH, AF, XN.
 //! - `attrs.rs` is pgwalk's policy for turning a [`Prot`](crate::Prot) into
 //!   those bits (and back), as `kvm_pgtable_prot` does.
 //! - `software.rs` holds the conventions KVM keeps in invalid entries: the
@@ -16,7 +18,7 @@ use core::fmt;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::addr::PhysAddr;
-use crate::geometry::{Granule, Level};
+use crate::geometry::{Level, TableFormat};
 
 mod attrs;
 mod software;
@@ -43,8 +45,9 @@ pub trait Pte: sealed::Sealed + Copy + Eq + fmt::Debug {
     fn bits(self) -> u64;
     /// Whether this entry, found at `level`, points to a next-level table.
     fn is_table(self, level: Level) -> bool;
-    /// The next-level table a table descriptor points to.
-    fn table_address(self, granule: Granule) -> PhysAddr;
+    /// The next-level table a table descriptor of a `format` table points
+    /// to.
+    fn table_address(self, format: TableFormat) -> PhysAddr;
 }
 
 /// One stage-2 translation table entry.
@@ -94,8 +97,8 @@ impl Pte for Descriptor {
     }
 
     #[inline(always)]
-    fn table_address(self, granule: Granule) -> PhysAddr {
-        self.output_address(granule)
+    fn table_address(self, format: TableFormat) -> PhysAddr {
+        self.output_address(format)
     }
 }
 

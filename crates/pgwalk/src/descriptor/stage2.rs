@@ -9,9 +9,13 @@
 //! | 7:6    | S2AP: bit 6 read, bit 7 write |
 //! | 9:8    | SH |
 //! | 10     | AF |
-//! | 47:12  | output address (4 KiB granule) |
+//! | 47:12  | output address: 47:granule in place; 64 KiB puts 51:48 in 15:12 |
+//! | 49:12, 9:8 | with LPA2: output address 49:granule in place, 51:50 in 9:8 (no SH) |
 //! | 54:53  | XN |
 //! | 58:55  | software bits |
+//!
+//! Where the output address sits depends on the [`TableFormat`]: the
+//! constructors and [`Descriptor::output_address`] take it.
 //!
 //! The break-before-make rule is the format's too: which changes of a live
 //! entry the architecture lets happen in one store.
@@ -20,7 +24,7 @@ use num_enum::{IntoPrimitive, TryFromPrimitive};
 
 use super::{Descriptor, LeafAttrs};
 use crate::addr::PhysAddr;
-use crate::geometry::{Granule, Level};
+use crate::geometry::{Level, TableFormat};
 
 pub(super) const VALID: u64 = 1 << 0;
 pub(super) const TABLE: u64 = 1 << 1;
@@ -35,15 +39,21 @@ pub(super) const XN_SHIFT: u32 = 53;
 pub(super) const XN_MASK: u64 = 0b11 << XN_SHIFT;
 pub(super) const SW_SHIFT: u32 = 55;
 pub(super) const SW_MASK: u64 = 0xf << SW_SHIFT;
-const OA_MASK_4K: u64 = 0x0000_ffff_ffff_f000;
+/// Output-address bits at their own place in any format (47:12, and 49:48
+/// with LPA2).
+const OA_IN_PLACE: u64 = 0x0003_ffff_ffff_f000;
+/// The shareability pgwalk gives every leaf: inner (in the descriptor
+/// without LPA2, in VTCR_EL2.SH0 with it).
+const SH_INNER: u64 = (Shareability::Inner as u64) << SH_SHIFT;
 
 /// Permission bits of a leaf: what relaxing or restricting access touches.
 const PERMS: u64 = S2AP_R | S2AP_W | XN_MASK;
 
 /// Bits whose change in a live entry needs break-before-make: the output
-/// address, the memory type, the shareability, and bit 1 (a block becoming
-/// a table or the reverse; a level-3 page keeps it set).
-const BREAK_BITS: u64 = OA_MASK_4K | MEMATTR_MASK | SH_MASK | TABLE;
+/// address (in every format: bits 15:12 and 9:8 hold its top bits with
+/// 64 KiB and with LPA2), the memory type, the shareability, and bit 1 (a
+/// block becoming a table or the reverse; a level-3 page keeps it set).
+const BREAK_BITS: u64 = OA_IN_PLACE | MEMATTR_MASK | SH_MASK | TABLE;
 
 /// Stage-2 MemAttr\[3:0\] encodings pgwalk produces (without FEAT_S2FWB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TryFromPrimitive, IntoPrimitive)]
@@ -84,22 +94,52 @@ pub enum Exec {
 }
 
 impl Descriptor {
-    /// A table descriptor pointing at `table`. Only the crate builds these:
-    /// the walker follows them, so they must point at table pages it owns.
+    /// A table descriptor of a `format` table pointing at `table`. Only the
+    /// crate builds these: the walker follows them, so they must point at
+    /// table pages it owns (below the output size, which the callers check).
     #[inline(always)]
-    pub(crate) const fn table(table: PhysAddr) -> Descriptor {
-        Descriptor(table.0 & OA_MASK_4K | TABLE | VALID)
+    pub(crate) const fn table(table: PhysAddr, format: TableFormat) -> Descriptor {
+        Descriptor(format.encode(table.0) | TABLE | VALID)
     }
 
-    /// A valid leaf at `level`: a block at levels 1 and 2, a page at level 3.
-    /// `attrs` comes from [`LeafAttrs::from_prot`].
+    /// A valid leaf at `level` of a table without LPA2, any granule: a
+    /// block at levels 1 and 2, a page at level 3, inner shareable. `attrs`
+    /// comes from [`LeafAttrs::from_prot`].
+    ///
+    /// Without LPA2 every granule keeps output-address bits 47:12 in place
+    /// (an address aligned to 16 or 64 KiB has its low bits clear), and
+    /// 64 KiB keeps bits 51:48 in bits 15:12, which no address of a 4 KiB
+    /// or 16 KiB table has (their output size is at most 48 bits). A table
+    /// with LPA2 needs [`leaf_in`](Self::leaf_in).
     ///
     /// The caller checks that a leaf may sit at `level` and that `pa` is
-    /// aligned to the level's entry size.
+    /// aligned to the level's entry size and fits the output size.
     #[inline(always)]
     pub const fn leaf(pa: PhysAddr, level: Level, attrs: LeafAttrs) -> Descriptor {
         let ty = if level.is_last() { TABLE } else { 0 };
-        Descriptor(pa.0 & OA_MASK_4K | attrs.0 | ty | VALID)
+        let oa = pa.0 & 0x0000_ffff_ffff_f000 | (pa.0 >> 36) & 0xf000;
+        Descriptor(oa | attrs.0 | SH_INNER | ty | VALID)
+    }
+
+    /// A valid leaf at `level` of a `format` table: what
+    /// [`leaf`](Self::leaf) builds, with the output address where `format`
+    /// keeps it. With LPA2 the descriptor has no shareability field (bits
+    /// 9:8 hold address bits 51:50): the table's shareability is
+    /// VTCR_EL2.SH0, inner in [`Geometry::vtcr`](crate::geometry::Geometry::vtcr).
+    #[inline(always)]
+    pub const fn leaf_in(
+        format: TableFormat,
+        pa: PhysAddr,
+        level: Level,
+        attrs: LeafAttrs,
+    ) -> Descriptor {
+        let ty = if level.is_last() { TABLE } else { 0 };
+        let sh = if format.has_shareability() {
+            SH_INNER
+        } else {
+            0
+        };
+        Descriptor(format.encode(pa.0) | attrs.0 | sh | ty | VALID)
     }
 
     /// Whether the MMU uses this entry.
@@ -120,21 +160,17 @@ impl Descriptor {
         self.is_valid() && !self.is_table(level)
     }
 
-    /// Output address: the block, page or next table this entry points to.
+    /// Output address: the block, page or next table this entry points to,
+    /// read the way a table of `format` keeps it (a [`TableFormat`], or a
+    /// [`Granule`](crate::geometry::Granule) for its format without LPA2).
     #[inline(always)]
-    pub const fn output_address(self, granule: Granule) -> PhysAddr {
-        let mask = match granule {
-            Granule::Size4KiB => OA_MASK_4K,
-            Granule::Size16KiB => 0x0000_ffff_ffff_c000,
-            // 64 KiB puts PA[51:48] in bits 15:12.
-            Granule::Size64KiB => {
-                return PhysAddr(self.0 & 0x0000_ffff_ffff_0000 | (self.0 & 0xf000) << 36)
-            }
-        };
-        PhysAddr(self.0 & mask)
+    pub fn output_address(self, format: impl Into<TableFormat>) -> PhysAddr {
+        PhysAddr(format.into().decode(self.0))
     }
 
-    /// The attribute bits of a leaf.
+    /// The attribute bits of a leaf, in any format: MemAttr, S2AP, AF, XN
+    /// and the software bits (not the output address, nor the
+    /// shareability, which the constructors add for the format).
     #[inline(always)]
     pub const fn attrs(self) -> LeafAttrs {
         LeafAttrs(self.0 & LeafAttrs::MASK)
@@ -146,7 +182,10 @@ impl Descriptor {
         MemAttr::try_from(raw).map_err(|_| raw)
     }
 
-    /// Shareability, decoded where it is not the reserved 0b01.
+    /// Shareability, decoded where it is not the reserved 0b01. Only
+    /// descriptors without LPA2 have the field: with LPA2 bits 9:8 are
+    /// output-address bits and the table's shareability is VTCR_EL2.SH0
+    /// (see [`TableFormat::has_shareability`]).
     pub fn shareability(self) -> Result<Shareability, u8> {
         let raw = ((self.0 & SH_MASK) >> SH_SHIFT) as u8;
         Shareability::try_from(raw).map_err(|_| raw)
@@ -241,6 +280,15 @@ impl Descriptor {
     #[inline(always)]
     pub const fn differs_beyond_perms(self, old: Descriptor) -> bool {
         (self.0 ^ old.0) & !PERMS != 0
+    }
+
+    /// Whether two leaves of one table hold the same output address: every
+    /// bit that holds address bits in some format agrees (with LPA2 bits
+    /// 9:8 are among them; without it they are the shareability, which
+    /// pgwalk never changes alone, so nothing is lost by comparing them).
+    #[inline(always)]
+    pub(crate) const fn same_output_bits(self, other: Descriptor) -> bool {
+        (self.0 ^ other.0) & (OA_IN_PLACE | SH_MASK) == 0
     }
 
     /// Whether two entries differ in more than their software bits.

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::addr::PhysAddr;
-use crate::geometry::{Granule, Level};
+use crate::geometry::{Granule, Level, TableFormat};
 use crate::prot::Prot;
 
 fn leaf(prot: Prot, level: i8) -> Descriptor {
@@ -21,7 +21,7 @@ fn page_and_block_type_bits() {
     let block = leaf(Prot::R, 2);
     assert_eq!(block.bits() & 0b11, 0b01, "block: valid, bit 1 clear");
     assert!(block.is_leaf(Level::new(2).unwrap()));
-    let table = Descriptor::table(PhysAddr(0x1234_5000));
+    let table = Descriptor::table(PhysAddr(0x1234_5000), TableFormat::FOUR_KIB);
     assert_eq!(table.bits(), 0x1234_5003);
     assert!(table.is_table(Level::new(0).unwrap()));
     assert_eq!(
@@ -130,4 +130,70 @@ fn sixty_four_k_output_address_high_bits() {
         d.output_address(Granule::Size64KiB),
         PhysAddr(0x000a_1234_5678_0000)
     );
+}
+
+fn lpa2(granule: Granule) -> TableFormat {
+    TableFormat::new(granule, true).unwrap()
+}
+
+#[test]
+fn every_format_round_trips_leaves_and_tables() {
+    let attrs = LeafAttrs::from_prot(Prot::RW | Prot::SW1).unwrap();
+    // (format, a 52-bit address where the format has them)
+    let cases = [
+        (TableFormat::FOUR_KIB, 0x0000_8765_4321_0000u64),
+        (Granule::Size16KiB.into(), 0x0000_8765_4321_0000),
+        (Granule::Size64KiB.into(), 0x000f_8765_4321_0000),
+        (lpa2(Granule::Size4KiB), 0x000f_8765_4321_f000),
+        (lpa2(Granule::Size16KiB), 0x000e_8765_4321_c000),
+    ];
+    for (format, pa) in cases {
+        for level in [1, 2, 3] {
+            let d = Descriptor::leaf_in(format, PhysAddr(pa), Level::new(level).unwrap(), attrs);
+            assert_eq!(d.output_address(format), PhysAddr(pa), "{format} L{level}");
+            assert_eq!(d.attrs(), attrs, "{format}: attributes survive");
+            assert_eq!(d.prot(), Prot::RW | Prot::SW1);
+            let sh = d.bits() >> 8 & 0b11;
+            if format.lpa2() {
+                assert_eq!(sh, pa >> 50, "{format}: bits 9:8 are PA[51:50]");
+            } else {
+                assert_eq!(sh, 0b11, "{format}: inner shareable in the descriptor");
+                // Without LPA2 the format-free constructor agrees.
+                assert_eq!(
+                    Descriptor::leaf(PhysAddr(pa), Level::new(level).unwrap(), attrs),
+                    d
+                );
+            }
+        }
+        let t = Descriptor::table(PhysAddr(pa), format);
+        assert!(t.is_table(Level::new(0).unwrap()));
+        assert_eq!(t.output_address(format), PhysAddr(pa), "{format}: table");
+    }
+}
+
+#[test]
+fn a_change_of_the_top_address_bits_needs_break_before_make() {
+    let attrs = LeafAttrs::from_prot(Prot::RW).unwrap();
+    for (format, a, b) in [
+        (
+            lpa2(Granule::Size4KiB),
+            0x0004_0000_0000_0000u64,
+            0x0008_0000_0000_0000u64,
+        ),
+        (
+            lpa2(Granule::Size4KiB),
+            0x0001_0000_0000_0000,
+            0x0002_0000_0000_0000,
+        ),
+        (
+            Granule::Size64KiB.into(),
+            0x0001_0000_0000_0000,
+            0x0002_0000_0000_0000,
+        ),
+    ] {
+        let old = Descriptor::leaf_in(format, PhysAddr(a), Level::LAST, attrs);
+        let new = Descriptor::leaf_in(format, PhysAddr(b), Level::LAST, attrs);
+        assert!(old.needs_break_to(new), "{format}: {a:#x} -> {b:#x}");
+        assert!(!old.needs_break_to(old.with_writable(false)));
+    }
 }

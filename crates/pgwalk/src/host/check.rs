@@ -72,7 +72,7 @@ pub fn check_invariants(table: &mut Stage2<HeapMemory>) -> Result<TableReport, S
                 *counted.entry(ctx.table_page()).or_insert(0) += 1;
             }
             if ctx.kind() == VisitKind::TablePre {
-                let child = d.output_address(g.granule());
+                let child = d.output_address(g.format());
                 if !mm.holds(child) {
                     return fail(format!(
                         "the table entry for {:?} at level {level} points at {child:?}, \
@@ -131,11 +131,7 @@ impl HeapMemory {
         let base = self.phys_base().get();
         pa.get()
             .checked_sub(base)
-            .is_some_and(|off| off < (self.pool_pages() as u64) * self.page_size())
-    }
-
-    fn page_size(&self) -> u64 {
-        super::pool::PAGE as u64
+            .is_some_and(|off| off < (self.pool_pages() as u64) * self.page_size() as u64)
     }
 }
 

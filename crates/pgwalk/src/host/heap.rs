@@ -5,9 +5,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::pool::{Counters, Pool, PAGE};
+use super::pool::{Counters, Pool};
 use crate::addr::{Ipa, PhysAddr};
-use crate::geometry::{Granule, Level};
+use crate::geometry::{Level, TableFormat};
 use crate::memory::MemoryOps;
 use crate::stage2::free_unlinked;
 
@@ -46,24 +46,46 @@ pub struct HeapMemory {
 }
 
 impl HeapMemory {
-    /// A pool of `pages` 4 KiB pages at physical address 0x4000_0000.
+    /// A pool of `pages` 4 KiB pages at physical address 0x4000_0000, for
+    /// 4 KiB tables without LPA2.
     pub fn new(pages: usize) -> HeapMemory {
         HeapMemory::at(0x4000_0000, pages)
     }
 
     /// A pool of `pages` 4 KiB pages whose physical addresses start at
-    /// `phys_base` (page-aligned). The memory is reserved lazily by the
-    /// operating system, so a large pool costs little until used.
+    /// `phys_base` (page-aligned), for 4 KiB tables without LPA2. The
+    /// memory is reserved lazily by the operating system, so a large pool
+    /// costs little until used.
     pub fn at(phys_base: u64, pages: usize) -> HeapMemory {
+        HeapMemory::with_format_at(TableFormat::FOUR_KIB, phys_base, pages)
+    }
+
+    /// A pool of `pages` pages at physical address 0x4000_0000 for tables
+    /// of `format` (a [`TableFormat`], or a
+    /// [`Granule`](crate::geometry::Granule) without LPA2): each page is the
+    /// granule's size, 4, 16 or 64 KiB.
+    pub fn with_format(format: impl Into<TableFormat>, pages: usize) -> HeapMemory {
+        HeapMemory::with_format_at(format, 0x4000_0000, pages)
+    }
+
+    /// A pool of `pages` pages of `format`'s granule whose physical
+    /// addresses start at `phys_base` (aligned to the granule).
+    pub fn with_format_at(
+        format: impl Into<TableFormat>,
+        phys_base: u64,
+        pages: usize,
+    ) -> HeapMemory {
+        let format = format.into();
+        let shift = format.granule().shift();
         assert!(
-            phys_base % PAGE as u64 == 0,
+            phys_base & ((1 << shift) - 1) == 0,
             "phys_base must be page-aligned"
         );
         assert!(
             pages > 0 && pages <= u32::MAX as usize,
             "pool size out of range"
         );
-        let layout = Pool::layout(pages);
+        let layout = Pool::layout(shift, pages);
         // SAFETY: the layout has a non-zero size (pages > 0).
         let base =
             NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of host memory for the pool");
@@ -71,6 +93,8 @@ impl HeapMemory {
         HeapMemory {
             pool: Arc::new(Pool {
                 base,
+                format,
+                shift,
                 pages,
                 phys_base,
                 counts,
@@ -167,7 +191,7 @@ impl HeapMemory {
     ///
     /// If the range is not inside the pool.
     pub fn bytes(&self, from: PhysAddr, len: usize) -> Vec<u8> {
-        let size = (self.pool.pages * PAGE) as u64;
+        let size = (self.pool.pages << self.pool.shift) as u64;
         let start = from
             .get()
             .checked_sub(self.pool.phys_base)
@@ -202,11 +226,18 @@ impl HeapMemory {
     /// The pages the bump allocator has reached: table images lie below
     /// `phys_base + extent()`.
     pub fn extent(&self) -> usize {
-        self.pool.next.load(Ordering::Relaxed) * PAGE
+        self.pool.next.load(Ordering::Relaxed) << self.pool.shift
+    }
+
+    /// Bytes in one of the pool's pages: the granule's size.
+    pub fn page_size(&self) -> usize {
+        self.pool.page()
     }
 }
 
-// SAFETY: pages come zeroed (`zero` before hand-out), page-aligned, from a
+// SAFETY: pages come zeroed (`zero` before hand-out), of the granule's
+// size (`table_format` is the pool's, whose pages have that size) and
+// aligned to it, from a
 // block that lives as long as any clone of the pool; the count starts at 1
 // and a page is reused only after `put_page` takes it to zero; `phys_to_virt`
 // maps inside the block; deferred frees run through crossbeam-epoch, whose
@@ -214,6 +245,11 @@ impl HeapMemory {
 // `defer` has unpinned, and `shared_walk` pins for the whole walk.
 unsafe impl MemoryOps for HeapMemory {
     type PagePool = ();
+
+    #[inline(always)]
+    fn table_format(&self) -> TableFormat {
+        self.pool.format
+    }
 
     fn zalloc_page(&self, _pool: &mut ()) -> Option<PhysAddr> {
         let pool = &self.pool;
@@ -225,12 +261,12 @@ unsafe impl MemoryOps for HeapMemory {
         pool.counts[idx].store(1, Ordering::Relaxed);
         pool.live.fetch_add(1, Ordering::Relaxed);
         pool.stats.pages_allocated.fetch_add(1, Ordering::Relaxed);
-        Some(PhysAddr(pool.phys_base + (idx * PAGE) as u64))
+        Some(PhysAddr(pool.phys_base + ((idx as u64) << pool.shift)))
     }
 
     fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
         let pool = &self.pool;
-        let n = size.div_ceil(PAGE);
+        let n = size.div_ceil(pool.page());
         let Some(idx) = pool.take(n, n.next_power_of_two()) else {
             pool.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -243,12 +279,12 @@ unsafe impl MemoryOps for HeapMemory {
         pool.stats
             .pages_allocated
             .fetch_add(n as u64, Ordering::Relaxed);
-        Some(PhysAddr(pool.phys_base + (idx * PAGE) as u64))
+        Some(PhysAddr(pool.phys_base + ((idx as u64) << pool.shift)))
     }
 
     unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
         let idx = self.pool.index(pa);
-        for i in idx..idx + size.div_ceil(PAGE) {
+        for i in idx..idx + size.div_ceil(self.pool.page()) {
             if self.pool.counts[i].swap(0, Ordering::AcqRel) == 0 {
                 self.pool.stats.double_frees.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -266,7 +302,7 @@ unsafe impl MemoryOps for HeapMemory {
         guard.defer(move || {
             // SAFETY: the walker unlinked `table` before calling us, and the
             // epoch guarantees every walk pinned then has finished.
-            unsafe { free_unlinked(&mm, Granule::Size4KiB, table, level) };
+            unsafe { free_unlinked(&mm, table, level) };
             mm.pool.pending.fetch_sub(1, Ordering::AcqRel);
         });
         guard.flush();

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Mutex;
 
 use crate::addr::PhysAddr;
-
-/// Bytes in a pool page.
-pub(super) const PAGE: usize = 4096;
+use crate::geometry::TableFormat;
 
 #[derive(Default)]
 pub(super) struct Counters {
@@ -27,6 +25,11 @@ pub(super) struct Counters {
 
 pub(super) struct Pool {
     pub(super) base: NonNull<u8>,
+    /// The format of the tables the pool serves; its pages are the
+    /// granule's size.
+    pub(super) format: TableFormat,
+    /// log2 of a page's size.
+    pub(super) shift: u32,
     pub(super) pages: usize,
     pub(super) phys_base: u64,
     pub(super) counts: Box<[AtomicU32]>,
@@ -51,7 +54,7 @@ unsafe impl Sync for Pool {}
 impl Drop for Pool {
     fn drop(&mut self) {
         // SAFETY: `base` came from `alloc_zeroed` with this same layout.
-        unsafe { dealloc(self.base.as_ptr(), Pool::layout(self.pages)) };
+        unsafe { dealloc(self.base.as_ptr(), Pool::layout(self.shift, self.pages)) };
     }
 }
 
@@ -64,8 +67,18 @@ impl Pool {
         }
     }
 
-    pub(super) fn layout(pages: usize) -> Layout {
-        Layout::from_size_align(pages * PAGE, PAGE).expect("pool size overflows")
+    pub(super) fn layout(shift: u32, pages: usize) -> Layout {
+        let page = 1usize << shift;
+        pages
+            .checked_mul(page)
+            .and_then(|size| Layout::from_size_align(size, page).ok())
+            .expect("pool size overflows")
+    }
+
+    /// Bytes in one page.
+    #[inline(always)]
+    pub(super) fn page(&self) -> usize {
+        1 << self.shift
     }
 
     /// The pool page holding `pa`. Every reference-count and phys-to-virt
@@ -74,7 +87,7 @@ impl Pool {
     /// to a huge offset) and the panic is out of line.
     #[inline]
     pub(super) fn index(&self, pa: PhysAddr) -> usize {
-        let idx = pa.get().wrapping_sub(self.phys_base) / PAGE as u64;
+        let idx = pa.get().wrapping_sub(self.phys_base) >> self.shift;
         if idx >= self.pages as u64 {
             self.out_of_pool(pa);
         }
@@ -97,8 +110,8 @@ impl Pool {
     /// [`HeapMemory::bytes`] — so that no interleaving of them is a data
     /// race, whatever walkers and readers do at the same time.
     pub(super) fn words(&self) -> &[AtomicU64] {
-        // SAFETY: `base` is a live allocation of `pages * PAGE` bytes,
-        // aligned to `PAGE` (hence to 8), initialised (zeroed) by
+        // SAFETY: `base` is a live allocation of `pages` pages, aligned to
+        // a page (hence to 8), initialised (zeroed) by
         // `alloc_zeroed`, and freed only when the pool is dropped, which the
         // borrow of `self` rules out meanwhile. `AtomicU64` has the size and
         // alignment of `u64` and allows shared mutation, and the memory is
@@ -106,13 +119,13 @@ impl Pool {
         unsafe {
             core::slice::from_raw_parts(
                 self.base.as_ptr().cast::<AtomicU64>(),
-                self.pages * PAGE / 8,
+                (self.pages << self.shift) / 8,
             )
         }
     }
 
     pub(super) fn zero(&self, idx: usize, n: usize) {
-        let words = PAGE / 8;
+        let words = self.page() / 8;
         for w in &self.words()[idx * words..(idx + n) * words] {
             w.store(0, Ordering::Relaxed);
         }

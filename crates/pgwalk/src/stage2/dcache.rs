@@ -22,7 +22,7 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
         let walked = self.run::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
             let old = ctx.old();
             if old.is_valid() && old.is_cacheable() {
-                let pa = old.output_address(ctx.geometry().granule());
+                let pa = old.output_address(ctx.geometry().format());
                 ctx.mm().dcache_clean_inval_poc(pa, ctx.entry_size());
             }
             Ok(Action::Continue)

@@ -23,7 +23,7 @@ pub(super) fn destroy<M: MemoryOps>(table: &mut Stage2<M>) {
                 // the walk is still reading.
                 VisitKind::Leaf if old.is_counted() => unsafe { mm.put_page(ctx.table_page()) },
                 VisitKind::TablePost => {
-                    let child = old.output_address(ctx.geometry().granule());
+                    let child = old.output_address(ctx.geometry().format());
                     // SAFETY: as above for the parent's entry. The child's entries
                     // have all been dropped while the walk was inside it, and the
                     // walk has left it for good: its last reference goes, and the

@@ -107,7 +107,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                         // Handed over only once the block is in: had the
                         // break been undone (a host callback unwinding),
                         // the subtree would still be linked.
-                        let child = old.output_address(ctx.geometry().granule());
+                        let child = old.output_address(ctx.geometry().format());
                         // SAFETY: the block replaced the only descriptor linking `child`
                         // (break-before-make, so its range left the TLB first); walkers
                         // already inside it are what the host's grace period waits for.

@@ -17,7 +17,7 @@ use crate::capability::{Action, Visit};
 use crate::capability::{Capability, Exclusive};
 use crate::descriptor::{Descriptor, LeafAttrs};
 use crate::error::Error;
-use crate::geometry::{Geometry, Level};
+use crate::geometry::{Geometry, Level, TableFormat};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::table_page::TablePage;
@@ -32,6 +32,8 @@ pub(crate) enum Target {
         start: u64,
         phys: u64,
         attrs: LeafAttrs,
+        /// Where the leaves keep their output address.
+        format: TableFormat,
         pages_only: bool,
     },
     /// The same invalid descriptor everywhere (an annotation, or zero).
@@ -66,6 +68,7 @@ impl Target {
             start: ipa.get(),
             phys: phys.get(),
             attrs: LeafAttrs::from_prot(prot)?,
+            format: geometry.format(),
             pages_only: opts.is_pages_only(),
         })
     }
@@ -85,6 +88,7 @@ impl Target {
                 start,
                 phys,
                 attrs,
+                format,
                 pages_only,
             } => {
                 if pages_only && !level.is_last() {
@@ -94,7 +98,7 @@ impl Target {
                 if pa & (ctx.entry_size() - 1) != 0 {
                     return None;
                 }
-                Some(Descriptor::leaf(PhysAddr(pa), level, attrs))
+                Some(Descriptor::leaf_in(format, PhysAddr(pa), level, attrs))
             }
             Target::Annotate(d) => Some(d),
         }
@@ -205,6 +209,7 @@ unsafe fn prefill<M: MemoryOps>(
         start,
         phys,
         attrs,
+        format,
         pages_only,
     } = *target
     else {
@@ -223,9 +228,21 @@ unsafe fn prefill<M: MemoryOps>(
     // SAFETY: the caller's: `child` is a table page of `mm`, one granule of
     // entries, that only we reach until it is linked.
     let page = unsafe { TablePage::new(mm, child, entries) };
+    // A page's leaves differ from its first by their offset alone, unless
+    // their addresses cross the boundary above which the format keeps
+    // address bits elsewhere (2^48 with 64 KiB, 2^50 with LPA2): then each
+    // is encoded on its own.
+    let first_leaf = Descriptor::leaf_in(format, PhysAddr(first), level, attrs);
+    let span = (entries as u64 - 1) * size;
+    let linear = format.encode(first + span) == format.encode(first) + span;
     for idx in 0..entries {
-        let pa = PhysAddr(first + idx as u64 * size);
-        let leaf = Descriptor::leaf(pa, level, attrs);
+        let offset = idx as u64 * size;
+        let pa = PhysAddr(first + offset);
+        let leaf = if linear {
+            Descriptor::from_bits(first_leaf.bits() + offset)
+        } else {
+            Descriptor::leaf_in(format, pa, level, attrs)
+        };
         if cmo {
             // What `VisitCtx::set` does for a new leaf over an empty entry.
             if leaf.is_cacheable() {

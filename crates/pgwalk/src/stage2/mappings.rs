@@ -35,7 +35,7 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
         size: u64,
         mut f: impl FnMut(&Mapping),
     ) -> Result<(), Error> {
-        let granule = self.geometry().granule();
+        let format = self.geometry().format();
         let mut run: Option<Mapping> = None;
         let walked = self.run::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
             let d = ctx.old();
@@ -47,7 +47,7 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
             }
             let here = ctx.entry_addr();
             let pa = if d.is_valid() {
-                d.output_address(granule)
+                d.output_address(format)
             } else {
                 PhysAddr(0)
             };

@@ -79,23 +79,41 @@ impl<M: MemoryOps> Stage2<M> {
     /// [`Geometry::root_size`] bytes, comes from
     /// [`MemoryOps::zalloc_pages_exact`].
     ///
-    /// A root that is not aligned to its size (which VTTBR_EL2.BADDR needs,
-    /// and `zalloc_pages_exact` promises) is given back and refused with
-    /// [`Error::Misaligned`].
+    /// The host must serve tables of the geometry's format
+    /// ([`MemoryOps::table_format`]: its pages are the granule's size), or
+    /// the table is refused with [`Error::Geometry`]. A root that is not
+    /// aligned to its size (which VTTBR_EL2.BADDR needs, and
+    /// `zalloc_pages_exact` promises) is given back and refused with
+    /// [`Error::Misaligned`]; one beyond what the format's addresses reach
+    /// (48 bits, or 52 with 64 KiB and LPA2) with [`Error::OutputTooLarge`].
+    /// Table pages must also lie below PS for the MMU to walk them: that
+    /// is the host's to arrange.
     pub fn with_geometry(geometry: Geometry, mm: M) -> Result<Stage2<M>, Error> {
+        if mm.table_format() != geometry.format() {
+            return Err(Error::Geometry(
+                "the host serves tables of another format (MemoryOps::table_format): its pages are not this granule's size, or its LPA2 setting differs",
+            ));
+        }
         let size = geometry.root_size();
         let root = mm.zalloc_pages_exact(size).ok_or(Error::NoMemory)?;
-        if !root.is_aligned(size as u64) {
-            // SAFETY: the block just came from `zalloc_pages_exact(size)`,
-            // and nothing links or walks it.
-            unsafe { mm.free_pages_exact(root, size) };
-            return Err(Error::Misaligned {
+        let refused = if !root.is_aligned(size as u64) {
+            Error::Misaligned {
                 what: "root from zalloc_pages_exact",
                 value: root.get(),
                 granule: size as u64,
-            });
-        }
-        Ok(Stage2 { geometry, root, mm })
+            }
+        } else if root.get() >> geometry.format().max_oa_bits() != 0 {
+            Error::OutputTooLarge {
+                pa: root.get() + (size as u64 - 1),
+                oa_bits: geometry.format().max_oa_bits(),
+            }
+        } else {
+            return Ok(Stage2 { geometry, root, mm });
+        };
+        // SAFETY: the block just came from `zalloc_pages_exact(size)`, and
+        // nothing links or walks it.
+        unsafe { mm.free_pages_exact(root, size) };
+        Err(refused)
     }
 
     /// Reassembles a table from [`into_raw_parts`](Self::into_raw_parts).
@@ -105,9 +123,10 @@ impl<M: MemoryOps> Stage2<M> {
     /// `root` must be a root allocated by `mm` for `geometry`, holding a
     /// table that only pgwalk changed (or that follows pgwalk's invariants:
     /// table descriptors point at table pages from `mm`, whose reference
-    /// counts are 1 plus their non-zero entries), and no other `Stage2` may
-    /// own it.
+    /// counts are 1 plus their non-zero entries), `mm` must serve tables of
+    /// `geometry`'s format, and no other `Stage2` may own it.
     pub unsafe fn from_raw_parts(geometry: Geometry, root: PhysAddr, mm: M) -> Stage2<M> {
+        debug_assert_eq!(mm.table_format(), geometry.format());
         Stage2 { geometry, root, mm }
     }
 

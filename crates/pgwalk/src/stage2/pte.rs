@@ -508,7 +508,7 @@ impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     /// over a valid one.
     #[inline(always)]
     pub(crate) fn try_link_table(&mut self, child: PhysAddr) -> Result<(), Conflict> {
-        let new = Descriptor::table(child);
+        let new = Descriptor::table(child, self.geometry.format());
         try_update(self.ptep, &self.site(), self.cur, new)?;
         self.written = true;
         self.cur = new;
@@ -583,15 +583,21 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
         if self.flags.contains(WalkFlags::SKIP_CMO) || !new.is_leaf(self.level) {
             return;
         }
-        let granule = self.geometry.granule();
-        let pa = new.output_address(granule);
-        let size = self.entry_size();
         // A table descriptor's address is a table page, never guest memory.
-        let same_page = old.is_leaf(self.level) && old.output_address(granule) == pa;
-        if new.is_cacheable() && !same_page {
+        // Comparing the address bits themselves spares a decode per entry
+        // on the common path (a permission or access-flag change).
+        let same_page = old.is_leaf(self.level) && new.same_output_bits(old);
+        let clean = new.is_cacheable() && !same_page;
+        let inval = new.is_executable() && !(same_page && old.is_executable());
+        if !clean && !inval {
+            return;
+        }
+        let pa = new.output_address(self.geometry.format());
+        let size = self.entry_size();
+        if clean {
             self.mm.dcache_clean_inval_poc(pa, size);
         }
-        if new.is_executable() && !(same_page && old.is_executable()) {
+        if inval {
             self.mm.icache_inval_pou(pa, size);
         }
     }
@@ -604,7 +610,7 @@ mod tests {
     use super::*;
     use crate::addr::PhysAddr;
     use crate::descriptor::LeafAttrs;
-    use crate::geometry::Level;
+    use crate::geometry::{Level, TableFormat};
     use crate::prot::Prot;
 
     /// Records, in order, what the protocol did to the entry and the host.
@@ -898,7 +904,7 @@ mod tests {
             Level::new(2).unwrap(),
             LeafAttrs::from_prot(Prot::RW).unwrap(),
         );
-        let table = Descriptor::table(PhysAddr(0x8000_0000));
+        let table = Descriptor::table(PhysAddr(0x8000_0000), TableFormat::FOUR_KIB);
         assert!(needs_break(block, table) && needs_break(table, block));
         assert!(must_break(old, Descriptor::INVALID));
         assert!(!must_break(Descriptor::INVALID, old));

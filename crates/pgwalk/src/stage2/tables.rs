@@ -10,14 +10,16 @@ use crate::addr::{Ipa, PhysAddr};
 use crate::capability::{Action, Exclusive};
 use crate::descriptor::Descriptor;
 use crate::error::Error;
-use crate::geometry::{Geometry, Granule, Level};
+use crate::geometry::{Geometry, Level, TableFormat};
 use crate::memory::MemoryOps;
 use crate::table_page::TablePage;
 use crate::walk::{VisitCtx, WalkFlags};
 
 /// Frees a table subtree that is no longer linked into any table: every
 /// table page below `table` and `table` itself, through `put_page`. The
-/// guest pages its leaves map are not touched.
+/// guest pages its leaves map are not touched. The table is read in the
+/// host's [`MemoryOps::table_format`]: its granule (how many entries a page
+/// holds) and LPA2 (where table descriptors keep the child's address).
 ///
 /// `level` is the level of the entry that linked `table` (its entries are
 /// one level down), as in the kernel's `kvm_pgtable_stage2_free_unlinked`
@@ -29,13 +31,24 @@ use crate::walk::{VisitCtx, WalkFlags};
 /// `table` must be a table page of `mm` that hung below an entry of
 /// `level`, that no table links to, that no walker can reach any more, and
 /// that is freed only once.
-pub unsafe fn free_unlinked<M: MemoryOps>(mm: &M, granule: Granule, table: PhysAddr, level: Level) {
+pub unsafe fn free_unlinked<M: MemoryOps>(mm: &M, table: PhysAddr, level: Level) {
+    // SAFETY: the caller's contract.
+    unsafe { free_subtree(mm, mm.table_format(), table, level) }
+}
+
+/// [`free_unlinked`], with the format read once for the whole subtree.
+///
+/// # Safety
+///
+/// As [`free_unlinked`], and `format` is `mm`'s.
+unsafe fn free_subtree<M: MemoryOps>(mm: &M, format: TableFormat, table: PhysAddr, level: Level) {
+    let entries_per_page = format.granule().entries();
     // SAFETY: `table` is a table page of `mm` (the caller's contract), one
     // granule of entries, that nobody else reaches any more and that stays
     // allocated until its last reference goes, at the end.
-    let page = unsafe { TablePage::new(mm, table, granule.entries()) };
+    let page = unsafe { TablePage::new(mm, table, entries_per_page) };
     let entries = level.next();
-    for idx in 0..granule.entries() {
+    for idx in 0..entries_per_page {
         let d: Descriptor = page.load(idx, Ordering::Acquire);
         if !d.is_counted() {
             continue;
@@ -43,7 +56,7 @@ pub unsafe fn free_unlinked<M: MemoryOps>(mm: &M, granule: Granule, table: PhysA
         if d.is_table(entries) {
             // SAFETY: a table descriptor inside an unlinked subtree points at
             // a child of that subtree, unlinked with it and reached only here.
-            unsafe { free_unlinked(mm, granule, d.output_address(granule), entries) };
+            unsafe { free_subtree(mm, format, d.output_address(format), entries) };
         }
         // SAFETY: this counted entry owned one reference; the page's own
         // reference, dropped last below, keeps the page alive meanwhile.
@@ -69,8 +82,9 @@ pub(crate) unsafe fn free_now<M: MemoryOps>(
     table: PhysAddr,
     level: Level,
 ) {
-    // SAFETY: the caller's contract is `free_unlinked`'s.
-    unsafe { free_unlinked(mm, geometry.granule(), table, level) }
+    // SAFETY: the caller's contract is `free_unlinked`'s, and the table is
+    // read in its own geometry's format.
+    unsafe { free_subtree(mm, geometry.format(), table, level) }
 }
 
 /// Fills the zeroed table page `table` (entries of `level`) so that it maps
@@ -95,6 +109,7 @@ pub(crate) unsafe fn fill_from<M: MemoryOps>(
     pages_only: bool,
 ) -> Result<(), Error> {
     let granule = geometry.granule();
+    let format = geometry.format();
     // SAFETY: the caller's: an unlinked table page of `mm` only we reach.
     let page = unsafe { TablePage::new(mm, table, granule.entries()) };
     let step = geometry.entry_size(level);
@@ -104,13 +119,13 @@ pub(crate) unsafe fn fill_from<M: MemoryOps>(
             // An annotation covers every page of its range.
             template
         } else {
-            let pa = PhysAddr(template.output_address(granule).get() + idx as u64 * step);
-            let leaf = Descriptor::leaf(pa, level, template.attrs());
+            let pa = PhysAddr(template.output_address(format).get() + idx as u64 * step);
+            let leaf = Descriptor::leaf_in(format, pa, level, template.attrs());
             if block_ok {
                 leaf
             } else {
-                match mm.zalloc_page(pool) {
-                    Some(child) => {
+                match alloc_table(mm, pool, geometry) {
+                    Ok(child) => {
                         // SAFETY: `child` was just allocated, so it is empty
                         // and only we reach it.
                         let filled = unsafe {
@@ -123,16 +138,16 @@ pub(crate) unsafe fn fill_from<M: MemoryOps>(
                             // entries are the ones this call filled.
                             unsafe {
                                 mm.put_page(child);
-                                undo_fill(mm, granule, table, level, idx);
+                                undo_fill(mm, geometry, table, level, idx);
                             }
                             return Err(e);
                         }
-                        Descriptor::table(child)
+                        Descriptor::table(child, format)
                     }
-                    None => {
+                    Err(e) => {
                         // SAFETY: as above, for the first `idx` entries.
-                        unsafe { undo_fill(mm, granule, table, level, idx) };
-                        return Err(Error::NoMemory);
+                        unsafe { undo_fill(mm, geometry, table, level, idx) };
+                        return Err(e);
                     }
                 }
             }
@@ -158,7 +173,7 @@ pub(crate) fn table_for<M: MemoryOps>(
     level: Level,
     old: Descriptor,
 ) -> Result<PhysAddr, Error> {
-    let child = mm.zalloc_page(pool).ok_or(Error::NoMemory)?;
+    let child = alloc_table(mm, pool, geometry)?;
     if old.is_counted() {
         // SAFETY: `child` was just allocated: empty, and only we reach it.
         let filled = unsafe { fill_from(mm, pool, geometry, child, level.next(), old, false) };
@@ -172,6 +187,41 @@ pub(crate) fn table_for<M: MemoryOps>(
     Ok(child)
 }
 
+/// A zeroed table page from the host, checked: aligned to the granule
+/// (which `MemoryOps` promises, and a table descriptor cannot express
+/// otherwise) and at an address the format's descriptors can hold (below
+/// 2^48, or 2^52 with 64 KiB and LPA2), so that no table descriptor ever
+/// points somewhere else than the page. A page that is neither is given
+/// back and refused. (That the page also lies below PS, where the MMU can
+/// walk it, is the host's to arrange: hosts that never hand the table to
+/// an MMU, as tests on the host do, may use any address.)
+pub(crate) fn alloc_table<M: MemoryOps>(
+    mm: &M,
+    pool: &mut M::PagePool,
+    geometry: &Geometry,
+) -> Result<PhysAddr, Error> {
+    let page = mm.zalloc_page(pool).ok_or(Error::NoMemory)?;
+    let granule = geometry.granule().size();
+    let refused = if !page.is_aligned(granule) {
+        Error::Misaligned {
+            what: "table page from zalloc_page",
+            value: page.get(),
+            granule,
+        }
+    } else if page.get() >> geometry.format().max_oa_bits() != 0 {
+        Error::OutputTooLarge {
+            pa: page.get() + granule - 1,
+            oa_bits: geometry.format().max_oa_bits(),
+        }
+    } else {
+        return Ok(page);
+    };
+    // SAFETY: the page was just allocated and nothing links it: its only
+    // reference is the allocation's.
+    unsafe { mm.put_page(page) };
+    Err(refused)
+}
+
 /// Undoes the first `filled` entries of a partly filled, unlinked table.
 ///
 /// # Safety
@@ -182,19 +232,20 @@ pub(crate) fn table_for<M: MemoryOps>(
 /// for it alone.
 unsafe fn undo_fill<M: MemoryOps>(
     mm: &M,
-    granule: Granule,
+    geometry: &Geometry,
     table: PhysAddr,
     level: Level,
     filled: usize,
 ) {
+    let format = geometry.format();
     // SAFETY: the caller's: an unlinked table page of `mm` only we reach.
-    let page = unsafe { TablePage::new(mm, table, granule.entries()) };
+    let page = unsafe { TablePage::new(mm, table, format.granule().entries()) };
     for idx in 0..filled {
         let d = Descriptor::from_bits(page.entry(idx).swap(0, Ordering::Relaxed));
         if d.is_table(level) {
             // SAFETY: `fill_from` built this child for this table alone; it
             // hung below this entry, of `level`.
-            unsafe { free_unlinked(mm, granule, d.output_address(granule), level) };
+            unsafe { free_subtree(mm, format, d.output_address(format), level) };
         }
         if d.is_counted() {
             // SAFETY: the entry owned a reference to this unlinked page; its own
@@ -217,7 +268,7 @@ pub(crate) fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, 
         free_now(
             ctx.mm(),
             ctx.geometry(),
-            old.output_address(ctx.geometry().granule()),
+            old.output_address(ctx.geometry().format()),
             ctx.level(),
         )
     };
@@ -226,7 +277,7 @@ pub(crate) fn replace_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, 
 /// Links the (filled) table page `child` in place of the leaf at this entry.
 #[inline(always)]
 pub(crate) fn link_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, child: PhysAddr) {
-    ctx.replace(Descriptor::table(child));
+    ctx.replace(Descriptor::table(child, ctx.geometry().format()));
 }
 
 /// At a table entry's post-visit: unlinks and frees the child table if
@@ -234,7 +285,7 @@ pub(crate) fn link_table<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>, chi
 #[inline(always)]
 pub(crate) fn free_if_empty<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) {
     let old = ctx.old();
-    let child = old.output_address(ctx.geometry().granule());
+    let child = old.output_address(ctx.geometry().format());
     if ctx.mm().page_count(child) == 1 {
         ctx.replace(Descriptor::INVALID);
         // SAFETY: the child's count is 1 (no entries), the entry that linked

@@ -4,7 +4,7 @@
 //! does).
 
 use super::args::check_output;
-use super::tables::fill_from;
+use super::tables::{alloc_table, fill_from};
 use super::{Handle, Stage2};
 use crate::addr::PhysAddr;
 use crate::capability::Exclusive;
@@ -51,9 +51,9 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         pages_only: bool,
     ) -> Result<PhysAddr, Error> {
         let geometry = self.table.geometry;
-        if level.is_last() || level < geometry.start_level() {
+        if level.is_last() || !geometry.has_level(level) {
             return Err(Error::Geometry(
-                "an unlinked table hangs below levels 0 to 2 only",
+                "an unlinked table hangs below an entry of the table's levels, from its start level to level 2",
             ));
         }
         let size = geometry.entry_size(level);
@@ -67,10 +67,10 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         check_output(&geometry, phys, size)?;
         let attrs = LeafAttrs::from_prot(prot)?;
         let mm = &self.table.mm;
-        let table = mm.zalloc_page(pool).ok_or(Error::NoMemory)?;
+        let table = alloc_table(mm, pool, &geometry)?;
         // A template one level up: `fill_from` only reads its address and
         // attributes.
-        let template = Descriptor::leaf(phys, level, attrs);
+        let template = Descriptor::leaf_in(geometry.format(), phys, level, attrs);
         // SAFETY: `table` was just allocated: empty, and only we reach it.
         let filled = unsafe {
             fill_from(

@@ -46,7 +46,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
                             && old.is_cacheable()
                             && !ctx.flags().contains(WalkFlags::SKIP_CMO)
                         {
-                            let pa = old.output_address(ctx.geometry().granule());
+                            let pa = old.output_address(ctx.geometry().format());
                             ctx.mm().dcache_clean_inval_poc(pa, ctx.entry_size());
                         }
                     }

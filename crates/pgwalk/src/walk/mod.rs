@@ -313,7 +313,7 @@ where
         }
 
         let pre_addr = self.addr;
-        let child = cur.table_address(self.geometry.granule());
+        let child = cur.table_address(self.geometry.format());
         let entries = self.geometry.granule().entries();
         if let Flow::Resume(r) = self.walk_table(child, level.next(), entries)? {
             return Ok(Flow::Resume(r));
