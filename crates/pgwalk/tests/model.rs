@@ -1,33 +1,126 @@
 //! Model-based tests: random sequences of stage-2 operations against a
 //! simple model of what should be mapped, with the table compared to the
-//! model and its invariants checked after every step.
+//! model and its invariants checked after every step, for every table
+//! format: the 4, 16 and 64 KiB granules, and LPA2 with 4 and 16 KiB.
 //!
 //! The model is a set of disjoint IPA intervals, each mapped (output
 //! address, protection, access flag) or annotated (owner). It knows nothing
 //! of levels: block versus page is the library's business. The few
 //! behaviours that depend on the shape (attribute changes act on whole
 //! leaves; unmap refuses a boundary inside a block; a fault-path map that
-//! only changes permissions is spurious) read the shape from the table
-//! before the step, through `get_leaf`.
+//! only changes permissions is spurious, and one that splits a larger block
+//! is not) read the shape from the table before the step, through
+//! `get_leaf`.
 
 use std::collections::BTreeMap;
 
 use pgwalk::descriptor::Descriptor;
 use pgwalk::fault::FaultOutcome;
-use pgwalk::geometry::{Geometry, Granule};
+use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Error, Ipa, Mapping, PhysAddr, Prot, Stage2};
 use proptest::prelude::*;
 
-const K4: u64 = 4 << 10;
-const M2: u64 = 2 << 20;
-const G1: u64 = 1 << 30;
-/// The window the operations touch: two 1 GiB blocks' worth.
-const BASE: u64 = G1;
-const END: u64 = 3 * G1;
-/// Output addresses: IPA - BASE + PA_BASE, plus a skew that may spoil
-/// block alignment.
-const PA_BASE: u64 = 0x40_0000_0000;
+/// The sizes one format's operations are built from, and its table.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    format: TableFormat,
+    /// A page.
+    page: u64,
+    /// A level-2 block.
+    block: u64,
+    /// A larger unit: a level-1 block with 4 KiB, several level-2 blocks
+    /// otherwise. The window the operations touch is two of them.
+    big: u64,
+    /// Input size and start level of the table.
+    ia_bits: u8,
+    start: i8,
+    oa_bits: u8,
+    /// Output addresses: IPA - base() + pa_base, plus a skew that may
+    /// spoil block alignment. Above 48 bits where the format has them.
+    pa_base: u64,
+}
+
+impl Shape {
+    fn new(format: TableFormat, ia_bits: u8, start: i8, oa_bits: u8, pa_base: u64) -> Shape {
+        let page = format.granule().size();
+        let block = page << format.granule().bits_per_level();
+        let big = if format.granule() == Granule::Size4KiB {
+            block << 9
+        } else {
+            4 * block
+        };
+        Shape {
+            format,
+            page,
+            block,
+            big,
+            ia_bits,
+            start,
+            oa_bits,
+            pa_base,
+        }
+    }
+
+    fn base(&self) -> u64 {
+        self.big
+    }
+
+    fn end(&self) -> u64 {
+        3 * self.big
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry::new(
+            self.format,
+            self.ia_bits,
+            Level::new(self.start).unwrap(),
+            self.oa_bits,
+        )
+        .unwrap()
+    }
+
+    fn table(&self, pages: usize) -> (HeapMemory, Stage2<HeapMemory>) {
+        let mm = HeapMemory::with_format(self.format, pages);
+        let t = Stage2::with_geometry(self.geometry(), mm.clone()).unwrap();
+        (mm, t)
+    }
+
+    fn pa_for(&self, ipa: u64, skew: u64) -> u64 {
+        self.pa_base + (ipa - self.base()) + skew
+    }
+}
+
+fn lpa2(granule: Granule) -> TableFormat {
+    TableFormat::new(granule, true).unwrap()
+}
+
+/// 4 KiB: a 40-bit input space with a two-page root at level 1.
+fn shape_4k() -> Shape {
+    Shape::new(TableFormat::FOUR_KIB, 40, 1, 48, 0x40_0000_0000)
+}
+
+/// 16 KiB: 40 bits, a 16-page root at level 2.
+fn shape_16k() -> Shape {
+    Shape::new(Granule::Size16KiB.into(), 40, 2, 48, 0x40_0000_0000)
+}
+
+/// 64 KiB with 52-bit output addresses (FEAT_LPA, bits 51:48 in 15:12): a
+/// 52-bit input space, its level-1 root of 1024 entries.
+fn shape_64k() -> Shape {
+    Shape::new(Granule::Size64KiB.into(), 52, 1, 52, 0xc_0000_0000_0000)
+}
+
+/// 4 KiB with LPA2: 52 bits from level -1 (a 16-entry root), output
+/// addresses with bits 51:50 (in descriptor bits 9:8) set.
+fn shape_4k_lpa2() -> Shape {
+    Shape::new(lpa2(Granule::Size4KiB), 52, -1, 52, 0xc_0000_0000_0000)
+}
+
+/// 16 KiB with LPA2: 52 bits from level 0 (32 entries).
+fn shape_16k_lpa2() -> Shape {
+    Shape::new(lpa2(Granule::Size16KiB), 52, 0, 52, 0xc_0000_0000_0000)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Val {
@@ -138,10 +231,10 @@ fn coalesce(it: impl Iterator<Item = (u64, u64, Val)>) -> Vec<(u64, u64, Val)> {
     out
 }
 
-fn table_intervals(t: &Stage2<HeapMemory>) -> Vec<(u64, u64, Val)> {
+fn table_intervals(t: &Stage2<HeapMemory>, s: &Shape) -> Vec<(u64, u64, Val)> {
     let mut runs = Vec::new();
     t.shared()
-        .for_each_mapping(Ipa(BASE), END - BASE, |m: &Mapping| {
+        .for_each_mapping(Ipa(s.base()), s.end() - s.base(), |m: &Mapping| {
             let v = match m.leaf.owner() {
                 Some(owner) if !m.leaf.is_valid() => Val::Owned(owner),
                 _ => Val::Map {
@@ -218,24 +311,28 @@ enum Op {
     },
 }
 
-fn addr() -> impl Strategy<Value = u64> {
-    (0..2u64, 0..3u64, 0..6u64, 0..4u64).prop_map(|(g, m, p, tail)| {
-        BASE + g * G1 + m * M2 + p * K4 + if tail == 0 { M2 - K4 } else { 0 }
+fn addr(s: Shape) -> impl Strategy<Value = u64> {
+    (0..2u64, 0..3u64, 0..6u64, 0..4u64).prop_map(move |(g, m, p, tail)| {
+        s.base()
+            + g * s.big
+            + m * s.block
+            + p * s.page
+            + if tail == 0 { s.block - s.page } else { 0 }
     })
 }
 
-fn len() -> impl Strategy<Value = u64> {
+fn len(s: Shape) -> impl Strategy<Value = u64> {
     prop_oneof![
-        (1..8u64).prop_map(|n| n * K4),
-        (1..3u64).prop_map(|n| n * M2),
-        (1..3u64, 1..4u64).prop_map(|(m, p)| m * M2 + p * K4),
-        Just(G1),
-        Just(G1 + M2),
+        (1..8u64).prop_map(move |n| n * s.page),
+        (1..3u64).prop_map(move |n| n * s.block),
+        (1..3u64, 1..4u64).prop_map(move |(m, p)| m * s.block + p * s.page),
+        Just(s.big),
+        Just(s.big + s.block),
     ]
 }
 
-fn range() -> impl Strategy<Value = (u64, u64)> {
-    (addr(), len()).prop_map(|(s, l)| (s, l.min(END - s)))
+fn range(s: Shape) -> impl Strategy<Value = (u64, u64)> {
+    (addr(s), len(s)).prop_map(move |(a, l)| (a, l.min(s.end() - a)))
 }
 
 fn prot() -> impl Strategy<Value = Prot> {
@@ -250,28 +347,24 @@ fn prot() -> impl Strategy<Value = Prot> {
     ]
 }
 
-fn skew() -> impl Strategy<Value = u64> {
-    prop_oneof![4 => Just(0), 1 => Just(K4), 1 => Just(M2)]
+fn skew(s: Shape) -> impl Strategy<Value = u64> {
+    prop_oneof![4 => Just(0), 1 => Just(s.page), 1 => Just(s.block)]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn op(s: Shape) -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (range(), skew(), prot()).prop_map(|((start, len), skew, prot)| Op::Map { start, len, skew, prot }),
-        3 => range().prop_map(|(start, len)| Op::Unmap { start, len }),
-        1 => (range(), 0..3u32).prop_map(|((start, len), owner)| Op::Annotate { start, len, owner }),
-        1 => range().prop_map(|(start, len)| Op::Split { start, len: len.min(4 * M2) }),
-        2 => range().prop_map(|(start, len)| Op::Wrprotect { start, len }),
-        2 => (addr(), prop_oneof![Just(Prot::W), Just(Prot::X), Just(Prot::R | Prot::W)])
+        6 => (range(s), skew(s), prot()).prop_map(|((start, len), skew, prot)| Op::Map { start, len, skew, prot }),
+        3 => range(s).prop_map(|(start, len)| Op::Unmap { start, len }),
+        1 => (range(s), 0..3u32).prop_map(|((start, len), owner)| Op::Annotate { start, len, owner }),
+        1 => range(s).prop_map(move |(start, len)| Op::Split { start, len: len.min(4 * s.block) }),
+        2 => range(s).prop_map(|(start, len)| Op::Wrprotect { start, len }),
+        2 => (addr(s), prop_oneof![Just(Prot::W), Just(Prot::X), Just(Prot::R | Prot::W)])
             .prop_map(|(addr, prot)| Op::Relax { addr, prot }),
-        1 => addr().prop_map(|addr| Op::Mkyoung { addr }),
-        2 => (range(), any::<bool>()).prop_map(|((start, len), mkold)| Op::TestClearYoung { start, len, mkold }),
-        3 => (addr(), any::<bool>(), skew(), prot())
+        1 => addr(s).prop_map(|addr| Op::Mkyoung { addr }),
+        2 => (range(s), any::<bool>()).prop_map(|((start, len), mkold)| Op::TestClearYoung { start, len, mkold }),
+        3 => (addr(s), any::<bool>(), skew(s), prot())
             .prop_map(|(addr, block, skew, prot)| Op::FaultMap { addr, block, skew, prot }),
     ]
-}
-
-fn pa_for(ipa: u64, skew: u64) -> u64 {
-    PA_BASE + (ipa - BASE) + skew
 }
 
 /// `prot` as a leaf built from it reports it.
@@ -285,7 +378,7 @@ fn leaf_prot(prot: Prot) -> Prot {
 }
 
 /// Runs `op` on the table and the model, checking what the table reports.
-fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
+fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
     match *op {
         Op::Map {
             start,
@@ -293,7 +386,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
             skew,
             prot,
         } => {
-            let pa = pa_for(start, skew);
+            let pa = s.pa_for(start, skew);
             t.exclusive()
                 .map(Ipa(start), len, PhysAddr(pa), prot, &mut ())
                 .unwrap();
@@ -306,9 +399,9 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
         }
         Op::Unmap { start, len } => {
             let inside_block = |a: u64| {
-                a < END && {
-                    let (s, _, leaf) = leaf_extent(t, a);
-                    leaf.is_counted() && s != a
+                a < s.end() && {
+                    let (b, _, leaf) = leaf_extent(t, a);
+                    leaf.is_counted() && b != a
                 }
             };
             let refused = inside_block(start) || inside_block(start + len);
@@ -330,41 +423,41 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
         Op::Split { start, len } => {
             t.exclusive().split(Ipa(start), len, &mut ()).unwrap();
             let h = t.shared();
-            for a in (start..start + len).step_by(K4 as usize) {
+            for a in (start..start + len).step_by(s.page as usize) {
                 let (leaf, level) = h.get_leaf(Ipa(a)).unwrap();
                 assert!(!leaf.is_valid() || level.is_last(), "{a:#x} not split");
             }
         }
         Op::Wrprotect { start, len } => {
-            let (s, e) = widen(t, start, start + len);
+            let (b, e) = widen(t, start, start + len);
             let h = t.shared();
             h.wrprotect(Ipa(start), len).unwrap().flush();
-            m.update(s, e, |p, _| p.remove(Prot::W));
+            m.update(b, e, |p, _| p.remove(Prot::W));
         }
         Op::Relax { addr, prot } => {
-            let (s, e, leaf) = leaf_extent(t, addr);
+            let (b, e, leaf) = leaf_extent(t, addr);
             t.shared().relax_perms(Ipa(addr), prot).unwrap();
             if leaf.is_valid() {
-                m.update(s, e, |p, _| p.insert(prot));
+                m.update(b, e, |p, _| p.insert(prot));
             }
         }
         Op::Mkyoung { addr } => {
-            let (s, e, leaf) = leaf_extent(t, addr);
+            let (b, e, leaf) = leaf_extent(t, addr);
             assert_eq!(t.shared().mkyoung(Ipa(addr)).unwrap(), leaf.is_valid());
-            m.update(s, e, |_, y| *y = true);
+            m.update(b, e, |_, y| *y = true);
         }
         Op::TestClearYoung { start, len, mkold } => {
-            let (s, e) = widen(t, start, start + len);
-            let expect = m.any_young(s, e);
+            let (b, e) = widen(t, start, start + len);
+            let expect = m.any_young(b, e);
             let got = if mkold {
                 t.shared().clear_young(Ipa(start), len)
             } else {
                 t.shared().test_young(Ipa(start), len)
             }
             .unwrap();
-            assert_eq!(got, expect, "young in {s:#x}..{e:#x}");
+            assert_eq!(got, expect, "young in {b:#x}..{e:#x}");
             if mkold {
-                m.update(s, e, |_, y| *y = false);
+                m.update(b, e, |_, y| *y = false);
             }
         }
         Op::FaultMap {
@@ -373,9 +466,9 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
             skew,
             prot,
         } => {
-            let size = if block { M2 } else { K4 };
+            let size = if block { s.block } else { s.page };
             let start = addr & !(size - 1);
-            let pa = pa_for(start, skew);
+            let pa = s.pa_for(start, skew);
             let want = Val::Map {
                 pa,
                 prot: leaf_prot(prot),
@@ -384,8 +477,14 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
             // The fault installs the largest leaves that fit; a leaf already
             // there with the same mapping up to permissions is passed over
             // (permissions are relax_perms' business), any other is
-            // replaced, a page table under a fitting block included.
-            let unit = if block && pa % M2 == 0 { M2 } else { K4 };
+            // replaced, a page table under a fitting block included. A
+            // larger block is split first, which changes the table (Fixed)
+            // but keeps the block's permissions in the pieces passed over.
+            let (unit, unit_level) = if block && pa % s.block == 0 {
+                (s.block, 2)
+            } else {
+                (s.page, 3)
+            };
             let same = |a: u64| match (m.get(a), want.at(a - start)) {
                 (
                     Some(Val::Map {
@@ -402,13 +501,11 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
                 _ => false,
             };
             let mut replaced = Vec::new();
+            let mut split = false;
             for u in (start..start + size).step_by(unit as usize) {
-                let present = if unit == M2 {
-                    let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
-                    leaf.is_valid() && !level.is_last() && same(u)
-                } else {
-                    same(u)
-                };
+                let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
+                split |= leaf.is_valid() && level.get() < unit_level;
+                let present = leaf.is_valid() && level.get() <= unit_level && same(u);
                 if !present {
                     replaced.push(u);
                 }
@@ -417,7 +514,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
                 .fault_handler()
                 .map(Ipa(start), size, PhysAddr(pa), prot, &mut ())
                 .unwrap();
-            let expect = if replaced.is_empty() {
+            let expect = if replaced.is_empty() && !split {
                 FaultOutcome::Spurious
             } else {
                 FaultOutcome::Fixed
@@ -430,26 +527,45 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
     }
 }
 
-fn check(t: &mut Stage2<HeapMemory>, m: &Model, op: &Op) {
+fn check(t: &mut Stage2<HeapMemory>, m: &Model, op: &Op, s: &Shape) {
     // Page tables a fault-path block replaced wait for a grace period.
     assert!(t.mm().quiesce());
     if let Err(e) = check_invariants(t) {
-        panic!("invariant broken after {op:?}: {e}");
+        panic!("{}: invariant broken after {op:?}: {e}", s.format);
     }
-    let got = table_intervals(t);
+    let got = table_intervals(t, s);
     let want = m.intervals();
     assert!(
         got == want,
-        "after {op:?}:\n table {got:#x?}\n model {want:#x?}"
+        "{}: after {op:?}:\n table {got:#x?}\n model {want:#x?}",
+        s.format
     );
 }
 
+/// Cases per format (`PROPTEST_CASES` overrides): the five formats share
+/// the budget one format used to have.
 fn cases() -> u32 {
-    if cfg!(debug_assertions) {
-        32
-    } else {
-        256
+    let default = if cfg!(debug_assertions) { 16 } else { 128 };
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `ops` against a fresh table of `s` and the model.
+fn run(s: Shape, ops: &[Op]) -> Result<(), TestCaseError> {
+    // Enough for the window in pages (1024 leaf tables with 4 KiB).
+    let (mm, mut t) = s.table(if s.page == 64 << 10 { 1 << 10 } else { 1 << 12 });
+    let mut m = Model::default();
+    for op in ops {
+        step(&mut t, &mut m, op, &s);
+        check(&mut t, &m, op, &s);
     }
+    drop(t);
+    prop_assert!(mm.quiesce());
+    prop_assert_eq!(mm.live_pages(), 0);
+    prop_assert_eq!(mm.stats().double_frees, 0);
+    Ok(())
 }
 
 proptest! {
@@ -460,59 +576,94 @@ proptest! {
     })]
 
     #[test]
-    fn operations_match_the_model(ops in prop::collection::vec(op(), 1..24)) {
-        let mm = HeapMemory::new(1 << 12);
-        let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), mm.clone()).unwrap();
-        let mut m = Model::default();
-        for op in &ops {
-            step(&mut t, &mut m, op);
-            check(&mut t, &m, op);
-        }
-        drop(t);
-        prop_assert!(mm.quiesce());
-        prop_assert_eq!(mm.live_pages(), 0);
-        prop_assert_eq!(mm.stats().double_frees, 0);
+    fn operations_match_the_model_4k(ops in prop::collection::vec(op(shape_4k()), 1..24)) {
+        run(shape_4k(), &ops)?;
+    }
+
+    #[test]
+    fn operations_match_the_model_16k(ops in prop::collection::vec(op(shape_16k()), 1..24)) {
+        run(shape_16k(), &ops)?;
+    }
+
+    #[test]
+    fn operations_match_the_model_64k_52_bit(ops in prop::collection::vec(op(shape_64k()), 1..24)) {
+        run(shape_64k(), &ops)?;
+    }
+
+    #[test]
+    fn operations_match_the_model_4k_lpa2(ops in prop::collection::vec(op(shape_4k_lpa2()), 1..24)) {
+        run(shape_4k_lpa2(), &ops)?;
+    }
+
+    #[test]
+    fn operations_match_the_model_16k_lpa2(ops in prop::collection::vec(op(shape_16k_lpa2()), 1..24)) {
+        run(shape_16k_lpa2(), &ops)?;
     }
 }
 
 #[test]
 fn model_sanity() {
     // The model itself: cutting, replacing and coalescing.
+    let s = shape_4k();
+    let (base, k4) = (s.base(), s.page);
     let mut m = Model::default();
     let v = Val::Map {
         pa: 0x1000_0000,
         prot: Prot::RW,
         young: true,
     };
-    m.set(BASE, BASE + 4 * K4, Some(v));
-    m.set(BASE + K4, BASE + 2 * K4, None);
-    assert_eq!(m.get(BASE + 3 * K4), Some(v.at(3 * K4)));
-    assert_eq!(m.get(BASE + K4), None);
-    m.set(BASE + K4, BASE + 2 * K4, Some(v.at(K4)));
-    assert_eq!(m.intervals(), [(BASE, BASE + 4 * K4, v)]);
-    let _ = Granule::Size4KiB;
+    m.set(base, base + 4 * k4, Some(v));
+    m.set(base + k4, base + 2 * k4, None);
+    assert_eq!(m.get(base + 3 * k4), Some(v.at(3 * k4)));
+    assert_eq!(m.get(base + k4), None);
+    m.set(base + k4, base + 2 * k4, Some(v.at(k4)));
+    assert_eq!(m.intervals(), [(base, base + 4 * k4, v)]);
+}
+
+#[test]
+fn every_shape_is_what_it_says() {
+    // The shapes really exercise what they are named after.
+    for (s, root_level, blocks) in [
+        (shape_4k(), 1, [2 << 20, 1 << 30]),
+        (shape_16k(), 2, [32 << 20, 32 << 20]),
+        (shape_64k(), 1, [512 << 20, 512 << 20]),
+        (shape_4k_lpa2(), -1, [2 << 20, 1 << 30]),
+        (shape_16k_lpa2(), 0, [32 << 20, 32 << 20]),
+    ] {
+        let g = s.geometry();
+        assert_eq!(g.start_level().get(), root_level, "{}", s.format);
+        assert_eq!(s.block, blocks[0], "{}", s.format);
+        let largest = (1..=2)
+            .map(|l| Level::new(l).unwrap())
+            .filter(|&l| g.block_allowed(l))
+            .map(|l| g.entry_size(l))
+            .max();
+        assert_eq!(largest, Some(blocks[1]), "{}: largest block", s.format);
+        assert!(s.end() <= g.ia_limit() && s.pa_for(s.end() - 1, s.block) >> s.oa_bits == 0);
+    }
 }
 
 #[test]
 fn annotate_owner_zero_over_a_lone_page() {
-    let mut t =
-        Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), HeapMemory::new(64)).unwrap();
-    let mut m = Model::default();
-    let ops = [
-        Op::Map {
-            start: BASE,
-            len: K4,
-            skew: 0,
-            prot: Prot::RW,
-        },
-        Op::Annotate {
-            start: BASE,
-            len: K4,
-            owner: 0,
-        },
-    ];
-    for op in &ops {
-        step(&mut t, &mut m, op);
-        check(&mut t, &m, op);
+    for s in [shape_4k(), shape_64k(), shape_4k_lpa2()] {
+        let (_, mut t) = s.table(64);
+        let mut m = Model::default();
+        let ops = [
+            Op::Map {
+                start: s.base(),
+                len: s.page,
+                skew: 0,
+                prot: Prot::RW,
+            },
+            Op::Annotate {
+                start: s.base(),
+                len: s.page,
+                owner: 0,
+            },
+        ];
+        for op in &ops {
+            step(&mut t, &mut m, op, &s);
+            check(&mut t, &m, op, &s);
+        }
     }
 }
