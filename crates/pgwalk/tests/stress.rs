@@ -1,8 +1,10 @@
 //! Real threads racing on one table under its read lock: fault-ins (pages
 //! and blocks that replace page tables), wrprotect, test_clear_young,
-//! relax_perms and mkyoung, with allocations failing now and then. Bounded:
-//! a fixed number of operations per vCPU, fewer in debug builds, so it
-//! finishes in seconds on a two-core CI machine.
+//! relax_perms and mkyoung, with allocations failing now and then, for
+//! every table format (4, 16 and 64 KiB; LPA2 with 4 and 16 KiB, output
+//! addresses above 48 bits where the format has them). Bounded: a fixed
+//! number of operations per vCPU, fewer in debug builds, so it finishes in
+//! seconds on a two-core CI machine.
 //!
 //! What must hold afterwards:
 //! - every page a vCPU faulted in is mapped, to the right physical page;
@@ -23,24 +25,86 @@ use std::time::{Duration, Instant};
 
 use pgwalk::descriptor::Exec;
 use pgwalk::fault::FaultOutcome;
-use pgwalk::geometry::{Geometry, Granule};
+use pgwalk::geometry::{Geometry, Granule, TableFormat};
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Error, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
-
-const K4: u64 = 4 << 10;
-const M2: u64 = 2 << 20;
 
 /// Region A: pages whose permissions each belong to one vCPU.
 const A_IPA: u64 = 0x4000_0000;
 const A_PA: u64 = 0x1_0000_0000;
 const A_PAGES: u64 = 1024;
-/// Region B: 2 MiB chunks faulted in by pages, collapsed into blocks by
-/// block faults (the page tables they replace are freed after a grace
+/// Region B: block-sized chunks faulted in by pages, collapsed into blocks
+/// by block faults (the page tables they replace are freed after a grace
 /// period), split again by page faults into the blocks.
-const B_IPA: u64 = 0x8000_0000;
-const B_PA: u64 = 0x2_0000_0000;
+const B_IPA: u64 = 0x100_0000_0000;
+const B_PA: u64 = 0x200_0000_0000;
 const B_CHUNKS: u64 = 4;
-const B_PAGES: u64 = B_CHUNKS * M2 / K4;
+
+/// One table format's sizes and addresses.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    format: TableFormat,
+    /// A page, and a level-2 block.
+    page: u64,
+    block: u64,
+    /// Pages per block.
+    per_block: u64,
+    /// Added to every output address: above 48 bits for the formats that
+    /// reach 52.
+    pa_top: u64,
+}
+
+impl Shape {
+    fn new(format: TableFormat) -> Shape {
+        let page = format.granule().size();
+        let per_block = 1 << format.granule().bits_per_level();
+        let pa_top = if format.max_oa_bits() == 52 {
+            0xc_0000_0000_0000
+        } else {
+            0
+        };
+        Shape {
+            format,
+            page,
+            block: page * per_block,
+            per_block,
+            pa_top,
+        }
+    }
+
+    fn b_pages(&self) -> u64 {
+        B_CHUNKS * self.per_block
+    }
+
+    fn a_pa(&self, p: u64) -> u64 {
+        self.pa_top + A_PA + p * self.page
+    }
+
+    fn b_pa(&self, p: u64) -> u64 {
+        self.pa_top + B_PA + p * self.page
+    }
+
+    /// A table with a 44-bit input space (several root pages, or a
+    /// partial root page), the host's pool of the format's pages.
+    fn table(&self, pages: usize) -> (HeapMemory, Table) {
+        let mm = HeapMemory::with_format(self.format, pages);
+        let oa_bits = self.format.max_oa_bits();
+        let geometry = Geometry::for_ia_bits_in(self.format, 44, oa_bits).unwrap();
+        let table = SpinStage2::new(Stage2::with_geometry(geometry, mm.clone()).unwrap());
+        (mm, table)
+    }
+}
+
+fn shapes() -> [Shape; 5] {
+    let lpa2 = |g| TableFormat::new(g, true).unwrap();
+    [
+        Shape::new(TableFormat::FOUR_KIB),
+        Shape::new(Granule::Size16KiB.into()),
+        Shape::new(Granule::Size64KiB.into()),
+        Shape::new(lpa2(Granule::Size4KiB)),
+        Shape::new(lpa2(Granule::Size16KiB)),
+    ]
+}
 
 const VCPUS: usize = 4;
 
@@ -132,33 +196,36 @@ fn fault_in(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) {
 /// One vCPU: owner of the region-A pages `p % VCPUS == me`, and one of
 /// several faulting region B in.
 fn vcpu(
+    s: &Shape,
     me: usize,
     table: &Table,
     owned: &mut [Option<Perms>],
     faulted_b: &[AtomicBool],
     c: &Counters,
 ) {
+    let (page, block, per_block) = (s.page, s.block, s.per_block);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((me as u64 + 1) * 0x1234_5678_9abc_def1));
     for _ in 0..ops_per_vcpu() {
         let roll = rng.below(100);
         if roll < 55 {
             let slot = rng.below(owned.len() as u64) as usize;
             let p = (slot * VCPUS + me) as u64;
-            owner_op(table, &mut rng, p, &mut owned[slot], c);
+            owner_op(s, table, &mut rng, p, &mut owned[slot], c);
         } else if roll < 95 {
-            let p = rng.below(B_PAGES);
-            fault_in(table, B_IPA + p * K4, K4, B_PA + p * K4, c);
+            let p = rng.below(s.b_pages());
+            fault_in(table, B_IPA + p * page, page, s.b_pa(p), c);
             faulted_b[p as usize].store(true, Ordering::Relaxed);
         } else {
             // Fault a page into a chunk, then the whole chunk as a block:
             // the block replaces the page table, which goes to the host's
             // grace period.
             let chunk = rng.below(B_CHUNKS);
-            let p = chunk * 512 + rng.below(512);
-            fault_in(table, B_IPA + p * K4, K4, B_PA + p * K4, c);
-            fault_in(table, B_IPA + chunk * M2, M2, B_PA + chunk * M2, c);
+            let p = chunk * per_block + rng.below(per_block);
+            fault_in(table, B_IPA + p * page, page, s.b_pa(p), c);
+            let first = chunk * per_block;
+            fault_in(table, B_IPA + chunk * block, block, s.b_pa(first), c);
             c.blocks.fetch_add(1, Ordering::Relaxed);
-            for f in &faulted_b[(chunk * 512) as usize..][..512] {
+            for f in &faulted_b[first as usize..][..per_block as usize] {
                 f.store(true, Ordering::Relaxed);
             }
         }
@@ -167,13 +234,20 @@ fn vcpu(
 
 /// A permission-changing operation on an owned region-A page, and what the
 /// owner learns from its outcome.
-fn owner_op(table: &Table, rng: &mut Rng, p: u64, model: &mut Option<Perms>, c: &Counters) {
-    let ipa = Ipa(A_IPA + p * K4);
+fn owner_op(
+    s: &Shape,
+    table: &Table,
+    rng: &mut Rng,
+    p: u64,
+    model: &mut Option<Perms>,
+    c: &Counters,
+) {
+    let ipa = Ipa(A_IPA + p * s.page);
     match rng.below(6) {
         0 | 1 => {
             // A fault installs RW (or finds the page there: spurious, and
             // then permissions stay as they were).
-            if fault(table, ipa.get(), K4, A_PA + p * K4, c) == FaultOutcome::Fixed {
+            if fault(table, ipa.get(), s.page, s.a_pa(p), c) == FaultOutcome::Fixed {
                 *model = Some(Perms { w: true, x: false });
             } else {
                 assert!(model.is_some(), "spurious fault on a page never mapped");
@@ -182,7 +256,7 @@ fn owner_op(table: &Table, rng: &mut Rng, p: u64, model: &mut Option<Perms>, c: 
         2 => {
             let guard = table.read();
             let h = guard.shared();
-            h.wrprotect(ipa, K4).unwrap().flush();
+            h.wrprotect(ipa, s.page).unwrap().flush();
             if let Some(m) = model {
                 m.w = false;
             }
@@ -228,27 +302,28 @@ fn owner_op(table: &Table, rng: &mut Rng, p: u64, model: &mut Option<Perms>, c: 
 
 /// Page aging over both regions until told to stop; also checks, on the
 /// fly, that every valid leaf it reads maps the right physical page.
-fn ager(table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
+fn ager(s: &Shape, table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
     let mut rng = Rng(seed);
+    let page = s.page;
     let mut passes = 0;
     while !stop.load(Ordering::Relaxed) {
         let guard = table.read();
         let h = guard.shared();
         let (base, pages, pa) = if rng.below(2) == 0 {
-            (A_IPA, A_PAGES, A_PA)
+            (A_IPA, A_PAGES, s.a_pa(0))
         } else {
-            (B_IPA, B_PAGES, B_PA)
+            (B_IPA, s.b_pages(), s.b_pa(0))
         };
         let len = 1 + rng.below(64);
         let start = rng.below(pages - len);
-        h.clear_young(Ipa(base + start * K4), len * K4).unwrap();
+        h.clear_young(Ipa(base + start * page), len * page).unwrap();
         let p = rng.below(pages);
-        let (leaf, level) = h.get_leaf(Ipa(base + p * K4)).unwrap();
+        let (leaf, level) = h.get_leaf(Ipa(base + p * page)).unwrap();
         assert!(!leaf.is_locked(), "get_leaf returned the locked marker");
         if leaf.is_valid() {
             let size = h.geometry().entry_size(level);
-            let expect = (pa + p * K4) & !(size - 1);
-            assert_eq!(leaf.output_address(Granule::Size4KiB).get(), expect);
+            let expect = (pa + p * page) & !(size - 1);
+            assert_eq!(leaf.output_address(s.format).get(), expect);
         }
         passes += 1;
     }
@@ -256,15 +331,15 @@ fn ager(table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
 }
 
 /// Dirty logging over region B until told to stop.
-fn logger(table: &Table, stop: &AtomicBool) -> u64 {
+fn logger(s: &Shape, table: &Table, stop: &AtomicBool) -> u64 {
     let mut rng = Rng(0x5151_7777);
     let mut passes = 0;
     while !stop.load(Ordering::Relaxed) {
         let guard = table.read();
         let h = guard.shared();
         let len = 1 + rng.below(256);
-        let start = rng.below(B_PAGES - len);
-        h.wrprotect(Ipa(B_IPA + start * K4), len * K4)
+        let start = rng.below(s.b_pages() - len);
+        h.wrprotect(Ipa(B_IPA + start * s.page), len * s.page)
             .unwrap()
             .flush();
         passes += 1;
@@ -289,31 +364,36 @@ fn oom_injector(mm: &HeapMemory, stop: &AtomicBool) -> u64 {
 
 #[test]
 fn racing_fault_ins_and_attribute_changes() {
+    for s in shapes() {
+        racing_fault_ins_and_attribute_changes_in(&s);
+    }
+}
+
+fn racing_fault_ins_and_attribute_changes_in(s: &Shape) {
     let started = Instant::now();
-    let mm = HeapMemory::new(1 << 14);
-    let geometry = Geometry::for_ia_bits(40, 44).unwrap();
-    let table: Table = SpinStage2::new(Stage2::with_geometry(geometry, mm.clone()).unwrap());
+    let (page, block) = (s.page, s.block);
+    let (mm, table) = s.table(1 << 14);
     let counters = Counters::default();
-    let faulted_b: Vec<AtomicBool> = (0..B_PAGES).map(|_| AtomicBool::new(false)).collect();
+    let faulted_b: Vec<AtomicBool> = (0..s.b_pages()).map(|_| AtomicBool::new(false)).collect();
     let per_owner = (A_PAGES as usize) / VCPUS;
     let mut models: Vec<Vec<Option<Perms>>> = vec![vec![None; per_owner]; VCPUS];
     let stop = AtomicBool::new(false);
     let vcpus_left = AtomicUsize::new(VCPUS);
 
-    let (aged, logged, oom_rounds) = std::thread::scope(|s| {
+    let (aged, logged, oom_rounds) = std::thread::scope(|scope| {
         for (me, owned) in models.iter_mut().enumerate() {
             let (table, faulted_b, c, stop, left) =
                 (&table, &faulted_b, &counters, &stop, &vcpus_left);
-            s.spawn(move || {
-                vcpu(me, table, owned, faulted_b, c);
+            scope.spawn(move || {
+                vcpu(s, me, table, owned, faulted_b, c);
                 if left.fetch_sub(1, Ordering::AcqRel) == 1 {
                     stop.store(true, Ordering::Release);
                 }
             });
         }
-        let aged = s.spawn(|| ager(&table, &stop, 0xa9e5));
-        let logged = s.spawn(|| logger(&table, &stop));
-        let oom = s.spawn(|| oom_injector(&mm, &stop));
+        let aged = scope.spawn(|| ager(s, &table, &stop, 0xa9e5));
+        let logged = scope.spawn(|| logger(s, &table, &stop));
+        let oom = scope.spawn(|| oom_injector(&mm, &stop));
         (
             aged.join().unwrap(),
             logged.join().unwrap(),
@@ -329,14 +409,14 @@ fn racing_fault_ins_and_attribute_changes() {
         for (me, owned) in models.iter().enumerate() {
             for (slot, m) in owned.iter().enumerate() {
                 let p = (slot * VCPUS + me) as u64;
-                let (leaf, level) = h.get_leaf(Ipa(A_IPA + p * K4)).unwrap();
+                let (leaf, level) = h.get_leaf(Ipa(A_IPA + p * page)).unwrap();
                 let Some(m) = m else {
                     assert!(!leaf.is_valid(), "page {p} mapped but never faulted in");
                     continue;
                 };
                 assert!(leaf.is_valid(), "page {p} faulted in but not mapped");
                 assert_eq!(level.get(), 3);
-                assert_eq!(leaf.output_address(Granule::Size4KiB).get(), A_PA + p * K4);
+                assert_eq!(leaf.output_address(s.format).get(), s.a_pa(p));
                 assert!(leaf.readable());
                 assert_eq!(leaf.writable(), m.w, "page {p}: write permission lost");
                 let exec = if m.x { Exec::Both } else { Exec::Never };
@@ -353,29 +433,29 @@ fn racing_fault_ins_and_attribute_changes() {
     table
         .write()
         .exclusive()
-        .split(Ipa(B_IPA), B_CHUNKS * M2, &mut ())
+        .split(Ipa(B_IPA), B_CHUNKS * block, &mut ())
         .unwrap();
     let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let ager = s.spawn(|| ager(&table, &stop, 0x77));
+    std::thread::scope(|scope| {
+        let ager = scope.spawn(|| ager(s, &table, &stop, 0x77));
         let mut workers = Vec::new();
         for q in 0..VCPUS as u64 {
             let table = &table;
-            workers.push(s.spawn(move || {
-                let quarter = B_PAGES / VCPUS as u64;
+            workers.push(scope.spawn(move || {
+                let quarter = s.b_pages() / VCPUS as u64;
                 let guard = table.read();
                 let h = guard.shared();
                 for p in q * quarter..(q + 1) * quarter {
-                    let ipa = Ipa(B_IPA + p * K4);
+                    let ipa = Ipa(B_IPA + p * page);
                     if p % 8 == 0 {
                         h.relax_perms(ipa, Prot::X).unwrap();
                     }
                     if p % 2 == 0 {
-                        h.wrprotect(ipa, K4).unwrap().flush();
+                        h.wrprotect(ipa, page).unwrap().flush();
                     }
                 }
                 // And the odd pages in one range walk per quarter.
-                h.wrprotect(Ipa(B_IPA + q * quarter * K4), quarter * K4)
+                h.wrprotect(Ipa(B_IPA + q * quarter * page), quarter * page)
                     .unwrap()
                     .flush();
             }));
@@ -391,7 +471,7 @@ fn racing_fault_ins_and_attribute_changes() {
         let h = guard.shared();
         for (p, faulted) in faulted_b.iter().enumerate() {
             let p = p as u64;
-            let (leaf, level) = h.get_leaf(Ipa(B_IPA + p * K4)).unwrap();
+            let (leaf, level) = h.get_leaf(Ipa(B_IPA + p * page)).unwrap();
             if !faulted.load(Ordering::Relaxed) && !leaf.is_valid() {
                 continue;
             }
@@ -400,7 +480,7 @@ fn racing_fault_ins_and_attribute_changes() {
                 "page {p} of region B faulted in but not mapped"
             );
             assert_eq!(level.get(), 3, "region B was split");
-            assert_eq!(leaf.output_address(Granule::Size4KiB).get(), B_PA + p * K4);
+            assert_eq!(leaf.output_address(s.format).get(), s.b_pa(p));
             assert!(leaf.readable() && !leaf.writable(), "page {p}: {leaf:?}");
             let exec = if p % 8 == 0 { Exec::Both } else { Exec::Never };
             assert_eq!(leaf.exec(), exec, "page {p}");
@@ -417,9 +497,10 @@ fn racing_fault_ins_and_attribute_changes() {
     );
     let c = &counters;
     eprintln!(
-        "stress: {racing:?} racing, {:?} in all; faults fixed {} spurious {} retried {} \
+        "stress ({}): {racing:?} racing, {:?} in all; faults fixed {} spurious {} retried {} \
          out-of-memory {}; block faults {}; aging passes {aged}, dirty-log passes {logged}, \
          allocation caps {oom_rounds}; {} deferred frees, {} allocation failures; {report:?}",
+        s.format,
         started.elapsed(),
         c.fixed.load(Ordering::Relaxed),
         c.spurious.load(Ordering::Relaxed),
@@ -461,7 +542,13 @@ impl Drop for FailFlag<'_> {
 
 #[test]
 fn racing_installs_and_remaps_of_one_page() {
-    // Two vCPUs fault the first page of a fresh 2 MiB chunk to different
+    for s in shapes() {
+        racing_installs_and_remaps_of_one_page_in(&s);
+    }
+}
+
+fn racing_installs_and_remaps_of_one_page_in(s: &Shape) {
+    // Two vCPUs fault the first page of a fresh block-sized chunk to different
     // physical pages at the same moment: one installs it over the empty
     // entry, the other breaks that entry and makes its own. The new page
     // table holds that single entry, so its count must already include the
@@ -469,36 +556,35 @@ fn racing_installs_and_remaps_of_one_page() {
     // the page table was freed while linked). Meanwhile a reader looks the
     // page up and must never see the break in progress.
     let rounds = if cfg!(debug_assertions) { 300 } else { 3_000 };
-    let mm = HeapMemory::new(1 << 13);
-    let geometry = Geometry::for_ia_bits(40, 44).unwrap();
-    let table: Table = SpinStage2::new(Stage2::with_geometry(geometry, mm.clone()).unwrap());
+    let (page, block) = (s.page, s.block);
+    let (mm, table) = s.table(1 << 13);
     let arrived = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let remaps = AtomicU64::new(0);
-    std::thread::scope(|s| {
+    std::thread::scope(|scope| {
         for who in 0..2u64 {
             let (table, arrived, failed, remaps) = (&table, &arrived, &failed, &remaps);
-            s.spawn(move || {
+            scope.spawn(move || {
                 let _flag = FailFlag(failed);
                 for round in 0..rounds {
-                    let ipa = A_IPA + round as u64 * M2;
-                    let pa = if who == 0 { A_PA } else { B_PA } + round as u64 * K4;
+                    let ipa = A_IPA + round as u64 * block;
+                    let pa = if who == 0 { s.a_pa(0) } else { s.b_pa(0) } + round as u64 * page;
                     rendezvous(arrived, failed, 3, round);
                     // The first fault races the other vCPU's install; the
                     // others remap the page it left, each a break-before-make.
                     let c = Counters::default();
                     for _ in 0..8 {
-                        fault_in(table, ipa, K4, pa, &c);
+                        fault_in(table, ipa, page, pa, &c);
                     }
                     remaps.fetch_add(c.fixed.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
             });
         }
         let (table, arrived, failed) = (&table, &arrived, &failed);
-        s.spawn(move || {
+        scope.spawn(move || {
             let _flag = FailFlag(failed);
             for round in 0..rounds {
-                let ipa = A_IPA + round as u64 * M2;
+                let ipa = A_IPA + round as u64 * block;
                 rendezvous(arrived, failed, 3, round);
                 let mut seen_mapped = false;
                 for _ in 0..256 {
