@@ -23,10 +23,19 @@
 //! maintenance at all. Both sides call their (here empty or counting) TLB
 //! invalidation hooks.
 //!
+//! A third column runs pgwalk's side again with the 64 KiB granule over the
+//! same number of pages: 16 GiB of 64 KiB pages (262,144 leaves, in 32 leaf
+//! tables of 8192 entries under a one-page level-2 root of a 42-bit input
+//! space), mapped 64 KiB past a 512 MiB boundary so that no block fits.
+//! aarch64-paging has no 64 KiB stage 2 to compare with; the column is
+//! there to show that a walk costs the same per entry whatever the granule.
+//!
 //! Options: `--quick` (7 repetitions instead of 31), `--reps N`,
 //! `--c-walk NS` and `--c-typed-walk NS` (the C API's walk figures, measured
 //! by `ffi-tests/bench.sh` over the same 1 GiB, folded into the table by
-//! `scripts/bench`), `--only ROW` (one row, for profiling).
+//! `scripts/bench`), `--only ROW` (one row, for profiling: the timed work
+//! of each column is its own function, `pg_*`, `pg64_*` and `ap_*`, for
+//! `valgrind --tool=callgrind --toggle-collect='*pg64_walk*'`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -35,7 +44,7 @@ use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2 as PagingStage2};
 use pgwalk::fault::FaultOutcome;
-use pgwalk::geometry::Geometry;
+use pgwalk::geometry::{Geometry, Granule};
 use pgwalk::host::HeapMemory;
 use pgwalk::visit::{Action, WalkFlags, Walked};
 use pgwalk::{Ipa, MapOptions, PhysAddr, Prot, Stage2, UnmapOptions};
@@ -53,33 +62,70 @@ const IA_BITS: u8 = 39;
 /// 1 root + 1 level-2 table + 512 level-3 tables.
 const MIN_TABLE_PAGES: usize = 1 + 1 + 512;
 
-fn geometry() -> Geometry {
-    Geometry::for_ia_bits(IA_BITS, 40).expect("a 39-bit geometry")
+/// The work of one pgwalk column: `PAGES` pages of its granule from
+/// `BASE`, mapped to `phys`.
+struct Col {
+    granule: Granule,
+    ia_bits: u8,
+    page: u64,
+    phys: u64,
+}
+
+impl Col {
+    const fn size(&self) -> u64 {
+        PAGES * self.page
+    }
+}
+
+/// 4 KiB: the comparison with aarch64-paging.
+const COL_4K: Col = Col {
+    granule: Granule::Size4KiB,
+    ia_bits: IA_BITS,
+    page: PAGE,
+    phys: PHYS,
+};
+
+/// 64 KiB: 16 GiB, 64 KiB past a 512 MiB boundary.
+const COL_64K: Col = Col {
+    granule: Granule::Size64KiB,
+    ia_bits: 42,
+    page: 64 << 10,
+    phys: 0x8_0001_0000,
+};
+
+fn geometry(c: &Col) -> Geometry {
+    Geometry::for_ia_bits_in(c.granule, c.ia_bits, 44).expect("the benchmark's geometry")
 }
 
 /// One table pool for the whole run: pages freed by one repetition are
 /// reused by the next, so steady state is measured rather than the OS
 /// faulting in fresh heap pages (aarch64-paging's allocator reuses freed
 /// pages the same way).
-fn pool() -> HeapMemory {
-    let mm = HeapMemory::new(4096);
+fn pool(granule: Granule) -> HeapMemory {
+    let mm = HeapMemory::with_format(granule, 4096);
     // No statistics: a TLB invalidation or cache clean then costs a call,
     // as a host's own instruction would, not a shared atomic increment.
     mm.set_counting(false);
     mm
 }
 
-fn pg_table(mm: &HeapMemory) -> Stage2<HeapMemory> {
-    Stage2::with_geometry(geometry(), mm.clone()).expect("root")
+/// The pools of both columns.
+struct Pools {
+    k4: HeapMemory,
+    k64: HeapMemory,
 }
 
-fn pg_mapped(mm: &HeapMemory) -> Stage2<HeapMemory> {
-    let mut t = pg_table(mm);
+fn pg_table(mm: &HeapMemory, c: &Col) -> Stage2<HeapMemory> {
+    Stage2::with_geometry(geometry(c), mm.clone()).expect("root")
+}
+
+fn pg_mapped(mm: &HeapMemory, c: &Col) -> Stage2<HeapMemory> {
+    let mut t = pg_table(mm, c);
     t.exclusive()
         .map_with(
             Ipa(BASE),
-            SIZE,
-            PhysAddr(PHYS),
+            c.size(),
+            PhysAddr(c.phys),
             Prot::RW,
             &mut (),
             MapOptions::new().skip_cmo(),
@@ -141,22 +187,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-// The timed work of each row, one function per library, kept out of line
+// The timed work of each row, one function per column, kept out of line
 // so that a profiler (`valgrind --tool=callgrind --toggle-collect=...`)
-// can count exactly one side.
+// can count exactly one side: `pg_*` (4 KiB), `pg64_*` (64 KiB), `ap_*`.
 
-#[inline(never)]
-fn pg_map(t: &mut Stage2<HeapMemory>) {
+#[inline(always)]
+fn pg_map_in(t: &mut Stage2<HeapMemory>, c: &Col) {
     t.exclusive()
         .map_with(
             Ipa(BASE),
-            SIZE,
-            PhysAddr(PHYS),
+            c.size(),
+            PhysAddr(c.phys),
             Prot::RW,
             &mut (),
             MapOptions::new().skip_cmo(),
         )
         .expect("map");
+}
+
+#[inline(never)]
+fn pg_map(t: &mut Stage2<HeapMemory>) {
+    pg_map_in(t, &COL_4K)
+}
+
+#[inline(never)]
+fn pg64_map(t: &mut Stage2<HeapMemory>) {
+    pg_map_in(t, &COL_64K)
 }
 
 #[inline(never)]
@@ -169,17 +225,27 @@ fn ap_map(a: &mut Ap) {
     .expect("map");
 }
 
-#[inline(never)]
-fn pg_walk(t: &mut Stage2<HeapMemory>) -> u64 {
+#[inline(always)]
+fn pg_walk_in(t: &mut Stage2<HeapMemory>, c: &Col) -> u64 {
     let mut seen = 0u64;
     let Walked::Completed = t
         .exclusive()
-        .walk(Ipa(BASE), SIZE, WalkFlags::LEAF, |ctx| {
+        .walk(Ipa(BASE), c.size(), WalkFlags::LEAF, |ctx| {
             seen += ctx.old().is_valid() as u64;
             Ok(Action::Continue)
         })
         .expect("walk");
     seen
+}
+
+#[inline(never)]
+fn pg_walk(t: &mut Stage2<HeapMemory>) -> u64 {
+    pg_walk_in(t, &COL_4K)
+}
+
+#[inline(never)]
+fn pg64_walk(t: &mut Stage2<HeapMemory>) -> u64 {
+    pg_walk_in(t, &COL_64K)
 }
 
 #[inline(never)]
@@ -193,13 +259,23 @@ fn ap_walk(a: &Ap) -> u64 {
     seen
 }
 
-#[inline(never)]
-fn pg_wrprotect_bulk(t: &Stage2<HeapMemory>) {
+#[inline(always)]
+fn pg_wrprotect_bulk_in(t: &Stage2<HeapMemory>, c: &Col) {
     let shared = t.shared();
     shared
-        .wrprotect(Ipa(BASE), SIZE)
+        .wrprotect(Ipa(BASE), c.size())
         .expect("wrprotect")
         .flush();
+}
+
+#[inline(never)]
+fn pg_wrprotect_bulk(t: &Stage2<HeapMemory>) {
+    pg_wrprotect_bulk_in(t, &COL_4K)
+}
+
+#[inline(never)]
+fn pg64_wrprotect_bulk(t: &Stage2<HeapMemory>) {
+    pg_wrprotect_bulk_in(t, &COL_64K)
 }
 
 #[inline(never)]
@@ -214,15 +290,15 @@ fn ap_wrprotect_bulk(a: &mut Ap) {
     .expect("modify");
 }
 
-#[inline(never)]
-fn pg_fault_in(t: &Stage2<HeapMemory>) {
+#[inline(always)]
+fn pg_fault_in_in(t: &Stage2<HeapMemory>, c: &Col) {
     let fh = t.fault_handler();
     for i in 0..PAGES {
         let outcome = fh
             .map_with(
-                Ipa(BASE + i * PAGE),
-                PAGE,
-                PhysAddr(PHYS + i * PAGE),
+                Ipa(BASE + i * c.page),
+                c.page,
+                PhysAddr(c.phys + i * c.page),
                 Prot::RW,
                 &mut (),
                 MapOptions::new().skip_cmo(),
@@ -234,6 +310,16 @@ fn pg_fault_in(t: &Stage2<HeapMemory>) {
 }
 
 #[inline(never)]
+fn pg_fault_in(t: &Stage2<HeapMemory>) {
+    pg_fault_in_in(t, &COL_4K)
+}
+
+#[inline(never)]
+fn pg64_fault_in(t: &Stage2<HeapMemory>) {
+    pg_fault_in_in(t, &COL_64K)
+}
+
+#[inline(never)]
 fn ap_fault_in(a: &mut Ap) {
     for i in 0..PAGES {
         a.map_range(&region(BASE + i * PAGE, PAGE), ap_attrs())
@@ -241,15 +327,25 @@ fn ap_fault_in(a: &mut Ap) {
     }
 }
 
-#[inline(never)]
-fn pg_wrprotect_page(t: &Stage2<HeapMemory>) {
+#[inline(always)]
+fn pg_wrprotect_page_in(t: &Stage2<HeapMemory>, c: &Col) {
     let shared = t.shared();
     for i in 0..PAGES {
         shared
-            .wrprotect(Ipa(BASE + i * PAGE), PAGE)
+            .wrprotect(Ipa(BASE + i * c.page), c.page)
             .expect("wrprotect")
             .flush();
     }
+}
+
+#[inline(never)]
+fn pg_wrprotect_page(t: &Stage2<HeapMemory>) {
+    pg_wrprotect_page_in(t, &COL_4K)
+}
+
+#[inline(never)]
+fn pg64_wrprotect_page(t: &Stage2<HeapMemory>) {
+    pg_wrprotect_page_in(t, &COL_64K)
 }
 
 #[inline(never)]
@@ -262,11 +358,21 @@ fn ap_wrprotect_page(a: &mut Ap) {
     }
 }
 
+#[inline(always)]
+fn pg_unmap_in(t: &mut Stage2<HeapMemory>, c: &Col) {
+    t.exclusive()
+        .unmap_with(Ipa(BASE), c.size(), UnmapOptions::new().skip_cmo())
+        .expect("unmap");
+}
+
 #[inline(never)]
 fn pg_unmap(t: &mut Stage2<HeapMemory>) {
-    t.exclusive()
-        .unmap_with(Ipa(BASE), SIZE, UnmapOptions::new().skip_cmo())
-        .expect("unmap");
+    pg_unmap_in(t, &COL_4K)
+}
+
+#[inline(never)]
+fn pg64_unmap(t: &mut Stage2<HeapMemory>) {
+    pg_unmap_in(t, &COL_64K)
 }
 
 #[inline(never)]
@@ -275,21 +381,25 @@ fn ap_unmap(a: &mut Ap) {
         .expect("unmap");
 }
 
-/// One repetition of a row: (pgwalk ns/page, aarch64-paging ns/page).
-type Rep = fn(&HeapMemory) -> (f64, f64);
+/// One repetition of a row, in ns/page: pgwalk with 4 KiB pages,
+/// aarch64-paging, pgwalk with 64 KiB pages.
+type Rep = fn(&Pools) -> [f64; 3];
 
-fn rep_map(mm: &HeapMemory) -> (f64, f64) {
-    let mut t = pg_table(mm);
+fn rep_map(p: &Pools) -> [f64; 3] {
+    let mut t = pg_table(&p.k4, &COL_4K);
     let pg = per_page(|| pg_map(&mut t));
     drop(t);
     let mut a = ap_table();
     let ap = per_page(|| ap_map(&mut a));
     drop(a);
-    (pg, ap)
+    let mut t = pg_table(&p.k64, &COL_64K);
+    let pg64 = per_page(|| pg64_map(&mut t));
+    drop(t);
+    [pg, ap, pg64]
 }
 
-fn rep_walk(mm: &HeapMemory) -> (f64, f64) {
-    let mut t = pg_mapped(mm);
+fn rep_walk(p: &Pools) -> [f64; 3] {
+    let mut t = pg_mapped(&p.k4, &COL_4K);
     let mut seen = 0;
     let pg = per_page(|| seen = pg_walk(&mut t));
     assert_eq!(seen, PAGES);
@@ -298,65 +408,96 @@ fn rep_walk(mm: &HeapMemory) -> (f64, f64) {
     let ap = per_page(|| seen = ap_walk(&a));
     assert_eq!(seen, PAGES);
     drop(a);
-    (pg, ap)
+    let mut t = pg_mapped(&p.k64, &COL_64K);
+    let pg64 = per_page(|| seen = pg64_walk(&mut t));
+    assert_eq!(seen, PAGES);
+    drop(t);
+    [pg, ap, pg64]
 }
 
-fn rep_wrprotect_bulk(mm: &HeapMemory) -> (f64, f64) {
-    let t = pg_mapped(mm);
+fn rep_wrprotect_bulk(p: &Pools) -> [f64; 3] {
+    let t = pg_mapped(&p.k4, &COL_4K);
     let pg = per_page(|| pg_wrprotect_bulk(&t));
     drop(t);
     let mut a = ap_mapped();
     a.mark_active();
     let ap = per_page(|| ap_wrprotect_bulk(&mut a));
     ap_drop(a);
-    (pg, ap)
+    let t = pg_mapped(&p.k64, &COL_64K);
+    let pg64 = per_page(|| pg64_wrprotect_bulk(&t));
+    drop(t);
+    [pg, ap, pg64]
 }
 
-fn rep_fault_in(mm: &HeapMemory) -> (f64, f64) {
-    let t = pg_table(mm);
+/// pgwalk's fault-in, both granules, around aarch64-paging's (`active`:
+/// on a table marked active, as a live fault path has).
+fn fault_in_rep(p: &Pools, active: bool) -> [f64; 3] {
+    let t = pg_table(&p.k4, &COL_4K);
     let pg = per_page(|| pg_fault_in(&t));
     drop(t);
     let mut a = ap_table();
-    a.mark_active();
+    if active {
+        a.mark_active();
+    }
     let ap = per_page(|| ap_fault_in(&mut a));
-    ap_drop(a);
-    (pg, ap)
+    if active {
+        ap_drop(a);
+    } else {
+        drop(a);
+    }
+    let t = pg_table(&p.k64, &COL_64K);
+    let pg64 = per_page(|| pg64_fault_in(&t));
+    drop(t);
+    [pg, ap, pg64]
+}
+
+fn rep_fault_in(p: &Pools) -> [f64; 3] {
+    fault_in_rep(p, true)
 }
 
 /// The same pgwalk fault-in against aarch64-paging mapping single pages
 /// into a table *not* marked active: no break-before-make checks and no
 /// TLB walk on its side, which no live fault path could skip.
-fn rep_fault_in_inactive(mm: &HeapMemory) -> (f64, f64) {
-    let t = pg_table(mm);
-    let pg = per_page(|| pg_fault_in(&t));
-    drop(t);
-    let mut a = ap_table();
-    let ap = per_page(|| ap_fault_in(&mut a));
-    drop(a);
-    (pg, ap)
+fn rep_fault_in_inactive(p: &Pools) -> [f64; 3] {
+    fault_in_rep(p, false)
 }
 
-fn rep_wrprotect_page(mm: &HeapMemory) -> (f64, f64) {
-    let t = pg_mapped(mm);
+fn rep_wrprotect_page(p: &Pools) -> [f64; 3] {
+    let t = pg_mapped(&p.k4, &COL_4K);
     let pg = per_page(|| pg_wrprotect_page(&t));
     drop(t);
     let mut a = ap_mapped();
     a.mark_active();
     let ap = per_page(|| ap_wrprotect_page(&mut a));
     ap_drop(a);
-    (pg, ap)
+    let t = pg_mapped(&p.k64, &COL_64K);
+    let pg64 = per_page(|| pg64_wrprotect_page(&t));
+    drop(t);
+    [pg, ap, pg64]
 }
 
-fn rep_unmap(mm: &HeapMemory) -> (f64, f64) {
-    let mut t = pg_mapped(mm);
+fn rep_unmap(p: &Pools) -> [f64; 3] {
+    let mut t = pg_mapped(&p.k4, &COL_4K);
     let pg = per_page(|| pg_unmap(&mut t));
-    assert_eq!(mm.live_pages(), 1, "unmap freed every table below the root");
+    assert_eq!(
+        p.k4.live_pages(),
+        1,
+        "unmap freed every table below the root"
+    );
     drop(t);
     let mut a = ap_mapped();
     a.mark_active();
     let ap = per_page(|| ap_unmap(&mut a));
     ap_drop(a);
-    (pg, ap)
+    let mut t = pg_mapped(&p.k64, &COL_64K);
+    let pg64 = per_page(|| pg64_unmap(&mut t));
+    assert_eq!(
+        p.k64.live_pages(),
+        1,
+        "unmap freed every table below the root"
+    );
+    drop(t);
+    [pg, ap, pg64]
 }
 
 const ROWS: [(&str, &str, Rep); 7] = [
@@ -433,11 +574,18 @@ fn keep_heap() {
 fn main() {
     let o = options();
     keep_heap();
-    let mm = pool();
+    let pools = Pools {
+        k4: pool(Granule::Size4KiB),
+        k64: pool(Granule::Size64KiB),
+    };
 
-    // Memory: table pages for the 1 GiB of 4 KiB pages.
-    let t = pg_mapped(&mm);
-    let pg_pages = mm.live_pages();
+    // Memory: table pages for the 1 GiB of 4 KiB pages (and the 16 GiB of
+    // 64 KiB pages).
+    let t = pg_mapped(&pools.k4, &COL_4K);
+    let pg_pages = pools.k4.live_pages();
+    drop(t);
+    let t = pg_mapped(&pools.k64, &COL_64K);
+    let pg64_pages = pools.k64.live_pages();
     drop(t);
 
     println!(
@@ -446,33 +594,37 @@ fn main() {
     );
     println!();
     println!(
-        "| {:<36} | {:>16} | {:>24} | {:>8} |",
-        "operation", "pgwalk ns/page", "aarch64-paging ns/page", "ratio"
+        "| {:<36} | {:>16} | {:>24} | {:>8} | {:>23} |",
+        "operation", "pgwalk ns/page", "aarch64-paging ns/page", "ratio", "pgwalk 64 KiB ns/page"
     );
-    println!("|{:-<38}|{:->18}|{:->26}|{:->10}|", "", "", "", "");
+    println!(
+        "|{:-<38}|{:->18}|{:->26}|{:->10}|{:->25}|",
+        "", "", "", "", ""
+    );
     let mut walk_ns = None;
     for (key, name, rep) in ROWS {
         if o.only.as_deref().is_some_and(|only| only != key) {
             continue;
         }
         // One untimed round to warm caches and the allocators.
-        rep(&mm);
-        let (mut pg, mut ap) = (Vec::new(), Vec::new());
+        rep(&pools);
+        let mut runs: [Vec<f64>; 3] = Default::default();
         for _ in 0..o.reps {
-            let (p, a) = rep(&mm);
-            pg.push(p);
-            ap.push(a);
+            for (col, ns) in runs.iter_mut().zip(rep(&pools)) {
+                col.push(ns);
+            }
         }
-        let (pg, ap) = (median(pg), median(ap));
+        let [pg, ap, pg64] = runs.map(median);
         if key == "walk" {
             walk_ns = Some(pg);
         }
         println!(
-            "| {:<36} | {:>16.2} | {:>24.2} | {:>7.1}× |",
+            "| {:<36} | {:>16.2} | {:>24.2} | {:>7.1}× | {:>23.2} |",
             name,
             pg,
             ap,
-            ap / pg
+            ap / pg,
+            pg64
         );
     }
     for (name, ns) in [
@@ -482,17 +634,22 @@ fn main() {
         let Some(ns) = ns else { continue };
         let ratio = walk_ns.map_or("—".to_string(), |w| format!("{:.1}×", ns / w));
         println!(
-            "| {:<36} | {:>16.2} | {:>24} | {:>8} |",
-            name, ns, "—", ratio
+            "| {:<36} | {:>16.2} | {:>24} | {:>8} | {:>23} |",
+            name, ns, "—", ratio, "—"
         );
     }
     println!();
     println!("ratio: aarch64-paging time / pgwalk time (higher is better for pgwalk);");
+    println!("pgwalk 64 KiB: the same 262,144 pages, of 64 KiB (16 GiB), with the 64 KiB granule;");
     if o.c_walk.is_some() || o.c_typed_walk.is_some() {
         println!("C rows (ffi-tests/bench.sh, same table shape): ratio = C walk time / pgwalk's typed walk time above (lower is better).");
     }
     println!();
     println!(
         "table pages for 1 GiB of 4 KiB pages: pgwalk {pg_pages}, minimum {MIN_TABLE_PAGES} (512 leaf tables + 1 level-2 table + 1 root)"
+    );
+    println!(
+        "table pages for 16 GiB of 64 KiB pages: pgwalk {pg64_pages}, minimum {} (32 leaf tables + 1 root)",
+        1 + 32
     );
 }
