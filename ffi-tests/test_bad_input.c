@@ -212,17 +212,28 @@ static void bad_setup(void)
 	struct kvm_pgtable_mm_ops ops = host_mm_ops;
 	unsigned long pages = pool_stats().in_use;
 
-	/* Unsupported VTCR_EL2 values: 16 KiB granule, LPA2, reserved TG0. */
-	CHECK_EQ(kvm_pgtable_stage2_pgd_size(VTCR_IPA40 | (2ull << 14)), 0);
-	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (2ull << 14)), -PGW_EINVAL);
-	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (1ull << 32)), -PGW_EINVAL);
+	/* VTCR_EL2 values the architecture refuses: reserved TG0, LPA2 with
+	 * 64 KiB, SL2 without LPA2, PS = 0b111, a 16 KiB start at level 0
+	 * without LPA2. */
+	CHECK_EQ(kvm_pgtable_stage2_pgd_size(VTCR_IPA40 | (3ull << 14)), 0);
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (3ull << 14)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (1ull << 14) | (1ull << 32)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (1ull << 33)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (7ull << 16)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, (VTCR_IPA40 & ~0x700ffull) | 16 | (3ull << 6) | (2ull << 14) |
+				      (5ull << 16)),
+		 -PGW_EINVAL);
 	CHECK(vm.pgt.pgd == NULL);
 	CHECK_EQ(pool_stats().in_use, pages);
 
 	/* Stage-2 flags: IDMAP is not supported, unknown bits are refused. */
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
 	kvm_pgtable_stage2_destroy(&vm.pgt);
+	/* host_mm_ops serves 4 KiB tables without LPA2 (its pages are 4 KiB):
+	 * legal VTCR_EL2 values of another format are refused with it. */
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (2ull << 14)), -PGW_EINVAL);
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40 | (1ull << 32)), -PGW_EINVAL);
+	CHECK(vm.pgt.pgd == NULL);
 	CHECK_EQ(__kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &host_mm_ops, KVM_PGTABLE_S2_IDMAP,
 					   NULL), -PGW_EOPNOTSUPP);
 	CHECK_EQ(__kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &host_mm_ops, 1u << 5, NULL),

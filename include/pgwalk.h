@@ -486,8 +486,12 @@ typedef uint64_t kvm_pte_t;
  */
 struct kvm_pgtable_mm_ops {
   /**
-   * A zeroed page, or NULL when out of memory. `arg` is the memory cache
-   * the caller passed to the operation (`mc`), NULL when it passed none.
+   * A zeroed page of the table's granule (4, 16 or 64 KiB, as
+   * `mmu->vtcr`'s TG0 says), aligned to its size, or NULL when out of
+   * memory. `arg` is the memory cache the caller passed to the operation
+   * (`mc`), NULL when it passed none. One `mm_ops` serves tables of one
+   * granule and LPA2 setting: the first initialisation with it decides
+   * (see `__kvm_pgtable_stage2_init`).
    */
   void *(*zalloc_page)(void *arg);
   /**
@@ -560,8 +564,13 @@ typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t
  */
 struct kvm_s2_mmu {
   /**
-   * VTCR_EL2 for this VM: T0SZ, SL0, TG0 and PS give the geometry. Only
-   * the 4 KiB granule is supported; VTCR_EL2.DS (LPA2) is refused.
+   * VTCR_EL2 for this VM: T0SZ, SL0 (and SL2), TG0, PS and DS give the
+   * geometry. Every granule (TG0 = 4, 16 or 64 KiB) is supported, with
+   * 52-bit output addresses for 64 KiB (PS = 0b110, FEAT_LPA) and LPA2
+   * for 4 and 16 KiB (DS = 1: 52-bit addresses, level -1 with SL2 for
+   * 4 KiB, and the leaves' shareability in SH0). A value the
+   * architecture (or pgwalk: no FEAT_TTST, IPA size <= PS) refuses is
+   * `-PGW_EINVAL` at initialisation.
    */
   uint64_t vtcr;
   /**
@@ -878,6 +887,13 @@ size_t kvm_pgtable_stage2_pgd_size(uint64_t vtcr);
  * Initialises `pgt`: allocates the root with `mm_ops->zalloc_pages_exact`
  * for the geometry in `mmu->vtcr`, and records `mmu`, `mm_ops`, `flags`
  * and `force_pte_cb` in it. Also writes `mmu->pgd_phys` and `mmu->pgt`.
+ *
+ * Every granule is supported, with LPA2 (see `struct kvm_s2_mmu`): pages
+ * from `mm_ops` are the granule's size. The first initialisation with an
+ * `mm_ops` binds it to its table's format (granule and LPA2), which
+ * `kvm_pgtable_stage2_free_unlinked` reads tables with; an initialisation
+ * with the same `mm_ops` and another format is `-PGW_EINVAL` (give each
+ * format its own `struct kvm_pgtable_mm_ops`).
  *
  * `flags` may hold `KVM_PGTABLE_S2_NOFWB` (`KVM_PGTABLE_S2_IDMAP` is
  * `-PGW_EOPNOTSUPP`, other bits `-PGW_EINVAL`). When `force_pte_cb` is

@@ -119,8 +119,12 @@ pub enum kvm_pgtable_stage2_flags {
 /// may be called from several threads at once under shared walks.
 #[repr(C)]
 pub struct kvm_pgtable_mm_ops {
-    /// A zeroed page, or NULL when out of memory. `arg` is the memory cache
-    /// the caller passed to the operation (`mc`), NULL when it passed none.
+    /// A zeroed page of the table's granule (4, 16 or 64 KiB, as
+    /// `mmu->vtcr`'s TG0 says), aligned to its size, or NULL when out of
+    /// memory. `arg` is the memory cache the caller passed to the operation
+    /// (`mc`), NULL when it passed none. One `mm_ops` serves tables of one
+    /// granule and LPA2 setting: the first initialisation with it decides
+    /// (see `__kvm_pgtable_stage2_init`).
     pub zalloc_page: Option<unsafe extern "C" fn(arg: *mut c_void) -> *mut c_void>,
     /// `size` bytes of zeroed, physically contiguous memory aligned to
     /// `size` (the root, possibly several concatenated pages).
@@ -164,8 +168,13 @@ pub struct kvm_pgtable_mm_ops {
 /// No invalidation is ever skipped silently.
 #[repr(C)]
 pub struct kvm_s2_mmu {
-    /// VTCR_EL2 for this VM: T0SZ, SL0, TG0 and PS give the geometry. Only
-    /// the 4 KiB granule is supported; VTCR_EL2.DS (LPA2) is refused.
+    /// VTCR_EL2 for this VM: T0SZ, SL0 (and SL2), TG0, PS and DS give the
+    /// geometry. Every granule (TG0 = 4, 16 or 64 KiB) is supported, with
+    /// 52-bit output addresses for 64 KiB (PS = 0b110, FEAT_LPA) and LPA2
+    /// for 4 and 16 KiB (DS = 1: 52-bit addresses, level -1 with SL2 for
+    /// 4 KiB, and the leaves' shareability in SH0). A value the
+    /// architecture (or pgwalk: no FEAT_TTST, IPA size <= PS) refuses is
+    /// `-PGW_EINVAL` at initialisation.
     pub vtcr: u64,
     /// Written by initialisation: the root's physical address, for
     /// VTTBR_EL2.BADDR.

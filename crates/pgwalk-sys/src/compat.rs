@@ -237,6 +237,13 @@ pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
 /// for the geometry in `mmu->vtcr`, and records `mmu`, `mm_ops`, `flags`
 /// and `force_pte_cb` in it. Also writes `mmu->pgd_phys` and `mmu->pgt`.
 ///
+/// Every granule is supported, with LPA2 (see `struct kvm_s2_mmu`): pages
+/// from `mm_ops` are the granule's size. The first initialisation with an
+/// `mm_ops` binds it to its table's format (granule and LPA2), which
+/// `kvm_pgtable_stage2_free_unlinked` reads tables with; an initialisation
+/// with the same `mm_ops` and another format is `-PGW_EINVAL` (give each
+/// format its own `struct kvm_pgtable_mm_ops`).
+///
 /// `flags` may hold `KVM_PGTABLE_S2_NOFWB` (`KVM_PGTABLE_S2_IDMAP` is
 /// `-PGW_EOPNOTSUPP`, other bits `-PGW_EINVAL`). When `force_pte_cb` is
 /// given, `kvm_pgtable_stage2_map` asks it once per call whether to map the
@@ -283,8 +290,9 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
             // SAFETY: `from_c` refused a NULL `mmu`.
             let vtcr = unsafe { (*mmu).vtcr };
             let geometry = pgwalk::geometry::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
-            let table =
-                Stage2::with_geometry(geometry, CHost::new(mm, Some(tlb))).map_err(from_error)?;
+            crate::formats::bind(mm_ops, geometry.format())?;
+            let host = CHost::new(mm, Some(tlb), geometry.format());
+            let table = Stage2::with_geometry(geometry, host).map_err(from_error)?;
             let (geometry, pgd, host) = table.into_raw_parts();
             let pgd_va = table_virt(&host, pgd);
             // SAFETY: `pgt` and `mmu` are valid for writes (the caller's
@@ -782,7 +790,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
         let level = Level::new(level)
             .filter(|l| (0..=2).contains(&l.get()))
             .ok_or(-PGW_EINVAL)?;
-        let host = CHost::new(mm, None);
+        let host = CHost::new(mm, None, pgwalk::geometry::TableFormat::FOUR_KIB);
         let pa = host.phys(pgtable);
         if !pa.is_aligned(Granule::Size4KiB.size()) {
             return Err(-PGW_EINVAL);

@@ -9,7 +9,7 @@ use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use pgwalk::geometry::{Geometry, Level};
+use pgwalk::geometry::{Geometry, Level, TableFormat};
 use pgwalk::{Ipa, MemoryOps, PhysAddr, Stage2};
 
 use crate::abi::{kvm_pgtable, kvm_pgtable_mm_ops, kvm_pte_t, kvm_s2_mmu};
@@ -96,17 +96,21 @@ impl TlbFns {
 /// What the caller passed as `mc`, handed back to `zalloc_page`.
 pub(crate) struct Cache(pub(crate) *mut c_void);
 
-/// A C hypervisor's callbacks as pgwalk's [`MemoryOps`].
+/// A C hypervisor's callbacks as pgwalk's [`MemoryOps`], for tables of one
+/// format: the one `mmu->vtcr` gives, or the one the `mm_ops` was bound to
+/// (see `formats.rs`).
 pub(crate) struct CHost {
     mm: MmFns,
     /// `None` only for `kvm_pgtable_stage2_free_unlinked`, which has no MMU
     /// and invalidates nothing.
     tlb: Option<TlbFns>,
+    /// The granule of the pages `zalloc_page` returns, and LPA2.
+    format: TableFormat,
 }
 
 impl CHost {
-    pub(crate) fn new(mm: MmFns, tlb: Option<TlbFns>) -> CHost {
-        CHost { mm, tlb }
+    pub(crate) fn new(mm: MmFns, tlb: Option<TlbFns>, format: TableFormat) -> CHost {
+        CHost { mm, tlb, format }
     }
 
     /// The host's virtual address for `pa`, checked.
@@ -149,14 +153,18 @@ impl CHost {
 }
 
 // SAFETY: the promises `MemoryOps` asks for are the ones `struct
-// kvm_pgtable_mm_ops` documents for the C host (zeroed, aligned pages
-// starting at count 1; `phys_to_virt` mapping them for as long as they are
+// kvm_pgtable_mm_ops` documents for the C host (zeroed pages of the
+// granule `mmu->vtcr` names, aligned to it, starting at count 1; `phys_to_virt` mapping them for as long as they are
 // allocated; `put_page` freeing at zero; `free_unlinked_table` waiting for
 // a grace period). What can be checked here is checked, with a panic that
 // the boundary turns into an error: NULL or misaligned pointers from
 // `phys_to_virt`, and allocations not aligned to their size.
 unsafe impl MemoryOps for CHost {
     type PagePool = Cache;
+
+    fn table_format(&self) -> TableFormat {
+        self.format
+    }
 
     fn zalloc_page(&self, cache: &mut Cache) -> Option<PhysAddr> {
         // SAFETY: the host's allocator callback, given the cache its caller
@@ -165,7 +173,7 @@ unsafe impl MemoryOps for CHost {
         if va.is_null() {
             return None;
         }
-        Some(self.page_aligned(self.phys(va), 4096))
+        Some(self.page_aligned(self.phys(va), self.format.granule().size()))
     }
 
     fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
@@ -296,7 +304,7 @@ unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
     if u32::from(geometry.ia_bits()) != p.ia_bits || geometry.start_level().get() != p.start_level {
         return Err(-PGW_EINVAL);
     }
-    let host = CHost::new(mm, Some(tlb));
+    let host = CHost::new(mm, Some(tlb), geometry.format());
     let pgd = host.phys(p.pgd.cast());
     if !pgd.is_aligned(geometry.root_size() as u64) {
         return Err(-PGW_EINVAL);

@@ -52,6 +52,7 @@
 mod abi;
 mod compat;
 mod errno;
+mod formats;
 mod host;
 mod reentry;
 mod typed;
