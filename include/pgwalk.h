@@ -1122,8 +1122,11 @@ kvm_pte_t *kvm_pgtable_stage2_create_unlinked(struct kvm_pgtable *pgt,
  * entry that linked it (as `free_unlinked_table` receives it, or as given
  * to `kvm_pgtable_stage2_create_unlinked`). Hosts call it from their
  * `free_unlinked_table` callback once the grace period has passed.
- * A NULL or misaligned `pgtable`, a level outside 0..=2 or missing
- * callbacks leave everything alone.
+ * The table is read in the format (granule, LPA2) `mm_ops` was bound to
+ * by `__kvm_pgtable_stage2_init`. A NULL `pgtable`, one not aligned to the
+ * granule, a level that is not one of the format's table levels (-1 or 0
+ * up to 2), missing callbacks or an `mm_ops` no initialisation used leave
+ * everything alone.
  *
  * # Safety
  *

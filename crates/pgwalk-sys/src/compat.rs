@@ -11,7 +11,7 @@ use core::ptr;
 
 use pgwalk::fault::FaultOutcome;
 use pgwalk::geometry::Geometry;
-use pgwalk::geometry::{Granule, Level};
+use pgwalk::geometry::Level;
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, WalkFlags, Walked,
 };
@@ -768,8 +768,11 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_create_unlinked(
 /// entry that linked it (as `free_unlinked_table` receives it, or as given
 /// to `kvm_pgtable_stage2_create_unlinked`). Hosts call it from their
 /// `free_unlinked_table` callback once the grace period has passed.
-/// A NULL or misaligned `pgtable`, a level outside 0..=2 or missing
-/// callbacks leave everything alone.
+/// The table is read in the format (granule, LPA2) `mm_ops` was bound to
+/// by `__kvm_pgtable_stage2_init`. A NULL `pgtable`, one not aligned to the
+/// granule, a level that is not one of the format's table levels (-1 or 0
+/// up to 2), missing callbacks or an `mm_ops` no initialisation used leave
+/// everything alone.
 ///
 /// # Safety
 ///
@@ -787,16 +790,18 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
         }
         // SAFETY: NULL or valid (the caller's contract).
         let mm = unsafe { MmFns::from_c(mm_ops) }?;
+        let format = crate::formats::bound(mm_ops).ok_or(-PGW_EINVAL)?;
         let level = Level::new(level)
-            .filter(|l| (0..=2).contains(&l.get()))
+            .filter(|l| *l >= format.first_level() && l.get() <= 2)
             .ok_or(-PGW_EINVAL)?;
-        let host = CHost::new(mm, None, pgwalk::geometry::TableFormat::FOUR_KIB);
+        let host = CHost::new(mm, None, format);
         let pa = host.phys(pgtable);
-        if !pa.is_aligned(Granule::Size4KiB.size()) {
+        if !pa.is_aligned(format.granule().size()) {
             return Err(-PGW_EINVAL);
         }
         // SAFETY: the caller's contract: an unlinked table of this host that
-        // hung below an entry of `level`, unreachable and freed once.
+        // hung below an entry of `level`, unreachable and freed once; the
+        // host reads it in the format its `mm_ops` serve.
         unsafe { free_unlinked(&host, pa, level) };
         Ok(0)
     });

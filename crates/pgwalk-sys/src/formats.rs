@@ -45,6 +45,14 @@ pub(crate) fn bind(mm_ops: *const kvm_pgtable_mm_ops, format: TableFormat) -> Re
     }
 }
 
+/// The format `mm_ops` was bound to by an initialisation, if any.
+pub(crate) fn bound(mm_ops: *const kvm_pgtable_mm_ops) -> Option<TableFormat> {
+    formats()
+        .iter()
+        .find(|(ops, _)| *ops == mm_ops as usize)
+        .map(|&(_, format)| format)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,11 +64,13 @@ mod tests {
         let a = 0x10 as *const kvm_pgtable_mm_ops;
         let b = 0x20 as *const kvm_pgtable_mm_ops;
         let lpa2 = TableFormat::new(Granule::Size4KiB, true).unwrap();
+        assert_eq!(bound(a), None);
         bind(a, TableFormat::FOUR_KIB).unwrap();
         bind(a, TableFormat::FOUR_KIB).unwrap();
         assert_eq!(bind(a, lpa2), Err(-PGW_EINVAL));
         assert_eq!(bind(a, Granule::Size64KiB.into()), Err(-PGW_EINVAL));
         bind(b, lpa2).unwrap();
-        bind(b, lpa2).unwrap();
+        assert_eq!(bound(a), Some(TableFormat::FOUR_KIB));
+        assert_eq!(bound(b), Some(lpa2));
     }
 }
