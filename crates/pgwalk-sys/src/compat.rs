@@ -225,8 +225,9 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
     })
 }
 
-/// Bytes of the root for a VTCR_EL2 value: 4 KiB times the number of
-/// concatenated root tables. 0 for a VTCR_EL2 the library does not support
+/// Bytes of the root for a VTCR_EL2 value: the granule's page size (4, 16
+/// or 64 KiB, from TG0) times the number of concatenated root tables (1 to
+/// 16), with or without LPA2. 0 for a VTCR_EL2 the library does not support
 /// (which `__kvm_pgtable_stage2_init` refuses with `-PGW_EINVAL`).
 #[no_mangle]
 pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
