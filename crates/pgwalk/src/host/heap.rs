@@ -165,17 +165,20 @@ impl HeapMemory {
     }
 
     /// Waits until every deferred free has run: pins and flushes the epoch
-    /// collector until nothing is pending. Call it with no walk running.
-    /// Returns whether everything was freed.
+    /// collector until nothing is pending, for at most ten seconds. Call it
+    /// with no walk of this table running; walks on other tables (other
+    /// tests of the same process, say) may delay the collector, not stop
+    /// it. Returns whether everything was freed.
     pub fn quiesce(&self) -> bool {
-        for _ in 0..10_000 {
-            if self.pending_frees() == 0 {
-                return true;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.pending_frees() != 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
             }
             crossbeam_epoch::pin().flush();
             std::thread::yield_now();
         }
-        self.pending_frees() == 0
+        true
     }
 
     /// A copy of the pool's bytes from physical address `from` for `len`
