@@ -7,12 +7,18 @@
 // on the PL011 and powers the machine off through PSCI.
 //
 // Protocol (all output lines end in "\n"):
+//   PGWALK-PROBE ID_AA64MMFR0_EL1 <value:16 hex>
 //   PGWALK-PROBE START <count:16 hex>
 //   <PAR after AT S12E1R:16 hex> <PAR after AT S12E1W:16 hex>   (one per probe)
 //   PGWALK-PROBE END
 // On failure one of these ends the output, on a line of its own:
 //   PGWALK-PROBE ERROR <reason> <value:16 hex>
 //   PGWALK-PROBE EXCEPTION <vector:16 hex> <ESR_EL2> <ELR_EL2> <FAR_EL2>
+// A VTCR_EL2 that asks for what the CPU lacks (per ID_AA64MMFR0_EL1: the
+// granule at stage 2, 52-bit addresses for DS = 1, a PS beyond PARange) is
+// an ERROR naming the feature, with ID_AA64MMFR0_EL1 as the value, before
+// any probe: an emulator without the feature would otherwise answer with
+// faults that look like pgwalk's.
 //
 // Parameter block at PARAMS_PA (little-endian u64s):
 //   magic, vtcr_el2, vttbr_el2, count, then count probe addresses.
@@ -73,6 +79,15 @@ _start:
         ldr     x0, =msg_bad_magic
         b       fatal
 2:
+        mrs     x25, id_aa64mmfr0_el1
+        ldr     x0, =msg_mmfr0_prefix
+        bl      puts
+        mov     x0, x25
+        bl      puthex
+        bl      putnl
+        ldr     x26, [x20, #8]                  // vtcr_el2
+        bl      check_features
+
         ldr     x21, [x20, #24]                 // count
         ldr     x0, =((PARAMS_END - PARAMS_PA - 32) / 8)
         cmp     x21, x0
@@ -136,6 +151,58 @@ probe_done:
         ldr     x0, =msg_end
         bl      puts
         b       poweroff
+
+// Checks that the CPU implements what the VTCR_EL2 in x26 asks, from
+// ID_AA64MMFR0_EL1 in x25; reports the first feature missing (fatal) or
+// returns. Clobbers x0-x5.
+//
+// Stage-2 granule support (TGran4_2 43:40, TGran64_2 39:36, TGran16_2
+// 35:32): 0 = as the stage-1 field says, 1 = none, 2 = supported, 3 = with
+// 52-bit addresses. The stage-1 fields are mapped to the same scale:
+// TGran4 (31:28) 0 yes, 1 52-bit, 0xf none; TGran64 (27:24) 0 yes, 0xf
+// none; TGran16 (23:20) 0 none, 1 yes, 2 52-bit.
+check_features:
+        ubfx    x1, x26, #14, #2                // TG0
+        cmp     x1, #0b00
+        b.eq    1f
+        cmp     x1, #0b01
+        b.eq    2f
+        ubfx    x2, x25, #32, #4                // 16 KiB (TG0 0b11 is reserved:
+        ubfx    x3, x25, #20, #4                // the MMU refuses it itself)
+        add     x3, x3, #1
+        b       3f
+1:      ubfx    x2, x25, #40, #4                // 4 KiB
+        ubfx    x3, x25, #28, #4
+        add     x3, x3, #2
+        cmp     x3, #(0xf + 2)
+        mov     x4, #1
+        csel    x3, x4, x3, eq
+        b       3f
+2:      ubfx    x2, x25, #36, #4                // 64 KiB
+        ubfx    x3, x25, #24, #4
+        cmp     x3, #0xf
+        mov     x4, #1
+        mov     x5, #2
+        csel    x3, x4, x5, eq
+3:      cmp     x2, #0
+        csel    x2, x3, x2, eq
+        mov     x1, x25
+        cmp     x2, #2
+        b.hs    4f
+        ldr     x0, =msg_no_granule
+        b       fatal
+4:      tbz     x26, #32, 5f                    // DS: needs 52-bit support
+        cmp     x2, #3
+        b.eq    5f
+        ldr     x0, =msg_no_lpa2
+        b       fatal
+5:      ubfx    x2, x26, #16, #3                // PS
+        ubfx    x3, x25, #0, #4                 // PARange
+        cmp     x2, x3
+        b.ls    6f
+        ldr     x0, =msg_no_pa_size
+        b       fatal
+6:      ret
 
 // Print "PGWALK-PROBE ERROR <msg> <x1 as hex>" and power off.
 // x0 = message, x1 = value.
@@ -304,6 +371,10 @@ msg_error_prefix:   .asciz "PGWALK-PROBE ERROR "
 msg_not_el2:        .asciz "not-at-el2 CurrentEL"
 msg_bad_magic:      .asciz "bad-magic"
 msg_bad_count:      .asciz "bad-count"
+msg_mmfr0_prefix:   .asciz "PGWALK-PROBE ID_AA64MMFR0_EL1 "
+msg_no_granule:     .asciz "stage-2-granule-not-implemented(ID_AA64MMFR0_EL1)"
+msg_no_lpa2:        .asciz "52-bit-addresses-(FEAT_LPA2)-not-implemented-for-this-granule(ID_AA64MMFR0_EL1)"
+msg_no_pa_size:     .asciz "VTCR_EL2.PS-beyond-the-implemented-PARange(ID_AA64MMFR0_EL1)"
 msg_exception:      .asciz "PGWALK-PROBE EXCEPTION "
 msg_psci_returned:  .asciz "PGWALK-PROBE NOTE psci-system-off-returned\n"
 

@@ -6,12 +6,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::assemble;
 use crate::error::{io_err, HarnessError};
-use crate::protocol::{parse_output, tail_of};
+use crate::protocol::{parse_mmfr0, parse_output, tail_of};
 use crate::{
     ParPair, DEFAULT_MAX_PROBES_PER_BOOT, DEFAULT_TIMEOUT, MAX_PROBES_PER_BOOT_LIMIT, PARAMS_MAGIC,
     PARAMS_PA, QEMU_ENV, TABLE_WINDOW_END, TABLE_WINDOW_PA,
@@ -26,6 +26,9 @@ pub struct Machine {
     probe_elf: PathBuf,
     timeout: Duration,
     max_probes_per_boot: usize,
+    cpu: String,
+    /// ID_AA64MMFR0_EL1 of the emulated CPU, once asked for.
+    mmfr0: Arc<OnceLock<u64>>,
 }
 
 impl Machine {
@@ -42,6 +45,8 @@ impl Machine {
             probe_elf,
             timeout: DEFAULT_TIMEOUT,
             max_probes_per_boot: DEFAULT_MAX_PROBES_PER_BOOT,
+            cpu: "max".to_owned(),
+            mmfr0: Arc::new(OnceLock::new()),
         })
     }
 
@@ -55,6 +60,14 @@ impl Machine {
     /// several boots. Clamped to `1..=MAX_PROBES_PER_BOOT_LIMIT`.
     pub fn with_max_probes_per_boot(mut self, max: usize) -> Machine {
         self.max_probes_per_boot = max.clamp(1, MAX_PROBES_PER_BOOT_LIMIT);
+        self
+    }
+
+    /// Sets the CPU model QEMU emulates (`-cpu`; `max` unless told): one
+    /// without a feature a VTCR_EL2 needs shows how the probe refuses it.
+    pub fn with_cpu(mut self, cpu: &str) -> Machine {
+        self.cpu = cpu.to_owned();
+        self.mmfr0 = Arc::new(OnceLock::new());
         self
     }
 
@@ -103,6 +116,27 @@ impl Machine {
         Ok(results)
     }
 
+    /// ID_AA64MMFR0_EL1 of QEMU's CPU as the probe reads it at EL2: the
+    /// granules stage 2 implements (TGran4_2, TGran16_2, TGran64_2, and
+    /// the stage-1 fields they may defer to), and PARange. One boot, the
+    /// first time; [`translate`](Self::translate) itself refuses, with a
+    /// [`HarnessError::Guest`] naming the feature, a VTCR_EL2 that needs
+    /// what the CPU lacks.
+    pub fn id_aa64mmfr0(&self) -> Result<u64, HarnessError> {
+        if let Some(&v) = self.mmfr0.get() {
+            return Ok(v);
+        }
+        // 4 KiB, 32-bit IPA from level 1: what every ARMv8 CPU walks.
+        let vtcr = 1 << 31 | 32 | 1 << 6;
+        let serial = self.run(vtcr, TABLE_WINDOW_PA, TABLE_WINDOW_PA, &[], &[])?;
+        parse_output(&serial, 0)?;
+        let v = parse_mmfr0(&serial).ok_or_else(|| HarnessError::Protocol {
+            problem: "the probe reported no ID_AA64MMFR0_EL1".into(),
+            tail: tail_of(&serial),
+        })?;
+        Ok(*self.mmfr0.get_or_init(|| v))
+    }
+
     fn boot(
         &self,
         vtcr: u64,
@@ -111,6 +145,19 @@ impl Machine {
         table_image: &[u8],
         probes: &[u64],
     ) -> Result<Vec<ParPair>, HarnessError> {
+        let serial = self.run(vtcr, vttbr, table_base_pa, table_image, probes)?;
+        parse_output(&serial, probes.len())
+    }
+
+    /// One QEMU boot; its serial output once it exited successfully.
+    fn run(
+        &self,
+        vtcr: u64,
+        vttbr: u64,
+        table_base_pa: u64,
+        table_image: &[u8],
+        probes: &[u64],
+    ) -> Result<String, HarnessError> {
         let dir = ScratchDir::new()?;
         let params_path = dir.path.join("params.bin");
         let tables_path = dir.path.join("tables.bin");
@@ -131,7 +178,7 @@ impl Machine {
             "-M",
             "virt,virtualization=on,gic-version=3",
             "-cpu",
-            "max",
+            &self.cpu,
             "-m",
             "1G",
             "-nodefaults",
@@ -195,7 +242,7 @@ impl Machine {
                 tail: tail_of(&serial),
             });
         }
-        parse_output(&serial, probes.len())
+        Ok(serial)
     }
 }
 

@@ -8,6 +8,7 @@ const MARK_START: &str = "PGWALK-PROBE START ";
 const MARK_END: &str = "PGWALK-PROBE END";
 const MARK_ERROR: &str = "PGWALK-PROBE ERROR ";
 const MARK_EXCEPTION: &str = "PGWALK-PROBE EXCEPTION ";
+const MARK_MMFR0: &str = "PGWALK-PROBE ID_AA64MMFR0_EL1 ";
 
 /// Lines of serial output kept in error reports.
 const TAIL_LINES: usize = 20;
@@ -28,6 +29,14 @@ fn parse_hex16(s: &str) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// The ID_AA64MMFR0_EL1 value the probe reports before anything else.
+pub(crate) fn parse_mmfr0(serial: &str) -> Option<u64> {
+    serial
+        .lines()
+        .find_map(|l| l.strip_prefix(MARK_MMFR0))
+        .and_then(|v| parse_hex16(v.trim_end()))
 }
 
 /// Parses the probe's serial protocol (documented in `el2/probe.S`).
@@ -122,6 +131,15 @@ mod tests {
         assert_eq!(r[0].read, Par(0xa0b));
         assert_eq!(r[1].read.pa(), Some(0x1_2345_6000));
         assert_eq!(r[1].write, Par(0xa1f));
+    }
+
+    #[test]
+    fn reads_the_cpu_features_line() {
+        let out = "PGWALK-PROBE ID_AA64MMFR0_EL1 0000032310201126\n\
+                   PGWALK-PROBE START 0000000000000000\nPGWALK-PROBE END\n";
+        assert_eq!(parse_mmfr0(out), Some(0x0000_0323_1020_1126));
+        assert!(parse_output(out, 0).unwrap().is_empty());
+        assert_eq!(parse_mmfr0("PGWALK-PROBE START 0000000000000000\n"), None);
     }
 
     #[test]

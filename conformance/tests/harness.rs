@@ -4,7 +4,7 @@
 //! failure means either the harness or the emulated MMU disagrees with the
 //! Arm ARM; both would make the harness useless as an oracle.
 
-use pgwalk_conformance::{Machine, Par, ParPair, TABLE_WINDOW_PA};
+use pgwalk_conformance::{HarnessError, Machine, Par, ParPair, TABLE_WINDOW_PA};
 
 const PAGE: usize = 4096;
 
@@ -352,4 +352,46 @@ fn forty_thousand_probes_in_one_boot() {
             assert_s2_fault(pair.read, Par::is_translation_fault, 2, "hole");
         }
     }
+}
+
+#[test]
+fn a_cpu_without_a_feature_the_vtcr_needs_is_a_clear_error() {
+    // `-cpu max` has every granule at stage 2 and FEAT_LPA2; a Cortex-A57
+    // has neither 16 KiB pages nor 52-bit addresses.
+    let max = machine().id_aa64mmfr0().unwrap();
+    assert_eq!(max >> 32 & 0xf, 3, "-cpu max: TGran16_2 = 52-bit, {max:#x}");
+    let a57 = machine().with_cpu("cortex-a57");
+    let mmfr0 = a57.id_aa64mmfr0().unwrap();
+    assert_ne!(mmfr0, max);
+    let tables = Tables::new(1);
+    let refused = |vtcr: u64, feature: &str| match a57.translate(
+        vtcr,
+        Tables::page_pa(0),
+        TABLE_WINDOW_PA,
+        &tables.image,
+        &[0],
+    ) {
+        Err(HarnessError::Guest { report, .. }) => {
+            assert!(report.contains(feature), "{vtcr:#x}: {report}")
+        }
+        other => panic!("{vtcr:#x}: {other:?}"),
+    };
+    // 16 KiB granule, 36-bit IPA from level 2.
+    refused(
+        VTCR_RES1 | 28 | 1 << 6 | 0b10 << 14 | VTCR_PS_40BIT,
+        "stage-2-granule",
+    );
+    // 4 KiB with DS = 1.
+    refused(vtcr(24, 1) | 1 << 32, "FEAT_LPA2");
+    // PS = 48 bits on a 44-bit CPU.
+    refused((vtcr(24, 1) & !(0b111 << 16)) | 0b101 << 16, "PARange");
+    // What the CPU has still translates.
+    a57.translate(
+        vtcr(24, 1),
+        Tables::page_pa(0),
+        TABLE_WINDOW_PA,
+        &tables.image,
+        &[0],
+    )
+    .unwrap();
 }
