@@ -1,10 +1,12 @@
 //! Running one configuration: build, ask QEMU, compare every probe three
 //! ways, and tally what was covered.
 
+use pgwalk::descriptor::Descriptor;
+use pgwalk::geometry::{Geometry, Level};
 use pgwalk::host::check_invariants;
 use pgwalk_conformance::{Machine, Par, ParPair};
 
-use crate::configs::{hit_by_qemu_ps_start_level_bug, vtcr_for, Config};
+use crate::configs::{hit_by_qemu_ps_start_level_bug, qemu_cannot_start_here, vtcr_for, Config};
 use crate::expect::{expected_from_pgwalk, FaultKind, Outcome};
 use crate::model::{model_at, model_outcome};
 use crate::rng::Rng;
@@ -16,8 +18,12 @@ pub(crate) struct Tally {
     pub(crate) probes: usize,
     pub(crate) boots: usize,
     pub(crate) ops: usize,
+    /// Probes QEMU could not be asked about (see
+    /// `configs::qemu_cannot_start_here`): compared with the model only.
+    pub(crate) unchecked: usize,
     pub(crate) ok: [usize; 3],
-    pub(crate) translation: [usize; 4],
+    /// Translation faults by level, -1..=3.
+    pub(crate) translation: [usize; 5],
     pub(crate) access_flag: usize,
     pub(crate) permission: [usize; 2],
     pub(crate) out_of_range: usize,
@@ -35,11 +41,14 @@ impl Tally {
         self.probes += o.probes;
         self.boots += o.boots;
         self.ops += o.ops;
+        self.unchecked += o.unchecked;
         for i in 0..3 {
             self.ok[i] += o.ok[i];
         }
-        for i in 0..4 {
+        for i in 0..5 {
             self.translation[i] += o.translation[i];
+        }
+        for i in 0..4 {
             self.leaves[i] += o.leaves[i];
             self.s2ap_seen[i] += o.s2ap_seen[i];
         }
@@ -66,7 +75,7 @@ impl Tally {
                 if out_of_range {
                     self.out_of_range += 1;
                 } else {
-                    self.translation[level.clamp(0, 3) as usize] += 1;
+                    self.translation[(level.clamp(-1, 3) + 1) as usize] += 1;
                 }
             }
             Outcome::Fault {
@@ -85,14 +94,38 @@ impl Tally {
 /// Mismatches printed in full; the rest are only counted.
 pub(crate) const MISMATCHES_SHOWN: usize = 12;
 
-pub(crate) fn compare(cfg: &Config, built: &Built, results: &[ParPair], tally: &mut Tally) {
+/// Compares every probe's answers (`None`: QEMU was not asked) with
+/// pgwalk's reading of its table and with the model. What QEMU answered is
+/// tallied for the coverage checks.
+pub(crate) fn compare(cfg: &Config, built: &Built, results: &[Option<ParPair>], tally: &mut Tally) {
     let limit = 1u64 << cfg.ia;
     for (&ipa, pair) in built.probes.iter().zip(results) {
         let state = model_at(&built.log, ipa);
-        for (write, par) in [(false, pair.read), (true, pair.write)] {
-            let got = Outcome::from_par(par);
+        let pars = match pair {
+            Some(p) => [(false, Some(p.read)), (true, Some(p.write))],
+            None => {
+                tally.unchecked += 1;
+                [(false, None), (true, None)]
+            }
+        };
+        for (write, par) in pars {
             let (want, leaf) = expected_from_pgwalk(&built.table, ipa, write);
+            let got = par.map(Outcome::from_par);
             let model = model_outcome(state, ipa, write);
+            if par.is_none() {
+                if !model.same_ignoring_level(&want) {
+                    tally.mismatch_count += 1;
+                    if tally.mismatches.len() < MISMATCHES_SHOWN {
+                        tally.mismatches.push(format!(
+                            "{cfg}: {ipa:#x} (not walkable by this QEMU)\n    pgwalk: {want} \
+                             (leaf {leaf:?})\n    model:  {model} ({state:?})\n    -> pgwalk's \
+                             table disagrees with the operations applied"
+                        ));
+                    }
+                }
+                continue;
+            }
+            let (got, par) = (got.expect("asked"), par.expect("asked"));
             tally.count(&want, write, ipa >= limit);
             if !write {
                 if let Some((d, level)) = leaf {
@@ -158,6 +191,62 @@ pub(crate) fn all_refused(results: &[ParPair]) -> bool {
     results.iter().all(|r| refused(r.read) && refused(r.write))
 }
 
+/// Asks QEMU about a table it cannot start a walk of (see
+/// `configs::qemu_cannot_start_here`), one root entry at a time: each
+/// table the root links is walked as the root of the table one level down,
+/// and the probes below that entry are asked about there. Probes below
+/// entries that link no table, and those beyond the input size, get
+/// `None`. Returns the answers and the boots it took.
+fn ask_per_root_entry(
+    machine: &Machine,
+    cfg: &Config,
+    built: &Built,
+    image: &[u8],
+    vmid: u64,
+) -> (Vec<Option<ParPair>>, usize) {
+    let g = built.table.geometry();
+    let mm = built.table.mm();
+    let start = g.start_level();
+    let shift = g.level_shift(start);
+    let child_level = Level::new(start.get() + 1).expect("a level below the root");
+    let child_geometry = Geometry::new(g.format(), shift as u8, child_level, g.oa_bits())
+        .unwrap_or_else(|e| panic!("{cfg}: the geometry of a root entry's table: {e}"));
+    let root = mm.bytes(built.table.root(), g.root_entries() * 8);
+    let mut results = vec![None; built.probes.len()];
+    let mut boots = 0;
+    for (idx, bytes) in root.chunks(8).enumerate() {
+        let d = Descriptor::from_bits(u64::from_le_bytes(bytes.try_into().expect("8 bytes")));
+        if !d.is_table(start) {
+            continue;
+        }
+        let child = d.output_address(g.format());
+        let below: Vec<usize> = (0..built.probes.len())
+            .filter(|&i| built.probes[i] >> shift == idx as u64 && built.probes[i] < g.ia_limit())
+            .collect();
+        if below.is_empty() {
+            continue;
+        }
+        let probes: Vec<u64> = below
+            .iter()
+            .map(|&i| built.probes[i] & ((1 << shift) - 1))
+            .collect();
+        let answers = machine
+            .translate(
+                child_geometry.vtcr(),
+                child.get() | vmid << 48,
+                mm.phys_base().get(),
+                image,
+                &probes,
+            )
+            .unwrap_or_else(|e| panic!("{cfg}: QEMU harness failed: {e}"));
+        boots += 1;
+        for (i, a) in below.into_iter().zip(answers) {
+            results[i] = Some(a);
+        }
+    }
+    (results, boots)
+}
+
 pub(crate) fn run_config(machine: &Machine, cfg: Config, rng: Rng) -> Tally {
     let mut tally = Tally::default();
     let mut failures = Vec::new();
@@ -175,12 +264,14 @@ pub(crate) fn run_config(machine: &Machine, cfg: Config, rng: Rng) -> Tally {
 
     let g = built.table.geometry();
     let vtcr = g.vtcr();
+    let fields = 0x3_000f_ffff;
     assert_eq!(
-        vtcr & 0xf_ffff,
-        vtcr_for(cfg.ia, cfg.start, cfg.ps) & 0xf_ffff,
+        vtcr & fields,
+        vtcr_for(&cfg) & fields,
         "{cfg}: pgwalk's VTCR_EL2 encoding"
     );
-    let vmid = u64::from(cfg.ia) << 2 | cfg.start as u64;
+    // Distinct per configuration, and below 256 (8-bit VMIDs).
+    let vmid = u64::from(cfg.ia) << 2 | (cfg.start + 1) as u64;
     let vttbr = built.table.root().get() | vmid << 48;
     let mm = built.table.mm();
     let image = mm.bytes(mm.phys_base(), mm.extent());
@@ -193,13 +284,29 @@ pub(crate) fn run_config(machine: &Machine, cfg: Config, rng: Rng) -> Tally {
     tally.boots += 1;
     if hit_by_qemu_ps_start_level_bug(&cfg) && all_refused(&results) {
         tally.notes.push(format!(
-            "{cfg}: this QEMU refuses level-0 starts when PS <= 42 bits (fixed in QEMU 8.0; \
-             the Arm ARM tests the implemented PA size); checked again with PS = 44 bits"
+            "{cfg}: this QEMU refuses this start level when PS <= {} bits (fixed in QEMU 8.0; \
+             the Arm ARM tests the implemented PA size); checked again with PS = 48 bits",
+            if cfg.format.granule() == pgwalk::geometry::Granule::Size16KiB {
+                40
+            } else {
+                42
+            }
         ));
-        results = ask((vtcr & !(0b111 << 16)) | (0b100 << 16));
+        results = ask((vtcr & !(0b111 << 16)) | (0b101 << 16));
         tally.boots += 1;
     }
     assert_eq!(results.len(), built.probes.len(), "{cfg}: result count");
+    let results = if qemu_cannot_start_here(&cfg) && all_refused(&results) {
+        let (per_entry, boots) = ask_per_root_entry(machine, &cfg, &built, &image, vmid);
+        tally.notes.push(format!(
+            "{cfg}: this QEMU cannot start a walk here (fixed in QEMU 8.0); checked one root \
+             entry at a time, {boots} table(s) walked from one level down"
+        ));
+        tally.boots += boots;
+        per_entry
+    } else {
+        results.into_iter().map(Some).collect()
+    };
     tally.probes = built.probes.len();
     compare(&cfg, &built, &results, &mut tally);
     tally

@@ -9,7 +9,7 @@ use pgwalk::host::HeapMemory;
 use pgwalk::{Error, Ipa, Stage2};
 use pgwalk_conformance::Par;
 
-use crate::PAGE;
+use crate::PAR_PAGE;
 
 /// Fault classes PAR_EL1.FST distinguishes for a stage-2 walk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,9 +153,14 @@ pub(crate) fn expected_from_pgwalk(
         fault(FaultKind::Translation)
     } else {
         let size = g.entry_size(level);
-        let oa = d.output_address(g.granule()).get() + (ipa & (size - 1));
+        let oa = d.output_address(g.format()).get() + (ipa & (size - 1));
         let memattr = (d.bits() >> 2 & 0xf) as u8;
-        let sh = (d.bits() >> 8 & 0b11) as u8;
+        // With LPA2 the leaf has no SH field: VTCR_EL2.SH0 is every leaf's.
+        let sh = if g.format().has_shareability() {
+            (d.bits() >> 8 & 0b11) as u8
+        } else {
+            (g.vtcr() >> 12 & 0b11) as u8
+        };
         if oa >> g.oa_bits() != 0 {
             fault(FaultKind::AddressSize)
         } else if !d.young() {
@@ -167,7 +172,7 @@ pub(crate) fn expected_from_pgwalk(
         } else {
             match (combined_attr(memattr), combined_sh(memattr, sh)) {
                 (Some(attr), Some(sh)) => Outcome::Ok {
-                    pa: oa & !(PAGE - 1),
+                    pa: oa & !(PAR_PAGE - 1),
                     attr,
                     sh,
                 },

@@ -4,7 +4,7 @@
 use pgwalk::Prot;
 
 use crate::expect::{FaultKind, Outcome, ANY_LEVEL};
-use crate::PAGE;
+use crate::PAR_PAGE;
 
 /// What the operations should have left at one page, in the test's own
 /// terms: no descriptor bits.
@@ -99,7 +99,7 @@ pub(crate) fn model_outcome(state: Option<ModelLeaf>, ipa: u64, write: bool) -> 
         (0xff, 0b11)
     };
     Outcome::Ok {
-        pa: ipa.wrapping_add(l.delta) & !(PAGE - 1),
+        pa: ipa.wrapping_add(l.delta) & !(PAR_PAGE - 1),
         attr,
         sh,
     }

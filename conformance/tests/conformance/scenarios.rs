@@ -11,7 +11,7 @@ use pgwalk_conformance::{TABLE_WINDOW_PA, TABLE_WINDOW_SIZE};
 use crate::configs::Config;
 use crate::model::{model_at, ModelLeaf, ModelOp};
 use crate::rng::Rng;
-use crate::{MAX_PROBE_BITS, PAGE, SIZE_1G, SIZE_2M};
+use crate::MAX_PROBE_BITS;
 
 /// The tables built for one configuration, with the probe list and the
 /// model of what they should map.
@@ -34,14 +34,22 @@ pub(crate) struct Builder<'a> {
     hot: Vec<(u64, u64)>,
     ops: usize,
     failures: &'a mut Vec<String>,
+    /// The granule's page, its level-2 block and a larger unit (see
+    /// `Sizes`), the last two no larger than an eighth and a quarter of
+    /// the input space, so that small spaces still hold several.
+    page: u64,
+    block: u64,
+    big: u64,
 }
 
 impl<'a> Builder<'a> {
     pub(crate) fn new(cfg: Config, rng: Rng, failures: &'a mut Vec<String>) -> Builder<'a> {
-        let pages = (TABLE_WINDOW_SIZE / PAGE) as usize;
-        let mm = HeapMemory::at(TABLE_WINDOW_PA, pages);
+        let sizes = cfg.sizes();
+        let pages = (TABLE_WINDOW_SIZE / sizes.page) as usize;
+        let mm = HeapMemory::with_format_at(cfg.format, TABLE_WINDOW_PA, pages);
         let table = Stage2::with_geometry(cfg.geometry(), mm)
             .unwrap_or_else(|e| panic!("{cfg}: cannot create the table: {e}"));
+        let limit = 1u64 << cfg.ia;
         Builder {
             cfg,
             rng,
@@ -51,6 +59,9 @@ impl<'a> Builder<'a> {
             hot: Vec::new(),
             ops: 0,
             failures,
+            page: sizes.page,
+            block: sizes.block.min(limit / 8),
+            big: sizes.big.min(limit / 4),
         }
     }
 
@@ -90,16 +101,16 @@ impl<'a> Builder<'a> {
 
     /// Probes around `lo..hi`: both ends, a point inside, just outside.
     fn probe_around(&mut self, lo: u64, hi: u64) {
-        let limit = self.limit();
-        let offset = self.rng.below(PAGE);
+        let (limit, page) = (self.limit(), self.page);
+        let offset = self.rng.below(page);
         self.probes.push(lo + offset);
-        self.probes.push((hi - PAGE) + self.rng.below(PAGE));
+        self.probes.push((hi - page) + self.rng.below(page));
         self.probes.push(lo + self.rng.below(hi - lo));
-        if lo >= PAGE {
-            self.probes.push(lo - PAGE + self.rng.below(PAGE));
+        if lo >= page {
+            self.probes.push(lo - page + self.rng.below(page));
         }
         if hi < limit {
-            self.probes.push(hi + self.rng.below(PAGE));
+            self.probes.push(hi + self.rng.below(page));
         }
     }
 
@@ -110,24 +121,25 @@ impl<'a> Builder<'a> {
         self.log.push(op);
     }
 
-    /// A range of one of several shapes: a few pages, 2 MiB blocks, a span
-    /// that starts and ends mid-block (pages, blocks, pages), or 1 GiB.
-    /// Half the time it overlaps something already touched.
+    /// A range of one of several shapes: a few pages, level-2 blocks, a
+    /// span that starts and ends mid-block (pages, blocks, pages), or the
+    /// larger unit. Half the time it overlaps something already touched.
     fn pick_range(&mut self) -> (u64, u64) {
-        let limit = self.limit();
+        let (limit, page, block, big) = (self.limit(), self.page, self.block, self.big);
+        let per_block = block / page;
         let shape = self.rng.below(10);
         let (align, size) = match shape {
-            0..=3 => (PAGE, self.rng.range(1, 8) * PAGE),
-            4..=6 => (SIZE_2M, self.rng.range(1, 3) * SIZE_2M),
+            0..=3 => (page, self.rng.range(1, 8) * page),
+            4..=6 => (block, self.rng.range(1, 3) * block),
             7..=8 => (
-                PAGE,
-                self.rng.range(1, 2) * SIZE_2M + self.rng.range(1, 511) * PAGE,
+                page,
+                self.rng.range(1, 2) * block + self.rng.range(1, per_block - 1) * page,
             ),
-            _ => (SIZE_1G, SIZE_1G),
+            _ => (big, big),
         };
         let base = if !self.hot.is_empty() && self.rng.chance(1, 2) {
             let (lo, hi) = self.rng.pick(&self.hot);
-            let from = lo.saturating_sub(4 * SIZE_2M);
+            let from = lo.saturating_sub(4 * block);
             from + self.rng.below(hi - from)
         } else if self.rng.chance(1, 8) {
             // The top of the input space: the last root entries.
@@ -137,8 +149,8 @@ impl<'a> Builder<'a> {
         };
         let mut ipa = base & !(align - 1);
         if shape == 7 || shape == 8 {
-            // Start mid-2 MiB so the range needs pages, then blocks.
-            ipa = (ipa & !(SIZE_2M - 1)) + self.rng.range(1, 511) * PAGE;
+            // Start mid-block so the range needs pages, then blocks.
+            ipa = (ipa & !(block - 1)) + self.rng.range(1, per_block - 1) * page;
         }
         if ipa + size > limit {
             ipa = (limit - size) & !(align - 1);
@@ -147,18 +159,20 @@ impl<'a> Builder<'a> {
     }
 
     /// A physical address for `size` bytes at `ipa`: usually congruent to
-    /// the IPA modulo 1 GiB so blocks can be used, sometimes any page.
+    /// the IPA modulo the larger unit so blocks can be used, sometimes any
+    /// page; anywhere up to PS, above 48 bits too where PS is 52.
     fn pick_pa(&mut self, ipa: u64, size: u64) -> u64 {
+        let (big, page) = (self.cfg.sizes().big, self.page);
         let max = 1u64 << self.cfg.ps;
         if self.rng.chance(2, 3) {
-            let span = SIZE_1G.max(size.next_power_of_two());
-            let slots = (max - span) / SIZE_1G;
-            let pa = self.rng.below(slots + 1) * SIZE_1G + (ipa & (SIZE_1G - 1));
+            let span = big.max(size.next_power_of_two());
+            let slots = (max - span) / big;
+            let pa = self.rng.below(slots + 1) * big + (ipa & (big - 1));
             if pa + size <= max {
                 return pa;
             }
         }
-        self.rng.below((max - size) / PAGE + 1) * PAGE
+        self.rng.below((max - size) / page + 1) * page
     }
 
     fn pick_prot(&mut self) -> Prot {
@@ -206,10 +220,13 @@ impl<'a> Builder<'a> {
     /// mapping (up to permissions) is there already.
     fn fault_map(&mut self) {
         self.ops += 1;
-        let (size, level) = if self.rng.chance(1, 2) {
-            (PAGE, 3)
+        // A block-sized fault maps one level-2 block only where level 2
+        // exists and the space holds real blocks.
+        let blocks_here = self.cfg.start <= 2 && self.block == self.cfg.sizes().block;
+        let (size, level) = if self.rng.chance(1, 2) || !blocks_here {
+            (self.page, 3)
         } else {
-            (SIZE_2M, 2)
+            (self.block, 2)
         };
         let (ipa, _) = self.pick_range();
         let ipa = ipa & !(size - 1);
@@ -341,8 +358,8 @@ impl<'a> Builder<'a> {
         let (ipa, size) = self.pick_range();
         // Splitting a whole 1 GiB block costs 513 table pages; keep most
         // splits small so the image stays small.
-        let size = if size == SIZE_1G && self.rng.chance(3, 4) {
-            SIZE_2M
+        let size = if size >= self.big && self.rng.chance(3, 4) {
+            self.block
         } else {
             size
         };
@@ -385,7 +402,7 @@ impl<'a> Builder<'a> {
     /// The leaf at one address, the way a vCPU's fault names it.
     fn pick_fault_address(&mut self) -> u64 {
         let (ipa, size) = self.pick_range();
-        ipa + (self.rng.below(size) & !(PAGE - 1))
+        ipa + (self.rng.below(size) & !(self.page - 1))
     }
 
     fn mkyoung(&mut self) {
@@ -403,7 +420,7 @@ impl<'a> Builder<'a> {
                 hi,
                 young: true,
             }),
-            (Ok(()), None) => self.probe_around(ipa, ipa + PAGE),
+            (Ok(()), None) => self.probe_around(ipa, ipa + self.page),
             (Err(e), _) => self.fail(format!("mkyoung({ipa:#x}): {e}")),
         }
     }
@@ -425,7 +442,7 @@ impl<'a> Builder<'a> {
         };
         match (r, span) {
             (Ok(()), Some((lo, hi))) => self.record(ModelOp::Relax { lo, hi, prot }),
-            (Ok(()), None) => self.probe_around(ipa, ipa + PAGE),
+            (Ok(()), None) => self.probe_around(ipa, ipa + self.page),
             (Err(e), _) => self.fail(format!("relax_perms({ipa:#x}, {prot:?}): {e}")),
         }
     }
@@ -440,27 +457,30 @@ impl<'a> Builder<'a> {
         let r = self
             .table
             .exclusive()
-            .map(Ipa(ipa), PAGE, PhysAddr(pa), Prot::RW, &mut ());
+            .map(Ipa(ipa), self.page, PhysAddr(pa), Prot::RW, &mut ());
         if !matches!(r, Err(Error::OutputTooLarge { .. })) {
             self.fail(format!(
                 "map({ipa:#x}) to {pa:#x}, beyond PS, returned {r:?}"
             ));
         }
         debug_assert_eq!(before, model_at(&self.log, ipa));
-        self.probe_around(ipa, ipa + PAGE);
+        self.probe_around(ipa, ipa + self.page);
     }
 
-    /// A fixed prologue that every configuration gets (1 GiB, 2 MiB and
-    /// page leaves, each S2AP value and memory type, an old leaf), then a
-    /// random sequence of operations.
+    /// A fixed prologue that every configuration gets (the larger unit,
+    /// blocks and page leaves, each S2AP value and memory type, an old
+    /// leaf), then a random sequence of operations.
     pub(crate) fn run(mut self, random_ops: usize) -> Built {
-        let limit = self.limit();
-        // A 1 GiB block, somewhere in the space, then 2 MiB blocks and
-        // pages of every permission and memory type near it.
-        let gb = self.rng.below(limit / SIZE_1G) * SIZE_1G;
-        let pa = self.pick_pa(gb, SIZE_1G);
-        self.map(gb, SIZE_1G, pa, Prot::RWX);
-        let base = self.rng.below(limit / SIZE_1G) * SIZE_1G;
+        let (limit, page, big) = (self.limit(), self.page, self.big);
+        // Small spaces: the prologue's 24 blocks must fit.
+        let block = self.block.min(limit / 32);
+        // The larger unit (a 1 GiB block with 4 KiB), somewhere in the
+        // space, then blocks and pages of every permission and memory type
+        // near it.
+        let gb = self.rng.below(limit / big) * big;
+        let pa = self.pick_pa(gb, big);
+        self.map(gb, big, pa, Prot::RWX);
+        let base = self.rng.below((limit - 24 * block) / block + 1) * block;
         let perms = [Prot::empty(), Prot::R, Prot::W, Prot::RW];
         let mems = [Prot::empty(), Prot::NORMAL_NC, Prot::DEVICE];
         for (i, (&perm, &mem)) in perms
@@ -469,14 +489,14 @@ impl<'a> Builder<'a> {
             .enumerate()
         {
             let i = i as u64;
-            let pa = self.pick_pa(0, SIZE_2M) & !(SIZE_2M - 1);
-            self.map(base + i * 2 * SIZE_2M, SIZE_2M, pa, perm | mem);
-            let page = base + (i * 2 + 1) * SIZE_2M + self.rng.below(512) * PAGE;
-            let pa = self.pick_pa(0, PAGE);
-            self.map(page, PAGE, pa, perm | mem);
+            let pa = self.pick_pa(0, block) & !(block - 1);
+            self.map(base + i * 2 * block, block, pa, perm | mem);
+            let at = base + (i * 2 + 1) * block + self.rng.below(block / page) * page;
+            let pa = self.pick_pa(0, page);
+            self.map(at, page, pa, perm | mem);
         }
-        self.mkold_at(base, SIZE_2M);
-        self.mkold_at(base + 3 * SIZE_2M, 512 * PAGE);
+        self.mkold_at(base, block);
+        self.mkold_at(base + 3 * block, block);
 
         // The choice of operations gets a stream of its own.
         let mut rng = self.rng.fork(0x6f70);
@@ -536,7 +556,7 @@ impl<'a> Builder<'a> {
             self.probes.push(p);
         }
         let g = *self.table.geometry();
-        let per_root_page = (limit / g.root_pages() as u64).max(PAGE);
+        let per_root_page = (limit / g.root_pages() as u64).max(self.page);
         for page in 0..g.root_pages() as u64 {
             for _ in 0..4 {
                 let p = page * per_root_page + self.rng.below(per_root_page);
