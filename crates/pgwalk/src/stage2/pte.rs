@@ -393,8 +393,11 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
         );
         assert!(
             !new.is_valid() || self.geometry.leaf_allowed(self.level),
-            "no block mapping is allowed at level {}",
-            self.level
+            "no block mapping is allowed at level {} of a {} table (blocks from level {} to 2, \
+             as Linux 6.12's KVM_PGTABLE_MIN_BLOCK_LEVEL)",
+            self.level,
+            self.geometry.format(),
+            self.geometry.granule().min_block_level()
         );
     }
 }
