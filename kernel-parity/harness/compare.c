@@ -515,10 +515,9 @@ static void walk_situation(char *out, size_t n, const struct op *op, const struc
 		const struct kp_script *h = x->hang ? x : y;
 		const struct kp_visit_rec *last = h->nrec ? &h->rec[h->nrec - 1] : NULL;
 
-		snprintf(out, n, "walk %s: entry revisited forever (hang) after %s at %s",
+		snprintf(out, n, "walk %s: visitor answered %s, entry revisited forever (hang)",
 			 walker_kind(op->flags),
-			 last && h->nrec > 1 ? errname(h->rec[h->nrec - 2].ret) : "?",
-			 last ? visit_name(last->visit) : "?");
+			 last && h->nrec > 1 ? errname(h->rec[h->nrec - 2].ret) : "?");
 		return;
 	}
 	if (!x->nrec != !y->nrec) {
@@ -546,8 +545,10 @@ static void walk_situation(char *out, size_t n, const struct op *op, const struc
 			 x->nvisits != y->nvisits ? "visits differ past the trace" : "no visits");
 		return;
 	}
-	snprintf(out, n, "walk %s: visitor answered %s at %s", walker_kind(op->flags),
-		 errname(r->ret), visit_name(r->visit));
+	snprintf(out, n, "walk %s: visitor answered %s", walker_kind(op->flags),
+		 r->ret == -EAGAIN || r->ret == -ENOENT || r->ret == 0 ? errname(r->ret)
+		 : r->ret > 0 || r->ret < -4095			      ? "a value that is no errno"
+									      : "another errno");
 }
 
 void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *cfg,
@@ -592,6 +593,11 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 		if (!p && (a->ret == -ENOMEM || b->ret == -ENOMEM))
 			p = op->mc < 0 ? "memcache NULL" : op->mc == 0 ? "memcache empty"
 								       : "memcache runs out";
+		/* The fault path ends at the first entry it finds present
+		 * (6.12: -EAGAIN); where the range meets one, that decides. */
+		if (!p && (op->flags & KP_WALK_HANDLE_FAULT) && (diffs & D_RET) &&
+		    (a->ret == -EAGAIN || b->ret == -EAGAIN) && overlap_of(pre, start, end, op).valid)
+			p = "range partly mapped already";
 		if (!p && first_state_diff(sa, sb, &x)) {
 			where(at, sizeof(at), pre, x, start, end, op, true);
 			p = at;
@@ -701,7 +707,7 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 	case OP_WALK:
 		walk_situation(sit, sizeof(sit), op, a, b, diffs);
 		p = input_problem(cfg, op, true);
-		if (p)
+		if (p && (strstr(sit, "start/end") || strstr(sit, "visits nothing")))
 			snprintf(sit + strlen(sit), sizeof(sit) - strlen(sit), ", %s", p);
 		break;
 	case OP_GET_LEAF:

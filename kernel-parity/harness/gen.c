@@ -399,6 +399,10 @@ static void gen_op(struct rng *r, const struct seq_cfg *c, struct op *op)
 		op->kind = OP_CREATE_UNLINKED;
 		k = (unsigned)rng_below(r, 100);
 		op->level = k < 50 ? 2 : k < 85 || clean ? 1 : k < 92 ? 0 : 3;
+		/* With 16K/64K a level-1 entry spans 64 GiB / 4 TiB: a table
+		 * for it down to pages would be gigabytes. */
+		if (KP_PAGE_SHIFT != 12 && op->level < 2)
+			op->level = 2;
 		op->force_pte = op->level != 0 && rng_pct(r, 40);
 		op->phys = (c->phys_base & ~(KP_GRANULE(op->level) - 1)) +
 			   rng_below(r, op->level ? 64 : 2) * KP_GRANULE(op->level);
