@@ -332,7 +332,7 @@ unsigned compare_outcomes(const struct op *op, const struct outcome *a, const st
 
 struct overlap {
 	int valid, blocks, partial_blocks, annotations, perm_only, identical, other_oa,
-		other_attr, nonnormal_blocks;
+		other_attr, old_leaf, sw_perm, nonnormal_blocks;
 };
 
 static bool leaf_valid(uint64_t pte)
@@ -367,24 +367,33 @@ static struct overlap overlap_of(const struct leaves *pre, uint64_t start, uint6
 				o.nonnormal_blocks++;
 		}
 		if (map) {
-			uint64_t want_oa = (map->phys & ~(KP_PAGE_SIZE - 1)) + (l->addr - start);
-			uint64_t want_attr = (map->prot & KP_PROT_DEVICE)	    ? 0x1
-					     : (map->prot & KP_PROT_NORMAL_NC) ? 0x5
-										: 0xf;
-			uint64_t have_perms = l->pte & KP_PTE_PERMS;
-			uint64_t want_perms = (map->prot & KP_PROT_R ? KP_PTE_S2AP_R : 0) |
-					      (map->prot & KP_PROT_W ? KP_PTE_S2AP_W : 0) |
-					      (map->prot & KP_PROT_X ? 0 : KP_PTE_XN);
+			/* The leaf 6.12 builds for this map (no FWB, no LPA2):
+			 * output address, MemAttr, S2AP, inner shareable, AF,
+			 * XN unless X, the software bits. */
+			uint64_t oa = (map->phys & ~(KP_PAGE_SIZE - 1)) + (l->addr - start);
+			uint64_t attr = (map->prot & KP_PROT_DEVICE)	    ? 0x1
+					: (map->prot & KP_PROT_NORMAL_NC) ? 0x5
+									   : 0xf;
+			uint64_t want = (oa & KP_PTE_ADDR_MASK) | attr << 2 |
+					(map->prot & KP_PROT_R ? KP_PTE_S2AP_R : 0) |
+					(map->prot & KP_PROT_W ? KP_PTE_S2AP_W : 0) | 3ull << 8 |
+					KP_PTE_AF | (map->prot & KP_PROT_X ? 0 : KP_PTE_XN) |
+					(map->prot & KP_PROT_SW) | KP_PTE_VALID |
+					(l->level == KP_LAST_LEVEL ? KP_PTE_TYPE : 0);
+			uint64_t diff = want ^ l->pte;
 
-			if (l->addr < start || (l->pte & KP_PTE_ADDR_MASK) != want_oa)
+			if (l->addr < start || (diff & KP_PTE_ADDR_MASK))
 				o.other_oa++;
-			else if (((l->pte & KP_PTE_MEMATTR) >> 2) != want_attr ||
-				 (l->pte & KP_PTE_SW) != (map->prot & KP_PROT_SW))
-				o.other_attr++;
-			else if (have_perms != want_perms)
-				o.perm_only++;
-			else
+			else if (!diff)
 				o.identical++;
+			else if (!(diff & ~KP_PTE_PERMS))
+				o.perm_only++;
+			else if (!(diff & ~(KP_PTE_PERMS | KP_PTE_AF)))
+				o.old_leaf++;
+			else if (!(diff & ~(KP_PTE_PERMS | KP_PTE_AF | KP_PTE_SW)))
+				o.sw_perm++;
+			else
+				o.other_attr++;
 		}
 	}
 	return o;
@@ -461,7 +470,9 @@ static void where(char *out, size_t n, const struct leaves *pre, uint64_t x, uin
 
 		snprintf(out, n, "over %s %s%s", what,
 			 o.other_oa     ? "mapping another output address"
-			 : o.other_attr ? "with other attributes"
+			 : o.other_attr ? "with another memory type"
+			 : o.sw_perm    ? "differing in software bits (and permissions)"
+			 : o.old_leaf   ? "with the access flag clear (otherwise the same but for permissions)"
 			 : o.perm_only  ? "differing only in permissions"
 					: "with the identical mapping",
 			 outside);
@@ -609,7 +620,11 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 			else if (o.other_oa)
 				p = "over a mapping to another output address";
 			else if (o.other_attr)
-				p = "over a mapping with other attributes";
+				p = "over a mapping with another memory type";
+			else if (o.sw_perm)
+				p = "over a leaf differing in software bits (and permissions)";
+			else if (o.old_leaf)
+				p = "over a leaf with the access flag clear";
 			else if (o.perm_only)
 				p = "over a leaf differing only in permissions";
 			else if (o.identical)
@@ -722,6 +737,15 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 		break;
 	default:
 		snprintf(sit, sizeof(sit), "?");
+	}
+	/* With PGWALK_PARITY_PROT=raw every prot pgwalk sees is in the wrong
+	 * layout: say so rather than blame the situation. */
+	if (kp_pgwalk_raw_prot && op->prot &&
+	    (op->kind == OP_MAP || op->kind == OP_RELAX_PERMS || op->kind == OP_CREATE_UNLINKED)) {
+		char tmp[sizeof(sit)];
+
+		memcpy(tmp, sit, sizeof(tmp));
+		snprintf(sit, sizeof(sit), "prot layout (6.12 values untranslated), %.150s", tmp);
 	}
 	diff_fields(fields, sizeof(fields), diffs);
 	if ((diffs & D_RET) && op->kind != OP_CREATE_UNLINKED && op->kind != OP_PTE_PROT)
