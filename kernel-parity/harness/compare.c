@@ -601,7 +601,9 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 			else if (op->phys + op->size > ps_limit)
 				p = "phys beyond VTCR.PS";
 		}
-		if (!p && (a->ret == -ENOMEM || b->ret == -ENOMEM))
+		/* Running out of pages explains a difference in what was left
+		 * allocated; a difference in a leaf is explained by the leaf. */
+		if (!p && (a->ret == -ENOMEM || b->ret == -ENOMEM) && !(diffs & D_LEAVES))
 			p = op->mc < 0 ? "memcache NULL" : op->mc == 0 ? "memcache empty"
 								       : "memcache runs out";
 		/* The fault path ends at the first entry it finds present
@@ -653,7 +655,9 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 			p = "owner id above KVM_MAX_OWNER_ID";
 		if (!p)
 			p = input_problem(cfg, op, true);
-		if (!p && (a->ret == -ENOMEM || b->ret == -ENOMEM))
+		/* Running out of pages explains a difference in what was left
+		 * allocated; a difference in a leaf is explained by the leaf. */
+		if (!p && (a->ret == -ENOMEM || b->ret == -ENOMEM) && !(diffs & D_LEAVES))
 			p = op->mc < 0 ? "memcache NULL" : op->mc == 0 ? "memcache empty"
 								       : "memcache runs out";
 		/* A whole operation refused by one side: what made it refuse is
