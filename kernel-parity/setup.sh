@@ -2,8 +2,9 @@
 # Installs Debian's linux-source-6.12 (apt) if no 6.12 source tarball is in
 # /usr/src, and extracts from it the three kernel files the parity harness
 # compiles (pgtable.c and the two headers it includes from asm/) plus the
-# top-level Makefile (for the version) into the build directory. The kernel
-# source never enters the repository.
+# top-level Makefile (for the version) into the build directory; also gcc,
+# binutils (nm, objcopy) and xz if missing. The kernel source never enters
+# the repository.
 #
 # Idempotent: a stamp naming the tarball, its size and mtime makes a second
 # run a no-op. Prints the directory holding the extracted tree.
@@ -26,21 +27,28 @@ find_tarball() {
     return 1
 }
 
-if ! tarball="$(find_tarball)"; then
+need_apt=()
+find_tarball >/dev/null || need_apt+=(linux-source-6.12)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+{ command -v nm && command -v objcopy; } >/dev/null 2>&1 || need_apt+=(binutils)
+command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
+if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
-        echo "kernel-parity/setup: need Debian's linux-source-6.12 (apt-get install linux-source-6.12)" >&2
+        echo "kernel-parity/setup: need Debian packages: ${need_apt[*]} (apt-get install ${need_apt[*]})" >&2
         exit 1
     fi
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    echo "kernel-parity/setup: installing linux-source-6.12" >&2
+    echo "kernel-parity/setup: installing ${need_apt[*]}" >&2
     if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-            linux-source-6.12 >/dev/null 2>&1; then
+            "${need_apt[@]}" >/dev/null 2>&1; then
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-            linux-source-6.12 >/dev/null
+            "${need_apt[@]}" >/dev/null
     fi
-    tarball="$(find_tarball)" || {
+fi
+if ! tarball="$(find_tarball)"; then
+    {
         echo "kernel-parity/setup: linux-source-6.12 installed no tarball under /usr/src" >&2
         exit 1
     }
