@@ -578,7 +578,17 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 	sit[0] = 0;
 	switch (op->kind) {
 	case OP_MAP:
-		if (op->flags & ~0x7fu)
+		/* What pgwalk deliberately does otherwise decides first, so that
+		 * the deviation list can name it whatever else the op has. */
+		if (op->size && op->phys >= (1ull << 48))
+			p = "phys beyond 48 bits";
+		else if (op->size && (op->phys & ~(KP_PAGE_SIZE - 1)) +
+					     (((start + op->size + KP_PAGE_SIZE - 1) &
+					       ~(KP_PAGE_SIZE - 1)) - start) > ps_limit)
+			p = "phys beyond VTCR.PS";
+		else if ((op->flags & KP_WALK_SKIP_BBM_TLBI) && diffs == D_TLBI)
+			p = "SKIP_BBM_TLBI, the range invalidated once at the end";
+		else if (op->flags & ~0x7fu)
 			p = "unknown walk flag";
 		else if ((op->flags & (KP_WALK_SHARED | KP_WALK_HANDLE_FAULT)) == KP_WALK_SHARED)
 			p = "SHARED walker without HANDLE_FAULT";
@@ -596,10 +606,6 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 				p = "executable DEVICE/NORMAL_NC";
 			else if (op->phys & (KP_PAGE_SIZE - 1))
 				p = "unaligned phys";
-			else if (op->phys >= (1ull << 48))
-				p = "phys beyond 48 bits";
-			else if (op->phys + op->size > ps_limit)
-				p = "phys beyond VTCR.PS";
 		}
 		/* Running out of pages explains a difference in what was left
 		 * allocated; a difference in a leaf is explained by the leaf. */

@@ -116,6 +116,12 @@ static void tlb_ipa(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
 	kp_log_event(KP_EV_TLBI_IPA, ipa, (uint64_t)(int64_t)level);
 }
 
+static void tlb_ipa_nsh(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
+{
+	(void)mmu;
+	kp_log_event(KP_EV_TLBI_IPA_NSH, ipa, (uint64_t)(int64_t)level);
+}
+
 static void tlb_range(struct kvm_s2_mmu *mmu, uint64_t addr, uint64_t size)
 {
 	(void)mmu;
@@ -144,6 +150,7 @@ static int p_init(void *p, uint64_t vtcr, uint32_t s2_flags, kp_force_pte_fn cb)
 	st->mmu.tlb_flush_vmid_ipa = tlb_ipa;
 	st->mmu.tlb_flush_vmid_range = tlb_range;
 	st->mmu.tlb_flush_vmid = tlb_vmid;
+	st->mmu.tlb_flush_vmid_ipa_nsh = tlb_ipa_nsh;
 	st->force_pte = cb;
 	return __kvm_pgtable_stage2_init(&st->pgt, &st->mmu, &pgwalk_mm_ops, s2_flags,
 					 cb ? pgwalk_force_pte : NULL);

@@ -75,6 +75,7 @@ mod walk;
 pub mod descriptor;
 pub mod fault;
 pub mod geometry;
+pub mod kvm;
 
 #[cfg(feature = "std")]
 pub mod host;
