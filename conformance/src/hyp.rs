@@ -84,8 +84,12 @@ pub struct HypProbeResult {
 impl Machine {
     /// Translates every address in `probes` through the EL2 stage-1 table
     /// that `mair`, `tcr` and `ttbr0` describe, whose memory is
-    /// `table_image` loaded at `table_base_pa` (inside the table window);
-    /// see the [module](self) documentation for what the table must map.
+    /// `table_image` loaded at `table_base_pa` (inside the table window),
+    /// with the EL2 MMU on: `AT S1E2R`, `AT S1E2W` and a branch to each
+    /// address ([`Fetch`]). The table must map the trampoline page
+    /// ([`HYP_TRAMPOLINE_PA`]) to itself, readable and executable, and no
+    /// other executable page to memory: outputs in
+    /// [`HYP_NO_MEMORY_PA`]`..`[`HYP_NO_MEMORY_END`] are safe.
     pub fn translate_el2(
         &self,
         mair: u64,

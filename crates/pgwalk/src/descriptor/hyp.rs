@@ -3,40 +3,12 @@
 //! ASID), and pgwalk's policy for turning a [`Prot`] into it (Linux's
 //! `hyp_set_prot_attr`) and back (`kvm_pgtable_hyp_pte_prot`).
 //!
-//! | bits   | meaning |
-//! |--------|---------|
-//! | 0      | valid |
-//! | 1      | table (levels below the last) or page (last level) = 1; block = 0 |
-//! | 4:2    | AttrIndx: an index into MAIR_EL2 (see [`HYP_MAIR`]) |
-//! | 7:6    | AP\[2:1\]: `0b01` read-write, `0b11` read-only (AP\[1\] is RES1 at EL2) |
-//! | 9:8    | SH |
-//! | 10     | AF |
-//! | 11     | nG: RES0 here (one VA range, no ASID), never set |
-//! | 47:12  | output address (4 KiB granule; 16 KiB and 64 KiB as at stage 2) |
-//! | 50     | GP (BTI guarded page): never set |
-//! | 54     | XN |
-//! | 58:55  | software bits |
+//! The bits are on [`HypDescriptor`], the memory types on [`HYP_MAIR`].
 //!
 //! A table page's reference count is 1 plus its *valid* entries, as in
 //! Linux's hyp walkers: the EL2 tables carry no annotations and no locked
 //! marker (their walkers are exclusive only), so every entry is either a
 //! valid leaf, a table, or zero.
-//!
-//! # MAIR_EL2
-//!
-//! Leaves name their memory type by index, at Linux's `MT_*` positions, so
-//! that MAIR_EL2 can be the value Linux programs for EL1 and EL2:
-//!
-//! | index | Linux name | attribute | pgwalk uses it for |
-//! |-------|------------|-----------|--------------------|
-//! | 0 | `MT_NORMAL` | `0xff` Normal, inner and outer write-back, read/write-allocate | [`HypMemType::NormalWriteBack`] |
-//! | 1 | `MT_NORMAL_TAGGED` | `0xff` (`0xf0` with MTE) | nothing |
-//! | 2 | `MT_NORMAL_NC` | `0x44` Normal, inner and outer non-cacheable | [`HypMemType::NormalNonCacheable`] |
-//! | 3 | `MT_DEVICE_nGnRnE` | `0x00` | nothing |
-//! | 4 | `MT_DEVICE_nGnRE` | `0x04` | [`HypMemType::DeviceNGnRE`] |
-//!
-//! [`HYP_MAIR`] is that value; a hypervisor loads it into MAIR_EL2 before
-//! it turns on the EL2 MMU with a [`HypTable`](crate::hyp::HypTable).
 
 use core::fmt;
 
@@ -67,8 +39,21 @@ const NG: u64 = 1 << 11;
 const XN: u64 = 1 << 54;
 const SW_MASK: u64 = 0xf << 55;
 
-/// MAIR_EL2 as the hyp format assumes it: Linux's `MAIR_EL1_SET` before MTE
-/// (see the [module](self) documentation for the indices).
+/// MAIR_EL2 as the hyp format assumes it: Linux's `MAIR_EL1_SET` before MTE.
+///
+/// Leaves name their memory type by index, at Linux's `MT_*` positions, so
+/// that MAIR_EL2 can be the value Linux programs for EL1 and EL2:
+///
+/// | index | Linux name | attribute | pgwalk uses it for |
+/// |-------|------------|-----------|--------------------|
+/// | 0 | `MT_NORMAL` | `0xff` Normal, inner and outer write-back, read/write-allocate | [`HypMemType::NormalWriteBack`] |
+/// | 1 | `MT_NORMAL_TAGGED` | `0xff` (`0xf0` with MTE) | nothing |
+/// | 2 | `MT_NORMAL_NC` | `0x44` Normal, inner and outer non-cacheable | [`HypMemType::NormalNonCacheable`] |
+/// | 3 | `MT_DEVICE_nGnRnE` | `0x00` | nothing |
+/// | 4 | `MT_DEVICE_nGnRE` | `0x04` | [`HypMemType::DeviceNGnRE`] |
+///
+/// A hypervisor loads this value into MAIR_EL2 before it turns on the EL2
+/// MMU with a [`HypTable`](crate::hyp::HypTable).
 pub const HYP_MAIR: u64 = 0xff | 0xff << 8 | 0x44 << 16 | 0x04 << 32;
 
 /// The memory types hyp leaves use, by their AttrIndx (Linux's `MT_*`
@@ -98,9 +83,22 @@ impl HypMemType {
 
 /// One entry of an EL2 stage-1 table.
 ///
-/// Its bits are the architecture's, its leaf attributes come from a
-/// [`Prot`] through [`HypAttrs::from_prot`] (see the [module](self)
-/// documentation).
+/// Its bits are the architecture's; its leaf attributes come from a
+/// [`Prot`] through [`HypAttrs::from_prot`]:
+///
+/// | bits   | meaning |
+/// |--------|---------|
+/// | 0      | valid |
+/// | 1      | table (levels below the last) or page (last level) = 1; block = 0 |
+/// | 4:2    | AttrIndx: an index into MAIR_EL2 (see [`HYP_MAIR`]) |
+/// | 7:6    | AP\[2:1\]: `0b01` read-write, `0b11` read-only (AP\[1\] is RES1 at EL2) |
+/// | 9:8    | SH |
+/// | 10     | AF |
+/// | 11     | nG: RES0 here (one VA range, no ASID), never set |
+/// | 47:12  | output address (4 KiB granule; 16 KiB and 64 KiB as at stage 2) |
+/// | 50     | GP (BTI guarded page): never set |
+/// | 54     | XN |
+/// | 58:55  | software bits |
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
