@@ -861,6 +861,36 @@ struct kvm_pgtable_walker {
 };
 
 /**
+ * The hypervisor's EL2 TLB maintenance and barriers, for every hyp table
+ * (`pgw_hyp_set_tlb_ops`). Each callback must have its effect on every
+ * CPU of the inner-shareable domain before it returns. All three are
+ * required.
+ */
+struct pgw_hyp_tlb_ops {
+  /**
+   * The leaf for `va` at `level` was removed or lost a permission:
+   * invalidate its translations (`dsb ishst; tlbi vale2is, va >> 12;
+   * dsb ish; isb`).
+   */
+  void (*flush_va)(void *arg, uint64_t va, int8_t level);
+  /**
+   * The table entry at `level` covering `va` was removed: invalidate the
+   * walks cached through it too (`dsb ishst; tlbi vae2is, va >> 12;
+   * dsb ish; isb`).
+   */
+  void (*flush_va_walks)(void *arg, uint64_t va, int8_t level);
+  /**
+   * Entries were stored into live tables: make them visible to the
+   * table walker before they are used (`dsb ishst; isb`).
+   */
+  void (*publish)(void *arg);
+  /**
+   * Passed to every callback.
+   */
+  void *arg;
+};
+
+/**
  * One visit of a typed walk. The library fills in everything above
  * `action`; the visitor reads it and reports through `action` (and
  * `resume_reason`), never through its return value. Fields that C may
@@ -1322,6 +1352,129 @@ uint64_t kvm_get_vtcr(uint64_t mmfr0, uint64_t mmfr1, uint32_t phys_shift);
  * `mmu` is NULL or valid.
  */
 void kvm_tlb_flush_vmid_range(struct kvm_s2_mmu *mmu, uint64_t addr, size_t size);
+
+/**
+ * Registers the EL2 TLB maintenance every hyp table uses (copied: `ops`
+ * need not outlive the call), or with NULL withdraws it, after which hyp
+ * calls refuse to run. `-PGW_EINVAL` if a callback is missing (nothing
+ * changes then).
+ *
+ * # Safety
+ *
+ * `ops` is NULL or points to a readable `struct pgw_hyp_tlb_ops` whose
+ * callbacks may be called, with its `arg`, from any thread that calls the
+ * library, until they are withdrawn or replaced.
+ */
+int pgw_hyp_set_tlb_ops(const struct pgw_hyp_tlb_ops *ops);
+
+/**
+ * Initialises `pgt` as an empty EL2 stage-1 table for `va_bits`-bit
+ * virtual addresses, 4 KiB pages, with the start level Linux computes
+ * (`ARM64_HW_PGTABLE_LEVELS(va_bits)` levels) and a root page from
+ * `mm_ops->zalloc_page(NULL)`. `mmu` is set to NULL, as in the kernel.
+ *
+ * Returns 0, `-PGW_EFAULT` for NULL `pgt` or `mm_ops`, `-PGW_EINVAL` for
+ * `va_bits` outside 25..=48 (the kernel also takes 13..=24, starting at
+ * level 3, and 49..=52 with LPA2), a missing required callback, or no
+ * registered `pgw_hyp_set_tlb_ops`; `-PGW_ENOMEM` when `zalloc_page`
+ * returns NULL.
+ *
+ * # Safety
+ *
+ * `pgt` is NULL or valid for writes; `mm_ops` is NULL or points to a
+ * `struct kvm_pgtable_mm_ops` that outlives the table, with callbacks that
+ * keep the promises documented there.
+ */
+int kvm_pgtable_hyp_init(struct kvm_pgtable *pgt,
+                         uint32_t va_bits,
+                         struct kvm_pgtable_mm_ops *mm_ops);
+
+/**
+ * Frees every page of the hyp table behind `pgt` and sets `pgd` to NULL
+ * (Linux's `kvm_pgtable_hyp_destroy`), without TLB maintenance: the MMU
+ * must no longer use the table. Does nothing for NULL, a table that is not
+ * an initialised hyp table, or a call from one of the table's callbacks.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_map`; no hardware walker uses the table any more.
+ */
+void kvm_pgtable_hyp_destroy(struct kvm_pgtable *pgt);
+
+/**
+ * Maps `size` bytes at `addr` to `phys` with `prot` (Linux 6.12's
+ * `kvm_pgtable_hyp_map`): the offset of `addr` in its page is ignored,
+ * `size` is rounded up to whole pages and `phys` down to its page; blocks
+ * are used where size and alignment allow. `prot` follows
+ * `hyp_set_prot_attr`: `KVM_PGTABLE_PROT_R` is required, `_X` excludes
+ * `_W` and `_DEVICE`. The call ends with the registered `publish`.
+ *
+ * Returns 0; `-PGW_EINVAL` for a prot the regime cannot express (also
+ * `_X` with `_NORMAL_NC`, and `_DEVICE` with `_NORMAL_NC`) or unknown
+ * bits; `-PGW_ERANGE` for a range past `va_bits`, or an output past 48
+ * bits; `-PGW_EEXIST` for a range that overlaps a different mapping,
+ * before anything changes (where the kernel WARNs, and returns `-EINVAL`
+ * for a page or replaces a block with an empty table); `-PGW_ENOMEM` when
+ * `zalloc_page` fails (what was mapped before stays mapped);
+ * `-PGW_EFAULT` for a NULL `pgt`; `-PGW_EINVAL` for one that is not an
+ * initialised hyp table (a stage-2 table included) or when no
+ * `pgw_hyp_set_tlb_ops` is registered; `-PGW_EDEADLK` from inside one of
+ * the table's callbacks. `_NORMAL_NC` maps Normal non-cacheable memory
+ * (the kernel's hyp tables ignore it and map write-back).
+ *
+ * # Safety
+ *
+ * `pgt` is NULL or was initialised by `kvm_pgtable_hyp_init` and is not
+ * used by another call at the same time (the caller's lock, as the
+ * kernel's hyp spinlock).
+ */
+int kvm_pgtable_hyp_map(struct kvm_pgtable *pgt,
+                        uint64_t addr,
+                        uint64_t size,
+                        uint64_t phys,
+                        uint64_t prot);
+
+/**
+ * Unmaps `size` bytes at `addr` (Linux 6.12's `kvm_pgtable_hyp_unmap`;
+ * the range rounded as by `kvm_pgtable_hyp_map`), leaf by leaf with the
+ * registered `flush_va`, freeing the tables it empties (unlinked with
+ * `flush_va_walks`). It stops at the first address where nothing is
+ * mapped or where a block extends beyond the range — also before its
+ * start, where the kernel unmaps the whole block — and frees the tables
+ * it emptied even then.
+ *
+ * Returns the bytes unmapped: 0 for a range past `va_bits`, a table
+ * without `mm_ops->page_count` (as in the kernel), a NULL `pgt`, one that
+ * is not an initialised hyp table, no registered `pgw_hyp_set_tlb_ops`, or
+ * a call from inside one of the table's callbacks.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_map`.
+ */
+uint64_t kvm_pgtable_hyp_unmap(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
+
+/**
+ * The leaf that translates `addr` in the hyp table behind `pgt`, and its
+ * level (the kernel's `kvm_pgtable_get_leaf` on a hyp table): `*ptep` the
+ * entry (a block, a page, or the invalid entry where translation stops),
+ * `*level` its level; either may be NULL. Returns 0, `-PGW_ERANGE` past
+ * `va_bits`, or the errors of `kvm_pgtable_hyp_map` for a bad `pgt`.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_map`; `ptep` and `level` are NULL or valid for
+ * writes.
+ */
+int pgw_hyp_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, int8_t *level);
+
+/**
+ * The protection a hyp entry grants (Linux 6.12's
+ * `kvm_pgtable_hyp_pte_prot`): its software bits and, for a valid entry,
+ * `KVM_PGTABLE_PROT_X` unless XN, `_R` for AP `0b11` (read-only), `_R |
+ * _W` for AP `0b01`. Like the kernel, it reports no memory type.
+ */
+uint64_t kvm_pgtable_hyp_pte_prot(kvm_pte_t pte);
 
 /**
  * Walks `size` bytes from `addr` (widened to whole pages) with the typed

@@ -17,6 +17,9 @@
 //!   out-field, refused with `-PGW_EPROTO` where the walker's capability does
 //!   not allow it. Fault-path operations answer with a `pgw_fault_outcome`,
 //!   whose values are all non-zero.
+//! - **EL2 stage-1 tables** (`kvm_pgtable_hyp_*`, Linux 6.12's signatures),
+//!   over `pgwalk::hyp`, with the EL2 TLB maintenance registered once by
+//!   `pgw_hyp_set_tlb_ops` (see `hyp.rs`).
 //!
 //! # The boundary
 //!
@@ -55,6 +58,7 @@ mod compat;
 mod convert;
 mod errno;
 mod host;
+mod hyp;
 mod reentry;
 mod typed;
 
@@ -64,4 +68,5 @@ mod header;
 pub use abi::*;
 pub use compat::*;
 pub use errno::*;
+pub use hyp::*;
 pub use typed::*;

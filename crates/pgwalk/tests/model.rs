@@ -402,15 +402,18 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
                 _ => false,
             };
             let mut replaced = Vec::new();
+            let mut split = false;
             for u in (start..start + size).step_by(unit as usize) {
                 let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
-                let present = if unit == M2 {
-                    leaf.is_valid() && !level.is_last() && same(u)
-                } else {
-                    // A page inside a block splits the block: a change,
-                    // even where the translation stays.
-                    same(u) && level.is_last()
-                };
+                let unit_level = if unit == M2 { 2 } else { 3 };
+                // A table where a block fits is replaced; a block above the
+                // unit's level is split, a change to the table, but the
+                // split keeps the block's permissions, so the translation
+                // stays.
+                let present = leaf.is_valid() && level.get() <= unit_level && same(u);
+                if present && level.get() < unit_level {
+                    split = true;
+                }
                 if !present {
                     replaced.push(u);
                 }
@@ -419,7 +422,7 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
                 .fault_handler()
                 .map(Ipa(start), size, PhysAddr(pa), prot, &mut ())
                 .unwrap();
-            let expect = if replaced.is_empty() {
+            let expect = if replaced.is_empty() && !split {
                 FaultOutcome::Spurious
             } else {
                 FaultOutcome::Fixed

@@ -48,6 +48,8 @@ pub use idmap::{IdmapRange, MemoryRegion};
 pub use mappings::Mapping;
 pub use options::{MapOptions, UnmapOptions};
 pub use tables::free_unlinked;
+
+pub(crate) use args::{check_output, check_range};
 pub use tlb_flush::TlbFlush;
 
 use crate::addr::{Ipa, PhysAddr};
