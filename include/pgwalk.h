@@ -200,7 +200,12 @@
  */
 #define KVM_INVALID_PTE_LOCKED (1ull << 10)
 
-
+/**
+ * The level a TLB callback receives when none is known
+ * (`TLBI_TTL_UNKNOWN`, `INT_MAX`): invalidate whatever level maps the
+ * address.
+ */
+#define TLBI_TTL_UNKNOWN 2147483647
 
 /**
  * An annotated range belongs to another owner.

@@ -109,8 +109,11 @@ pub const KVM_MAX_OWNER_ID: u32 = 1;
 /// an invalid entry).
 pub const KVM_INVALID_PTE_LOCKED: u64 = 1u64 << 10;
 /// The level a TLB callback receives when none is known
-/// (`TLBI_TTL_UNKNOWN`): invalidate whatever level maps the address.
-pub const TLBI_TTL_UNKNOWN: c_int = c_int::MAX;
+/// (`TLBI_TTL_UNKNOWN`, `INT_MAX`): invalidate whatever level maps the
+/// address.
+// A literal: cbindgen leaves out constants it cannot evaluate
+// (`c_int::MAX`); a test checks the value.
+pub const TLBI_TTL_UNKNOWN: c_int = 0x7fff_ffff;
 
 /// `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
 ///
@@ -618,6 +621,11 @@ mod tests {
         );
         let locked = Descriptor::from_bits(KVM_INVALID_PTE_LOCKED);
         assert!(locked.is_locked());
+    }
+
+    #[test]
+    fn tlbi_ttl_unknown_is_int_max() {
+        assert_eq!(TLBI_TTL_UNKNOWN, c_int::MAX);
     }
 
     #[test]
