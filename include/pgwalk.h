@@ -1252,7 +1252,9 @@ int kvm_pgtable_stage2_split(struct kvm_pgtable *pgt, uint64_t addr, uint64_t si
  * in the last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
  * returns the errno directly). Errors: `-PGW_EINVAL` (`level` 3 or outside
  * -1..=3, `phys` not aligned to the level's entry size, bad prot),
- * `-PGW_ENOMEM` (nothing leaked).
+ * `-PGW_ENOMEM` (no page from `zalloc_page(mc)`, or `mc` NULL where a
+ * table below the new one is needed, as with `force_pte` above level 2;
+ * nothing leaked).
  *
  * # Safety
  *
