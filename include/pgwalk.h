@@ -200,7 +200,12 @@
  */
 #define KVM_INVALID_PTE_LOCKED (1ull << 10)
 
-
+/**
+ * The level a TLB callback receives when none is known
+ * (`TLBI_TTL_UNKNOWN`, `INT_MAX`): invalidate whatever level maps the
+ * address.
+ */
+#define TLBI_TTL_UNKNOWN 2147483647
 
 /**
  * An annotated range belongs to another owner.
@@ -208,13 +213,15 @@
 #define PGW_EPERM 1
 
 /**
- * No valid mapping at the address; also a legacy visitor's "skip".
+ * No valid mapping at the address. From a legacy visitor, it stops the walk
+ * like any other error (Linux 6.12): it is no "skip".
  */
 #define PGW_ENOENT 2
 
 /**
- * A legacy visitor's "retry"; a fault-path call that lost a race (resume
- * the guest).
+ * A fault-path call found nothing to do or lost a race (resume the guest).
+ * From a legacy visitor, it stops only a `KVM_PGTABLE_WALK_HANDLE_FAULT`
+ * walker; others go on with the next entry.
  */
 #define PGW_EAGAIN 11
 
@@ -235,10 +242,11 @@
 #define PGW_EEXIST 17
 
 /**
- * A bad argument: a misaligned or empty range, unknown prot or flag bits,
- * an unknown enum value, an unsupported VTCR_EL2, a missing callback, or a
- * `struct kvm_pgtable` that is not initialised (or no longer agrees with
- * its `mmu->vtcr`).
+ * A bad argument: an impossible prot, an unknown enum value, an
+ * unsupported VTCR_EL2, a missing callback, or a `struct kvm_pgtable` that
+ * is not initialised (or no longer agrees with its `mmu->vtcr`); in the
+ * typed API also a misaligned or empty range and unknown prot or flag
+ * bits, which `kvm_pgtable_*` rounds and drops as Linux 6.12 does.
  */
 #define PGW_EINVAL 22
 
@@ -275,15 +283,16 @@
 #define PGW_EPROTO 71
 
 /**
- * A visitor answered something that means nothing: a legacy visitor
- * returned a positive value or one below -4095, a typed visitor returned a
+ * A typed visitor answered something that means nothing: it returned a
  * positive value or put an unknown value in `action` or `resume_reason`.
+ * (A legacy visitor's answer is returned as it is, as Linux 6.12 does.)
  */
 #define PGW_EBADMSG 74
 
 /**
- * Valid, but not supported by this library (`KVM_PGTABLE_S2_IDMAP`, a
- * shared walker for an operation that needs the write lock, ...).
+ * Valid, but not supported by this library. No function returns it since
+ * the layer follows Linux 6.12 (`KVM_PGTABLE_S2_IDMAP` and `SHARED` map
+ * walkers are supported); the value keeps its name.
  */
 #define PGW_EOPNOTSUPP 95
 
@@ -298,8 +307,9 @@
 /**
  * `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
  *
- * Functions take these as a `uint32_t` bit set; a bit not listed here is
- * refused with `-PGW_EINVAL`.
+ * Functions take these as a `uint32_t` bit set. The `kvm_pgtable_*`
+ * functions ignore a bit not listed here, as Linux 6.12 does; the typed
+ * `pgw_*` ones refuse it with `-PGW_EINVAL`.
  */
 enum kvm_pgtable_walk_flags
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -319,19 +329,21 @@ enum kvm_pgtable_walk_flags
    */
   KVM_PGTABLE_WALK_TABLE_POST = (1 << 2),
   /**
-   * The walker runs beside others (read lock): `-EAGAIN` from a visitor
-   * retries the entry, `-ENOENT` skips it.
+   * The walker runs beside others (read lock) and changes entries with
+   * compare-and-swap. A visitor's `-EAGAIN` is ignored: the walk goes on
+   * with the next entry (see `kvm_pgtable_visitor_fn_t`).
    */
   KVM_PGTABLE_WALK_SHARED = (1 << 3),
   /**
-   * The walker is a vCPU's fault handler (always together with
-   * `KVM_PGTABLE_WALK_SHARED`): any non-zero visitor return ends the walk
-   * and the guest is resumed.
+   * The walker is a vCPU's fault handler (with `KVM_PGTABLE_WALK_SHARED`
+   * on the fault path): a visitor's `-EAGAIN` ends the walk and is
+   * returned, and the vCPU resumes the guest.
    */
   KVM_PGTABLE_WALK_HANDLE_FAULT = (1 << 4),
   /**
-   * Break-before-make without TLB invalidation: the caller invalidates
-   * the whole range afterwards.
+   * Break-before-make without a TLB invalidation per broken entry. Where
+   * 6.12 leaves the range to the caller, `kvm_pgtable_stage2_map`
+   * invalidates it once when the walk ends (a deliberate deviation).
    */
   KVM_PGTABLE_WALK_SKIP_BBM_TLBI = (1 << 5),
   /**
@@ -826,14 +838,16 @@ struct kvm_pgtable_visit_ctx {
  * `KVM_PGTABLE_WALK_TABLE_POST`. What its return value does depends on the
  * walker's flags:
  *
- * | walker            | 0        | -EAGAIN          | -ENOENT              | other -errno |
- * |-------------------|----------|------------------|----------------------|--------------|
- * | exclusive         | continue | continue         | continue             | stop, returned |
- * | SHARED            | continue | retry this entry | skip it (no descent) | stop, returned |
- * | SHARED+HANDLE_FAULT | continue | stop, returned (resume the guest) | stop, returned | stop, returned |
+ * | walker                          | 0        | -EAGAIN            | anything else  |
+ * |---------------------------------|----------|--------------------|----------------|
+ * | neither SHARED nor HANDLE_FAULT | continue | continue (ignored) | stop, returned |
+ * | SHARED                          | continue | continue (ignored) | stop, returned |
+ * | HANDLE_FAULT (with SHARED or not) | continue | stop, returned (resume the guest) | stop, returned |
  *
- * A value that is no errno at all (positive, or below -4095) stops the
- * walk with `-PGW_EBADMSG`.
+ * as Linux 6.12's `kvm_pgtable_walk_continue`: "anything else" is
+ * `-ENOENT`, any other negative value and any positive one, returned by
+ * the walk as it is. A continue after a table entry's `TABLE_PRE` visit
+ * descends into the table.
  *
  * A visitor may not call the library on the table being walked: such a call
  * returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
@@ -855,7 +869,8 @@ struct kvm_pgtable_walker {
   void *arg;
   /**
    * `enum kvm_pgtable_walk_flags` bits: which entries to visit, and the
-   * walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, or neither).
+   * walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, `HANDLE_FAULT`, or
+   * neither).
    */
   uint32_t flags;
 };
@@ -1277,7 +1292,9 @@ int kvm_pgtable_stage2_split(struct kvm_pgtable *pgt, uint64_t addr, uint64_t si
  * in the last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
  * returns the errno directly). Errors: `-PGW_EINVAL` (`level` 3 or outside
  * -1..=3, `phys` not aligned to the level's entry size, bad prot),
- * `-PGW_ENOMEM` (nothing leaked).
+ * `-PGW_ENOMEM` (no page from `zalloc_page(mc)`, or `mc` NULL where a
+ * table below the new one is needed, as with `force_pte` above level 2;
+ * nothing leaked).
  *
  * # Safety
  *

@@ -109,13 +109,17 @@ pub const KVM_MAX_OWNER_ID: u32 = 1;
 /// an invalid entry).
 pub const KVM_INVALID_PTE_LOCKED: u64 = 1u64 << 10;
 /// The level a TLB callback receives when none is known
-/// (`TLBI_TTL_UNKNOWN`): invalidate whatever level maps the address.
-pub const TLBI_TTL_UNKNOWN: c_int = c_int::MAX;
+/// (`TLBI_TTL_UNKNOWN`, `INT_MAX`): invalidate whatever level maps the
+/// address.
+// A literal: cbindgen leaves out constants it cannot evaluate
+// (`c_int::MAX`); a test checks the value.
+pub const TLBI_TTL_UNKNOWN: c_int = 0x7fff_ffff;
 
 /// `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
 ///
-/// Functions take these as a `uint32_t` bit set; a bit not listed here is
-/// refused with `-PGW_EINVAL`.
+/// Functions take these as a `uint32_t` bit set. The `kvm_pgtable_*`
+/// functions ignore a bit not listed here, as Linux 6.12 does; the typed
+/// `pgw_*` ones refuse it with `-PGW_EINVAL`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum kvm_pgtable_walk_flags {
@@ -125,15 +129,17 @@ pub enum kvm_pgtable_walk_flags {
     KVM_PGTABLE_WALK_TABLE_PRE = 1 << 1,
     /// Visit table entries after their children.
     KVM_PGTABLE_WALK_TABLE_POST = 1 << 2,
-    /// The walker runs beside others (read lock): `-EAGAIN` from a visitor
-    /// retries the entry, `-ENOENT` skips it.
+    /// The walker runs beside others (read lock) and changes entries with
+    /// compare-and-swap. A visitor's `-EAGAIN` is ignored: the walk goes on
+    /// with the next entry (see `kvm_pgtable_visitor_fn_t`).
     KVM_PGTABLE_WALK_SHARED = 1 << 3,
-    /// The walker is a vCPU's fault handler (always together with
-    /// `KVM_PGTABLE_WALK_SHARED`): any non-zero visitor return ends the walk
-    /// and the guest is resumed.
+    /// The walker is a vCPU's fault handler (with `KVM_PGTABLE_WALK_SHARED`
+    /// on the fault path): a visitor's `-EAGAIN` ends the walk and is
+    /// returned, and the vCPU resumes the guest.
     KVM_PGTABLE_WALK_HANDLE_FAULT = 1 << 4,
-    /// Break-before-make without TLB invalidation: the caller invalidates
-    /// the whole range afterwards.
+    /// Break-before-make without a TLB invalidation per broken entry. Where
+    /// 6.12 leaves the range to the caller, `kvm_pgtable_stage2_map`
+    /// invalidates it once when the walk ends (a deliberate deviation).
     KVM_PGTABLE_WALK_SKIP_BBM_TLBI = 1 << 5,
     /// No cache maintenance for new leaves: the caller did it.
     KVM_PGTABLE_WALK_SKIP_CMO = 1 << 6,
@@ -341,14 +347,16 @@ pub struct kvm_pgtable_visit_ctx {
 /// `KVM_PGTABLE_WALK_TABLE_POST`. What its return value does depends on the
 /// walker's flags:
 ///
-/// | walker            | 0        | -EAGAIN          | -ENOENT              | other -errno |
-/// |-------------------|----------|------------------|----------------------|--------------|
-/// | exclusive         | continue | continue         | continue             | stop, returned |
-/// | SHARED            | continue | retry this entry | skip it (no descent) | stop, returned |
-/// | SHARED+HANDLE_FAULT | continue | stop, returned (resume the guest) | stop, returned | stop, returned |
+/// | walker                          | 0        | -EAGAIN            | anything else  |
+/// |---------------------------------|----------|--------------------|----------------|
+/// | neither SHARED nor HANDLE_FAULT | continue | continue (ignored) | stop, returned |
+/// | SHARED                          | continue | continue (ignored) | stop, returned |
+/// | HANDLE_FAULT (with SHARED or not) | continue | stop, returned (resume the guest) | stop, returned |
 ///
-/// A value that is no errno at all (positive, or below -4095) stops the
-/// walk with `-PGW_EBADMSG`.
+/// as Linux 6.12's `kvm_pgtable_walk_continue`: "anything else" is
+/// `-ENOENT`, any other negative value and any positive one, returned by
+/// the walk as it is. A continue after a table entry's `TABLE_PRE` visit
+/// descends into the table.
 ///
 /// A visitor may not call the library on the table being walked: such a call
 /// returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
@@ -364,7 +372,8 @@ pub struct kvm_pgtable_walker {
     /// Passed to the visitor in `ctx->arg`.
     pub arg: *mut c_void,
     /// `enum kvm_pgtable_walk_flags` bits: which entries to visit, and the
-    /// walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, or neither).
+    /// walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, `HANDLE_FAULT`, or
+    /// neither).
     pub flags: u32,
 }
 
@@ -618,6 +627,11 @@ mod tests {
         );
         let locked = Descriptor::from_bits(KVM_INVALID_PTE_LOCKED);
         assert!(locked.is_locked());
+    }
+
+    #[test]
+    fn tlbi_ttl_unknown_is_int_max() {
+        assert_eq!(TLBI_TTL_UNKNOWN, c_int::MAX);
     }
 
     #[test]

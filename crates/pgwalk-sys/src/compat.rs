@@ -750,18 +750,30 @@ pub(crate) fn create_unlinked(
     phys: u64,
     level: i8,
     prot: Prot,
-    mc: *mut c_void,
+    cache: &mut Cache,
     force_pte: bool,
 ) -> Result<*mut kvm_pte_t, c_int> {
     let level = Level::new(level).ok_or(-PGW_EINVAL)?;
     let mut h = v.table.exclusive();
     let pa = if force_pte {
-        h.create_unlinked_pages(PhysAddr(phys), level, prot, &mut Cache::of(mc))
+        h.create_unlinked_pages(PhysAddr(phys), level, prot, cache)
     } else {
-        h.create_unlinked(PhysAddr(phys), level, prot, &mut Cache::of(mc))
+        h.create_unlinked(PhysAddr(phys), level, prot, cache)
     }
     .map_err(from_error)?;
     Ok(table_virt(v.table.mm(), pa))
+}
+
+/// The memory cache of a kernel `create_unlinked`: 6.12 takes the new
+/// table's own page with `zalloc_page(mc)` whatever `mc` is, but the map
+/// walker that fills it answers `-ENOMEM` for a table below it when `mc` is
+/// NULL.
+fn unlinked_cache(mc: *mut c_void) -> Cache {
+    if mc.is_null() {
+        Cache::at_most(mc, 1)
+    } else {
+        Cache::of(mc)
+    }
 }
 
 /// Linux 6.12 `kvm_pgtable_stage2_create_unlinked`: builds a table that no
@@ -774,7 +786,9 @@ pub(crate) fn create_unlinked(
 /// in the last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
 /// returns the errno directly). Errors: `-PGW_EINVAL` (`level` 3 or outside
 /// -1..=3, `phys` not aligned to the level's entry size, bad prot),
-/// `-PGW_ENOMEM` (nothing leaked).
+/// `-PGW_ENOMEM` (no page from `zalloc_page(mc)`, or `mc` NULL where a
+/// table below the new one is needed, as with `force_pte` above level 2;
+/// nothing leaked).
 ///
 /// # Safety
 ///
@@ -794,7 +808,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_create_unlinked(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         match with_view(pgt, |v| {
-            create_unlinked(v, phys, level, kvm_prot(prot), mc, force_pte)
+            let mut cache = unlinked_cache(mc);
+            create_unlinked(v, phys, level, kvm_prot(prot), &mut cache, force_pte)
         }) {
             Ok(table) => table,
             // ERR_PTR: an address no allocation can have, never dereferenced

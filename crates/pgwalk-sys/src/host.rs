@@ -97,20 +97,33 @@ impl TlbFns {
     }
 }
 
-/// What the caller passed as `mc`, handed back to `zalloc_page`; or, for a
-/// kernel map walker given a NULL `mc`, no cache at all: the kernel's map
-/// answers `-ENOMEM` where it needs a table then, without asking the host.
-pub(crate) struct Cache(pub(crate) *mut c_void, bool);
+/// What the caller passed as `mc`, handed back to `zalloc_page`, and how
+/// many pages may be asked for: a kernel walker given a NULL `mc` answers
+/// `-ENOMEM` where it needs a table, without asking the host.
+pub(crate) struct Cache {
+    mc: *mut c_void,
+    /// Pages `zalloc_page` may still be asked for; `None`: no limit.
+    left: Option<u32>,
+}
 
 impl Cache {
     /// `mc`, for `zalloc_page`.
     pub(crate) fn of(mc: *mut c_void) -> Cache {
-        Cache(mc, false)
+        Cache { mc, left: None }
+    }
+
+    /// `mc`, for at most `pages` calls of `zalloc_page`; then allocation
+    /// fails.
+    pub(crate) fn at_most(mc: *mut c_void, pages: u32) -> Cache {
+        Cache {
+            mc,
+            left: Some(pages),
+        }
     }
 
     /// No cache: every allocation fails.
     pub(crate) fn none() -> Cache {
-        Cache(core::ptr::null_mut(), true)
+        Cache::at_most(core::ptr::null_mut(), 0)
     }
 }
 
@@ -177,12 +190,12 @@ unsafe impl MemoryOps for CHost {
     type PagePool = Cache;
 
     fn zalloc_page(&self, cache: &mut Cache) -> Option<PhysAddr> {
-        if cache.1 {
-            return None;
+        if let Some(left) = &mut cache.left {
+            *left = left.checked_sub(1)?;
         }
         // SAFETY: the host's allocator callback, given the cache its caller
         // passed in for it.
-        let va = unsafe { (self.mm.zalloc_page)(cache.0) };
+        let va = unsafe { (self.mm.zalloc_page)(cache.mc) };
         if va.is_null() {
             return None;
         }

@@ -481,7 +481,8 @@ pub unsafe extern "C" fn pgw_stage2_create_unlinked(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let va = crate::compat::create_unlinked(v, phys, level, p, mc, force_pte)?;
+            let va =
+                crate::compat::create_unlinked(v, phys, level, p, &mut Cache::of(mc), force_pte)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(table, va) };
             Ok(0)
