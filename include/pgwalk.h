@@ -1424,11 +1424,12 @@ void kvm_pgtable_hyp_destroy(struct kvm_pgtable *pgt);
  * `size` is rounded up to whole pages and `phys` down to its page; blocks
  * are used where size and alignment allow. `prot` follows
  * `hyp_set_prot_attr`: `KVM_PGTABLE_PROT_R` is required, `_X` excludes
- * `_W` and `_DEVICE`. The call ends with the registered `publish`.
+ * `_W` and `_DEVICE`; bits 6.12 does not define are dropped, as the
+ * kernel drops them. The call ends with the registered `publish`.
  *
  * Returns 0; `-PGW_EINVAL` for a prot the regime cannot express (also
- * `_X` with `_NORMAL_NC`, and `_DEVICE` with `_NORMAL_NC`) or unknown
- * bits; `-PGW_ERANGE` for a range past `va_bits`, or an output past 48
+ * `_X` with `_NORMAL_NC`, and `_DEVICE` with `_NORMAL_NC`);
+ * `-PGW_ERANGE` for a range past `va_bits`, or an output past 48
  * bits; `-PGW_EEXIST` for a range that overlaps a different mapping,
  * before anything changes (where the kernel WARNs, and returns `-EINVAL`
  * for a page or replaces a block with an empty table); `-PGW_ENOMEM` when
