@@ -47,6 +47,7 @@
 //!   never an integer) and the host-page requests it makes.
 //! - [`idmap`]: the host's identity map, faulted in lazily under one lock
 //!   hold.
+//! - [`check`]: the table's structural invariants, checked from any host.
 //! - `host` (feature `std`): a ready heap-backed host for tests and
 //!   user-space VMMs.
 //!
@@ -76,7 +77,9 @@ pub mod descriptor;
 pub mod fault;
 pub mod geometry;
 
-#[cfg(feature = "std")]
+// Not under loom: `HeapMemory`'s pages are `core` atomics, and a walker
+// built on loom's must never be handed them (see `sync`).
+#[cfg(all(feature = "std", not(loom)))]
 pub mod host;
 
 pub use addr::{Ipa, PhysAddr};
@@ -127,6 +130,14 @@ pub mod visit {
 /// one hold of the write lock.
 pub mod idmap {
     pub use crate::stage2::{IdmapRange, MemoryRegion};
+}
+
+/// Checking a table against the invariants the walker relies on, from any
+/// host and without allocating: [`Handle::check`] returns a
+/// [`TableReport`](check::TableReport) of what the table holds, or the
+/// [`BrokenInvariant`](check::BrokenInvariant) it found first.
+pub mod check {
+    pub use crate::stage2::{BrokenInvariant, TableReport};
 }
 
 /// The README's Rust examples, compiled and run as doctests so they cannot

@@ -12,5 +12,6 @@ mod check;
 mod heap;
 mod pool;
 
-pub use check::{check_invariants, TableReport};
+pub use crate::stage2::TableReport;
+pub use check::check_invariants;
 pub use heap::{HeapMemory, Stats};
