@@ -109,18 +109,20 @@ impl LoomHost {
     }
 
     fn alloc(&self) -> Option<PhysAddr> {
-        let mut pages = self.pages.lock().unwrap();
-        if pages.len() >= self.limit {
+        if self.pages.lock().unwrap().len() >= self.limit {
             return None;
         }
         // Fresh atomics: created by this thread, so loom checks that every
         // other thread's access to them happens after (the release store
-        // that links the page is what orders them).
-        pages.push(std::sync::Arc::new(Page {
+        // that links the page is what orders them). Creating them is no
+        // scheduling point, so nobody allocates in between.
+        let page = std::sync::Arc::new(Page {
             entries: (0..ENTRIES).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicUsize::new(1),
             freed: AtomicBool::new(false),
-        }));
+        });
+        let mut pages = self.pages.lock().unwrap();
+        pages.push(page);
         Some(PhysAddr(POOL_BASE + (pages.len() as u64 - 1) * PAGE))
     }
 
