@@ -3,7 +3,13 @@
 
 #include <type_traits>
 
-static_assert(KVM_PGTABLE_PROT_RWX == 0xf, "prot values are the kernel's");
+static_assert(KVM_PGTABLE_PROT_RWX == 0x7, "prot values are Linux 6.12's");
+static_assert(std::is_same<decltype(&kvm_pgtable_stage2_mkyoung),
+			   kvm_pte_t (*)(kvm_pgtable *, uint64_t)>::value,
+	      "kvm_pgtable_stage2_mkyoung has 6.12's shape");
+static_assert(std::is_same<decltype(&kvm_pgtable_stage2_relax_perms),
+			   int (*)(kvm_pgtable *, uint64_t, uint64_t)>::value,
+	      "kvm_pgtable_stage2_relax_perms has 6.12's shape");
 static_assert(std::is_same<decltype(&kvm_pgtable_walk),
 			   int (*)(kvm_pgtable *, uint64_t, uint64_t, kvm_pgtable_walker *)>::value,
 	      "kvm_pgtable_walk has the kernel's shape");

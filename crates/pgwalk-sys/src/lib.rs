@@ -6,11 +6,12 @@
 //!
 //! - **The kernel-compatible API** (`kvm_pgtable_*`, `struct kvm_pgtable`,
 //!   `struct kvm_pgtable_mm_ops`, ...), with the names, field orders,
-//!   constant values and signatures of Linux 6.16's `kvm_pgtable.h`. A
-//!   legacy visitor's `int` is read with the kernel's table (continue, retry,
-//!   skip, stop) according to `KVM_PGTABLE_WALK_SHARED` and
-//!   `KVM_PGTABLE_WALK_HANDLE_FAULT`, by turning it into the core's typed
-//!   action for that capability.
+//!   constant values, signatures and behaviour of Linux 6.12 LTS's
+//!   `kvm_pgtable.h` and `pgtable.c` (checked against the kernel's own code
+//!   by `kernel-parity/`). A legacy visitor's `int` is read as the kernel's
+//!   `kvm_pgtable_walk_continue` reads it, by turning it into the core's
+//!   typed action for the walker's capability; the operations are the
+//!   core's kernel-compatible ones (`pgwalk::kvm`).
 //! - **The typed API** (`pgw_*`): a visitor's return value is only ever an
 //!   error of its own, and what it does to the walk is a `pgw_action` in an
 //!   out-field, refused with `-PGW_EPROTO` where the walker's capability does
@@ -33,7 +34,7 @@
 //!   from host callbacks that break their contract, which are checked
 //!   where it is cheap (`phys_to_virt` returning NULL or misaligned memory,
 //!   allocations not aligned to their size).
-//! - TLB invalidation reaches the hypervisor through the three callbacks in
+//! - TLB invalidation reaches the hypervisor through the callbacks in
 //!   `struct kvm_s2_mmu`, which initialisation requires.
 //!
 //! # Regenerating the header
@@ -51,6 +52,7 @@
 
 mod abi;
 mod compat;
+mod convert;
 mod errno;
 mod host;
 mod reentry;

@@ -76,6 +76,7 @@ mod walk;
 pub mod descriptor;
 pub mod fault;
 pub mod geometry;
+pub mod kvm;
 
 // Not under loom: `HeapMemory`'s pages are `core` atomics, and a walker
 // built on loom's must never be handed them (see `sync`).

@@ -403,11 +403,13 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op) {
             };
             let mut replaced = Vec::new();
             for u in (start..start + size).step_by(unit as usize) {
+                let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
                 let present = if unit == M2 {
-                    let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
                     leaf.is_valid() && !level.is_last() && same(u)
                 } else {
-                    same(u)
+                    // A page inside a block splits the block: a change,
+                    // even where the translation stays.
+                    same(u) && level.is_last()
                 };
                 if !present {
                     replaced.push(u);

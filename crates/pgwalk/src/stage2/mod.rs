@@ -23,21 +23,21 @@
 //! table pages off to the side (`tables`), and argument checks (`args`).
 
 mod annotate;
-mod args;
+pub(crate) mod args;
 mod check;
 mod dcache;
 mod destroy;
 mod fault_map;
 mod idmap;
 mod leaf;
-mod leaf_update;
+pub(crate) mod leaf_update;
 mod map;
 mod mappings;
 mod options;
-mod pte;
+pub(crate) mod pte;
 mod relax;
 mod split;
-mod tables;
+pub(crate) mod tables;
 mod tlb_flush;
 mod unlinked;
 mod unmap;
@@ -181,11 +181,16 @@ pub struct Handle<'t, C: Capability, M: MemoryOps> {
 }
 
 impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
-    fn new(table: &'t Stage2<M>) -> Self {
+    pub(crate) fn new(table: &'t Stage2<M>) -> Self {
         Handle {
             table,
             _cap: PhantomData,
         }
+    }
+
+    /// The table this handle is on.
+    pub(crate) fn table(&self) -> &'t Stage2<M> {
+        self.table
     }
 
     /// The table's geometry.
@@ -260,7 +265,13 @@ impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
     /// take `&mut self` (a visitor cannot start another walk through the
     /// same handle); the operations need only `&self`.
     #[inline(always)]
-    fn run<E, F>(&self, addr: Ipa, size: u64, flags: WalkFlags, visitor: F) -> Result<Walked<C>, E>
+    pub(crate) fn run<E, F>(
+        &self,
+        addr: Ipa,
+        size: u64,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<C>, E>
     where
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,

@@ -375,6 +375,7 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
             addr: self.addr,
             level: self.level,
             flags: self.flags,
+            owed: self.owed,
         }
     }
 
@@ -534,6 +535,7 @@ struct Site<'a, M> {
     addr: u64,
     level: Level,
     flags: WalkFlags,
+    owed: &'a core::cell::Cell<bool>,
 }
 
 impl<M: MemoryOps> Site<'_, M> {
@@ -568,6 +570,10 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
     #[inline(always)]
     fn invalidate(&self, old: Descriptor) {
         if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+            // The walk makes up for it, once for its range, when it ends.
+            if old.is_valid() {
+                self.owed.set(true);
+            }
             return;
         }
         if old.is_table(self.level) {
@@ -575,7 +581,9 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
             self.mm
                 .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
         } else if old.is_valid() {
-            self.mm.tlb_flush_vmid_ipa(self.entry_addr(), self.level);
+            // Any address the leaf translates names it; the walk's, as the
+            // kernel's break uses.
+            self.mm.tlb_flush_vmid_ipa(Ipa(self.addr), self.level);
         }
     }
 

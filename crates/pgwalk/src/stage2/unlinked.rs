@@ -51,9 +51,9 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         pages_only: bool,
     ) -> Result<PhysAddr, Error> {
         let geometry = self.table.geometry;
-        if level.is_last() || level < geometry.start_level() {
+        if level.is_last() {
             return Err(Error::Geometry(
-                "an unlinked table hangs below levels 0 to 2 only",
+                "an unlinked table hangs below a table entry, never a last-level one",
             ));
         }
         let size = geometry.entry_size(level);

@@ -38,6 +38,8 @@ pub struct VisitCtx<'a, C: Capability, M, D: Pte = Descriptor> {
     pub(crate) flags: WalkFlags,
     pub(crate) written: bool,
     pub(crate) complete: bool,
+    /// The walk's "an invalidation was skipped" flag (`SKIP_BBM_TLBI`).
+    pub(crate) owed: &'a core::cell::Cell<bool>,
     pub(crate) _cap: PhantomData<C>,
 }
 
