@@ -55,6 +55,7 @@
 //!   semantics (whole-block unmap, `force_pte`, owner annotations, the
 //!   kernel's TLB and cache maintenance), for code that must behave as
 //!   `kvm_pgtable_stage2_*` does; `pgwalk-sys` builds its C API on it.
+//! - [`check`]: the table's structural invariants, checked from any host.
 //! - `host` (feature `std`): a ready heap-backed host for tests and
 //!   user-space VMMs.
 //!
@@ -86,7 +87,9 @@ pub mod geometry;
 pub mod hyp;
 pub mod kvm;
 
-#[cfg(feature = "std")]
+// Not under loom: `HeapMemory`'s pages are `core` atomics, and a walker
+// built on loom's must never be handed them (see `sync`).
+#[cfg(all(feature = "std", not(loom)))]
 pub mod host;
 
 pub use addr::{Ipa, PhysAddr, Va};
@@ -137,6 +140,14 @@ pub mod visit {
 /// one hold of the write lock.
 pub mod idmap {
     pub use crate::stage2::{IdmapRange, MemoryRegion};
+}
+
+/// Checking a table against the invariants the walker relies on, from any
+/// host and without allocating: [`Handle::check`] returns a
+/// [`TableReport`](check::TableReport) of what the table holds, or the
+/// [`BrokenInvariant`](check::BrokenInvariant) it found first.
+pub mod check {
+    pub use crate::stage2::{BrokenInvariant, TableReport};
 }
 
 /// The README's Rust examples, compiled and run as doctests so they cannot

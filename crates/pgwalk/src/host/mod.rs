@@ -13,6 +13,7 @@ mod heap;
 mod hyp_check;
 mod pool;
 
-pub use check::{check_invariants, TableReport};
+pub use crate::stage2::TableReport;
+pub use check::check_invariants;
 pub use heap::{HeapMemory, Stats};
 pub use hyp_check::check_hyp_invariants;

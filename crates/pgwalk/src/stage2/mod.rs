@@ -6,6 +6,7 @@
 //! | operation | [`Exclusive`] | [`Shared`] | [`HandlesFault`] |
 //! |-----------|:---:|:---:|:---:|
 //! | `walk`, `get_leaf`, `for_each_mapping` | ✓ | ✓ | ✓ |
+//! | `check` (the table's invariants) | ✓ | | |
 //! | `map`, `unmap`, `annotate`, `split`, `create_unlinked` | ✓ | | |
 //! | `wrprotect`, `test_young`, `clear_young`, `clean_dcache` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
 //! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`FaultOutcome`](crate::fault::FaultOutcome)) |
@@ -23,6 +24,7 @@
 
 mod annotate;
 pub(crate) mod args;
+mod check;
 mod dcache;
 mod destroy;
 mod fault_map;
@@ -44,6 +46,7 @@ mod young;
 
 use core::marker::PhantomData;
 
+pub use check::{BrokenInvariant, TableReport};
 pub use idmap::{IdmapRange, MemoryRegion};
 pub use mappings::Mapping;
 pub use options::{MapOptions, UnmapOptions};

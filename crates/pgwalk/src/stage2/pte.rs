@@ -10,10 +10,12 @@
 //!
 //! The functions are generic over the cell that holds the entry
 //! ([`EntryCell`]) and over what the host does beside it ([`EntrySite`]),
-//! so that the loom model (`tests/loom.rs`) runs this very code on loom's
-//! atomics, which track every interleaving and every weak-memory outcome
-//! the orderings allow. Every function is `#[inline(always)]` and
-//! monomorphised: the walk pays nothing for the indirection.
+//! so that unit tests can record, step by step, what an update does. The
+//! table's own cell is [`crate::sync`]'s `AtomicU64`, which is loom's under
+//! `--cfg loom`: the loom model (`tests/loom.rs`) runs this very code,
+//! inside the real walker and operations. Every function is
+//! `#[inline(always)]` and monomorphised: the walk pays nothing for the
+//! indirection.
 //!
 //! Reference counts follow one rule: an entry that counts is counted in its
 //! table page *before* any other walker can see it, and stops being counted
@@ -33,9 +35,8 @@ use crate::walk::{VisitCtx, WalkFlags};
 
 /// A cell holding one 64-bit table entry.
 ///
-/// Implemented for `core::sync::atomic::AtomicU64`, the table's real
-/// entries; the loom model implements it for a wrapper around loom's
-/// `AtomicU64`.
+/// Implemented for the table's entries ([`crate::sync`]'s `AtomicU64`:
+/// `core`'s, or loom's under `--cfg loom`), and by the unit tests' recorder.
 pub trait EntryCell {
     /// Atomically writes the entry.
     fn store(&self, value: u64, order: Ordering);

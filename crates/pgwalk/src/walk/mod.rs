@@ -138,7 +138,7 @@ fn count_retry(retries: &mut u32, limit: u32, addr: u64, level: Level) -> Result
     if *retries >= limit {
         return Err(Error::RetryLimit { addr, level });
     }
-    core::hint::spin_loop();
+    crate::sync::spin_hint();
     Ok(())
 }
 
