@@ -21,6 +21,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/assemble.rs");
     println!("cargo:rerun-if-changed=el2/probe.S");
     println!("cargo:rerun-if-changed=el2/link.ld");
+    println!("cargo:rerun-if-changed=el2/hyp_probe.S");
+    println!("cargo:rerun-if-changed=el2/hyp_link.ld");
     println!("cargo:rerun-if-env-changed={}", assemble::CROSS_PREFIX_ENV);
 
     // A probe left over from older sources must not survive a failed rebuild.
@@ -29,5 +31,13 @@ fn main() {
         let first_line = e.to_string();
         let first_line = first_line.lines().next().unwrap_or_default();
         println!("cargo:warning=EL2 probe not built now (will retry at run time): {first_line}");
+    }
+    let _ = std::fs::remove_file(out_dir.join(assemble::HYP_PROBE_ELF_NAME));
+    if let Err(e) = assemble::build_hyp_probe(&el2_dir, &out_dir) {
+        let first_line = e.to_string();
+        let first_line = first_line.lines().next().unwrap_or_default();
+        println!(
+            "cargo:warning=EL2 stage-1 probe not built now (will retry at run time): {first_line}"
+        );
     }
 }

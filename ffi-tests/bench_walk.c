@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	pool_reset();
 	if (vm_init(&vm, VTCR_IPA40) ||
 	    kvm_pgtable_stage2_map(&vm.pgt, IPA_BASE, size, PA_BASE,
-				   KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W, NULL,
+				   KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W, vm_mc(&vm),
 				   KVM_PGTABLE_WALK_SKIP_CMO)) {
 		fprintf(stderr, "bench_walk: setup failed\n");
 		return 1;

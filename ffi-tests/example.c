@@ -32,7 +32,20 @@ static void *alloc_pages(size_t n)
 	return NULL;
 }
 
-static void *zalloc_page(void *mc) { (void)mc; return alloc_pages(1); }
+/* The kernel's memory cache: table pages set aside before a map (here, how
+ * many may be taken). As in Linux 6.12, a map takes new table pages only
+ * from one: with a NULL cache, one that needs a table fails with -ENOMEM. */
+struct kvm_mmu_memory_cache { int nobjs; };
+
+static void *zalloc_page(void *arg)
+{
+	struct kvm_mmu_memory_cache *mc = arg;
+
+	if (!mc || mc->nobjs == 0)
+		return NULL;
+	mc->nobjs--;
+	return alloc_pages(1);
+}
 static void *zalloc_pages_exact(size_t size) { return alloc_pages(size / 4096); }
 static void free_pages_exact(void *p, size_t size)
 {
@@ -87,6 +100,7 @@ int main(void)
 		.tlb_flush_vmid = tlbi_vmid,
 	};
 	struct kvm_pgtable pgt;
+	struct kvm_mmu_memory_cache mc = { .nobjs = 2 }; /* a level-2 and a level-3 table */
 	int leaves = 0, r;
 
 	r = kvm_pgtable_stage2_init(&pgt, &mmu, &mm_ops);
@@ -94,7 +108,7 @@ int main(void)
 		return 1;
 	/* 2 MiB + 4 KiB of RAM at IPA 1 GiB: one block and one page. */
 	r = kvm_pgtable_stage2_map(&pgt, 0x40000000, 0x201000, 0x80000000,
-				   KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W, NULL, 0);
+				   KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W, &mc, 0);
 	struct kvm_pgtable_walker walker = {
 		.cb = count_leaf, .arg = &leaves, .flags = KVM_PGTABLE_WALK_LEAF,
 	};

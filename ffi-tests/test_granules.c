@@ -5,7 +5,8 @@
  * pages of its granule; each is initialised from a VTCR_EL2 value, sized
  * with kvm_pgtable_stage2_pgd_size, mapped with blocks and pages, walked,
  * write-protected, faulted into, split, given an unlinked table to free,
- * unmapped and destroyed, and every page must come back.
+ * unmapped and destroyed, and every page must come back. Maps take their
+ * table pages from a memory cache, as Linux 6.12's callers pass one.
  */
 #include <string.h>
 
@@ -75,7 +76,22 @@ static void release(long i)
 	in_use--;
 }
 
-static void *zalloc_page(void *mc) { (void)mc; return alloc_pages(1); }
+/* The kernel's memory cache: here, how many pages it may still hand out. */
+struct kvm_mmu_memory_cache {
+	int nobjs;
+};
+
+static void *zalloc_page(void *arg)
+{
+	struct kvm_mmu_memory_cache *mc = arg;
+
+	if (mc) {
+		if (mc->nobjs <= 0)
+			return NULL;
+		mc->nobjs--;
+	}
+	return alloc_pages(1);
+}
 
 static void *zalloc_pages_exact(size_t size)
 {
@@ -228,6 +244,7 @@ static void one_format(const struct format *f)
 	kvm_pte_t *unlinked = NULL;
 	uint64_t ipa = 4 * f->block;
 	uint64_t pa = f->pa_top + 8 * f->block;
+	struct kvm_mmu_memory_cache mc = { .nobjs = 1024 };
 
 	printf("test_granules: %s\n", f->name);
 	page_size = f->page;
@@ -245,7 +262,7 @@ static void one_format(const struct format *f)
 	CHECK_EQ(in_use, (long)(f->pgd_size / f->page));
 
 	/* A block and the page after it: one level-2 leaf, one level-3. */
-	CHECK_EQ(kvm_pgtable_stage2_map(&pgt, ipa, f->block + f->page, pa, RW, NULL, 0), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&pgt, ipa, f->block + f->page, pa, RW, &mc, 0), 0);
 	CHECK_EQ(kvm_pgtable_get_leaf(&pgt, ipa + f->page, &pte, &level), 0);
 	CHECK_EQ(level, 2);
 	CHECK_EQ(oa(f, pte), pa);
@@ -266,7 +283,7 @@ static void one_format(const struct format *f)
 
 	/* The fault path: a page of the next block's range. */
 	CHECK_EQ(pgw_stage2_fault_map(&pgt, ipa + 2 * f->block, f->page, pa + 2 * f->block, RW,
-				      NULL, 0, &outcome),
+				      &mc, 0, &outcome),
 		 0);
 	CHECK_EQ(outcome, PGW_FAULT_FIXED);
 	CHECK_EQ(kvm_pgtable_get_leaf(&pgt, ipa + 2 * f->block, &pte, &level), 0);
@@ -277,7 +294,7 @@ static void one_format(const struct format *f)
 	 * period, and kvm_pgtable_stage2_free_unlinked frees it in this
 	 * format. */
 	CHECK_EQ(pgw_stage2_fault_map(&pgt, ipa + 2 * f->block, f->block, pa + 2 * f->block, RW,
-				      NULL, 0, &outcome),
+				      &mc, 0, &outcome),
 		 0);
 	CHECK_EQ(outcome, PGW_FAULT_FIXED);
 	CHECK_EQ(ndeferred, 1);
@@ -285,12 +302,12 @@ static void one_format(const struct format *f)
 
 	/* Split the first block into pages, then an unlinked table of this
 	 * format, freed as the kernel's callers free one. */
-	CHECK_EQ(kvm_pgtable_stage2_split(&pgt, ipa, f->block, NULL), 0);
+	CHECK_EQ(kvm_pgtable_stage2_split(&pgt, ipa, f->block, &mc), 0);
 	CHECK_EQ(kvm_pgtable_get_leaf(&pgt, ipa + 3 * f->page, &pte, &level), 0);
 	CHECK_EQ(level, 3);
 	CHECK_EQ(oa(f, pte), pa + 3 * f->page);
 	long before = in_use;
-	CHECK_EQ(pgw_stage2_create_unlinked(&pgt, pa, 2, RW, NULL, 0, &unlinked), 0);
+	CHECK_EQ(pgw_stage2_create_unlinked(&pgt, pa, 2, RW, &mc, 0, &unlinked), 0);
 	CHECK(unlinked != NULL);
 	CHECK_EQ(in_use, before + 1);
 	/* A level-3 table: its last entry the block's last page. */
@@ -299,7 +316,7 @@ static void one_format(const struct format *f)
 	CHECK_EQ(in_use, before);
 	if (f->page == 4096) {
 		/* A subtree: 1 GiB in pages, 513 table pages above 2^50. */
-		CHECK_EQ(pgw_stage2_create_unlinked(&pgt, f->pa_top, 1, RW, NULL, 1, &unlinked), 0);
+		CHECK_EQ(pgw_stage2_create_unlinked(&pgt, f->pa_top, 1, RW, &mc, 1, &unlinked), 0);
 		CHECK_EQ(in_use, before + 513);
 		CHECK_EQ(unlinked[0] >> 8 & 3, f->lpa2 ? 3 : 0);
 		kvm_pgtable_stage2_free_unlinked(f->ops, unlinked, 1);
@@ -313,6 +330,121 @@ static void one_format(const struct format *f)
 	quiesce();
 	CHECK_EQ(in_use, 0);
 	CHECK_EQ(bad_frees, 0);
+}
+
+/* --- EL2 stage-1 tables of the format. ----------------------------------- */
+
+static void hyp_flush(void *arg, uint64_t va, int8_t level) { (void)arg; (void)va; (void)level; }
+static void hyp_publish(void *arg) { (void)arg; }
+
+static const struct pgw_hyp_tlb_ops hyp_tlb = {
+	.flush_va = hyp_flush,
+	.flush_va_walks = hyp_flush,
+	.publish = hyp_publish,
+};
+
+/* A hyp table in the format `f`'s mm_ops is bound to (by the stage-2 table
+ * above, so kvm_pgtable_hyp_init takes it without being told), with a
+ * block and a page at the highest VA the format's 52 bits or 48 bits
+ * reach, mapped to output addresses above 2^48 where the format has them. */
+static void one_hyp_format(const struct format *f, unsigned va_bits, int8_t start_level)
+{
+	struct kvm_pgtable pgt;
+	kvm_pte_t pte = 0;
+	int8_t level = 99;
+	uint64_t va = (1ull << va_bits) - 2 * f->block;
+	uint64_t pa = f->pa_top + 8 * f->block;
+
+	page_size = f->page;
+	phys_base = f->pa_top + 0x40000000ull;
+	CHECK_EQ(kvm_pgtable_hyp_init(&pgt, va_bits, f->ops), 0);
+	CHECK_EQ(pgt.start_level, start_level);
+	CHECK_EQ(pgt.ia_bits, va_bits);
+	CHECK_EQ(kvm_pgtable_hyp_map(&pgt, va, f->block + f->page, pa, KVM_PGTABLE_PROT_R), 0);
+	CHECK_EQ(pgw_hyp_get_leaf(&pgt, va + f->page, &pte, &level), 0);
+	CHECK_EQ(level, 2);
+	CHECK_EQ(oa(f, pte), pa);
+	CHECK_EQ(kvm_pgtable_hyp_pte_prot(pte), KVM_PGTABLE_PROT_R);
+	/* Inner shareable in the descriptor, or (LPA2) in TCR_EL2.SH0. */
+	CHECK_EQ(pte >> 8 & 3, f->lpa2 ? (pa >> 50 & 3) : 3);
+	CHECK_EQ(pgw_hyp_get_leaf(&pgt, va + f->block, &pte, &level), 0);
+	CHECK_EQ(level, 3);
+	CHECK_EQ(oa(f, pte), pa + f->block);
+	/* Rounded to the format's page, as the kernel rounds to PAGE_SIZE. */
+	CHECK_EQ(kvm_pgtable_hyp_unmap(&pgt, va + 1, f->block + 1), f->block + f->page);
+	CHECK_EQ(pgw_hyp_get_leaf(&pgt, va, &pte, NULL), 0);
+	CHECK_EQ(pte & VALID, 0);
+	kvm_pgtable_hyp_destroy(&pgt);
+	CHECK(pgt.pgd == NULL);
+	CHECK_EQ(in_use, 0);
+	CHECK_EQ(bad_frees, 0);
+}
+
+/* The same with the format named (pgw_hyp_init), on an mm_ops no table
+ * used yet; a named format other than the one an mm_ops is bound to is
+ * refused, as stage 2 refuses it. */
+static void hyp_named_formats(void)
+{
+	static struct kvm_pgtable_mm_ops ops_hyp_64k = OPS;
+	struct kvm_pgtable pgt;
+	kvm_pte_t pte = 0;
+	int8_t level = 99;
+
+	page_size = 65536;
+	phys_base = 0x40000000ull;
+	memset(&pgt, 0, sizeof(pgt));
+	CHECK_EQ(pgw_hyp_init(&pgt, 42, 15, false, &ops_hyp_64k), -PGW_EINVAL);
+	CHECK_EQ(pgw_hyp_init(&pgt, 42, 16, true, &ops_hyp_64k), -PGW_EINVAL);
+	/* 42 bits with 64 KiB pages: Linux's two-level hypervisor table. */
+	CHECK_EQ(pgw_hyp_init(&pgt, 42, 16, false, &ops_hyp_64k), 0);
+	CHECK_EQ(pgt.start_level, 2);
+	CHECK_EQ(kvm_pgtable_hyp_map(&pgt, 0x20000000, 0x10000, 0x30000000,
+				     KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_X),
+		 0);
+	CHECK_EQ(pgw_hyp_get_leaf(&pgt, 0x2000ffff, &pte, &level), 0);
+	CHECK_EQ(level, 3);
+	CHECK_EQ(oa(&(struct format){ .page = 65536 }, pte), 0x30000000);
+	kvm_pgtable_hyp_destroy(&pgt);
+	/* Bound now: another format is refused, the same one taken. */
+	CHECK_EQ(pgw_hyp_init(&pgt, 42, 12, false, &ops_hyp_64k), -PGW_EINVAL);
+	CHECK(pgt.pgd == NULL);
+	CHECK_EQ(kvm_pgtable_hyp_init(&pgt, 42, &ops_hyp_64k), 0);
+	CHECK_EQ(pgt.start_level, 2);
+	kvm_pgtable_hyp_destroy(&pgt);
+	CHECK_EQ(in_use, 0);
+	/* Beyond 48 bits only with 64 KiB pages or LPA2. */
+	CHECK_EQ(pgw_hyp_init(&pgt, 49, 14, false, &ops_never_used), -PGW_EINVAL);
+	CHECK_EQ(in_use, 0);
+}
+
+/* --- kvm_get_vtcr for every kernel page size. ---------------------------- */
+
+/* Values worked out from 6.12's kvm_get_vtcr (the kernel-parity harness
+ * compares pgw_get_vtcr with the kernel's own for every IPA size and page
+ * size it builds). */
+static void vtcr_for_every_granule(void)
+{
+	/* PARange 52 bits, 16-bit VMIDs. */
+	uint64_t mmfr0 = 6, mmfr1 = 2 << 4;
+	uint64_t base = WALK_ATTRS | (1ull << 19);
+
+	/* 4 KiB without LPA2: kvm_get_vtcr itself; PS capped at 48 bits. */
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 40, 12, false), kvm_get_vtcr(mmfr0, mmfr1, 40));
+	CHECK_EQ(kvm_get_vtcr(mmfr0, mmfr1, 40), base | vtcr(40, 1, TG0_4K, 5));
+	/* 16 KiB: 40 bits from level 2 (16 concatenated pages), SL0 = 1. */
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 40, 14, false), base | vtcr(40, 1, TG0_16K, 5));
+	/* 64 KiB, 52-bit PAs: 52 bits from level 1, SL0 = 2, PS 52 bits. */
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 52, 16, false), base | vtcr(52, 2, TG0_64K, 6));
+	/* LPA2: DS, PS 52; 4 KiB keeps level 0 with 16 pages, never SL2. */
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 52, 12, true), base | vtcr(52, 2, TG0_4K, 6) | DS);
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 52, 14, true), base | vtcr(52, 3, TG0_16K, 6) | DS);
+	/* No such kernel. */
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 40, 13, false), 0);
+	CHECK_EQ(pgw_get_vtcr(mmfr0, mmfr1, 40, 16, true), 0);
+	/* Each value makes a table of that format. */
+	CHECK_EQ(kvm_pgtable_stage2_pgd_size(pgw_get_vtcr(mmfr0, mmfr1, 40, 14, false)),
+		 16 * 16384);
+	CHECK_EQ(kvm_pgtable_stage2_pgd_size(pgw_get_vtcr(mmfr0, mmfr1, 52, 12, true)), 16 * 4096);
 }
 
 int main(void)
@@ -334,6 +466,16 @@ int main(void)
 	};
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 		one_format(&formats[i]);
+
+	CHECK_EQ(pgw_hyp_set_tlb_ops(&hyp_tlb), 0);
+	/* 16 KiB at 47 bits from level 1; 64 KiB at 52 bits from level 1
+	 * (FEAT_LVA); LPA2 at 52 bits from level -1 (4 KiB) and 0 (16 KiB). */
+	one_hyp_format(&formats[0], 47, 1);
+	one_hyp_format(&formats[1], 52, 1);
+	one_hyp_format(&formats[2], 52, -1);
+	one_hyp_format(&formats[3], 52, 0);
+	hyp_named_formats();
+	vtcr_for_every_granule();
 
 	/* An mm_ops serves one format: the 16 KiB one refuses 64 KiB. */
 	{

@@ -2,7 +2,9 @@
  * The typed API: visitors report what they did to the walk in
  * visit->action and only their own errors through the return value; an
  * action the capability does not allow is -PGW_EPROTO. Fault-path
- * operations answer with a pgw_fault_outcome.
+ * operations answer with a pgw_fault_outcome. Unlike the kernel-compatible
+ * API (Linux 6.12's rounding and dropping), it refuses input that does not
+ * mean exactly one thing.
  */
 #include <errno.h>
 #include <string.h>
@@ -12,8 +14,10 @@
 
 #define GUEST_PA 0x100000000ull
 #define PAGES_IPA 0x10000000ull
+#define R KVM_PGTABLE_PROT_R
 #define RW (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W)
 #define ALWAYS (-1)
+#define S2_XN_FIELD (3ull << 53)
 
 struct plan {
 	uint32_t action; /* reported at visit `at` (or ALWAYS) */
@@ -256,6 +260,78 @@ static void fault_outcomes(struct vm *vm)
 	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, 0x20000000, PAGE_SIZE), 0);
 }
 
+static kvm_pte_t leaf(struct vm *vm, uint64_t ipa)
+{
+	kvm_pte_t pte = 0;
+
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm->pgt, ipa, &pte, NULL), 0);
+	return pte;
+}
+
+/* Where kvm_pgtable_* rounds, drops or ignores (as Linux 6.12 does), the
+ * typed calls refuse with -PGW_EINVAL, before anything changes. */
+static void strict_input(struct vm *vm)
+{
+	static const uint64_t bad_prot[] = { 1ull << 7, 1ull << 40, 1ull << 54, 1ull << 63 };
+	struct kvm_mmu_memory_cache mc = { .nobjs = 8 };
+	const uint64_t ipa = 0x20000000;
+	unsigned long pages = pool_stats().in_use;
+	pgw_fault_outcome o = 0;
+	kvm_pte_t *t = NULL;
+	unsigned i;
+
+	/* A misaligned IPA, size or PA, or an empty range. */
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa + 8, PAGE_SIZE, GUEST_PA, R, &mc, 0, &o),
+		 -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, PAGE_SIZE + 1, GUEST_PA, R, &mc, 0, &o),
+		 -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, PAGE_SIZE, GUEST_PA + 16, R, &mc, 0, &o),
+		 -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, 0, GUEST_PA, R, &mc, 0, &o), -PGW_EINVAL);
+	/* Prot bits that mean nothing, and walker bits the call decides. */
+	for (i = 0; i < sizeof(bad_prot) / sizeof(bad_prot[0]); i++) {
+		CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, PAGE_SIZE, GUEST_PA, R | bad_prot[i],
+					      &mc, 0, &o), -PGW_EINVAL);
+		CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, PAGES_IPA, bad_prot[i], &o),
+			 -PGW_EINVAL);
+		CHECK_EQ(pgw_stage2_create_unlinked(&vm->pgt, GUEST_PA, 2, R | bad_prot[i], NULL,
+						    false, &t), -PGW_EINVAL);
+	}
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, PAGE_SIZE, GUEST_PA, R, &mc,
+				      KVM_PGTABLE_WALK_HANDLE_FAULT, &o), -PGW_EINVAL);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, PAGE_SIZE, GUEST_PA, R, &mc, 1u << 7, &o),
+		 -PGW_EINVAL);
+	CHECK_EQ(o, 0);
+	CHECK(t == NULL);
+	CHECK_EQ(mc.nobjs, 8);
+	CHECK_EQ(leaf(vm, ipa), 0);
+	CHECK_EQ(pool_stats().in_use, pages);
+
+	/* The same input through the kernel's API, as Linux 6.12 reads it:
+	 * rounded, bits dropped. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, ipa + 8, PAGE_SIZE, GUEST_PA + 16,
+					R | (1ull << 40), &mc, 1u << 7), 0);
+	CHECK_EQ(leaf(vm, ipa) & KVM_PTE_ADDR_MASK, GUEST_PA);
+	CHECK_EQ(leaf(vm, ipa + PAGE_SIZE), 0);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&vm->pgt, ipa, 1ull << 40), 0);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, ipa, PAGE_SIZE), 0);
+
+	/* PGW_PROT_PX and _UX are the typed API's own (FEAT_XNX): it maps
+	 * them; the kernel's API drops them, as 6.12 has no such bits. */
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa, PAGE_SIZE, GUEST_PA, R | PGW_PROT_PX, &mc, 0,
+				      &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(leaf(vm, ipa) & S2_XN_FIELD, 3ull << 53); /* EL1 only */
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, ipa + PAGE_SIZE, PAGE_SIZE, GUEST_PA, R | PGW_PROT_UX,
+				      &mc, 0, &o), 0);
+	CHECK_EQ(leaf(vm, ipa + PAGE_SIZE) & S2_XN_FIELD, 1ull << 53); /* EL0 only */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, ipa + 2 * PAGE_SIZE, PAGE_SIZE, GUEST_PA,
+					R | PGW_PROT_PX | PGW_PROT_UX, &mc, 0), 0);
+	CHECK_EQ(leaf(vm, ipa + 2 * PAGE_SIZE) & S2_XN_FIELD, 2ull << 53); /* never */
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, ipa, 3 * PAGE_SIZE), 0);
+	CHECK_EQ(pool_stats().in_use, pages);
+}
+
 static void unlinked(struct vm *vm)
 {
 	kvm_pte_t *table = NULL;
@@ -276,11 +352,13 @@ int main(void)
 
 	pool_reset();
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
-	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, PAGES_IPA, 4 * PAGE_SIZE, GUEST_PA, RW, NULL, 0), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, PAGES_IPA, 4 * PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm),
+					0), 0);
 	every_capability(&vm);
 	allowed_and_disallowed(&vm);
 	bad_walkers(&vm);
 	fault_outcomes(&vm);
+	strict_input(&vm);
 	unlinked(&vm);
 	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), 0);
 	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), -PGW_EINVAL);

@@ -17,34 +17,29 @@
 #include <stdint.h>
 
 /**
- * Executable at EL1 (privileged execute).
+ * Executable (at EL1 and EL0).
  */
-#define KVM_PGTABLE_PROT_PX (1ull << 0)
-
-/**
- * Executable at EL0 (unprivileged execute).
- */
-#define KVM_PGTABLE_PROT_UX (1ull << 1)
+#define KVM_PGTABLE_PROT_X (1ull << 0)
 
 /**
  * Writable.
  */
-#define KVM_PGTABLE_PROT_W (1ull << 2)
+#define KVM_PGTABLE_PROT_W (1ull << 1)
 
 /**
  * Readable.
  */
-#define KVM_PGTABLE_PROT_R (1ull << 3)
+#define KVM_PGTABLE_PROT_R (1ull << 2)
 
 /**
  * Device-nGnRE memory (never executable).
  */
-#define KVM_PGTABLE_PROT_DEVICE (1ull << 4)
+#define KVM_PGTABLE_PROT_DEVICE (1ull << 3)
 
 /**
  * Normal non-cacheable memory (never executable).
  */
-#define KVM_PGTABLE_PROT_NORMAL_NC (1ull << 5)
+#define KVM_PGTABLE_PROT_NORMAL_NC (1ull << 4)
 
 /**
  * Software bit 0 (descriptor bit 55).
@@ -67,19 +62,150 @@
 #define KVM_PGTABLE_PROT_SW3 (1ull << 58)
 
 /**
- * Executable at EL1 and EL0.
- */
-#define KVM_PGTABLE_PROT_X ((1ull << 0) | (1ull << 1))
-
-/**
  * Readable and writable.
  */
-#define KVM_PGTABLE_PROT_RW ((1ull << 3) | (1ull << 2))
+#define KVM_PGTABLE_PROT_RW ((1ull << 2) | (1ull << 1))
 
 /**
  * Readable, writable and executable.
  */
-#define KVM_PGTABLE_PROT_RWX ((((1ull << 3) | (1ull << 2)) | (1ull << 0)) | (1ull << 1))
+#define KVM_PGTABLE_PROT_RWX (((1ull << 2) | (1ull << 1)) | (1ull << 0))
+
+/**
+ * Executable at EL1 only (FEAT_XNX): pgwalk's own bit, for the typed API;
+ * the `kvm_pgtable_*` functions drop it, as they drop every bit 6.12 does
+ * not define.
+ */
+#define PGW_PROT_PX (1ull << 5)
+
+/**
+ * Executable at EL0 only (FEAT_XNX): pgwalk's own bit, as `PGW_PROT_PX`.
+ */
+#define PGW_PROT_UX (1ull << 6)
+
+/**
+ * The first level a walk may start at (with LPA2).
+ */
+#define KVM_PGTABLE_FIRST_LEVEL -1
+
+/**
+ * The last level: its entries are pages.
+ */
+#define KVM_PGTABLE_LAST_LEVEL 3
+
+/**
+ * The first level that holds blocks with the 4 KiB granule (2 with 16 KiB
+ * and 64 KiB).
+ */
+#define KVM_PGTABLE_MIN_BLOCK_LEVEL 1
+
+/**
+ * Descriptor bit 0: the entry is valid.
+ */
+#define KVM_PTE_VALID (1ull << 0)
+
+/**
+ * The output address bits of a descriptor (4 KiB granule, without LPA2).
+ */
+#define KVM_PTE_ADDR_MASK 281474976706560
+
+/**
+ * With the 64 KiB granule, descriptor bits 15:12 hold PA\[51:48\].
+ */
+#define KVM_PTE_ADDR_51_48 61440
+
+/**
+ * The output address bits with LPA2 (4 KiB granule).
+ */
+#define KVM_PTE_ADDR_MASK_LPA2 1125899906838528
+
+/**
+ * With LPA2, descriptor bits 9:8 hold PA\[51:50\].
+ */
+#define KVM_PTE_ADDR_51_50_LPA2 768
+
+/**
+ * An output address that is none (what `set_owner` maps).
+ */
+#define KVM_PHYS_INVALID UINT64_MAX
+
+/**
+ * A leaf's lower attributes, bits 11:2.
+ */
+#define KVM_PTE_LEAF_ATTR_LO 4092
+
+/**
+ * Stage-2 MemAttr, bits 5:2.
+ */
+#define KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR 60
+
+/**
+ * Stage-2 S2AP read, bit 6.
+ */
+#define KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R (1ull << 6)
+
+/**
+ * Stage-2 S2AP write, bit 7.
+ */
+#define KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W (1ull << 7)
+
+/**
+ * Stage-2 shareability, bits 9:8.
+ */
+#define KVM_PTE_LEAF_ATTR_LO_S2_SH 768
+
+/**
+ * Inner shareable.
+ */
+#define KVM_PTE_LEAF_ATTR_LO_S2_SH_IS 3
+
+/**
+ * The access flag, bit 10.
+ */
+#define KVM_PTE_LEAF_ATTR_LO_S2_AF (1ull << 10)
+
+/**
+ * A leaf's upper attributes, bits 63:50.
+ */
+#define KVM_PTE_LEAF_ATTR_HI 18445618173802708992ull
+
+/**
+ * The software bits, 58:55.
+ */
+#define KVM_PTE_LEAF_ATTR_HI_SW 540431955284459520
+
+/**
+ * Stage-2 execute-never (XN\[1\], bit 54).
+ */
+#define KVM_PTE_LEAF_ATTR_HI_S2_XN (1ull << 54)
+
+/**
+ * What relaxing and restricting permissions touch: S2AP and XN.
+ */
+#define KVM_PTE_LEAF_ATTR_S2_PERMS (((1ull << 6) | (1ull << 7)) | (1ull << 54))
+
+/**
+ * The owner id of an annotation, bits 9:2 of an invalid entry.
+ */
+#define KVM_INVALID_PTE_OWNER_MASK 1020
+
+/**
+ * The largest owner id `kvm_pgtable_stage2_set_owner` accepts.
+ */
+#define KVM_MAX_OWNER_ID 1
+
+/**
+ * The marker of an entry in the middle of a break-before-make (bit 10 of
+ * an invalid entry).
+ */
+#define KVM_INVALID_PTE_LOCKED (1ull << 10)
+
+/**
+ * The level a TLB callback receives when none is known
+ * (`TLBI_TTL_UNKNOWN`, `INT_MAX`): invalidate whatever level maps the
+ * address.
+ */
+#define TLBI_TTL_UNKNOWN 2147483647
 
 /**
  * An annotated range belongs to another owner.
@@ -87,13 +213,15 @@
 #define PGW_EPERM 1
 
 /**
- * No valid mapping at the address; also a legacy visitor's "skip".
+ * No valid mapping at the address. From a legacy visitor, it stops the walk
+ * like any other error (Linux 6.12): it is no "skip".
  */
 #define PGW_ENOENT 2
 
 /**
- * A legacy visitor's "retry"; a fault-path call that lost a race (resume
- * the guest).
+ * A fault-path call found nothing to do or lost a race (resume the guest).
+ * From a legacy visitor, it stops only a `KVM_PGTABLE_WALK_HANDLE_FAULT`
+ * walker; others go on with the next entry.
  */
 #define PGW_EAGAIN 11
 
@@ -114,10 +242,11 @@
 #define PGW_EEXIST 17
 
 /**
- * A bad argument: a misaligned or empty range, unknown prot or flag bits,
- * an unknown enum value, an unsupported VTCR_EL2, a missing callback, or a
- * `struct kvm_pgtable` that is not initialised (or no longer agrees with
- * its `mmu->vtcr`).
+ * A bad argument: an impossible prot, an unknown enum value, an
+ * unsupported VTCR_EL2, a missing callback, or a `struct kvm_pgtable` that
+ * is not initialised (or no longer agrees with its `mmu->vtcr`); in the
+ * typed API also a misaligned or empty range and unknown prot or flag
+ * bits, which `kvm_pgtable_*` rounds and drops as Linux 6.12 does.
  */
 #define PGW_EINVAL 22
 
@@ -154,15 +283,16 @@
 #define PGW_EPROTO 71
 
 /**
- * A visitor answered something that means nothing: a legacy visitor
- * returned a positive value or one below -4095, a typed visitor returned a
+ * A typed visitor answered something that means nothing: it returned a
  * positive value or put an unknown value in `action` or `resume_reason`.
+ * (A legacy visitor's answer is returned as it is, as Linux 6.12 does.)
  */
 #define PGW_EBADMSG 74
 
 /**
- * Valid, but not supported by this library (`KVM_PGTABLE_S2_IDMAP`, a
- * shared walker for an operation that needs the write lock, ...).
+ * Valid, but not supported by this library. No function returns it since
+ * the layer follows Linux 6.12 (`KVM_PGTABLE_S2_IDMAP` and `SHARED` map
+ * walkers are supported); the value keeps its name.
  */
 #define PGW_EOPNOTSUPP 95
 
@@ -177,8 +307,9 @@
 /**
  * `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
  *
- * Functions take these as a `uint32_t` bit set; a bit not listed here is
- * refused with `-PGW_EINVAL`.
+ * Functions take these as a `uint32_t` bit set. The `kvm_pgtable_*`
+ * functions ignore a bit not listed here, as Linux 6.12 does; the typed
+ * `pgw_*` ones refuse it with `-PGW_EINVAL`.
  */
 enum kvm_pgtable_walk_flags
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -198,19 +329,21 @@ enum kvm_pgtable_walk_flags
    */
   KVM_PGTABLE_WALK_TABLE_POST = (1 << 2),
   /**
-   * The walker runs beside others (read lock): `-EAGAIN` from a visitor
-   * retries the entry, `-ENOENT` skips it.
+   * The walker runs beside others (read lock) and changes entries with
+   * compare-and-swap. A visitor's `-EAGAIN` is ignored: the walk goes on
+   * with the next entry (see `kvm_pgtable_visitor_fn_t`).
    */
   KVM_PGTABLE_WALK_SHARED = (1 << 3),
   /**
-   * The walker is a vCPU's fault handler (always together with
-   * `KVM_PGTABLE_WALK_SHARED`): any non-zero visitor return ends the walk
-   * and the guest is resumed.
+   * The walker is a vCPU's fault handler (with `KVM_PGTABLE_WALK_SHARED`
+   * on the fault path): a visitor's `-EAGAIN` ends the walk and is
+   * returned, and the vCPU resumes the guest.
    */
   KVM_PGTABLE_WALK_HANDLE_FAULT = (1 << 4),
   /**
-   * Break-before-make without TLB invalidation: the caller invalidates
-   * the whole range afterwards.
+   * Break-before-make without a TLB invalidation per broken entry. Where
+   * 6.12 leaves the range to the caller, `kvm_pgtable_stage2_map`
+   * invalidates it once when the walk ends (a deliberate deviation).
    */
   KVM_PGTABLE_WALK_SKIP_BBM_TLBI = (1 << 5),
   /**
@@ -312,7 +445,8 @@ enum kvm_pgtable_stage2_flags
    */
   KVM_PGTABLE_S2_NOFWB = (1 << 0),
   /**
-   * A host identity map (pKVM). Not supported: `-PGW_EOPNOTSUPP`.
+   * A host identity map (pKVM): `kvm_pgtable_stage2_map` refuses a map
+   * whose IPA is not its physical address.
    */
   KVM_PGTABLE_S2_IDMAP = (1 << 1),
 };
@@ -458,12 +592,6 @@ typedef uint32_t pgw_visit_kind;
 #endif // __cplusplus
 
 /**
- * The kernel's `struct kvm_mmu_memory_cache`: opaque to the library, which
- * only hands the pointer to `zalloc_page`.
- */
-struct kvm_mmu_memory_cache;
-
-/**
  * A page-table entry, as the kernel's `kvm_pte_t`.
  */
 typedef uint64_t kvm_pte_t;
@@ -486,12 +614,13 @@ typedef uint64_t kvm_pte_t;
  */
 struct kvm_pgtable_mm_ops {
   /**
-   * A zeroed page of the table's granule (4, 16 or 64 KiB, as
-   * `mmu->vtcr`'s TG0 says), aligned to its size, or NULL when out of
-   * memory. `arg` is the memory cache the caller passed to the operation
-   * (`mc`), NULL when it passed none. One `mm_ops` serves tables of one
-   * granule and LPA2 setting: the first initialisation with it decides
-   * (see `__kvm_pgtable_stage2_init`).
+   * A zeroed page of the table's granule (4, 16 or 64 KiB: as
+   * `mmu->vtcr`'s TG0 says, or for a hyp table as its initialisation
+   * chose), aligned to its size, or NULL when out of memory. `arg` is the
+   * memory cache the caller passed to the operation (`mc`), NULL when it
+   * passed none. One `mm_ops` serves tables of one granule and LPA2
+   * setting: the first initialisation with it decides (see
+   * `__kvm_pgtable_stage2_init` and `kvm_pgtable_hyp_init`).
    */
   void *(*zalloc_page)(void *arg);
   /**
@@ -543,12 +672,6 @@ struct kvm_pgtable_mm_ops {
 };
 
 /**
- * Whether `kvm_pgtable_stage2_map` must use pages only for
- * `addr..end` with `prot` (the kernel's `kvm_pgtable_force_pte_cb_t`).
- */
-typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t prot);
-
-/**
  * The stage-2 MMU of one VM: where the geometry comes from (`vtcr`), and
  * how TLB invalidation reaches the hypervisor.
  *
@@ -556,11 +679,13 @@ typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t
  * these. Hypervisors keep their own per-VM state in a structure that
  * embeds this one and find it with `container_of` in the callbacks.
  *
- * The three TLB callbacks stand for the kernel's `__kvm_tlb_flush_vmid_ipa`,
- * `kvm_tlb_flush_vmid_range` and `__kvm_tlb_flush_vmid`. All three are
- * required: initialisation fails with `-PGW_EINVAL` when one is NULL, and
- * so does every later call if one was cleared, before the table is touched.
- * No invalidation is ever skipped silently.
+ * The TLB callbacks stand for the kernel's hypervisor calls
+ * `__kvm_tlb_flush_vmid_ipa`, `__kvm_tlb_flush_vmid_ipa_nsh` and
+ * `__kvm_tlb_flush_vmid`, and its helper `kvm_tlb_flush_vmid_range`. All
+ * but `tlb_flush_vmid_ipa_nsh` are required: initialisation fails with
+ * `-PGW_EINVAL` when one is NULL, and so does every later call if one was
+ * cleared, before the table is touched. No invalidation is ever skipped
+ * silently.
  */
 struct kvm_s2_mmu {
   /**
@@ -583,24 +708,38 @@ struct kvm_s2_mmu {
    */
   struct kvm_pgtable *pgt;
   /**
-   * Invalidates the stage-2 TLB entries for the entry at `ipa` and
-   * `level` (`__kvm_tlb_flush_vmid_ipa`).
+   * Invalidates, in the inner-shareable domain, the stage-2 TLB entries
+   * for `ipa` (`__kvm_tlb_flush_vmid_ipa`): those of an entry at `level`,
+   * or of any level when `level` is `TLBI_TTL_UNKNOWN`.
    */
   void (*tlb_flush_vmid_ipa)(struct kvm_s2_mmu *mmu, uint64_t ipa, int level);
   /**
    * Invalidates the stage-2 TLB entries, including cached table walks,
-   * for `size` bytes from `addr` (`kvm_tlb_flush_vmid_range`).
+   * for `size` bytes from `addr` (`kvm_tlb_flush_vmid_range`: by range
+   * with FEAT_TLBIRANGE, otherwise the whole VMID).
    */
   void (*tlb_flush_vmid_range)(struct kvm_s2_mmu *mmu, uint64_t addr, uint64_t size);
   /**
    * Invalidates every stage-2 TLB entry of this VMID (`__kvm_tlb_flush_vmid`).
    */
   void (*tlb_flush_vmid)(struct kvm_s2_mmu *mmu);
+  /**
+   * Optional: as `tlb_flush_vmid_ipa`, on this CPU only
+   * (`__kvm_tlb_flush_vmid_ipa_nsh`), after relaxing permissions for a
+   * faulting vCPU. NULL: `tlb_flush_vmid_ipa` is called instead.
+   */
+  void (*tlb_flush_vmid_ipa_nsh)(struct kvm_s2_mmu *mmu, uint64_t ipa, int level);
 };
 
 /**
- * A stage-2 page table (the kernel's `struct kvm_pgtable`, without the
- * pKVM union member). The caller allocates it (statically, on the stack,
+ * Whether `kvm_pgtable_stage2_map` must use pages only for
+ * `addr..end` with `prot` (the kernel's `kvm_pgtable_force_pte_cb_t`).
+ */
+typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t prot);
+
+/**
+ * A stage-2 page table (Linux 6.12's `struct kvm_pgtable`, field for
+ * field). The caller allocates it (statically, on the stack,
  * inside its VM structure); `__kvm_pgtable_stage2_init` fills it in and
  * `kvm_pgtable_stage2_destroy` frees what it points to.
  *
@@ -644,6 +783,11 @@ struct kvm_pgtable {
    */
   struct kvm_pgtable_mm_ops *mm_ops;
   /**
+   * The MMU whose `vtcr` gave the geometry and whose callbacks receive
+   * TLB invalidations.
+   */
+  struct kvm_s2_mmu *mmu;
+  /**
    * `enum kvm_pgtable_stage2_flags` bits.
    */
   uint32_t flags;
@@ -651,11 +795,6 @@ struct kvm_pgtable {
    * Optional: forces page mappings for a map call's whole range.
    */
   kvm_pgtable_force_pte_cb_t force_pte_cb;
-  /**
-   * The MMU whose `vtcr` gave the geometry and whose callbacks receive
-   * TLB invalidations.
-   */
-  struct kvm_s2_mmu *mmu;
 };
 
 /**
@@ -709,14 +848,16 @@ struct kvm_pgtable_visit_ctx {
  * `KVM_PGTABLE_WALK_TABLE_POST`. What its return value does depends on the
  * walker's flags:
  *
- * | walker            | 0        | -EAGAIN          | -ENOENT              | other -errno |
- * |-------------------|----------|------------------|----------------------|--------------|
- * | exclusive         | continue | continue         | continue             | stop, returned |
- * | SHARED            | continue | retry this entry | skip it (no descent) | stop, returned |
- * | SHARED+HANDLE_FAULT | continue | stop, returned (resume the guest) | stop, returned | stop, returned |
+ * | walker                          | 0        | -EAGAIN            | anything else  |
+ * |---------------------------------|----------|--------------------|----------------|
+ * | neither SHARED nor HANDLE_FAULT | continue | continue (ignored) | stop, returned |
+ * | SHARED                          | continue | continue (ignored) | stop, returned |
+ * | HANDLE_FAULT (with SHARED or not) | continue | stop, returned (resume the guest) | stop, returned |
  *
- * A value that is no errno at all (positive, or below -4095) stops the
- * walk with `-PGW_EBADMSG`.
+ * as Linux 6.12's `kvm_pgtable_walk_continue`: "anything else" is
+ * `-ENOENT`, any other negative value and any positive one, returned by
+ * the walk as it is. A continue after a table entry's `TABLE_PRE` visit
+ * descends into the table.
  *
  * A visitor may not call the library on the table being walked: such a call
  * returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
@@ -738,9 +879,40 @@ struct kvm_pgtable_walker {
   void *arg;
   /**
    * `enum kvm_pgtable_walk_flags` bits: which entries to visit, and the
-   * walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, or neither).
+   * walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, `HANDLE_FAULT`, or
+   * neither).
    */
   uint32_t flags;
+};
+
+/**
+ * The hypervisor's EL2 TLB maintenance and barriers, for every hyp table
+ * (`pgw_hyp_set_tlb_ops`). Each callback must have its effect on every
+ * CPU of the inner-shareable domain before it returns. All three are
+ * required.
+ */
+struct pgw_hyp_tlb_ops {
+  /**
+   * The leaf for `va` at `level` was removed or lost a permission:
+   * invalidate its translations (`dsb ishst; tlbi vale2is, va >> 12;
+   * dsb ish; isb`).
+   */
+  void (*flush_va)(void *arg, uint64_t va, int8_t level);
+  /**
+   * The table entry at `level` covering `va` was removed: invalidate the
+   * walks cached through it too (`dsb ishst; tlbi vae2is, va >> 12;
+   * dsb ish; isb`).
+   */
+  void (*flush_va_walks)(void *arg, uint64_t va, int8_t level);
+  /**
+   * Entries were stored into live tables: make them visible to the
+   * table walker before they are used (`dsb ishst; isb`).
+   */
+  void (*publish)(void *arg);
+  /**
+   * Passed to every callback.
+   */
+  void *arg;
 };
 
 /**
@@ -853,17 +1025,17 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Walks `size` bytes from `addr` (widened to whole pages), calling
+ * Linux 6.12 `kvm_pgtable_walk`: walks the range from `addr` aligned down
+ * to a page, for `size` bytes rounded up to whole pages, calling
  * `walker->cb` for the entries `walker->flags` selects, in address order.
- * The visitor's return value is read by the table on
- * `kvm_pgtable_visitor_fn_t`, according to `KVM_PGTABLE_WALK_SHARED` and
- * `KVM_PGTABLE_WALK_HANDLE_FAULT`.
+ * The visitor's return value reads as the kernel's
+ * `kvm_pgtable_walk_continue` does (see `kvm_pgtable_visitor_fn_t`).
  *
- * Returns 0 when the whole range was visited, the visitor's error when it
- * stopped the walk, `-PGW_ERANGE` for a range beyond the input size,
- * `-PGW_EINVAL` for unknown flag bits or `HANDLE_FAULT` without `SHARED`,
- * `-PGW_EFAULT` for NULL `pgt`, `walker` or `walker->cb`, `-PGW_EBADMSG`
- * when the visitor returned something that is no errno.
+ * Returns 0 when the range was visited (or was empty), what the visitor
+ * returned when it stopped the walk, `-PGW_ERANGE` for a range beyond the
+ * input size, `-PGW_EINVAL` for an uninitialised `pgt`; and, where the
+ * kernel would crash, `-PGW_EFAULT` for NULL `pgt`, `walker` or
+ * `walker->cb`.
  *
  * # Safety
  *
@@ -877,17 +1049,19 @@ int kvm_pgtable_walk(struct kvm_pgtable *pgt,
                      struct kvm_pgtable_walker *walker);
 
 /**
- * Bytes of the root for a VTCR_EL2 value: the granule's page size (4, 16
- * or 64 KiB, from TG0) times the number of concatenated root tables (1 to
+ * Linux 6.12 `kvm_pgtable_stage2_pgd_size`: bytes of the root for a
+ * VTCR_EL2 value, the size of one table page (the granule's, 4, 16 or
+ * 64 KiB from TG0) times the number of concatenated root tables (1 to
  * 16), with or without LPA2. 0 for a VTCR_EL2 the library does not support
  * (which `__kvm_pgtable_stage2_init` refuses with `-PGW_EINVAL`).
  */
 size_t kvm_pgtable_stage2_pgd_size(uint64_t vtcr);
 
 /**
- * Initialises `pgt`: allocates the root with `mm_ops->zalloc_pages_exact`
- * for the geometry in `mmu->vtcr`, and records `mmu`, `mm_ops`, `flags`
- * and `force_pte_cb` in it. Also writes `mmu->pgd_phys` and `mmu->pgt`.
+ * Linux 6.12 `__kvm_pgtable_stage2_init`: allocates the root with
+ * `mm_ops->zalloc_pages_exact` for the geometry in `mmu->vtcr`, and
+ * records `mmu`, `mm_ops`, `flags` and `force_pte_cb` in `pgt`. Also
+ * writes `mmu->pgd_phys` and `mmu->pgt`.
  *
  * Every granule is supported, with LPA2 (see `struct kvm_s2_mmu`): pages
  * from `mm_ops` are the granule's size. The first initialisation with an
@@ -896,16 +1070,20 @@ size_t kvm_pgtable_stage2_pgd_size(uint64_t vtcr);
  * with the same `mm_ops` and another format is `-PGW_EINVAL` (give each
  * format its own `struct kvm_pgtable_mm_ops`).
  *
- * `flags` may hold `KVM_PGTABLE_S2_NOFWB` (`KVM_PGTABLE_S2_IDMAP` is
- * `-PGW_EOPNOTSUPP`, other bits `-PGW_EINVAL`). When `force_pte_cb` is
- * given, `kvm_pgtable_stage2_map` asks it once per call whether to map the
- * range with pages only.
+ * `flags` are `enum kvm_pgtable_stage2_flags` bits, kept as given:
+ * `KVM_PGTABLE_S2_IDMAP` makes `kvm_pgtable_stage2_map` refuse a map whose
+ * IPA is not its physical address (`-PGW_EINVAL`); `KVM_PGTABLE_S2_NOFWB`
+ * changes nothing (the library does not use FEAT_S2FWB). When
+ * `force_pte_cb` is given, `kvm_pgtable_stage2_map` asks it once per call
+ * whether to map the range with pages only.
  *
- * Returns 0, `-PGW_EFAULT` for a NULL pointer, `-PGW_EINVAL` for an
- * unsupported VTCR_EL2 or a missing callback (among the eleven memory
- * callbacks only the two cache ones may be NULL; all three TLB callbacks
- * of `mmu` are required), `-PGW_ENOMEM` when the root cannot be allocated.
- * On error `pgt` and `mmu` are left as they were.
+ * Returns 0, `-PGW_ENOMEM` when the root cannot be allocated, and (where
+ * the kernel would not check) `-PGW_EFAULT` for a NULL pointer and
+ * `-PGW_EINVAL` for a VTCR_EL2 the architecture does not allow or a
+ * missing callback (among the eleven memory callbacks only the two cache
+ * ones may be NULL; `mmu`'s TLB callbacks are required but
+ * `tlb_flush_vmid_ipa_nsh`). On error `pgt` and `mmu` are left as they
+ * were.
  *
  * # Safety
  *
@@ -932,10 +1110,10 @@ int kvm_pgtable_stage2_init(struct kvm_pgtable *pgt,
                             struct kvm_pgtable_mm_ops *mm_ops);
 
 /**
- * Frees every table page and the root through `mm_ops` (`put_page`, then
- * `free_pages_exact`), and sets `pgt->pgd` to NULL, so that calling it
- * again does nothing. No TLB invalidation: the VMID retires with the table.
- * A `pgt` that is NULL or not initialised is left alone (use
+ * Linux 6.12 `kvm_pgtable_stage2_destroy`: frees every table page and the
+ * root through `mm_ops` (`put_page`, then `free_pages_exact`), and sets
+ * `pgt->pgd` to NULL. No TLB invalidation: the VMID retires with the
+ * table. A `pgt` that is NULL or not initialised is left alone (use
  * `pgw_stage2_destroy` to see the error).
  *
  * # Safety
@@ -946,27 +1124,40 @@ int kvm_pgtable_stage2_init(struct kvm_pgtable *pgt,
 void kvm_pgtable_stage2_destroy(struct kvm_pgtable *pgt);
 
 /**
- * Maps `size` bytes at IPA `addr` to `phys` with `prot`, using the largest
- * blocks alignment allows (pages only when the table's `force_pte_cb`
- * says so). New table pages come from `mm_ops->zalloc_page(mc)`.
+ * Linux 6.12 `kvm_pgtable_stage2_map`: maps `size` bytes at IPA `addr` to
+ * `phys` with `prot`, with the largest blocks alignment allows (pages only
+ * when the table's `force_pte_cb` says so), new table pages from
+ * `mm_ops->zalloc_page(mc)`. `addr` is aligned down to a page, `size`
+ * rounded up, `phys` aligned down, unknown `prot` bits are dropped, and an
+ * empty range maps nothing.
  *
- * With `flags` 0 (or `SKIP_BBM_TLBI` / `SKIP_CMO`) the caller holds the
- * write lock and whatever the range mapped is replaced. With
- * `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT` it is a vCPU's
- * fault path: returns 0 when this call installed the mapping and
- * `-PGW_EAGAIN` when another walker got there first or the same mapping was
- * already there (resume the guest). `SHARED` alone is `-PGW_EOPNOTSUPP`.
+ * - A valid leaf that differs from the new one only in permissions is left
+ *   as it is (the fault path then returns `-PGW_EAGAIN`); one that differs
+ *   in more is replaced by break-before-make, with cache maintenance for
+ *   the new leaf unless `KVM_PGTABLE_WALK_SKIP_CMO`.
+ * - A block the range cuts is replaced by a table holding only what the
+ *   range maps: the rest of it is unmapped, to be faulted back in.
+ * - With `flags` 0 the caller holds the write lock. With
+ *   `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT` it is a vCPU's
+ *   fault path: 0 when the walk went through, `-PGW_EAGAIN` when it stopped
+ *   at a leaf needing no update or lost a race (resume the guest).
  *
- * Errors: `-PGW_EINVAL` (misaligned or empty range, unknown prot or flag
- * bits, DEVICE with NORMAL_NC, executable device memory), `-PGW_ERANGE`
- * (beyond the IPA or PA size), `-PGW_ENOMEM` (`zalloc_page` returned NULL:
- * the range before the failing entry may be mapped, the rest is as it was,
- * nothing leaks; map again after refilling the cache).
+ * Errors: `-PGW_EINVAL` (DEVICE with NORMAL_NC, executable DEVICE or
+ * NORMAL_NC memory, `addr != phys` with `KVM_PGTABLE_S2_IDMAP`),
+ * `-PGW_ERANGE` (beyond the input size), `-PGW_ENOMEM` (no table page from
+ * `mc`, or `mc` NULL where one was needed; the range before the failure is
+ * mapped). Where pgwalk deliberately differs from 6.12 (README, "Kernel
+ * parity"): an output address beyond VTCR_EL2.PS is `-PGW_ERANGE`;
+ * `SKIP_BBM_TLBI` invalidates the range once at the end when a break
+ * skipped its invalidation. `SHARED` without `HANDLE_FAULT` (updates by
+ * compare-and-swap, races passed over) and `HANDLE_FAULT` without `SHARED`
+ * (plain stores, stopping with `-PGW_EAGAIN`) work as in the kernel.
  *
  * # Safety
  *
- * `pgt` was initialised by `__kvm_pgtable_stage2_init`; `mc` is whatever
- * `mm_ops->zalloc_page` expects; the caller holds the lock `flags` implies.
+ * `pgt` was initialised by `__kvm_pgtable_stage2_init`; `mc` is NULL or
+ * what `mm_ops->zalloc_page` expects; the caller holds the lock `flags`
+ * implies.
  */
 int kvm_pgtable_stage2_map(struct kvm_pgtable *pgt,
                            uint64_t addr,
@@ -977,9 +1168,15 @@ int kvm_pgtable_stage2_map(struct kvm_pgtable *pgt,
                            uint32_t flags);
 
 /**
- * Annotates `size` bytes at `addr` as owned by `owner_id`: invalid entries
- * carrying the id (mappings in the range are removed). Owner 0 clears
- * annotations. Write lock. Errors as `kvm_pgtable_stage2_map`.
+ * Linux 6.12 `kvm_pgtable_stage2_set_owner`: annotates `size` bytes at
+ * `addr` (aligned as `kvm_pgtable_stage2_map` does) as owned by
+ * `owner_id`, page by page: invalid entries carrying the id, which keep
+ * their table pages alive. Mappings in the range are removed (blocks the
+ * range cuts go whole). Owner 0 writes zero entries; tables left with
+ * nothing else stay linked until an unmap of the range. Write lock.
+ *
+ * Errors: `-PGW_EINVAL` for an `owner_id` above `KVM_MAX_OWNER_ID`,
+ * `-PGW_ERANGE`, `-PGW_ENOMEM` (as `kvm_pgtable_stage2_map`).
  *
  * # Safety
  *
@@ -992,13 +1189,13 @@ int kvm_pgtable_stage2_set_owner(struct kvm_pgtable *pgt,
                                  uint8_t owner_id);
 
 /**
- * Removes every mapping and annotation in `size` bytes at `addr` (TLB
- * invalidation and, for cacheable memory, data-cache cleaning included)
- * and frees the table pages left empty. Write lock.
- *
- * Unlike the kernel, a range that starts or ends inside a block is refused
- * with `-PGW_EINVAL` before anything changes (`kvm_pgtable_stage2_split`
- * first). Other errors: `-PGW_EINVAL` (misaligned or empty), `-PGW_ERANGE`.
+ * Linux 6.12 `kvm_pgtable_stage2_unmap`: removes every mapping and
+ * annotation the range touches (aligned as `kvm_pgtable_stage2_map`
+ * does): a block the range cuts goes whole, its rest to be faulted back
+ * in. Each valid leaf is invalidated by IPA and level, and cacheable
+ * memory cleaned to the point of coherency; a table left empty is freed
+ * and invalidated by IPA without a level. Write lock. Errors:
+ * `-PGW_ERANGE`.
  *
  * # Safety
  *
@@ -1008,42 +1205,46 @@ int kvm_pgtable_stage2_set_owner(struct kvm_pgtable *pgt,
 int kvm_pgtable_stage2_unmap(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
 
 /**
- * Removes write permission from every valid leaf in `size` bytes at
- * `addr`, then invalidates the range through `mmu->tlb_flush_vmid_range`
- * (the kernel leaves that to the caller; here it cannot be forgotten).
- * Read lock. Errors: `-PGW_EINVAL`, `-PGW_ERANGE`.
+ * Linux 6.12 `kvm_pgtable_stage2_wrprotect`: removes write permission
+ * from every valid leaf in the range (aligned as `kvm_pgtable_stage2_map`
+ * does). As in the kernel, the TLB is left to the caller: invalidate the
+ * range (`kvm_tlb_flush_vmid_range`) before relying on it. Errors:
+ * `-PGW_ERANGE`.
  *
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
- * at least the read lock.
+ * the write lock (the kernel's contract; updates here are atomic, so a
+ * read lock beside fault handlers loses nothing either).
  */
 int kvm_pgtable_stage2_wrprotect(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
 
 /**
- * Sets the access flag on the valid leaf translating `addr`, if any. With
- * `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT` it runs as the
- * fault path. Errors (NULL or uninitialised `pgt`, bad flags) are dropped,
- * as the kernel's function returns nothing: `pgw_stage2_mkyoung` and
- * `pgw_stage2_fault_mkyoung` report them.
+ * Linux 6.12 `kvm_pgtable_stage2_mkyoung`: sets the access flag on the
+ * valid leaf translating `addr`, as the fault path does, and returns the
+ * leaf as it was; 0 when there was none, another walker changed it
+ * first, or the call failed (`pgw_stage2_fault_mkyoung` reports why). No
+ * TLB invalidation.
  *
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init` (or is NULL); the
  * caller holds at least the read lock.
  */
-void kvm_pgtable_stage2_mkyoung(struct kvm_pgtable *pgt, uint64_t addr, uint32_t flags);
+kvm_pte_t kvm_pgtable_stage2_mkyoung(struct kvm_pgtable *pgt, uint64_t addr);
 
 /**
- * Whether any valid leaf in `size` bytes at `addr` has its access flag
- * set; with `mkold`, clears them (no TLB invalidation: a stale young entry
- * only delays the next aging). Read lock. Errors read as `false`:
- * `pgw_stage2_test_clear_young` reports them.
+ * Linux 6.12 `kvm_pgtable_stage2_test_clear_young`: whether any valid
+ * leaf in the range (aligned as `kvm_pgtable_stage2_map` does) has its
+ * access flag set; with `mkold`, clears them. No TLB invalidation: a
+ * stale young entry only delays the next aging. A range beyond the input
+ * size (a kernel WARN) or a bad `pgt` reads as false.
  *
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init` (or is NULL); the
- * caller holds at least the read lock.
+ * caller holds the lock the kernel's caller holds (write; a read lock
+ * loses nothing either).
  */
 bool kvm_pgtable_stage2_test_clear_young(struct kvm_pgtable *pgt,
                                          uint64_t addr,
@@ -1051,27 +1252,26 @@ bool kvm_pgtable_stage2_test_clear_young(struct kvm_pgtable *pgt,
                                          bool mkold);
 
 /**
- * Adds the permissions in `prot` (R, W, PX, UX only; other bits are
- * `-PGW_EINVAL`) to the valid leaf translating `addr`, then invalidates its
- * TLB entry. With `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT`
- * it is the fault path: `-PGW_EAGAIN` when there was no valid leaf or
- * another walker changed it first (resume the guest). Otherwise a missing
- * leaf is not an error.
+ * Linux 6.12 `kvm_pgtable_stage2_relax_perms`: adds the R, W and X of
+ * `prot` (other bits but the software ones are ignored) to the valid leaf
+ * translating `addr`, as the fault path does, then invalidates `addr` on
+ * this CPU (`mmu->tlb_flush_vmid_ipa_nsh`, with the leaf's level, or
+ * `TLBI_TTL_UNKNOWN` after `-PGW_EAGAIN`). Returns 0, `-PGW_EAGAIN` when
+ * there was no valid leaf or another walker changed it first (resume the
+ * guest), `-PGW_EINVAL` for software bits in `prot`, `-PGW_ERANGE`.
  *
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
  * at least the read lock.
  */
-int kvm_pgtable_stage2_relax_perms(struct kvm_pgtable *pgt,
-                                   uint64_t addr,
-                                   uint64_t prot,
-                                   uint32_t flags);
+int kvm_pgtable_stage2_relax_perms(struct kvm_pgtable *pgt, uint64_t addr, uint64_t prot);
 
 /**
- * Cleans and invalidates the data cache for every cacheable page mapped in
- * `size` bytes at `addr` (through `mm_ops->dcache_clean_inval_poc`). Read
- * lock. Errors: `-PGW_EINVAL`, `-PGW_ERANGE`.
+ * Linux 6.12 `kvm_pgtable_stage2_flush`: cleans and invalidates the data
+ * cache for every cacheable leaf mapped in the range (aligned as
+ * `kvm_pgtable_stage2_map` does), through `mm_ops->dcache_clean_inval_poc`.
+ * Errors: `-PGW_ERANGE`.
  *
  * # Safety
  *
@@ -1081,29 +1281,39 @@ int kvm_pgtable_stage2_relax_perms(struct kvm_pgtable *pgt,
 int kvm_pgtable_stage2_flush(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
 
 /**
- * Splits every block intersecting `size` bytes at `addr` into pages,
- * keeping what they map; table pages come from `mm_ops->zalloc_page(mc)`.
- * Write lock. `-PGW_ENOMEM` leaves the blocks split so far split.
+ * Linux 6.12 `kvm_pgtable_stage2_split`: splits every block intersecting
+ * the range (aligned as `kvm_pgtable_stage2_map` does) into pages, table
+ * pages from `mm_ops->zalloc_page(mc)`. Write lock. `-PGW_ENOMEM` leaves
+ * the blocks split so far split.
+ *
+ * pgwalk deliberately differs from 6.12 here (README, "Kernel parity"): it
+ * splits only the part of a block inside the range, one level at a time
+ * (it cannot read how full the kernel's memory cache is), and keeps each
+ * block's exact attributes (6.12 rebuilds Device and non-cacheable blocks
+ * as Normal write-back pages, and sets the access flag).
  *
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
  * the write lock; `mc` is what `zalloc_page` expects.
  */
-int kvm_pgtable_stage2_split(struct kvm_pgtable *pgt,
-                             uint64_t addr,
-                             uint64_t size,
-                             struct kvm_mmu_memory_cache *mc);
+int kvm_pgtable_stage2_split(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size, void *mc);
 
 /**
- * Creates an unlinked table that maps the `level` entry's worth of memory
- * from `phys` with `prot`: level `level + 1` blocks, or pages all the way
- * down with `force_pte`. Returns its virtual address, to be linked with a
+ * Linux 6.12 `kvm_pgtable_stage2_create_unlinked`: builds a table that no
+ * table links, mapping what one entry of `level` maps from `phys` with
+ * `prot` (unknown bits dropped): blocks one level down, or pages all the
+ * way with `force_pte`. Returns its virtual address, to be linked with a
  * break-before-make of the caller's or freed with
- * `kvm_pgtable_stage2_free_unlinked`; on error, the kernel's
- * `ERR_PTR(-errno)`: a pointer whose value is the negated errno, in the
- * last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
- * returns the errno directly).
+ * `kvm_pgtable_stage2_free_unlinked` at the same `level`; on error, the
+ * kernel's `ERR_PTR(-errno)`: a pointer whose value is the negated errno,
+ * in the last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
+ * returns the errno directly). Errors: `-PGW_EINVAL` (`level` 3, or one
+ * the table's format lacks: below -1, 0 or 1 for 4 KiB with LPA2, 4 and
+ * 16 KiB, 64 KiB; `phys` not aligned to the level's entry size; bad prot),
+ * `-PGW_ENOMEM` (no page from `zalloc_page(mc)`, or `mc` NULL where a
+ * table below the new one is needed, as with `force_pte` above level 2;
+ * nothing leaked).
  *
  * # Safety
  *
@@ -1118,16 +1328,17 @@ kvm_pte_t *kvm_pgtable_stage2_create_unlinked(struct kvm_pgtable *pgt,
                                               bool force_pte);
 
 /**
- * Frees an unlinked table subtree: every table page below `pgtable` and
- * `pgtable` itself, through `mm_ops->put_page`. `level` is that of the
- * entry that linked it (as `free_unlinked_table` receives it, or as given
- * to `kvm_pgtable_stage2_create_unlinked`). Hosts call it from their
+ * Linux 6.12 `kvm_pgtable_stage2_free_unlinked`: frees an unlinked table
+ * subtree, every table page below `pgtable` and `pgtable` itself, through
+ * `mm_ops->put_page`. `level` is that of the entry that linked it (as
+ * `free_unlinked_table` receives it, or as given to
+ * `kvm_pgtable_stage2_create_unlinked`). Hosts call it from their
  * `free_unlinked_table` callback once the grace period has passed.
  * The table is read in the format (granule, LPA2) `mm_ops` was bound to
  * by `__kvm_pgtable_stage2_init`. A NULL `pgtable`, one not aligned to the
- * granule, a level that is not one of the format's table levels (-1 or 0
- * up to 2), missing callbacks or an `mm_ops` no initialisation used leave
- * everything alone.
+ * granule, a level that is not one of the format's table levels (from its
+ * first level, -1, 0 or 1, up to 2), missing callbacks or an `mm_ops` no
+ * initialisation used leave everything alone.
  *
  * # Safety
  *
@@ -1139,10 +1350,11 @@ void kvm_pgtable_stage2_free_unlinked(struct kvm_pgtable_mm_ops *mm_ops,
                                       int8_t level);
 
 /**
- * Looks up the entry translating `addr`: a valid leaf, or the invalid
- * entry where translation stops. Writes it to `*ptep` and its level to
- * `*level` (either may be NULL). Returns 0, `-PGW_ERANGE` beyond the input
- * size, `-PGW_EINVAL`/`-PGW_EFAULT` for a bad `pgt`.
+ * Linux 6.12 `kvm_pgtable_get_leaf`: the entry translating `addr` (a valid
+ * leaf, or the invalid entry where translation stops) to `*ptep` and its
+ * level to `*level` (either may be NULL). Returns 0, `-PGW_ERANGE` beyond
+ * the input size, `-PGW_EINVAL` (and `-PGW_EFAULT` for NULL) for a bad
+ * `pgt`.
  *
  * # Safety
  *
@@ -1150,6 +1362,210 @@ void kvm_pgtable_stage2_free_unlinked(struct kvm_pgtable_mm_ops *mm_ops,
  * are NULL or valid for writes.
  */
 int kvm_pgtable_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, int8_t *level);
+
+/**
+ * Linux 6.12 `kvm_pgtable_stage2_pte_prot`: the protection a stage-2
+ * entry grants, as `enum kvm_pgtable_prot` bits: its software bits, and,
+ * for a valid entry, R and W from S2AP and X unless XN\[1\] (bit 54) is
+ * set.
+ */
+uint64_t kvm_pgtable_stage2_pte_prot(kvm_pte_t pte);
+
+/**
+ * Linux 6.12 `kvm_get_vtcr`, as a 4 KiB kernel without LPA2 computes it:
+ * the VTCR_EL2 value for an IPA size of `phys_shift` bits on a CPU with
+ * these ID registers — inner-shareable write-back walks, PS from
+ * `ID_AA64MMFR0_EL1.PARange` (at most 48 bits), the fewest levels (at
+ * least two) whose root needs no more than 16 concatenated tables, and
+ * 16-bit VMIDs when `ID_AA64MMFR1_EL1.VMIDBits` says so.
+ *
+ * The kernel's takes the granule from its `PAGE_SIZE` and LPA2 from the
+ * system; one library serves every granule, so this one keeps the
+ * 4 KiB kernel's answer and `pgw_get_vtcr` takes the granule and LPA2.
+ */
+uint64_t kvm_get_vtcr(uint64_t mmfr0, uint64_t mmfr1, uint32_t phys_shift);
+
+/**
+ * `kvm_get_vtcr` as Linux 6.12 computes it when built with pages of
+ * `1 << page_shift` bytes (12, 14 or 16) and with `lpa2` as
+ * `kvm_lpa2_is_enabled()`: TG0 for that granule, DS with LPA2, SL0 for
+ * the fewest levels of that granule (at least two; never level -1: the
+ * root concatenates instead), and PS capped at 52 bits with LPA2 or with
+ * 64 KiB pages (a kernel with `CONFIG_ARM64_PA_BITS_52`), at 48 bits
+ * otherwise. 0 for another `page_shift`, or LPA2 with 64 KiB pages.
+ */
+uint64_t pgw_get_vtcr(uint64_t mmfr0,
+                      uint64_t mmfr1,
+                      uint32_t phys_shift,
+                      uint32_t page_shift,
+                      bool lpa2);
+
+/**
+ * Linux 6.12 `kvm_tlb_flush_vmid_range`: invalidates the stage-2 TLB
+ * entries for `size` bytes from `addr` through `mmu->tlb_flush_vmid_range`.
+ * A NULL `mmu` or callback is ignored.
+ *
+ * # Safety
+ *
+ * `mmu` is NULL or valid.
+ */
+void kvm_tlb_flush_vmid_range(struct kvm_s2_mmu *mmu, uint64_t addr, size_t size);
+
+/**
+ * Registers the EL2 TLB maintenance every hyp table uses (copied: `ops`
+ * need not outlive the call), or with NULL withdraws it, after which hyp
+ * calls refuse to run. `-PGW_EINVAL` if a callback is missing (nothing
+ * changes then).
+ *
+ * # Safety
+ *
+ * `ops` is NULL or points to a readable `struct pgw_hyp_tlb_ops` whose
+ * callbacks may be called, with its `arg`, from any thread that calls the
+ * library, until they are withdrawn or replaced.
+ */
+int pgw_hyp_set_tlb_ops(const struct pgw_hyp_tlb_ops *ops);
+
+/**
+ * Initialises `pgt` as an empty EL2 stage-1 table for `va_bits`-bit
+ * virtual addresses in the format `mm_ops` serves, with the start level
+ * Linux computes (`ARM64_HW_PGTABLE_LEVELS(va_bits)` levels for that page
+ * size) and a root page from `mm_ops->zalloc_page(NULL)`. `mmu` is set to
+ * NULL, as in the kernel.
+ *
+ * The kernel's hyp tables use its `PAGE_SIZE` and its system-wide LPA2
+ * setting; one library serves every granule, so the page size is that of
+ * the pages `mm_ops` hands out: the format an earlier
+ * `__kvm_pgtable_stage2_init` or `pgw_hyp_init` bound `mm_ops` to, or,
+ * for an `mm_ops` no initialisation used yet, 4 KiB pages without LPA2
+ * (a 4 KiB kernel), which this binds it to. `pgw_hyp_init` names the
+ * format instead.
+ *
+ * Returns 0, `-PGW_EFAULT` for NULL `pgt` or `mm_ops`, `-PGW_EINVAL` for
+ * `va_bits` outside 25..=48 (up to 52 with 64 KiB pages or LPA2; the
+ * kernel also takes 13..=24, starting at level 3), a missing required
+ * callback, or no registered `pgw_hyp_set_tlb_ops`; `-PGW_ENOMEM` when
+ * `zalloc_page` returns NULL.
+ *
+ * # Safety
+ *
+ * `pgt` is NULL or valid for writes; `mm_ops` is NULL or points to a
+ * `struct kvm_pgtable_mm_ops` that outlives the table, with callbacks that
+ * keep the promises documented there.
+ */
+int kvm_pgtable_hyp_init(struct kvm_pgtable *pgt,
+                         uint32_t va_bits,
+                         struct kvm_pgtable_mm_ops *mm_ops);
+
+/**
+ * `kvm_pgtable_hyp_init` for tables of a format named here: pages of
+ * `1 << page_shift` bytes (12, 14 or 16: 4, 16 or 64 KiB), LPA2
+ * (TCR_EL2.DS: 52-bit addresses with 4 and 16 KiB pages, level -1 with
+ * 4 KiB) or not. The first initialisation with an `mm_ops` binds it to
+ * its format, as `__kvm_pgtable_stage2_init` does: `mm_ops` then hands out
+ * pages of that size, aligned to it.
+ *
+ * Returns what `kvm_pgtable_hyp_init` returns, and `-PGW_EINVAL` for
+ * another `page_shift`, LPA2 with 64 KiB pages, or an `mm_ops` bound to
+ * another format.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_init`.
+ */
+int pgw_hyp_init(struct kvm_pgtable *pgt,
+                 uint32_t va_bits,
+                 uint32_t page_shift,
+                 bool lpa2,
+                 struct kvm_pgtable_mm_ops *mm_ops);
+
+/**
+ * Frees every page of the hyp table behind `pgt` and sets `pgd` to NULL
+ * (Linux's `kvm_pgtable_hyp_destroy`), without TLB maintenance: the MMU
+ * must no longer use the table. Does nothing for NULL, a table that is not
+ * an initialised hyp table, or a call from one of the table's callbacks.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_map`; no hardware walker uses the table any more.
+ */
+void kvm_pgtable_hyp_destroy(struct kvm_pgtable *pgt);
+
+/**
+ * Maps `size` bytes at `addr` to `phys` with `prot` (Linux 6.12's
+ * `kvm_pgtable_hyp_map`): the offset of `addr` in its page (of the
+ * table's granule) is ignored,
+ * `size` is rounded up to whole pages and `phys` down to its page; blocks
+ * are used where size and alignment allow. `prot` follows
+ * `hyp_set_prot_attr`: `KVM_PGTABLE_PROT_R` is required, `_X` excludes
+ * `_W` and `_DEVICE`; bits 6.12 does not define are dropped, as the
+ * kernel drops them. The call ends with the registered `publish`.
+ *
+ * Returns 0; `-PGW_EINVAL` for a prot the regime cannot express (also
+ * `_X` with `_NORMAL_NC`, and `_DEVICE` with `_NORMAL_NC`);
+ * `-PGW_ERANGE` for a range past `va_bits`, or an output past what the
+ * format's descriptors hold (48 bits; 52 with 64 KiB pages or LPA2); `-PGW_EEXIST` for a range that overlaps a different mapping,
+ * before anything changes (where the kernel WARNs, and returns `-EINVAL`
+ * for a page or replaces a block with an empty table); `-PGW_ENOMEM` when
+ * `zalloc_page` fails (what was mapped before stays mapped);
+ * `-PGW_EFAULT` for a NULL `pgt`; `-PGW_EINVAL` for one that is not an
+ * initialised hyp table (a stage-2 table included) or when no
+ * `pgw_hyp_set_tlb_ops` is registered; `-PGW_EDEADLK` from inside one of
+ * the table's callbacks. `_NORMAL_NC` maps Normal non-cacheable memory
+ * (the kernel's hyp tables ignore it and map write-back).
+ *
+ * # Safety
+ *
+ * `pgt` is NULL or was initialised by `kvm_pgtable_hyp_init` and is not
+ * used by another call at the same time (the caller's lock, as the
+ * kernel's hyp spinlock).
+ */
+int kvm_pgtable_hyp_map(struct kvm_pgtable *pgt,
+                        uint64_t addr,
+                        uint64_t size,
+                        uint64_t phys,
+                        uint64_t prot);
+
+/**
+ * Unmaps `size` bytes at `addr` (Linux 6.12's `kvm_pgtable_hyp_unmap`;
+ * the range rounded as by `kvm_pgtable_hyp_map`), leaf by leaf with the
+ * registered `flush_va`, freeing the tables it empties (unlinked with
+ * `flush_va_walks`). It stops at the first address where nothing is
+ * mapped or where a block extends beyond the range — also before its
+ * start, where the kernel unmaps the whole block — and frees the tables
+ * it emptied even then.
+ *
+ * Returns the bytes unmapped: 0 for a range past `va_bits`, a table
+ * without `mm_ops->page_count` (as in the kernel), a NULL `pgt`, one that
+ * is not an initialised hyp table, no registered `pgw_hyp_set_tlb_ops`, or
+ * a call from inside one of the table's callbacks.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_map`.
+ */
+uint64_t kvm_pgtable_hyp_unmap(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
+
+/**
+ * The leaf that translates `addr` in the hyp table behind `pgt`, and its
+ * level (the kernel's `kvm_pgtable_get_leaf` on a hyp table): `*ptep` the
+ * entry (a block, a page, or the invalid entry where translation stops),
+ * `*level` its level; either may be NULL. Returns 0, `-PGW_ERANGE` past
+ * `va_bits`, or the errors of `kvm_pgtable_hyp_map` for a bad `pgt`.
+ *
+ * # Safety
+ *
+ * As `kvm_pgtable_hyp_map`; `ptep` and `level` are NULL or valid for
+ * writes.
+ */
+int pgw_hyp_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, int8_t *level);
+
+/**
+ * The protection a hyp entry grants (Linux 6.12's
+ * `kvm_pgtable_hyp_pte_prot`): its software bits and, for a valid entry,
+ * `KVM_PGTABLE_PROT_X` unless XN, `_R` for AP `0b11` (read-only), `_R |
+ * _W` for AP `0b01`. Like the kernel, it reports no memory type.
+ */
+uint64_t kvm_pgtable_hyp_pte_prot(kvm_pte_t pte);
 
 /**
  * Walks `size` bytes from `addr` (widened to whole pages) with the typed
@@ -1266,9 +1682,12 @@ int pgw_stage2_destroy(struct kvm_pgtable *pgt);
 
 /**
  * `kvm_pgtable_stage2_create_unlinked` returning an errno: on 0, `*table`
- * is the new table's virtual address. Errors: `-PGW_EINVAL` (level not
- * 0..=2 or above the start level, `phys` not aligned to the level's
- * block size, bad prot), `-PGW_ERANGE`, `-PGW_ENOMEM` (nothing leaked).
+ * is the new table's virtual address. `level` may be any of the table
+ * format's levels but the last, the start level and those above it
+ * included. Errors: `-PGW_EINVAL` (`level` 3, or one the format lacks:
+ * below -1 for 4 KiB with LPA2, below 0 for 4 KiB and 16 KiB, below 1
+ * for 64 KiB; `phys` not aligned to the level's block size; bad prot),
+ * `-PGW_ERANGE`, `-PGW_ENOMEM` (nothing leaked).
  *
  * # Safety
  *

@@ -20,6 +20,9 @@ pub const DEFAULT_CROSS_PREFIX: &str = "aarch64-linux-gnu-";
 /// File name of the linked probe inside its output directory.
 pub const PROBE_ELF_NAME: &str = "pgwalk-el2-probe.elf";
 
+/// File name of the linked EL2 stage-1 probe (`el2/hyp_probe.S`).
+pub const HYP_PROBE_ELF_NAME: &str = "pgwalk-el2-hyp-probe.elf";
+
 /// Why the probe could not be built.
 #[derive(Debug)]
 pub enum AssembleError {
@@ -157,4 +160,52 @@ fn unique_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// Builds `el2/hyp_probe.S` + `el2/hyp_link.ld` from `el2_dir` into
+/// `out_dir/HYP_PROBE_ELF_NAME` and returns that path, as [`build_probe`]
+/// does for the stage-2 probe (unique intermediate names, renamed into
+/// place).
+pub fn build_hyp_probe(el2_dir: &Path, out_dir: &Path) -> Result<PathBuf, AssembleError> {
+    let prefix = cross_prefix();
+    let asm = format!("{prefix}as");
+    let ld = format!("{prefix}ld");
+
+    fs::create_dir_all(out_dir).map_err(|source| AssembleError::Io {
+        context: format!("creating {}", out_dir.display()),
+        source,
+    })?;
+    let unique = format!("{}-{}", std::process::id(), unique_suffix());
+    let obj = out_dir.join(format!("hyp-probe-{unique}.o"));
+    let tmp_elf = out_dir.join(format!("hyp-probe-{unique}.elf"));
+    let elf = out_dir.join(HYP_PROBE_ELF_NAME);
+
+    let result = (|| {
+        run(
+            &asm,
+            &[
+                "-o".into(),
+                obj.clone().into_os_string(),
+                el2_dir.join("hyp_probe.S").into_os_string(),
+            ],
+        )?;
+        run(
+            &ld,
+            &[
+                "-T".into(),
+                el2_dir.join("hyp_link.ld").into_os_string(),
+                "--no-warn-rwx-segments".into(),
+                "-o".into(),
+                tmp_elf.clone().into_os_string(),
+                obj.clone().into_os_string(),
+            ],
+        )?;
+        fs::rename(&tmp_elf, &elf).map_err(|source| AssembleError::Io {
+            context: format!("renaming {} to {}", tmp_elf.display(), elf.display()),
+            source,
+        })
+    })();
+    let _ = fs::remove_file(&obj);
+    let _ = fs::remove_file(&tmp_elf);
+    result.map(|()| elf)
 }

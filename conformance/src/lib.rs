@@ -9,6 +9,10 @@
 //! `AT S12E1W` for every probe address and prints both PAR_EL1 values, which
 //! are returned as [`ParPair`]s.
 //!
+//! [`Machine::translate_el2`] does the same for a hypervisor's own EL2
+//! stage-1 table (`el2/hyp_probe.S`: `AT S1E2R`, `AT S1E2W` and a branch to
+//! each address, with the EL2 MMU on; see [`Fetch`]).
+//!
 //! The crate deliberately knows nothing about the pgwalk library: the
 //! interface is plain bytes, so the emulated MMU is an independent oracle.
 //!
@@ -21,11 +25,16 @@
 
 mod assemble;
 mod error;
+mod hyp;
 mod machine;
 mod par;
 mod protocol;
 
 pub use error::HarnessError;
+pub use hyp::{
+    Fetch, HypProbeResult, HYP_NO_MEMORY_END, HYP_NO_MEMORY_PA, HYP_TRAMPOLINE_PA,
+    HYP_TRAMPOLINE_SIZE,
+};
 pub use machine::Machine;
 pub use par::Par;
 

@@ -76,6 +76,11 @@ impl Machine {
         &self.probe_elf
     }
 
+    /// How many probes one boot handles.
+    pub(crate) fn max_probes_per_boot(&self) -> usize {
+        self.max_probes_per_boot
+    }
+
     /// Translates every address in `probes` through the stage-2 tables
     /// described by `vtcr`/`vttbr`, whose memory is `table_image` loaded at
     /// guest physical address `table_base_pa`.
@@ -149,7 +154,8 @@ impl Machine {
         parse_output(&serial, probes.len())
     }
 
-    /// One QEMU boot; its serial output once it exited successfully.
+    /// One boot of the stage-2 probe; its serial output once it exited
+    /// successfully.
     fn run(
         &self,
         vtcr: u64,
@@ -158,12 +164,6 @@ impl Machine {
         table_image: &[u8],
         probes: &[u64],
     ) -> Result<String, HarnessError> {
-        let dir = ScratchDir::new()?;
-        let params_path = dir.path.join("params.bin");
-        let tables_path = dir.path.join("tables.bin");
-        let serial_path = dir.path.join("serial.txt");
-        let stderr_path = dir.path.join("qemu-stderr.txt");
-
         let mut params = Vec::with_capacity(32 + probes.len() * 8);
         for word in [PARAMS_MAGIC, vtcr, vttbr, probes.len() as u64]
             .iter()
@@ -171,7 +171,25 @@ impl Machine {
         {
             params.extend_from_slice(&word.to_le_bytes());
         }
-        fs::write(&params_path, &params).map_err(io_err("writing the parameter block"))?;
+        self.run_program(&self.probe_elf, &params, table_base_pa, table_image)
+    }
+
+    /// One QEMU boot of the probe program `elf` (the stage-2 probe or the
+    /// EL2 stage-1 one) with the parameter block `params` and the table
+    /// image; its serial output once QEMU exited successfully.
+    pub(crate) fn run_program(
+        &self,
+        elf: &Path,
+        params: &[u8],
+        table_base_pa: u64,
+        table_image: &[u8],
+    ) -> Result<String, HarnessError> {
+        let dir = ScratchDir::new()?;
+        let params_path = dir.path.join("params.bin");
+        let tables_path = dir.path.join("tables.bin");
+        let serial_path = dir.path.join("serial.txt");
+        let stderr_path = dir.path.join("qemu-stderr.txt");
+        fs::write(&params_path, params).map_err(io_err("writing the parameter block"))?;
 
         let mut cmd = Command::new(&self.qemu);
         cmd.args([
@@ -195,7 +213,7 @@ impl Machine {
             qemu_opt_escape(&serial_path)
         ));
         cmd.args(["-serial", "chardev:pgwalk_serial"]);
-        cmd.arg("-kernel").arg(&self.probe_elf);
+        cmd.arg("-kernel").arg(elf);
         cmd.arg("-device").arg(format!(
             "loader,file={},addr={PARAMS_PA:#x},force-raw=on",
             qemu_opt_escape(&params_path)

@@ -4,10 +4,10 @@
 use crate::error::HarnessError;
 use crate::{Par, ParPair};
 
-const MARK_START: &str = "PGWALK-PROBE START ";
-const MARK_END: &str = "PGWALK-PROBE END";
-const MARK_ERROR: &str = "PGWALK-PROBE ERROR ";
-const MARK_EXCEPTION: &str = "PGWALK-PROBE EXCEPTION ";
+pub(crate) const MARK_START: &str = "PGWALK-PROBE START ";
+pub(crate) const MARK_END: &str = "PGWALK-PROBE END";
+pub(crate) const MARK_ERROR: &str = "PGWALK-PROBE ERROR ";
+pub(crate) const MARK_EXCEPTION: &str = "PGWALK-PROBE EXCEPTION ";
 const MARK_MMFR0: &str = "PGWALK-PROBE ID_AA64MMFR0_EL1 ";
 
 /// Lines of serial output kept in error reports.
@@ -23,7 +23,7 @@ pub(crate) fn tail_of(output: &str) -> String {
     }
 }
 
-fn parse_hex16(s: &str) -> Option<u64> {
+pub(crate) fn parse_hex16(s: &str) -> Option<u64> {
     if s.len() == 16 {
         u64::from_str_radix(s, 16).ok()
     } else {
@@ -102,7 +102,7 @@ pub(crate) fn parse_output(serial: &str, expected: usize) -> Result<Vec<ParPair>
 
 /// Adds names to the exception report's numbers so the error is readable
 /// without the probe source at hand.
-fn describe_guest_report(line: &str) -> String {
+pub(crate) fn describe_guest_report(line: &str) -> String {
     let Some(rest) = line.strip_prefix(MARK_EXCEPTION) else {
         return line.to_owned();
     };

@@ -230,6 +230,25 @@ int pool_page_count(uint64_t phys)
 	return host_page_count(host_phys_to_virt(phys));
 }
 
+static void tlbi_log(struct vm *vm, enum tlbi_kind kind, uint64_t addr, int level, uint64_t size)
+{
+	if (vm->tlbi_n < TLBI_LOG) {
+		struct tlbi *t = &vm->tlbi[vm->tlbi_n];
+
+		t->kind = kind;
+		t->addr = addr;
+		t->level = level;
+		t->size = size;
+	}
+	vm->tlbi_n++;
+}
+
+void tlbi_clear(struct vm *vm)
+{
+	vm->tlbi_n = 0;
+	memset(vm->tlbi, 0, sizeof(vm->tlbi));
+}
+
 static void vm_tlb_flush_vmid_ipa(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
 {
 	struct vm *vm = container_of(mmu, struct vm, mmu);
@@ -237,28 +256,51 @@ static void vm_tlb_flush_vmid_ipa(struct kvm_s2_mmu *mmu, uint64_t ipa, int leve
 	vm->tlbi_ipa++;
 	vm->last_tlbi_ipa = ipa;
 	vm->last_tlbi_level = level;
+	tlbi_log(vm, TLBI_IPA, ipa, level, 0);
+}
+
+static void vm_tlb_flush_vmid_ipa_nsh(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
+{
+	struct vm *vm = container_of(mmu, struct vm, mmu);
+
+	vm->tlbi_ipa_nsh++;
+	tlbi_log(vm, TLBI_IPA_NSH, ipa, level, 0);
 }
 
 static void vm_tlb_flush_vmid_range(struct kvm_s2_mmu *mmu, uint64_t addr, uint64_t size)
 {
 	struct vm *vm = container_of(mmu, struct vm, mmu);
 
-	(void)addr;
-	(void)size;
 	vm->tlbi_range++;
+	tlbi_log(vm, TLBI_RANGE, addr, 0, size);
 }
 
 static void vm_tlb_flush_vmid(struct kvm_s2_mmu *mmu)
 {
-	container_of(mmu, struct vm, mmu)->tlbi_vmid++;
+	struct vm *vm = container_of(mmu, struct vm, mmu);
+
+	vm->tlbi_vmid++;
+	tlbi_log(vm, TLBI_VMID, 0, 0, 0);
+}
+
+void vm_set_tlb_callbacks(struct vm *vm)
+{
+	vm->mmu.tlb_flush_vmid_ipa = vm_tlb_flush_vmid_ipa;
+	vm->mmu.tlb_flush_vmid_range = vm_tlb_flush_vmid_range;
+	vm->mmu.tlb_flush_vmid = vm_tlb_flush_vmid;
+	vm->mmu.tlb_flush_vmid_ipa_nsh = vm_tlb_flush_vmid_ipa_nsh;
 }
 
 int vm_init(struct vm *vm, uint64_t vtcr)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->mmu.vtcr = vtcr;
-	vm->mmu.tlb_flush_vmid_ipa = vm_tlb_flush_vmid_ipa;
-	vm->mmu.tlb_flush_vmid_range = vm_tlb_flush_vmid_range;
-	vm->mmu.tlb_flush_vmid = vm_tlb_flush_vmid;
+	vm_set_tlb_callbacks(vm);
 	return kvm_pgtable_stage2_init(&vm->pgt, &vm->mmu, &host_mm_ops);
+}
+
+struct kvm_mmu_memory_cache *vm_mc(struct vm *vm)
+{
+	vm->mc.nobjs = 4 * POOL_PAGES;
+	return &vm->mc;
 }

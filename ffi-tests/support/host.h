@@ -35,14 +35,32 @@ struct kvm_mmu_memory_cache {
 	int nobjs;
 };
 
+/* One TLB callback call, as the VM's log records it. */
+enum tlbi_kind { TLBI_IPA = 1, TLBI_IPA_NSH, TLBI_RANGE, TLBI_VMID };
+struct tlbi {
+	enum tlbi_kind kind;
+	uint64_t addr;
+	int level;     /* TLBI_IPA, TLBI_IPA_NSH */
+	uint64_t size; /* TLBI_RANGE */
+};
+
+#define TLBI_LOG 64
+
 struct vm {
 	struct kvm_pgtable pgt;
 	struct kvm_s2_mmu mmu;
+	/* Where maps take their table pages from (see vm_mc). */
+	struct kvm_mmu_memory_cache mc;
 	unsigned long tlbi_ipa;
+	unsigned long tlbi_ipa_nsh;
 	unsigned long tlbi_range;
 	unsigned long tlbi_vmid;
 	uint64_t last_tlbi_ipa;
 	int last_tlbi_level;
+	/* Every TLB callback call, in order, since vm_init or tlbi_clear (the
+	 * first TLBI_LOG of them; tlbi_n counts all). */
+	struct tlbi tlbi[TLBI_LOG];
+	unsigned tlbi_n;
 };
 
 extern struct kvm_pgtable_mm_ops host_mm_ops;
@@ -65,7 +83,18 @@ void pool_set_budget(long pages);
 void pool_quiesce(void);
 int pool_page_count(uint64_t phys);
 
-/* Fills in vm->mmu (VTCR and TLB callbacks) and initialises vm->pgt. */
+/* Fills in vm->mmu (VTCR and the four TLB callbacks, the optional
+ * tlb_flush_vmid_ipa_nsh included) and initialises vm->pgt. */
 int vm_init(struct vm *vm, uint64_t vtcr);
+/* (Re)installs the four TLB callbacks of vm->mmu. */
+void vm_set_tlb_callbacks(struct vm *vm);
+
+/* The VM's memory cache, topped up with more pages than any test needs, as
+ * KVM tops its cache up before a map: Linux 6.12 maps nothing that needs a
+ * table page when given no cache (-ENOMEM). */
+struct kvm_mmu_memory_cache *vm_mc(struct vm *vm);
+
+/* Forgets the logged TLB callback calls (the counters stay). */
+void tlbi_clear(struct vm *vm);
 
 #endif

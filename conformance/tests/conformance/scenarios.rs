@@ -249,7 +249,7 @@ impl<'a> Builder<'a> {
             model_at(&self.log, ipa).map_or(Prot::RW, |l| {
                 let p = l.prot ^ Prot::W;
                 if p.intersects(Prot::DEVICE | Prot::NORMAL_NC) {
-                    p - Prot::X
+                    p - (Prot::X | Prot::PX | Prot::UX)
                 } else {
                     p
                 }
@@ -264,17 +264,18 @@ impl<'a> Builder<'a> {
         };
         // pgwalk leaves an entry alone when it already maps the same
         // output with the same attributes apart from S2AP and XN; an entry
-        // that is a table one level down is always replaced, and a larger
-        // block is split (a change of the table: Fixed).
+        // that is a table one level down is always replaced. A block above
+        // the fault's level is split, which changes the table but not the
+        // translation: the split keeps the block's permissions.
         let (d, found) = self.leaf(ipa);
         let same_beyond_perms = |old: ModelLeaf| {
-            let perms = Prot::RW | Prot::X;
+            let perms = Prot::RW | Prot::X | Prot::PX | Prot::UX;
             old.young && old.delta == new.delta && (old.prot - perms) == (new.prot - perms)
         };
-        let same = d.is_valid() && model_at(&self.log, ipa).is_some_and(same_beyond_perms);
-        let spurious = same && found.get() == level;
-        // The pieces of a split block keep its permissions.
-        let split_only = same && found.get() < level;
+        let kept = d.is_valid()
+            && found.get() <= level
+            && model_at(&self.log, ipa).is_some_and(same_beyond_perms);
+        let spurious = kept && found.get() == level;
         let r = self
             .table
             .fault_handler()
@@ -286,14 +287,14 @@ impl<'a> Builder<'a> {
         };
         match r {
             Ok(outcome) if outcome == expected => {
-                if outcome == FaultOutcome::Fixed && !split_only {
+                if kept {
+                    self.probe_around(ipa, ipa + size);
+                } else {
                     self.record(ModelOp::Map {
                         lo: ipa,
                         hi: ipa + size,
                         leaf: new,
                     });
-                } else {
-                    self.probe_around(ipa, ipa + size);
                 }
             }
             Ok(outcome) => self.fail(format!(

@@ -1,8 +1,8 @@
 //! The C types and constants.
 //!
 //! The `kvm_*` items keep the kernel's names, field order and constant
-//! values (Linux 6.16 `arch/arm64/include/asm/kvm_pgtable.h`), so C code
-//! written against the kernel compiles unchanged. The `pgw_*` items are the
+//! values (Linux 6.12 LTS `arch/arm64/include/asm/kvm_pgtable.h`), so C
+//! code written against the kernel compiles unchanged. The `pgw_*` items are the
 //! typed API's own.
 //!
 //! Integers that C writes and Rust reads (flags, prot, action codes) are
@@ -22,21 +22,19 @@ pub type kvm_pte_t = u64;
 
 // ---------------------------------------------------------------------------
 // enum kvm_pgtable_prot (64-bit values: #defines, since strict C11 enums
-// stop at `int`).
+// stop at `int`), with Linux 6.12's values.
 // ---------------------------------------------------------------------------
 
-/// Executable at EL1 (privileged execute).
-pub const KVM_PGTABLE_PROT_PX: u64 = 1u64 << 0;
-/// Executable at EL0 (unprivileged execute).
-pub const KVM_PGTABLE_PROT_UX: u64 = 1u64 << 1;
+/// Executable (at EL1 and EL0).
+pub const KVM_PGTABLE_PROT_X: u64 = 1u64 << 0;
 /// Writable.
-pub const KVM_PGTABLE_PROT_W: u64 = 1u64 << 2;
+pub const KVM_PGTABLE_PROT_W: u64 = 1u64 << 1;
 /// Readable.
-pub const KVM_PGTABLE_PROT_R: u64 = 1u64 << 3;
+pub const KVM_PGTABLE_PROT_R: u64 = 1u64 << 2;
 /// Device-nGnRE memory (never executable).
-pub const KVM_PGTABLE_PROT_DEVICE: u64 = 1u64 << 4;
+pub const KVM_PGTABLE_PROT_DEVICE: u64 = 1u64 << 3;
 /// Normal non-cacheable memory (never executable).
-pub const KVM_PGTABLE_PROT_NORMAL_NC: u64 = 1u64 << 5;
+pub const KVM_PGTABLE_PROT_NORMAL_NC: u64 = 1u64 << 4;
 /// Software bit 0 (descriptor bit 55).
 pub const KVM_PGTABLE_PROT_SW0: u64 = 1u64 << 55;
 /// Software bit 1 (descriptor bit 56).
@@ -45,17 +43,83 @@ pub const KVM_PGTABLE_PROT_SW1: u64 = 1u64 << 56;
 pub const KVM_PGTABLE_PROT_SW2: u64 = 1u64 << 57;
 /// Software bit 3 (descriptor bit 58).
 pub const KVM_PGTABLE_PROT_SW3: u64 = 1u64 << 58;
-/// Executable at EL1 and EL0.
-pub const KVM_PGTABLE_PROT_X: u64 = (1u64 << 0) | (1u64 << 1);
 /// Readable and writable.
-pub const KVM_PGTABLE_PROT_RW: u64 = (1u64 << 3) | (1u64 << 2);
+pub const KVM_PGTABLE_PROT_RW: u64 = (1u64 << 2) | (1u64 << 1);
 /// Readable, writable and executable.
-pub const KVM_PGTABLE_PROT_RWX: u64 = (1u64 << 3) | (1u64 << 2) | (1u64 << 0) | (1u64 << 1);
+pub const KVM_PGTABLE_PROT_RWX: u64 = (1u64 << 2) | (1u64 << 1) | (1u64 << 0);
+
+/// Executable at EL1 only (FEAT_XNX): pgwalk's own bit, for the typed API;
+/// the `kvm_pgtable_*` functions drop it, as they drop every bit 6.12 does
+/// not define.
+pub const PGW_PROT_PX: u64 = 1u64 << 5;
+/// Executable at EL0 only (FEAT_XNX): pgwalk's own bit, as `PGW_PROT_PX`.
+pub const PGW_PROT_UX: u64 = 1u64 << 6;
+
+// ---------------------------------------------------------------------------
+// Linux 6.12's other constants of kvm_pgtable.h (their 4 KiB-granule values
+// where they depend on the granule).
+// ---------------------------------------------------------------------------
+
+/// The first level a walk may start at (with LPA2).
+pub const KVM_PGTABLE_FIRST_LEVEL: i8 = -1;
+/// The last level: its entries are pages.
+pub const KVM_PGTABLE_LAST_LEVEL: i8 = 3;
+/// The first level that holds blocks with the 4 KiB granule (2 with 16 KiB
+/// and 64 KiB).
+pub const KVM_PGTABLE_MIN_BLOCK_LEVEL: i8 = 1;
+/// Descriptor bit 0: the entry is valid.
+pub const KVM_PTE_VALID: u64 = 1u64 << 0;
+/// The output address bits of a descriptor (4 KiB granule, without LPA2).
+pub const KVM_PTE_ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// With the 64 KiB granule, descriptor bits 15:12 hold PA\[51:48\].
+pub const KVM_PTE_ADDR_51_48: u64 = 0xf000;
+/// The output address bits with LPA2 (4 KiB granule).
+pub const KVM_PTE_ADDR_MASK_LPA2: u64 = 0x0003_ffff_ffff_f000;
+/// With LPA2, descriptor bits 9:8 hold PA\[51:50\].
+pub const KVM_PTE_ADDR_51_50_LPA2: u64 = 0x300;
+/// An output address that is none (what `set_owner` maps).
+pub const KVM_PHYS_INVALID: u64 = u64::MAX;
+/// A leaf's lower attributes, bits 11:2.
+pub const KVM_PTE_LEAF_ATTR_LO: u64 = 0xffc;
+/// Stage-2 MemAttr, bits 5:2.
+pub const KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR: u64 = 0x3c;
+/// Stage-2 S2AP read, bit 6.
+pub const KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R: u64 = 1u64 << 6;
+/// Stage-2 S2AP write, bit 7.
+pub const KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W: u64 = 1u64 << 7;
+/// Stage-2 shareability, bits 9:8.
+pub const KVM_PTE_LEAF_ATTR_LO_S2_SH: u64 = 0x300;
+/// Inner shareable.
+pub const KVM_PTE_LEAF_ATTR_LO_S2_SH_IS: u64 = 3;
+/// The access flag, bit 10.
+pub const KVM_PTE_LEAF_ATTR_LO_S2_AF: u64 = 1u64 << 10;
+/// A leaf's upper attributes, bits 63:50.
+pub const KVM_PTE_LEAF_ATTR_HI: u64 = 0xfffc_0000_0000_0000;
+/// The software bits, 58:55.
+pub const KVM_PTE_LEAF_ATTR_HI_SW: u64 = 0x0780_0000_0000_0000;
+/// Stage-2 execute-never (XN\[1\], bit 54).
+pub const KVM_PTE_LEAF_ATTR_HI_S2_XN: u64 = 1u64 << 54;
+/// What relaxing and restricting permissions touch: S2AP and XN.
+pub const KVM_PTE_LEAF_ATTR_S2_PERMS: u64 = (1u64 << 6) | (1u64 << 7) | (1u64 << 54);
+/// The owner id of an annotation, bits 9:2 of an invalid entry.
+pub const KVM_INVALID_PTE_OWNER_MASK: u64 = 0x3fc;
+/// The largest owner id `kvm_pgtable_stage2_set_owner` accepts.
+pub const KVM_MAX_OWNER_ID: u32 = 1;
+/// The marker of an entry in the middle of a break-before-make (bit 10 of
+/// an invalid entry).
+pub const KVM_INVALID_PTE_LOCKED: u64 = 1u64 << 10;
+/// The level a TLB callback receives when none is known
+/// (`TLBI_TTL_UNKNOWN`, `INT_MAX`): invalidate whatever level maps the
+/// address.
+// A literal: cbindgen leaves out constants it cannot evaluate
+// (`c_int::MAX`); a test checks the value.
+pub const TLBI_TTL_UNKNOWN: c_int = 0x7fff_ffff;
 
 /// `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
 ///
-/// Functions take these as a `uint32_t` bit set; a bit not listed here is
-/// refused with `-PGW_EINVAL`.
+/// Functions take these as a `uint32_t` bit set. The `kvm_pgtable_*`
+/// functions ignore a bit not listed here, as Linux 6.12 does; the typed
+/// `pgw_*` ones refuse it with `-PGW_EINVAL`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum kvm_pgtable_walk_flags {
@@ -65,22 +129,22 @@ pub enum kvm_pgtable_walk_flags {
     KVM_PGTABLE_WALK_TABLE_PRE = 1 << 1,
     /// Visit table entries after their children.
     KVM_PGTABLE_WALK_TABLE_POST = 1 << 2,
-    /// The walker runs beside others (read lock): `-EAGAIN` from a visitor
-    /// retries the entry, `-ENOENT` skips it.
+    /// The walker runs beside others (read lock) and changes entries with
+    /// compare-and-swap. A visitor's `-EAGAIN` is ignored: the walk goes on
+    /// with the next entry (see `kvm_pgtable_visitor_fn_t`).
     KVM_PGTABLE_WALK_SHARED = 1 << 3,
-    /// The walker is a vCPU's fault handler (always together with
-    /// `KVM_PGTABLE_WALK_SHARED`): any non-zero visitor return ends the walk
-    /// and the guest is resumed.
+    /// The walker is a vCPU's fault handler (with `KVM_PGTABLE_WALK_SHARED`
+    /// on the fault path): a visitor's `-EAGAIN` ends the walk and is
+    /// returned, and the vCPU resumes the guest.
     KVM_PGTABLE_WALK_HANDLE_FAULT = 1 << 4,
-    /// Break-before-make without TLB invalidation: the caller invalidates
-    /// the whole range afterwards.
+    /// Break-before-make without a TLB invalidation per broken entry. Where
+    /// 6.12 leaves the range to the caller, `kvm_pgtable_stage2_map`
+    /// invalidates it once when the walk ends (a deliberate deviation).
     KVM_PGTABLE_WALK_SKIP_BBM_TLBI = 1 << 5,
     /// No cache maintenance for new leaves: the caller did it.
     KVM_PGTABLE_WALK_SKIP_CMO = 1 << 6,
 }
 
-/// Every walk-flag bit the library knows.
-pub(crate) const WALK_KNOWN: u32 = (1 << 7) - 1;
 pub(crate) const WALK_LEAF: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_LEAF as u32;
 pub(crate) const WALK_TABLE_PRE: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_TABLE_PRE as u32;
 pub(crate) const WALK_TABLE_POST: u32 = kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_TABLE_POST as u32;
@@ -99,9 +163,12 @@ pub enum kvm_pgtable_stage2_flags {
     /// The hardware lacks FEAT_S2FWB (or it is not used): the library does
     /// cache maintenance for new cacheable mappings, as it always does.
     KVM_PGTABLE_S2_NOFWB = 1 << 0,
-    /// A host identity map (pKVM). Not supported: `-PGW_EOPNOTSUPP`.
+    /// A host identity map (pKVM): `kvm_pgtable_stage2_map` refuses a map
+    /// whose IPA is not its physical address.
     KVM_PGTABLE_S2_IDMAP = 1 << 1,
 }
+
+pub(crate) const S2_IDMAP: u32 = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP as u32;
 
 /// The kernel's `struct kvm_pgtable_mm_ops`: memory management callbacks,
 /// in the kernel's order and with its types. Addresses are virtual except
@@ -119,12 +186,13 @@ pub enum kvm_pgtable_stage2_flags {
 /// may be called from several threads at once under shared walks.
 #[repr(C)]
 pub struct kvm_pgtable_mm_ops {
-    /// A zeroed page of the table's granule (4, 16 or 64 KiB, as
-    /// `mmu->vtcr`'s TG0 says), aligned to its size, or NULL when out of
-    /// memory. `arg` is the memory cache the caller passed to the operation
-    /// (`mc`), NULL when it passed none. One `mm_ops` serves tables of one
-    /// granule and LPA2 setting: the first initialisation with it decides
-    /// (see `__kvm_pgtable_stage2_init`).
+    /// A zeroed page of the table's granule (4, 16 or 64 KiB: as
+    /// `mmu->vtcr`'s TG0 says, or for a hyp table as its initialisation
+    /// chose), aligned to its size, or NULL when out of memory. `arg` is the
+    /// memory cache the caller passed to the operation (`mc`), NULL when it
+    /// passed none. One `mm_ops` serves tables of one granule and LPA2
+    /// setting: the first initialisation with it decides (see
+    /// `__kvm_pgtable_stage2_init` and `kvm_pgtable_hyp_init`).
     pub zalloc_page: Option<unsafe extern "C" fn(arg: *mut c_void) -> *mut c_void>,
     /// `size` bytes of zeroed, physically contiguous memory aligned to
     /// `size` (the root, possibly several concatenated pages).
@@ -161,11 +229,13 @@ pub struct kvm_pgtable_mm_ops {
 /// these. Hypervisors keep their own per-VM state in a structure that
 /// embeds this one and find it with `container_of` in the callbacks.
 ///
-/// The three TLB callbacks stand for the kernel's `__kvm_tlb_flush_vmid_ipa`,
-/// `kvm_tlb_flush_vmid_range` and `__kvm_tlb_flush_vmid`. All three are
-/// required: initialisation fails with `-PGW_EINVAL` when one is NULL, and
-/// so does every later call if one was cleared, before the table is touched.
-/// No invalidation is ever skipped silently.
+/// The TLB callbacks stand for the kernel's hypervisor calls
+/// `__kvm_tlb_flush_vmid_ipa`, `__kvm_tlb_flush_vmid_ipa_nsh` and
+/// `__kvm_tlb_flush_vmid`, and its helper `kvm_tlb_flush_vmid_range`. All
+/// but `tlb_flush_vmid_ipa_nsh` are required: initialisation fails with
+/// `-PGW_EINVAL` when one is NULL, and so does every later call if one was
+/// cleared, before the table is touched. No invalidation is ever skipped
+/// silently.
 #[repr(C)]
 pub struct kvm_s2_mmu {
     /// VTCR_EL2 for this VM: T0SZ, SL0 (and SL2), TG0, PS and DS give the
@@ -181,16 +251,23 @@ pub struct kvm_s2_mmu {
     pub pgd_phys: u64,
     /// Written by initialisation: the table this MMU translates with.
     pub pgt: *mut kvm_pgtable,
-    /// Invalidates the stage-2 TLB entries for the entry at `ipa` and
-    /// `level` (`__kvm_tlb_flush_vmid_ipa`).
+    /// Invalidates, in the inner-shareable domain, the stage-2 TLB entries
+    /// for `ipa` (`__kvm_tlb_flush_vmid_ipa`): those of an entry at `level`,
+    /// or of any level when `level` is `TLBI_TTL_UNKNOWN`.
     pub tlb_flush_vmid_ipa:
         Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu, ipa: u64, level: c_int)>,
     /// Invalidates the stage-2 TLB entries, including cached table walks,
-    /// for `size` bytes from `addr` (`kvm_tlb_flush_vmid_range`).
+    /// for `size` bytes from `addr` (`kvm_tlb_flush_vmid_range`: by range
+    /// with FEAT_TLBIRANGE, otherwise the whole VMID).
     pub tlb_flush_vmid_range:
         Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu, addr: u64, size: u64)>,
     /// Invalidates every stage-2 TLB entry of this VMID (`__kvm_tlb_flush_vmid`).
     pub tlb_flush_vmid: Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu)>,
+    /// Optional: as `tlb_flush_vmid_ipa`, on this CPU only
+    /// (`__kvm_tlb_flush_vmid_ipa_nsh`), after relaxing permissions for a
+    /// faulting vCPU. NULL: `tlb_flush_vmid_ipa` is called instead.
+    pub tlb_flush_vmid_ipa_nsh:
+        Option<unsafe extern "C" fn(mmu: *mut kvm_s2_mmu, ipa: u64, level: c_int)>,
 }
 
 /// Whether `kvm_pgtable_stage2_map` must use pages only for
@@ -198,8 +275,8 @@ pub struct kvm_s2_mmu {
 pub type kvm_pgtable_force_pte_cb_t =
     Option<unsafe extern "C" fn(addr: u64, end: u64, prot: u64) -> bool>;
 
-/// A stage-2 page table (the kernel's `struct kvm_pgtable`, without the
-/// pKVM union member). The caller allocates it (statically, on the stack,
+/// A stage-2 page table (Linux 6.12's `struct kvm_pgtable`, field for
+/// field). The caller allocates it (statically, on the stack,
 /// inside its VM structure); `__kvm_pgtable_stage2_init` fills it in and
 /// `kvm_pgtable_stage2_destroy` frees what it points to.
 ///
@@ -234,13 +311,13 @@ pub struct kvm_pgtable {
     pub pgd: *mut kvm_pte_t,
     /// The host's memory callbacks.
     pub mm_ops: *mut kvm_pgtable_mm_ops,
+    /// The MMU whose `vtcr` gave the geometry and whose callbacks receive
+    /// TLB invalidations.
+    pub mmu: *mut kvm_s2_mmu,
     /// `enum kvm_pgtable_stage2_flags` bits.
     pub flags: u32,
     /// Optional: forces page mappings for a map call's whole range.
     pub force_pte_cb: kvm_pgtable_force_pte_cb_t,
-    /// The MMU whose `vtcr` gave the geometry and whose callbacks receive
-    /// TLB invalidations.
-    pub mmu: *mut kvm_s2_mmu,
 }
 
 /// The kernel's `struct kvm_mmu_memory_cache`: opaque to the library, which
@@ -280,14 +357,16 @@ pub struct kvm_pgtable_visit_ctx {
 /// `KVM_PGTABLE_WALK_TABLE_POST`. What its return value does depends on the
 /// walker's flags:
 ///
-/// | walker            | 0        | -EAGAIN          | -ENOENT              | other -errno |
-/// |-------------------|----------|------------------|----------------------|--------------|
-/// | exclusive         | continue | continue         | continue             | stop, returned |
-/// | SHARED            | continue | retry this entry | skip it (no descent) | stop, returned |
-/// | SHARED+HANDLE_FAULT | continue | stop, returned (resume the guest) | stop, returned | stop, returned |
+/// | walker                          | 0        | -EAGAIN            | anything else  |
+/// |---------------------------------|----------|--------------------|----------------|
+/// | neither SHARED nor HANDLE_FAULT | continue | continue (ignored) | stop, returned |
+/// | SHARED                          | continue | continue (ignored) | stop, returned |
+/// | HANDLE_FAULT (with SHARED or not) | continue | stop, returned (resume the guest) | stop, returned |
 ///
-/// A value that is no errno at all (positive, or below -4095) stops the
-/// walk with `-PGW_EBADMSG`.
+/// as Linux 6.12's `kvm_pgtable_walk_continue`: "anything else" is
+/// `-ENOENT`, any other negative value and any positive one, returned by
+/// the walk as it is. A continue after a table entry's `TABLE_PRE` visit
+/// descends into the table.
 ///
 /// A visitor may not call the library on the table being walked: such a call
 /// returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
@@ -303,7 +382,8 @@ pub struct kvm_pgtable_walker {
     /// Passed to the visitor in `ctx->arg`.
     pub arg: *mut c_void,
     /// `enum kvm_pgtable_walk_flags` bits: which entries to visit, and the
-    /// walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, or neither).
+    /// walker's kind (`SHARED`, `SHARED | HANDLE_FAULT`, `HANDLE_FAULT`, or
+    /// neither).
     pub flags: u32,
 }
 
@@ -481,8 +561,7 @@ mod tests {
     #[test]
     fn prot_values_are_the_cores() {
         let pairs = [
-            (KVM_PGTABLE_PROT_PX, Prot::PX),
-            (KVM_PGTABLE_PROT_UX, Prot::UX),
+            (KVM_PGTABLE_PROT_X, Prot::X),
             (KVM_PGTABLE_PROT_W, Prot::W),
             (KVM_PGTABLE_PROT_R, Prot::R),
             (KVM_PGTABLE_PROT_DEVICE, Prot::DEVICE),
@@ -491,21 +570,78 @@ mod tests {
             (KVM_PGTABLE_PROT_SW1, Prot::SW1),
             (KVM_PGTABLE_PROT_SW2, Prot::SW2),
             (KVM_PGTABLE_PROT_SW3, Prot::SW3),
-            (KVM_PGTABLE_PROT_X, Prot::X),
             (KVM_PGTABLE_PROT_RW, Prot::RW),
             (KVM_PGTABLE_PROT_RWX, Prot::RWX),
+            (PGW_PROT_PX, Prot::PX),
+            (PGW_PROT_UX, Prot::UX),
         ];
         for (c, rust) in pairs {
             assert_eq!(c, rust.bits());
         }
-        let known = KVM_PGTABLE_PROT_RWX
+        // Linux 6.12's layout, bit for bit.
+        assert_eq!(
+            [
+                KVM_PGTABLE_PROT_X,
+                KVM_PGTABLE_PROT_W,
+                KVM_PGTABLE_PROT_R,
+                KVM_PGTABLE_PROT_DEVICE,
+                KVM_PGTABLE_PROT_NORMAL_NC
+            ],
+            [1, 2, 4, 8, 16]
+        );
+        let kvm = KVM_PGTABLE_PROT_RWX
             | KVM_PGTABLE_PROT_DEVICE
             | KVM_PGTABLE_PROT_NORMAL_NC
             | KVM_PGTABLE_PROT_SW0
             | KVM_PGTABLE_PROT_SW1
             | KVM_PGTABLE_PROT_SW2
             | KVM_PGTABLE_PROT_SW3;
-        assert_eq!(known, Prot::all().bits());
+        assert_eq!(kvm, Prot::KVM.bits());
+        assert_eq!(kvm | PGW_PROT_PX | PGW_PROT_UX, Prot::all().bits());
+    }
+
+    #[test]
+    fn the_descriptor_constants_are_the_cores() {
+        use pgwalk::descriptor::{Descriptor, LeafAttrs};
+        use pgwalk::geometry::Level;
+        let leaf = |p: Prot| {
+            Descriptor::leaf(
+                pgwalk::PhysAddr(0x8000_0000),
+                Level::LAST,
+                LeafAttrs::from_prot(p).unwrap(),
+            )
+            .bits()
+        };
+        assert_eq!(
+            leaf(Prot::R) & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R,
+            KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R
+        );
+        assert_eq!(
+            leaf(Prot::W) & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W,
+            KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W
+        );
+        assert_eq!(
+            leaf(Prot::R) & KVM_PTE_LEAF_ATTR_HI_S2_XN,
+            KVM_PTE_LEAF_ATTR_HI_S2_XN
+        );
+        assert_eq!(leaf(Prot::R | Prot::X) & KVM_PTE_LEAF_ATTR_HI_S2_XN, 0);
+        assert_ne!(leaf(Prot::R) & KVM_PTE_LEAF_ATTR_LO_S2_AF, 0);
+        assert_eq!(
+            (leaf(Prot::R) & KVM_PTE_LEAF_ATTR_LO_S2_SH) >> 8,
+            KVM_PTE_LEAF_ATTR_LO_S2_SH_IS
+        );
+        assert_eq!(leaf(Prot::R) & KVM_PTE_ADDR_MASK, 0x8000_0000);
+        assert_eq!(
+            Descriptor::annotation(1).unwrap().bits() & KVM_INVALID_PTE_OWNER_MASK,
+            1 << 2
+        );
+        let locked = Descriptor::from_bits(KVM_INVALID_PTE_LOCKED);
+        assert!(locked.is_locked());
+    }
+
+    #[test]
+    fn tlbi_ttl_unknown_is_int_max() {
+        assert_eq!(TLBI_TTL_UNKNOWN, c_int::MAX);
     }
 
     #[test]

@@ -1,98 +1,56 @@
-//! The kernel-compatible API: `kvm_pgtable_*` with the kernel's names,
-//! signatures and return conventions, each a thin call into `pgwalk`.
+//! The kernel-compatible API: `kvm_pgtable_*` with Linux 6.12's names,
+//! signatures, values and behaviour, each a translation onto the core's
+//! kernel-compatible operations (`pgwalk::kvm`) or, where the kernel's
+//! behaviour is the core's own, onto the core's operations.
 //!
-//! Every function checks its arguments before touching the table and runs
-//! inside [`call`](crate::errno::call), so bad input is an error code and a
-//! panic never unwinds into C.
+//! What is translated here: the kernel's input rounding (addresses aligned
+//! down, sizes up, empty ranges done at once), its reading of prot values
+//! (unknown bits dropped) and walk flags (the walker kind), the legacy
+//! visitor's `int` answers, and errno values. Every function runs inside
+//! [`call`](crate::errno::call): a panic never unwinds into C.
 
 use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr;
 
+use pgwalk::descriptor::Descriptor;
 use pgwalk::fault::FaultOutcome;
-use pgwalk::geometry::Geometry;
-use pgwalk::geometry::Level;
-use pgwalk::visit::{
-    Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, WalkFlags, Walked,
-};
-use pgwalk::{
-    free_unlinked, Capability, Exclusive, Handle, HandlesFault, Ipa, MapOptions, PhysAddr, Prot,
-    Shared, Stage2,
-};
+use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
+use pgwalk::kvm::KvmMapOptions;
+use pgwalk::visit::{Action, ResumeReason, Unfinished, Visit, Walked};
+use pgwalk::{free_unlinked, Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared};
+use pgwalk::{Prot, Stage2};
 
 use crate::abi::*;
+use crate::convert::{kernel_range, kind_of, kvm_prot, visit_flags, visit_kind, Halt, Kind};
 use crate::errno::*;
 use crate::host::{table_virt, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View};
 use crate::reentry::on_table;
 
-/// How a walk through the C boundary stops early: with an errno, or (typed
-/// visitors only) because the visitor said so.
-pub(crate) enum Halt {
-    Errno(c_int),
-    Stopped,
-}
-
-impl From<pgwalk::Error> for Halt {
-    fn from(e: pgwalk::Error) -> Halt {
-        Halt::Errno(from_error(e))
-    }
-}
-
-pub(crate) fn prot_of(prot: u64) -> Result<Prot, c_int> {
-    Prot::from_bits(prot).ok_or(-PGW_EINVAL)
-}
-
-pub(crate) fn visit_flags(flags: u32) -> WalkFlags {
-    WalkFlags::from_bits_truncate(flags)
-}
-
-/// Which walker a legacy `flags` value asks for.
-pub(crate) enum Kind {
-    Exclusive,
-    Shared,
-    Fault,
-}
-
-/// The walker kind in `flags`; unknown bits and `HANDLE_FAULT` without
-/// `SHARED` (a fault handler always runs beside others) are `-PGW_EINVAL`.
-pub(crate) fn kind_of(flags: u32) -> Result<Kind, c_int> {
-    if flags & !WALK_KNOWN != 0 {
-        return Err(-PGW_EINVAL);
-    }
-    match (flags & WALK_SHARED != 0, flags & WALK_HANDLE_FAULT != 0) {
-        (false, false) => Ok(Kind::Exclusive),
-        (true, false) => Ok(Kind::Shared),
-        (true, true) => Ok(Kind::Fault),
-        (false, true) => Err(-PGW_EINVAL),
-    }
-}
-
-/// The legacy meaning of a visitor's `int`, per walker kind: the table in
-/// DESIGN.md section 1, expressed as the core's typed actions so that the
-/// one walker does the rest.
-pub(crate) trait Legacy: Capability {
-    fn interpret(code: c_int) -> Visit<Self, Halt>;
+/// What a legacy visitor's `int` means, per walker kind: Linux 6.12's
+/// `kvm_pgtable_walk_continue`, expressed as the core's typed actions so
+/// that the one walker does the rest.
+///
+/// - 0: continue.
+/// - `-EAGAIN`: continue (the code is ignored) unless the walker handles a
+///   fault, which stops and returns it.
+/// - anything else: stop, and return it as it is.
+trait Legacy: Capability {
+    fn interpret(code: c_int, handles_fault: bool) -> Visit<Self, Halt>;
     /// The code a walk that resumed the guest returns.
     fn resumed(reason: Self::Resume) -> c_int;
 }
 
-/// Anything but 0 or a negated errno means nothing.
-fn meaningless<C: Capability>(code: c_int) -> Visit<C, Halt> {
-    let code = if is_errno_or_zero(code) {
-        code
-    } else {
-        -PGW_EBADMSG
-    };
+fn stop_with<C: Capability>(code: c_int) -> Visit<C, Halt> {
     Err(Unfinished::Stop(Halt::Errno(code)))
 }
 
 impl Legacy for Exclusive {
-    fn interpret(code: c_int) -> Visit<Self, Halt> {
+    fn interpret(code: c_int, handles_fault: bool) -> Visit<Self, Halt> {
         match code {
             0 => Ok(Action::Continue),
-            // Nobody races an exclusive walker: the kernel ignores these.
-            c if c == -PGW_EAGAIN || c == -PGW_ENOENT => Ok(Action::Continue),
-            c => meaningless(c),
+            c if c == -PGW_EAGAIN && !handles_fault => Ok(Action::Continue),
+            c => stop_with(c),
         }
     }
 
@@ -102,12 +60,11 @@ impl Legacy for Exclusive {
 }
 
 impl Legacy for Shared {
-    fn interpret(code: c_int) -> Visit<Self, Halt> {
+    fn interpret(code: c_int, _: bool) -> Visit<Self, Halt> {
         match code {
             0 => Ok(Action::Continue),
-            c if c == -PGW_EAGAIN => Err(Unfinished::Retry(RetryEntry(Conflict::Raced))),
-            c if c == -PGW_ENOENT => Ok(Action::SKIP),
-            c => meaningless(c),
+            c if c == -PGW_EAGAIN => Ok(Action::Continue),
+            c => stop_with(c),
         }
     }
 
@@ -117,79 +74,77 @@ impl Legacy for Shared {
 }
 
 impl Legacy for HandlesFault {
-    fn interpret(code: c_int) -> Visit<Self, Halt> {
+    fn interpret(code: c_int, _: bool) -> Visit<Self, Halt> {
         match code {
             0 => Ok(Action::Continue),
             c if c == -PGW_EAGAIN => Err(Unfinished::ResumeGuest(ResumeReason::Raced)),
-            c if c == -PGW_ENOENT => Err(Unfinished::ResumeGuest(ResumeReason::Gone)),
-            c => meaningless(c),
+            c => stop_with(c),
         }
     }
 
-    fn resumed(reason: Self::Resume) -> c_int {
-        match reason {
-            ResumeReason::Gone => -PGW_ENOENT,
-            ResumeReason::Raced | ResumeReason::Spurious => -PGW_EAGAIN,
-        }
-    }
-}
-
-pub(crate) fn visit_kind(kind: VisitKind) -> kvm_pgtable_walk_flags {
-    match kind {
-        VisitKind::Leaf => kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_LEAF,
-        VisitKind::TablePre => kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_TABLE_PRE,
-        VisitKind::TablePost => kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_TABLE_POST,
+    fn resumed(_: Self::Resume) -> c_int {
+        -PGW_EAGAIN
     }
 }
 
 type LegacyFn = unsafe extern "C" fn(*const kvm_pgtable_visit_ctx, kvm_pgtable_walk_flags) -> c_int;
 
-fn legacy_walk<C: Legacy>(
-    mut handle: Handle<'_, C, CHost>,
-    addr: u64,
-    size: u64,
+/// The kernel walker's arguments, as the visitor's context repeats them.
+#[derive(Clone, Copy)]
+struct LegacyWalker {
     cb: LegacyFn,
     arg: *mut c_void,
     mm_ops: *mut kvm_pgtable_mm_ops,
     flags: u32,
-) -> c_int {
-    let start = addr & !(handle.geometry().granule().size() - 1);
-    let walked = handle.walk_with::<Halt, _>(Ipa(addr), size, visit_flags(flags), |ctx| {
+}
+
+fn legacy_walk<C: Legacy>(
+    mut handle: Handle<'_, C, CHost>,
+    addr: u64,
+    size: u64,
+    w: LegacyWalker,
+) -> Result<c_int, c_int> {
+    let Some((start, len)) = kernel_range(handle.geometry(), addr, size)? else {
+        return Ok(0);
+    };
+    let end = start.get() + len;
+    let handles_fault = w.flags & WALK_HANDLE_FAULT != 0;
+    let walked = handle.walk_with::<Halt, _>(start, len, visit_flags(w.flags), |ctx| {
         let visit = visit_kind(ctx.kind());
         let c = kvm_pgtable_visit_ctx {
             ptep: ctx.entry_ptr(),
             old: ctx.old().bits(),
-            arg,
-            mm_ops,
-            start,
+            arg: w.arg,
+            mm_ops: w.mm_ops,
+            start: start.get(),
             addr: ctx.addr().get(),
-            end: ctx.end().get(),
+            end,
             level: ctx.level().get(),
-            flags,
+            flags: w.flags,
         };
         // SAFETY: the caller's visitor, called as the kernel calls it, with
         // a context that lives across the call.
-        let code = unsafe { cb(&c, visit) };
-        C::interpret(code)
+        let code = unsafe { (w.cb)(&c, visit) };
+        C::interpret(code, handles_fault)
     });
-    match walked {
+    Ok(match walked {
         Ok(Walked::Completed) | Err(Halt::Stopped) => 0,
         Ok(Walked::ResumeGuest(r)) => C::resumed(r),
         Err(Halt::Errno(e)) => e,
-    }
+    })
 }
 
-/// Walks `size` bytes from `addr` (widened to whole pages), calling
+/// Linux 6.12 `kvm_pgtable_walk`: walks the range from `addr` aligned down
+/// to a page, for `size` bytes rounded up to whole pages, calling
 /// `walker->cb` for the entries `walker->flags` selects, in address order.
-/// The visitor's return value is read by the table on
-/// `kvm_pgtable_visitor_fn_t`, according to `KVM_PGTABLE_WALK_SHARED` and
-/// `KVM_PGTABLE_WALK_HANDLE_FAULT`.
+/// The visitor's return value reads as the kernel's
+/// `kvm_pgtable_walk_continue` does (see `kvm_pgtable_visitor_fn_t`).
 ///
-/// Returns 0 when the whole range was visited, the visitor's error when it
-/// stopped the walk, `-PGW_ERANGE` for a range beyond the input size,
-/// `-PGW_EINVAL` for unknown flag bits or `HANDLE_FAULT` without `SHARED`,
-/// `-PGW_EFAULT` for NULL `pgt`, `walker` or `walker->cb`, `-PGW_EBADMSG`
-/// when the visitor returned something that is no errno.
+/// Returns 0 when the range was visited (or was empty), what the visitor
+/// returned when it stopped the walk, `-PGW_ERANGE` for a range beyond the
+/// input size, `-PGW_EINVAL` for an uninitialised `pgt`; and, where the
+/// kernel would crash, `-PGW_EFAULT` for NULL `pgt`, `walker` or
+/// `walker->cb`.
 ///
 /// # Safety
 ///
@@ -207,26 +162,29 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
         // SAFETY: NULL or valid (the caller's contract).
         let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
         let cb = w.cb.ok_or(-PGW_EFAULT)?;
-        let kind = kind_of(w.flags)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let (arg, mm_ops, flags) = (w.arg, v.mm_ops, w.flags);
-            Ok(match kind {
-                Kind::Exclusive => {
-                    legacy_walk(v.table.exclusive(), addr, size, cb, arg, mm_ops, flags)
+            let lw = LegacyWalker {
+                cb,
+                arg: w.arg,
+                mm_ops: v.mm_ops,
+                flags: w.flags,
+            };
+            match kind_of(w.flags) {
+                Kind::Exclusive | Kind::ExclusiveFault => {
+                    legacy_walk(v.table.exclusive(), addr, size, lw)
                 }
-                Kind::Shared => legacy_walk(v.table.shared(), addr, size, cb, arg, mm_ops, flags),
-                Kind::Fault => {
-                    legacy_walk(v.table.fault_handler(), addr, size, cb, arg, mm_ops, flags)
-                }
-            })
+                Kind::Shared => legacy_walk(v.table.shared(), addr, size, lw),
+                Kind::Fault => legacy_walk(v.table.fault_handler(), addr, size, lw),
+            }
         })
     })
 }
 
-/// Bytes of the root for a VTCR_EL2 value: the granule's page size (4, 16
-/// or 64 KiB, from TG0) times the number of concatenated root tables (1 to
+/// Linux 6.12 `kvm_pgtable_stage2_pgd_size`: bytes of the root for a
+/// VTCR_EL2 value, the size of one table page (the granule's, 4, 16 or
+/// 64 KiB from TG0) times the number of concatenated root tables (1 to
 /// 16), with or without LPA2. 0 for a VTCR_EL2 the library does not support
 /// (which `__kvm_pgtable_stage2_init` refuses with `-PGW_EINVAL`).
 #[no_mangle]
@@ -234,9 +192,10 @@ pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
     guard_or(0, || Geometry::from_vtcr(vtcr).map_or(0, |g| g.root_size()))
 }
 
-/// Initialises `pgt`: allocates the root with `mm_ops->zalloc_pages_exact`
-/// for the geometry in `mmu->vtcr`, and records `mmu`, `mm_ops`, `flags`
-/// and `force_pte_cb` in it. Also writes `mmu->pgd_phys` and `mmu->pgt`.
+/// Linux 6.12 `__kvm_pgtable_stage2_init`: allocates the root with
+/// `mm_ops->zalloc_pages_exact` for the geometry in `mmu->vtcr`, and
+/// records `mmu`, `mm_ops`, `flags` and `force_pte_cb` in `pgt`. Also
+/// writes `mmu->pgd_phys` and `mmu->pgt`.
 ///
 /// Every granule is supported, with LPA2 (see `struct kvm_s2_mmu`): pages
 /// from `mm_ops` are the granule's size. The first initialisation with an
@@ -245,16 +204,20 @@ pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
 /// with the same `mm_ops` and another format is `-PGW_EINVAL` (give each
 /// format its own `struct kvm_pgtable_mm_ops`).
 ///
-/// `flags` may hold `KVM_PGTABLE_S2_NOFWB` (`KVM_PGTABLE_S2_IDMAP` is
-/// `-PGW_EOPNOTSUPP`, other bits `-PGW_EINVAL`). When `force_pte_cb` is
-/// given, `kvm_pgtable_stage2_map` asks it once per call whether to map the
-/// range with pages only.
+/// `flags` are `enum kvm_pgtable_stage2_flags` bits, kept as given:
+/// `KVM_PGTABLE_S2_IDMAP` makes `kvm_pgtable_stage2_map` refuse a map whose
+/// IPA is not its physical address (`-PGW_EINVAL`); `KVM_PGTABLE_S2_NOFWB`
+/// changes nothing (the library does not use FEAT_S2FWB). When
+/// `force_pte_cb` is given, `kvm_pgtable_stage2_map` asks it once per call
+/// whether to map the range with pages only.
 ///
-/// Returns 0, `-PGW_EFAULT` for a NULL pointer, `-PGW_EINVAL` for an
-/// unsupported VTCR_EL2 or a missing callback (among the eleven memory
-/// callbacks only the two cache ones may be NULL; all three TLB callbacks
-/// of `mmu` are required), `-PGW_ENOMEM` when the root cannot be allocated.
-/// On error `pgt` and `mmu` are left as they were.
+/// Returns 0, `-PGW_ENOMEM` when the root cannot be allocated, and (where
+/// the kernel would not check) `-PGW_EFAULT` for a NULL pointer and
+/// `-PGW_EINVAL` for a VTCR_EL2 the architecture does not allow or a
+/// missing callback (among the eleven memory callbacks only the two cache
+/// ones may be NULL; `mmu`'s TLB callbacks are required but
+/// `tlb_flush_vmid_ipa_nsh`). On error `pgt` and `mmu` are left as they
+/// were.
 ///
 /// # Safety
 ///
@@ -273,14 +236,6 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
         if pgt.is_null() {
             return Err(-PGW_EFAULT);
         }
-        let nofwb = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_NOFWB as u32;
-        let idmap = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP as u32;
-        if flags & !(nofwb | idmap) != 0 {
-            return Err(-PGW_EINVAL);
-        }
-        if flags & idmap != 0 {
-            return Err(-PGW_EOPNOTSUPP);
-        }
         // A callback of a call on `pgt` (the allocator's, or a visitor's)
         // may not initialise it again under that call's feet.
         on_table(pgt, ptr::null(), || {
@@ -290,7 +245,7 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
             let tlb = unsafe { TlbFns::from_c(mmu) }?;
             // SAFETY: `from_c` refused a NULL `mmu`.
             let vtcr = unsafe { (*mmu).vtcr };
-            let geometry = pgwalk::geometry::Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
+            let geometry = Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
             crate::formats::bind(mm_ops, geometry.format())?;
             let host = CHost::new(mm, Some(tlb), geometry.format());
             let table = Stage2::with_geometry(geometry, host).map_err(from_error)?;
@@ -304,9 +259,9 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
                     start_level: geometry.start_level().get(),
                     pgd: pgd_va,
                     mm_ops,
+                    mmu,
                     flags,
                     force_pte_cb,
-                    mmu,
                 });
                 (*mmu).pgd_phys = pgd.get();
                 (*mmu).pgt = pgt;
@@ -356,10 +311,10 @@ pub(crate) unsafe fn destroy(pgt: *mut kvm_pgtable) -> c_int {
     })
 }
 
-/// Frees every table page and the root through `mm_ops` (`put_page`, then
-/// `free_pages_exact`), and sets `pgt->pgd` to NULL, so that calling it
-/// again does nothing. No TLB invalidation: the VMID retires with the table.
-/// A `pgt` that is NULL or not initialised is left alone (use
+/// Linux 6.12 `kvm_pgtable_stage2_destroy`: frees every table page and the
+/// root through `mm_ops` (`put_page`, then `free_pages_exact`), and sets
+/// `pgt->pgd` to NULL. No TLB invalidation: the VMID retires with the
+/// table. A `pgt` that is NULL or not initialised is left alone (use
 /// `pgw_stage2_destroy` to see the error).
 ///
 /// # Safety
@@ -373,8 +328,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_destroy(pgt: *mut kvm_pgtable) {
     let _ = unsafe { destroy(pgt) };
 }
 
-/// Whether the table's `force_pte_cb` wants pages only for this call: asked
-/// once per call, for the whole range, as the kernel does.
+/// Whether the table's `force_pte_cb` wants pages only for this call:
+/// asked once per call, for the whole range as given, as the kernel does.
 fn force_pte(v: &View, addr: u64, size: u64, prot: u64) -> bool {
     match v.force_pte_cb {
         // SAFETY: the caller's callback, registered at initialisation.
@@ -383,60 +338,60 @@ fn force_pte(v: &View, addr: u64, size: u64, prot: u64) -> bool {
     }
 }
 
-/// The core's options for a map with these kernel walk flags.
-pub(crate) fn map_options(flags: u32, pages_only: bool) -> MapOptions {
-    let mut opts = MapOptions::new();
-    if flags & WALK_SKIP_CMO != 0 {
-        opts = opts.skip_cmo();
+/// The memory cache a kernel map walker allocates tables from: none at all
+/// for a NULL `mc` (the kernel's map answers `-ENOMEM` where it needs a
+/// table and has no cache), else `mc` for `zalloc_page`.
+fn map_cache(mc: *mut c_void) -> Cache {
+    if mc.is_null() {
+        Cache::none()
+    } else {
+        Cache::of(mc)
     }
-    if flags & WALK_SKIP_BBM_TLBI != 0 {
-        opts = opts.batch_tlbi();
-    }
-    if pages_only {
-        opts = opts.pages_only();
-    }
-    opts
 }
 
-/// The fault path's map, one outcome for the whole range.
-pub(crate) fn fault_map(
-    v: &View,
-    addr: u64,
-    size: u64,
-    phys: u64,
-    prot: u64,
-    mc: *mut c_void,
-    flags: u32,
-) -> Result<FaultOutcome, c_int> {
-    let p = prot_of(prot)?;
-    let opts = map_options(flags, force_pte(v, addr, size, prot));
-    v.table
-        .fault_handler()
-        .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache(mc), opts)
-        .map_err(from_error)
+/// The kernel's options for a map with these walk flags.
+fn kvm_map_options(flags: u32, force_pte: bool) -> KvmMapOptions {
+    KvmMapOptions {
+        force_pte,
+        skip_cmo: flags & WALK_SKIP_CMO != 0,
+        skip_bbm_tlbi: flags & WALK_SKIP_BBM_TLBI != 0,
+    }
 }
 
-/// Maps `size` bytes at IPA `addr` to `phys` with `prot`, using the largest
-/// blocks alignment allows (pages only when the table's `force_pte_cb`
-/// says so). New table pages come from `mm_ops->zalloc_page(mc)`.
+/// Linux 6.12 `kvm_pgtable_stage2_map`: maps `size` bytes at IPA `addr` to
+/// `phys` with `prot`, with the largest blocks alignment allows (pages only
+/// when the table's `force_pte_cb` says so), new table pages from
+/// `mm_ops->zalloc_page(mc)`. `addr` is aligned down to a page, `size`
+/// rounded up, `phys` aligned down, unknown `prot` bits are dropped, and an
+/// empty range maps nothing.
 ///
-/// With `flags` 0 (or `SKIP_BBM_TLBI` / `SKIP_CMO`) the caller holds the
-/// write lock and whatever the range mapped is replaced. With
-/// `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT` it is a vCPU's
-/// fault path: returns 0 when this call installed the mapping and
-/// `-PGW_EAGAIN` when another walker got there first or the same mapping was
-/// already there (resume the guest). `SHARED` alone is `-PGW_EOPNOTSUPP`.
+/// - A valid leaf that differs from the new one only in permissions is left
+///   as it is (the fault path then returns `-PGW_EAGAIN`); one that differs
+///   in more is replaced by break-before-make, with cache maintenance for
+///   the new leaf unless `KVM_PGTABLE_WALK_SKIP_CMO`.
+/// - A block the range cuts is replaced by a table holding only what the
+///   range maps: the rest of it is unmapped, to be faulted back in.
+/// - With `flags` 0 the caller holds the write lock. With
+///   `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT` it is a vCPU's
+///   fault path: 0 when the walk went through, `-PGW_EAGAIN` when it stopped
+///   at a leaf needing no update or lost a race (resume the guest).
 ///
-/// Errors: `-PGW_EINVAL` (misaligned or empty range, unknown prot or flag
-/// bits, DEVICE with NORMAL_NC, executable device memory), `-PGW_ERANGE`
-/// (beyond the IPA or PA size), `-PGW_ENOMEM` (`zalloc_page` returned NULL:
-/// the range before the failing entry may be mapped, the rest is as it was,
-/// nothing leaks; map again after refilling the cache).
+/// Errors: `-PGW_EINVAL` (DEVICE with NORMAL_NC, executable DEVICE or
+/// NORMAL_NC memory, `addr != phys` with `KVM_PGTABLE_S2_IDMAP`),
+/// `-PGW_ERANGE` (beyond the input size), `-PGW_ENOMEM` (no table page from
+/// `mc`, or `mc` NULL where one was needed; the range before the failure is
+/// mapped). Where pgwalk deliberately differs from 6.12 (README, "Kernel
+/// parity"): an output address beyond VTCR_EL2.PS is `-PGW_ERANGE`;
+/// `SKIP_BBM_TLBI` invalidates the range once at the end when a break
+/// skipped its invalidation. `SHARED` without `HANDLE_FAULT` (updates by
+/// compare-and-swap, races passed over) and `HANDLE_FAULT` without `SHARED`
+/// (plain stores, stopping with `-PGW_EAGAIN`) work as in the kernel.
 ///
 /// # Safety
 ///
-/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; `mc` is whatever
-/// `mm_ops->zalloc_page` expects; the caller holds the lock `flags` implies.
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; `mc` is NULL or
+/// what `mm_ops->zalloc_page` expects; the caller holds the lock `flags`
+/// implies.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_stage2_map(
     pgt: *mut kvm_pgtable,
@@ -448,35 +403,70 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
     flags: u32,
 ) -> c_int {
     call(|| {
-        let kind = kind_of(flags)?;
-        let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| match kind {
-            Kind::Exclusive => {
-                let opts = map_options(flags, force_pte(v, addr, size, prot));
-                v.table
-                    .exclusive()
-                    .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache(mc), opts)
-                    .map_err(from_error)?;
-                Ok(0)
+        with_view(pgt, |v| {
+            let force = force_pte(v, addr, size, prot);
+            if v.flags & S2_IDMAP != 0 && addr != phys {
+                return Err(-PGW_EINVAL);
             }
-            Kind::Shared => Err(-PGW_EOPNOTSUPP),
-            Kind::Fault => match fault_map(v, addr, size, phys, prot, mc, flags)? {
-                FaultOutcome::Fixed => Ok(0),
-                // The kernel's fault path resumes the guest on -EAGAIN,
-                // which is what every other outcome of a map asks for.
-                FaultOutcome::Spurious | FaultOutcome::Retry | FaultOutcome::Emulate => {
-                    Err(-PGW_EAGAIN)
+            let p = kvm_prot(prot);
+            // The kernel checks the protection before the range.
+            pgwalk::descriptor::LeafAttrs::from_prot(p).map_err(from_error)?;
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(0);
+            };
+            let page = v.table.geometry().granule().size();
+            let pa = PhysAddr(phys & !(page - 1));
+            let opts = kvm_map_options(flags, force);
+            let mut cache = map_cache(mc);
+            match kind_of(flags) {
+                Kind::Exclusive => {
+                    let mut h = v.table.exclusive();
+                    h.kvm()
+                        .map(ipa, len, pa, p, &mut cache, opts)
+                        .map_err(from_error)?;
+                    Ok(0)
                 }
-            },
+                Kind::Fault => {
+                    let h = v.table.fault_handler();
+                    match h.kvm().map(ipa, len, pa, p, &mut cache, opts) {
+                        Ok(FaultOutcome::Fixed) => Ok(0),
+                        Ok(
+                            FaultOutcome::Spurious | FaultOutcome::Retry | FaultOutcome::Emulate,
+                        ) => Err(-PGW_EAGAIN),
+                        Err(e) => Err(from_error(e)),
+                    }
+                }
+                Kind::Shared => {
+                    let h = v.table.shared();
+                    h.kvm()
+                        .map(ipa, len, pa, p, &mut cache, opts)
+                        .map_err(from_error)?;
+                    Ok(0)
+                }
+                Kind::ExclusiveFault => {
+                    let mut h = v.table.exclusive();
+                    match h.kvm().map_stopping(ipa, len, pa, p, &mut cache, opts) {
+                        Ok(FaultOutcome::Fixed) => Ok(0),
+                        Ok(_) => Err(-PGW_EAGAIN),
+                        Err(e) => Err(from_error(e)),
+                    }
+                }
+            }
         })
     })
 }
 
-/// Annotates `size` bytes at `addr` as owned by `owner_id`: invalid entries
-/// carrying the id (mappings in the range are removed). Owner 0 clears
-/// annotations. Write lock. Errors as `kvm_pgtable_stage2_map`.
+/// Linux 6.12 `kvm_pgtable_stage2_set_owner`: annotates `size` bytes at
+/// `addr` (aligned as `kvm_pgtable_stage2_map` does) as owned by
+/// `owner_id`, page by page: invalid entries carrying the id, which keep
+/// their table pages alive. Mappings in the range are removed (blocks the
+/// range cuts go whole). Owner 0 writes zero entries; tables left with
+/// nothing else stay linked until an unmap of the range. Write lock.
+///
+/// Errors: `-PGW_EINVAL` for an `owner_id` above `KVM_MAX_OWNER_ID`,
+/// `-PGW_ERANGE`, `-PGW_ENOMEM` (as `kvm_pgtable_stage2_map`).
 ///
 /// # Safety
 ///
@@ -490,25 +480,32 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_set_owner(
     owner_id: u8,
 ) -> c_int {
     call(|| {
+        if u32::from(owner_id) > KVM_MAX_OWNER_ID {
+            return Err(-PGW_EINVAL);
+        }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(0);
+            };
             v.table
                 .exclusive()
-                .annotate(Ipa(addr), size, u32::from(owner_id), &mut Cache(mc))
+                .kvm()
+                .set_owner(ipa, len, u32::from(owner_id), &mut map_cache(mc))
                 .map_err(from_error)?;
             Ok(0)
         })
     })
 }
 
-/// Removes every mapping and annotation in `size` bytes at `addr` (TLB
-/// invalidation and, for cacheable memory, data-cache cleaning included)
-/// and frees the table pages left empty. Write lock.
-///
-/// Unlike the kernel, a range that starts or ends inside a block is refused
-/// with `-PGW_EINVAL` before anything changes (`kvm_pgtable_stage2_split`
-/// first). Other errors: `-PGW_EINVAL` (misaligned or empty), `-PGW_ERANGE`.
+/// Linux 6.12 `kvm_pgtable_stage2_unmap`: removes every mapping and
+/// annotation the range touches (aligned as `kvm_pgtable_stage2_map`
+/// does): a block the range cuts goes whole, its rest to be faulted back
+/// in. Each valid leaf is invalidated by IPA and level, and cacheable
+/// memory cleaned to the point of coherency; a table left empty is freed
+/// and invalidated by IPA without a level. Write lock. Errors:
+/// `-PGW_ERANGE`.
 ///
 /// # Safety
 ///
@@ -524,24 +521,30 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_unmap(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(0);
+            };
             v.table
                 .exclusive()
-                .unmap(Ipa(addr), size)
+                .kvm()
+                .unmap(ipa, len)
                 .map_err(from_error)?;
             Ok(0)
         })
     })
 }
 
-/// Removes write permission from every valid leaf in `size` bytes at
-/// `addr`, then invalidates the range through `mmu->tlb_flush_vmid_range`
-/// (the kernel leaves that to the caller; here it cannot be forgotten).
-/// Read lock. Errors: `-PGW_EINVAL`, `-PGW_ERANGE`.
+/// Linux 6.12 `kvm_pgtable_stage2_wrprotect`: removes write permission
+/// from every valid leaf in the range (aligned as `kvm_pgtable_stage2_map`
+/// does). As in the kernel, the TLB is left to the caller: invalidate the
+/// range (`kvm_tlb_flush_vmid_range`) before relying on it. Errors:
+/// `-PGW_ERANGE`.
 ///
 /// # Safety
 ///
 /// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
-/// at least the read lock.
+/// the write lock (the kernel's contract; updates here are atomic, so a
+/// read lock beside fault handlers loses nothing either).
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
     pgt: *mut kvm_pgtable,
@@ -552,56 +555,63 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let h = v.table.shared();
-            h.wrprotect(Ipa(addr), size).map_err(from_error)?.flush();
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(0);
+            };
+            // The kernel's contract: the caller invalidates.
+            v.table
+                .shared()
+                .wrprotect(ipa, len)
+                .map_err(from_error)?
+                .ignore();
             Ok(0)
         })
     })
 }
 
-/// Sets the access flag on the valid leaf translating `addr`, if any. With
-/// `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT` it runs as the
-/// fault path. Errors (NULL or uninitialised `pgt`, bad flags) are dropped,
-/// as the kernel's function returns nothing: `pgw_stage2_mkyoung` and
-/// `pgw_stage2_fault_mkyoung` report them.
+/// Linux 6.12 `kvm_pgtable_stage2_mkyoung`: sets the access flag on the
+/// valid leaf translating `addr`, as the fault path does, and returns the
+/// leaf as it was; 0 when there was none, another walker changed it
+/// first, or the call failed (`pgw_stage2_fault_mkyoung` reports why). No
+/// TLB invalidation.
 ///
 /// # Safety
 ///
 /// `pgt` was initialised by `__kvm_pgtable_stage2_init` (or is NULL); the
 /// caller holds at least the read lock.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr: u64, flags: u32) {
-    call(|| {
-        let kind = kind_of(flags)?;
+pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr: u64) -> kvm_pte_t {
+    guard_or(0, || {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            match kind {
-                Kind::Fault => {
-                    let _ = v
-                        .table
-                        .fault_handler()
-                        .mkyoung(Ipa(addr))
-                        .map_err(from_error)?;
-                }
-                Kind::Exclusive | Kind::Shared => {
-                    v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
-                }
-            }
-            Ok(0)
+            let geometry = *v.table.geometry();
+            let Some((ipa, _)) = kernel_range(&geometry, addr, 1)? else {
+                return Ok(0);
+            };
+            let (_, old) = v
+                .table
+                .fault_handler()
+                .kvm()
+                .mkyoung(ipa)
+                .map_err(from_error)?;
+            Ok(old.bits())
         })
-    });
+        .unwrap_or(0)
+    })
 }
 
-/// Whether any valid leaf in `size` bytes at `addr` has its access flag
-/// set; with `mkold`, clears them (no TLB invalidation: a stale young entry
-/// only delays the next aging). Read lock. Errors read as `false`:
-/// `pgw_stage2_test_clear_young` reports them.
+/// Linux 6.12 `kvm_pgtable_stage2_test_clear_young`: whether any valid
+/// leaf in the range (aligned as `kvm_pgtable_stage2_map` does) has its
+/// access flag set; with `mkold`, clears them. No TLB invalidation: a
+/// stale young entry only delays the next aging. A range beyond the input
+/// size (a kernel WARN) or a bad `pgt` reads as false.
 ///
 /// # Safety
 ///
 /// `pgt` was initialised by `__kvm_pgtable_stage2_init` (or is NULL); the
-/// caller holds at least the read lock.
+/// caller holds the lock the kernel's caller holds (write; a read lock
+/// loses nothing either).
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_stage2_test_clear_young(
     pgt: *mut kvm_pgtable,
@@ -612,28 +622,35 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_test_clear_young(
     guard_or(false, || {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| test_clear_young(v, addr, size, mkold)).unwrap_or(false)
+        with_view(pgt, |v| {
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(false);
+            };
+            test_clear_young(v, ipa, len, mkold)
+        })
+        .unwrap_or(false)
     })
 }
 
 /// The aging walk both APIs share: whether any leaf was young, clearing
 /// the flags with `mkold`.
-pub(crate) fn test_clear_young(v: &View, addr: u64, size: u64, mkold: bool) -> Result<bool, c_int> {
+pub(crate) fn test_clear_young(v: &View, ipa: Ipa, size: u64, mkold: bool) -> Result<bool, c_int> {
     let h = v.table.shared();
     let young = if mkold {
-        h.clear_young(Ipa(addr), size)
+        h.clear_young(ipa, size)
     } else {
-        h.test_young(Ipa(addr), size)
+        h.test_young(ipa, size)
     };
     young.map_err(from_error)
 }
 
-/// Adds the permissions in `prot` (R, W, PX, UX only; other bits are
-/// `-PGW_EINVAL`) to the valid leaf translating `addr`, then invalidates its
-/// TLB entry. With `KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT`
-/// it is the fault path: `-PGW_EAGAIN` when there was no valid leaf or
-/// another walker changed it first (resume the guest). Otherwise a missing
-/// leaf is not an error.
+/// Linux 6.12 `kvm_pgtable_stage2_relax_perms`: adds the R, W and X of
+/// `prot` (other bits but the software ones are ignored) to the valid leaf
+/// translating `addr`, as the fault path does, then invalidates `addr` on
+/// this CPU (`mmu->tlb_flush_vmid_ipa_nsh`, with the leaf's level, or
+/// `TLBI_TTL_UNKNOWN` after `-PGW_EAGAIN`). Returns 0, `-PGW_EAGAIN` when
+/// there was no valid leaf or another walker changed it first (resume the
+/// guest), `-PGW_EINVAL` for software bits in `prot`, `-PGW_ERANGE`.
 ///
 /// # Safety
 ///
@@ -644,39 +661,33 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
     pgt: *mut kvm_pgtable,
     addr: u64,
     prot: u64,
-    flags: u32,
 ) -> c_int {
     call(|| {
-        let kind = kind_of(flags)?;
-        let p = prot_of(prot)?;
+        if prot & Prot::SW.bits() != 0 {
+            return Err(-PGW_EINVAL);
+        }
+        let p = kvm_prot(prot) & (Prot::RW | Prot::X);
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| match kind {
-            Kind::Fault => {
-                match v
-                    .table
-                    .fault_handler()
-                    .relax_perms(Ipa(addr), p)
-                    .map_err(from_error)?
-                {
-                    FaultOutcome::Fixed | FaultOutcome::Spurious => Ok(0),
-                    FaultOutcome::Retry | FaultOutcome::Emulate => Err(-PGW_EAGAIN),
-                }
-            }
-            Kind::Exclusive | Kind::Shared => {
-                v.table
-                    .shared()
-                    .relax_perms(Ipa(addr), p)
-                    .map_err(from_error)?;
-                Ok(0)
+        with_view(pgt, |v| {
+            kernel_range(v.table.geometry(), addr, 1)?;
+            match v
+                .table
+                .fault_handler()
+                .relax_perms(Ipa(addr), p)
+                .map_err(from_error)?
+            {
+                FaultOutcome::Fixed | FaultOutcome::Spurious => Ok(0),
+                FaultOutcome::Retry | FaultOutcome::Emulate => Err(-PGW_EAGAIN),
             }
         })
     })
 }
 
-/// Cleans and invalidates the data cache for every cacheable page mapped in
-/// `size` bytes at `addr` (through `mm_ops->dcache_clean_inval_poc`). Read
-/// lock. Errors: `-PGW_EINVAL`, `-PGW_ERANGE`.
+/// Linux 6.12 `kvm_pgtable_stage2_flush`: cleans and invalidates the data
+/// cache for every cacheable leaf mapped in the range (aligned as
+/// `kvm_pgtable_stage2_map` does), through `mm_ops->dcache_clean_inval_poc`.
+/// Errors: `-PGW_ERANGE`.
 ///
 /// # Safety
 ///
@@ -692,18 +703,28 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_flush(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(0);
+            };
             v.table
                 .shared()
-                .clean_dcache(Ipa(addr), size)
+                .clean_dcache(ipa, len)
                 .map_err(from_error)?;
             Ok(0)
         })
     })
 }
 
-/// Splits every block intersecting `size` bytes at `addr` into pages,
-/// keeping what they map; table pages come from `mm_ops->zalloc_page(mc)`.
-/// Write lock. `-PGW_ENOMEM` leaves the blocks split so far split.
+/// Linux 6.12 `kvm_pgtable_stage2_split`: splits every block intersecting
+/// the range (aligned as `kvm_pgtable_stage2_map` does) into pages, table
+/// pages from `mm_ops->zalloc_page(mc)`. Write lock. `-PGW_ENOMEM` leaves
+/// the blocks split so far split.
+///
+/// pgwalk deliberately differs from 6.12 here (README, "Kernel parity"): it
+/// splits only the part of a block inside the range, one level at a time
+/// (it cannot read how full the kernel's memory cache is), and keeps each
+/// block's exact attributes (6.12 rebuilds Device and non-cacheable blocks
+/// as Normal write-back pages, and sets the access flag).
 ///
 /// # Safety
 ///
@@ -714,29 +735,70 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_split(
     pgt: *mut kvm_pgtable,
     addr: u64,
     size: u64,
-    mc: *mut kvm_mmu_memory_cache,
+    mc: *mut c_void,
 ) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
+            let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
+                return Ok(0);
+            };
             v.table
                 .exclusive()
-                .split(Ipa(addr), size, &mut Cache(mc.cast()))
+                .split(ipa, len, &mut Cache::of(mc))
                 .map_err(from_error)?;
             Ok(0)
         })
     })
 }
 
-/// Creates an unlinked table that maps the `level` entry's worth of memory
-/// from `phys` with `prot`: level `level + 1` blocks, or pages all the way
-/// down with `force_pte`. Returns its virtual address, to be linked with a
+/// The unlinked table `create_unlinked` builds, as a virtual address.
+pub(crate) fn create_unlinked(
+    v: &mut View,
+    phys: u64,
+    level: i8,
+    prot: Prot,
+    cache: &mut Cache,
+    force_pte: bool,
+) -> Result<*mut kvm_pte_t, c_int> {
+    let level = Level::new(level).ok_or(-PGW_EINVAL)?;
+    let mut h = v.table.exclusive();
+    let pa = if force_pte {
+        h.create_unlinked_pages(PhysAddr(phys), level, prot, cache)
+    } else {
+        h.create_unlinked(PhysAddr(phys), level, prot, cache)
+    }
+    .map_err(from_error)?;
+    Ok(table_virt(v.table.mm(), pa))
+}
+
+/// The memory cache of a kernel `create_unlinked`: 6.12 takes the new
+/// table's own page with `zalloc_page(mc)` whatever `mc` is, but the map
+/// walker that fills it answers `-ENOMEM` for a table below it when `mc` is
+/// NULL.
+fn unlinked_cache(mc: *mut c_void) -> Cache {
+    if mc.is_null() {
+        Cache::at_most(mc, 1)
+    } else {
+        Cache::of(mc)
+    }
+}
+
+/// Linux 6.12 `kvm_pgtable_stage2_create_unlinked`: builds a table that no
+/// table links, mapping what one entry of `level` maps from `phys` with
+/// `prot` (unknown bits dropped): blocks one level down, or pages all the
+/// way with `force_pte`. Returns its virtual address, to be linked with a
 /// break-before-make of the caller's or freed with
-/// `kvm_pgtable_stage2_free_unlinked`; on error, the kernel's
-/// `ERR_PTR(-errno)`: a pointer whose value is the negated errno, in the
-/// last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
-/// returns the errno directly).
+/// `kvm_pgtable_stage2_free_unlinked` at the same `level`; on error, the
+/// kernel's `ERR_PTR(-errno)`: a pointer whose value is the negated errno,
+/// in the last 4095 bytes of the address space (`pgw_stage2_create_unlinked`
+/// returns the errno directly). Errors: `-PGW_EINVAL` (`level` 3, or one
+/// the table's format lacks: below -1, 0 or 1 for 4 KiB with LPA2, 4 and
+/// 16 KiB, 64 KiB; `phys` not aligned to the level's entry size; bad prot),
+/// `-PGW_ENOMEM` (no page from `zalloc_page(mc)`, or `mc` NULL where a
+/// table below the new one is needed, as with `force_pte` above level 2;
+/// nothing leaked).
 ///
 /// # Safety
 ///
@@ -751,29 +813,33 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_create_unlinked(
     mc: *mut c_void,
     force_pte: bool,
 ) -> *mut kvm_pte_t {
-    let mut table = ptr::null_mut();
-    // SAFETY: the same contract; `table` outlives the call.
-    let r = unsafe {
-        crate::typed::pgw_stage2_create_unlinked(pgt, phys, level, prot, mc, force_pte, &mut table)
-    };
-    if r < 0 {
-        // ERR_PTR: an address no allocation can have, never dereferenced here.
-        r as isize as *mut kvm_pte_t
-    } else {
-        table
-    }
+    let on_panic = (-PGW_ENOTRECOVERABLE) as isize as *mut kvm_pte_t;
+    guard_or(on_panic, || {
+        // SAFETY: the caller's contract on `pgt`.
+        let pgt = unsafe { TablePtr::new(pgt) };
+        match with_view(pgt, |v| {
+            let mut cache = unlinked_cache(mc);
+            create_unlinked(v, phys, level, kvm_prot(prot), &mut cache, force_pte)
+        }) {
+            Ok(table) => table,
+            // ERR_PTR: an address no allocation can have, never dereferenced
+            // here.
+            Err(e) => e as isize as *mut kvm_pte_t,
+        }
+    })
 }
 
-/// Frees an unlinked table subtree: every table page below `pgtable` and
-/// `pgtable` itself, through `mm_ops->put_page`. `level` is that of the
-/// entry that linked it (as `free_unlinked_table` receives it, or as given
-/// to `kvm_pgtable_stage2_create_unlinked`). Hosts call it from their
+/// Linux 6.12 `kvm_pgtable_stage2_free_unlinked`: frees an unlinked table
+/// subtree, every table page below `pgtable` and `pgtable` itself, through
+/// `mm_ops->put_page`. `level` is that of the entry that linked it (as
+/// `free_unlinked_table` receives it, or as given to
+/// `kvm_pgtable_stage2_create_unlinked`). Hosts call it from their
 /// `free_unlinked_table` callback once the grace period has passed.
 /// The table is read in the format (granule, LPA2) `mm_ops` was bound to
 /// by `__kvm_pgtable_stage2_init`. A NULL `pgtable`, one not aligned to the
-/// granule, a level that is not one of the format's table levels (-1 or 0
-/// up to 2), missing callbacks or an `mm_ops` no initialisation used leave
-/// everything alone.
+/// granule, a level that is not one of the format's table levels (from its
+/// first level, -1, 0 or 1, up to 2), missing callbacks or an `mm_ops` no
+/// initialisation used leave everything alone.
 ///
 /// # Safety
 ///
@@ -808,10 +874,11 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
     });
 }
 
-/// Looks up the entry translating `addr`: a valid leaf, or the invalid
-/// entry where translation stops. Writes it to `*ptep` and its level to
-/// `*level` (either may be NULL). Returns 0, `-PGW_ERANGE` beyond the input
-/// size, `-PGW_EINVAL`/`-PGW_EFAULT` for a bad `pgt`.
+/// Linux 6.12 `kvm_pgtable_get_leaf`: the entry translating `addr` (a valid
+/// leaf, or the invalid entry where translation stops) to `*ptep` and its
+/// level to `*level` (either may be NULL). Returns 0, `-PGW_ERANGE` beyond
+/// the input size, `-PGW_EINVAL` (and `-PGW_EFAULT` for NULL) for a bad
+/// `pgt`.
 ///
 /// # Safety
 ///
@@ -841,5 +908,121 @@ pub unsafe extern "C" fn kvm_pgtable_get_leaf(
             }
             Ok(0)
         })
+    })
+}
+
+/// Linux 6.12 `kvm_pgtable_stage2_pte_prot`: the protection a stage-2
+/// entry grants, as `enum kvm_pgtable_prot` bits: its software bits, and,
+/// for a valid entry, R and W from S2AP and X unless XN\[1\] (bit 54) is
+/// set.
+#[no_mangle]
+pub extern "C" fn kvm_pgtable_stage2_pte_prot(pte: kvm_pte_t) -> u64 {
+    let d = Descriptor::from_bits(pte);
+    let mut prot = pte & Prot::SW.bits();
+    if !d.is_valid() {
+        return prot;
+    }
+    if d.readable() {
+        prot |= KVM_PGTABLE_PROT_R;
+    }
+    if d.writable() {
+        prot |= KVM_PGTABLE_PROT_W;
+    }
+    if pte & KVM_PTE_LEAF_ATTR_HI_S2_XN == 0 {
+        prot |= KVM_PGTABLE_PROT_X;
+    }
+    prot
+}
+
+/// Linux 6.12 `kvm_get_vtcr`, as a 4 KiB kernel without LPA2 computes it:
+/// the VTCR_EL2 value for an IPA size of `phys_shift` bits on a CPU with
+/// these ID registers — inner-shareable write-back walks, PS from
+/// `ID_AA64MMFR0_EL1.PARange` (at most 48 bits), the fewest levels (at
+/// least two) whose root needs no more than 16 concatenated tables, and
+/// 16-bit VMIDs when `ID_AA64MMFR1_EL1.VMIDBits` says so.
+///
+/// The kernel's takes the granule from its `PAGE_SIZE` and LPA2 from the
+/// system; one library serves every granule, so this one keeps the
+/// 4 KiB kernel's answer and `pgw_get_vtcr` takes the granule and LPA2.
+#[no_mangle]
+pub extern "C" fn kvm_get_vtcr(mmfr0: u64, mmfr1: u64, phys_shift: u32) -> u64 {
+    linux_vtcr(mmfr0, mmfr1, phys_shift, TableFormat::FOUR_KIB)
+}
+
+/// `kvm_get_vtcr` as Linux 6.12 computes it when built with pages of
+/// `1 << page_shift` bytes (12, 14 or 16) and with `lpa2` as
+/// `kvm_lpa2_is_enabled()`: TG0 for that granule, DS with LPA2, SL0 for
+/// the fewest levels of that granule (at least two; never level -1: the
+/// root concatenates instead), and PS capped at 52 bits with LPA2 or with
+/// 64 KiB pages (a kernel with `CONFIG_ARM64_PA_BITS_52`), at 48 bits
+/// otherwise. 0 for another `page_shift`, or LPA2 with 64 KiB pages.
+#[no_mangle]
+pub extern "C" fn pgw_get_vtcr(
+    mmfr0: u64,
+    mmfr1: u64,
+    phys_shift: u32,
+    page_shift: u32,
+    lpa2: bool,
+) -> u64 {
+    guard_or(0, || {
+        let granule = match page_shift {
+            12 => Granule::Size4KiB,
+            14 => Granule::Size16KiB,
+            16 => Granule::Size64KiB,
+            _ => return 0,
+        };
+        TableFormat::new(granule, lpa2).map_or(0, |f| linux_vtcr(mmfr0, mmfr1, phys_shift, f))
+    })
+}
+
+/// The body of `kvm_get_vtcr` for a kernel whose tables have `format`.
+fn linux_vtcr(mmfr0: u64, mmfr1: u64, phys_shift: u32, format: TableFormat) -> u64 {
+    const PARANGE_48: u64 = 5;
+    const PARANGE_52: u64 = 6;
+    // kvm_get_parange_max: 52 bits with LPA2, or with 64 KiB pages when the
+    // kernel supports 52-bit PAs.
+    let parange_max = if format.max_oa_bits() == 52 {
+        PARANGE_52
+    } else {
+        PARANGE_48
+    };
+    let parange = (mmfr0 & 0xf).min(parange_max);
+    let granule = format.granule();
+    // stage2_pgtable_levels: the levels stage 1 would need for four bits
+    // fewer (the root concatenates up to 16 tables), at least two.
+    let per_level = u64::from(granule.shift()) - 3;
+    let levels = (u64::from(phys_shift).saturating_sub(8) / per_level).max(2);
+    // VTCR_EL2_LVLS_TO_SL0: SL0 counts from level 2 with 4 KiB pages, from
+    // level 3 with the others.
+    let sl0_base = if granule == Granule::Size4KiB { 2 } else { 3 };
+    let sl0 = (sl0_base + levels).wrapping_sub(4);
+    let vmid16 = (mmfr1 >> 4) & 0xf == 2;
+    (1 << 31) // RES1
+        | 0b11 << 12 // SH0: inner shareable
+        | 0b01 << 10 // ORGN0: write-back, write-allocate
+        | 0b01 << 8 // IRGN0: write-back, write-allocate
+        | granule.tg0() << 14
+        | parange << 16
+        | 64u64.wrapping_sub(u64::from(phys_shift)) & 0x3f
+        | (sl0 & 0b11) << 6
+        | u64::from(vmid16) << 19
+        | u64::from(format.lpa2()) << 32
+}
+
+/// Linux 6.12 `kvm_tlb_flush_vmid_range`: invalidates the stage-2 TLB
+/// entries for `size` bytes from `addr` through `mmu->tlb_flush_vmid_range`.
+/// A NULL `mmu` or callback is ignored.
+///
+/// # Safety
+///
+/// `mmu` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_tlb_flush_vmid_range(mmu: *mut kvm_s2_mmu, addr: u64, size: usize) {
+    guard_or((), || {
+        // SAFETY: NULL or valid (the caller's contract).
+        if let Some(f) = unsafe { mmu.as_ref() }.and_then(|m| m.tlb_flush_vmid_range) {
+            // SAFETY: the MMU's own callback, given the MMU.
+            unsafe { f(mmu, addr, size as u64) };
+        }
     })
 }

@@ -10,10 +10,12 @@ use pgwalk::Error;
 
 /// An annotated range belongs to another owner.
 pub const PGW_EPERM: c_int = 1;
-/// No valid mapping at the address; also a legacy visitor's "skip".
+/// No valid mapping at the address. From a legacy visitor, it stops the walk
+/// like any other error (Linux 6.12): it is no "skip".
 pub const PGW_ENOENT: c_int = 2;
-/// A legacy visitor's "retry"; a fault-path call that lost a race (resume
-/// the guest).
+/// A fault-path call found nothing to do or lost a race (resume the guest).
+/// From a legacy visitor, it stops only a `KVM_PGTABLE_WALK_HANDLE_FAULT`
+/// walker; others go on with the next entry.
 pub const PGW_EAGAIN: c_int = 11;
 /// `zalloc_page` or `zalloc_pages_exact` returned NULL. Nothing is leaked;
 /// a map may have installed part of its range (see `kvm_pgtable_stage2_map`).
@@ -22,10 +24,11 @@ pub const PGW_ENOMEM: c_int = 12;
 pub const PGW_EFAULT: c_int = 14;
 /// The address is already mapped.
 pub const PGW_EEXIST: c_int = 17;
-/// A bad argument: a misaligned or empty range, unknown prot or flag bits,
-/// an unknown enum value, an unsupported VTCR_EL2, a missing callback, or a
-/// `struct kvm_pgtable` that is not initialised (or no longer agrees with
-/// its `mmu->vtcr`).
+/// A bad argument: an impossible prot, an unknown enum value, an
+/// unsupported VTCR_EL2, a missing callback, or a `struct kvm_pgtable` that
+/// is not initialised (or no longer agrees with its `mmu->vtcr`); in the
+/// typed API also a misaligned or empty range and unknown prot or flag
+/// bits, which `kvm_pgtable_*` rounds and drops as Linux 6.12 does.
 pub const PGW_EINVAL: c_int = 22;
 /// An address range beyond the input (IPA) or output (PA) size.
 pub const PGW_ERANGE: c_int = 34;
@@ -44,12 +47,13 @@ pub const PGW_RETRY_LIMIT: u32 = 1 << 24;
 /// allow (`PGW_ACTION_RETRY` under `PGW_EXCLUSIVE`, ...). The walk stopped
 /// at that entry, unchanged.
 pub const PGW_EPROTO: c_int = 71;
-/// A visitor answered something that means nothing: a legacy visitor
-/// returned a positive value or one below -4095, a typed visitor returned a
+/// A typed visitor answered something that means nothing: it returned a
 /// positive value or put an unknown value in `action` or `resume_reason`.
+/// (A legacy visitor's answer is returned as it is, as Linux 6.12 does.)
 pub const PGW_EBADMSG: c_int = 74;
-/// Valid, but not supported by this library (`KVM_PGTABLE_S2_IDMAP`, a
-/// shared walker for an operation that needs the write lock, ...).
+/// Valid, but not supported by this library. No function returns it since
+/// the layer follows Linux 6.12 (`KVM_PGTABLE_S2_IDMAP` and `SHARED` map
+/// walkers are supported); the value keeps its name.
 pub const PGW_EOPNOTSUPP: c_int = 95;
 /// A panic was caught at the boundary: a host callback broke its contract
 /// (`phys_to_virt` returned NULL or misaligned memory, an allocation was

@@ -5,12 +5,17 @@
 //! (where table descriptors keep their address) from: the kernel knows
 //! them at build time (`PAGE_SIZE`, and one LPA2 setting for the system).
 //! pgwalk takes them from VTCR_EL2 per table, so it records them per
-//! `mm_ops` instead: the first `__kvm_pgtable_stage2_init` with an `mm_ops`
-//! binds it to its table's format, and a later one with another format is
-//! refused. That is the kernel's arrangement too, where one set of
-//! callbacks allocates `PAGE_SIZE` pages for every VM; a host with tables
-//! of several formats gives each format its own `mm_ops` (the callbacks
-//! may be the same functions).
+//! `mm_ops` instead: the first `__kvm_pgtable_stage2_init` (or hyp table
+//! initialisation) with an `mm_ops` binds it to its table's format, and a
+//! later one with another format is refused. That is the kernel's
+//! arrangement too, where one set of callbacks allocates `PAGE_SIZE` pages
+//! for every VM and for the hypervisor's own tables, all with the
+//! system's LPA2 setting; a host with tables of several formats gives each
+//! format its own `mm_ops` (the callbacks may be the same functions).
+//!
+//! Hyp tables need the binding more still: `struct kvm_pgtable` records
+//! no format, and a hyp table has no VTCR either, so every hyp call reads
+//! the table's format from its `mm_ops`.
 
 use core::ffi::c_int;
 use std::sync::Mutex;

@@ -69,6 +69,7 @@ impl MmFns {
 pub(crate) struct TlbFns {
     mmu: *mut kvm_s2_mmu,
     vmid_ipa: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, c_int),
+    vmid_ipa_nsh: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, c_int),
     vmid_range: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, u64),
     vmid: unsafe extern "C" fn(*mut kvm_s2_mmu),
 }
@@ -84,17 +85,47 @@ impl TlbFns {
         // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
         let m = unsafe { mmu.as_ref() }.ok_or(-PGW_EFAULT)?;
         let missing = -PGW_EINVAL;
+        let vmid_ipa = m.tlb_flush_vmid_ipa.ok_or(missing)?;
         Ok(TlbFns {
             mmu,
-            vmid_ipa: m.tlb_flush_vmid_ipa.ok_or(missing)?,
+            vmid_ipa,
+            // Without a local variant, the broadcast one does.
+            vmid_ipa_nsh: m.tlb_flush_vmid_ipa_nsh.unwrap_or(vmid_ipa),
             vmid_range: m.tlb_flush_vmid_range.ok_or(missing)?,
             vmid: m.tlb_flush_vmid.ok_or(missing)?,
         })
     }
 }
 
-/// What the caller passed as `mc`, handed back to `zalloc_page`.
-pub(crate) struct Cache(pub(crate) *mut c_void);
+/// What the caller passed as `mc`, handed back to `zalloc_page`, and how
+/// many pages may be asked for: a kernel walker given a NULL `mc` answers
+/// `-ENOMEM` where it needs a table, without asking the host.
+pub(crate) struct Cache {
+    mc: *mut c_void,
+    /// Pages `zalloc_page` may still be asked for; `None`: no limit.
+    left: Option<u32>,
+}
+
+impl Cache {
+    /// `mc`, for `zalloc_page`.
+    pub(crate) fn of(mc: *mut c_void) -> Cache {
+        Cache { mc, left: None }
+    }
+
+    /// `mc`, for at most `pages` calls of `zalloc_page`; then allocation
+    /// fails.
+    pub(crate) fn at_most(mc: *mut c_void, pages: u32) -> Cache {
+        Cache {
+            mc,
+            left: Some(pages),
+        }
+    }
+
+    /// No cache: every allocation fails.
+    pub(crate) fn none() -> Cache {
+        Cache::at_most(core::ptr::null_mut(), 0)
+    }
+}
 
 /// A C hypervisor's callbacks as pgwalk's [`MemoryOps`], for tables of one
 /// format: the one `mmu->vtcr` gives, or the one the `mm_ops` was bound to
@@ -167,9 +198,12 @@ unsafe impl MemoryOps for CHost {
     }
 
     fn zalloc_page(&self, cache: &mut Cache) -> Option<PhysAddr> {
+        if let Some(left) = &mut cache.left {
+            *left = left.checked_sub(1)?;
+        }
         // SAFETY: the host's allocator callback, given the cache its caller
         // passed in for it.
-        let va = unsafe { (self.mm.zalloc_page)(cache.0) };
+        let va = unsafe { (self.mm.zalloc_page)(cache.mc) };
         if va.is_null() {
             return None;
         }
@@ -250,6 +284,19 @@ unsafe impl MemoryOps for CHost {
         unsafe { (t.vmid_ipa)(t.mmu, ipa.get(), c_int::from(level.get())) }
     }
 
+    fn tlb_flush_vmid_ipa_unknown_level(&self, ipa: Ipa) {
+        let t = self.tlb();
+        // SAFETY: as `tlb_flush_vmid_ipa`.
+        unsafe { (t.vmid_ipa)(t.mmu, ipa.get(), crate::abi::TLBI_TTL_UNKNOWN) }
+    }
+
+    fn tlb_flush_vmid_ipa_local(&self, ipa: Ipa, level: Option<Level>) {
+        let t = self.tlb();
+        let level = level.map_or(crate::abi::TLBI_TTL_UNKNOWN, |l| c_int::from(l.get()));
+        // SAFETY: as `tlb_flush_vmid_ipa`.
+        unsafe { (t.vmid_ipa_nsh)(t.mmu, ipa.get(), level) }
+    }
+
     fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
         let t = self.tlb();
         // SAFETY: as `tlb_flush_vmid_ipa`.
@@ -272,6 +319,8 @@ pub(crate) struct View {
     pub(crate) table: ManuallyDrop<Stage2<CHost>>,
     /// The caller's `mm_ops`, for `kvm_pgtable_visit_ctx::mm_ops`.
     pub(crate) mm_ops: *mut kvm_pgtable_mm_ops,
+    /// The table's `enum kvm_pgtable_stage2_flags`.
+    pub(crate) flags: u32,
     pub(crate) force_pte_cb: crate::abi::kvm_pgtable_force_pte_cb_t,
 }
 
@@ -317,6 +366,7 @@ unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
     Ok(View {
         table: ManuallyDrop::new(table),
         mm_ops: p.mm_ops,
+        flags: p.flags,
         force_pte_cb: p.force_pte_cb,
     })
 }

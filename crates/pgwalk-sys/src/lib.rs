@@ -6,16 +6,20 @@
 //!
 //! - **The kernel-compatible API** (`kvm_pgtable_*`, `struct kvm_pgtable`,
 //!   `struct kvm_pgtable_mm_ops`, ...), with the names, field orders,
-//!   constant values and signatures of Linux 6.16's `kvm_pgtable.h`. A
-//!   legacy visitor's `int` is read with the kernel's table (continue, retry,
-//!   skip, stop) according to `KVM_PGTABLE_WALK_SHARED` and
-//!   `KVM_PGTABLE_WALK_HANDLE_FAULT`, by turning it into the core's typed
-//!   action for that capability.
+//!   constant values, signatures and behaviour of Linux 6.12 LTS's
+//!   `kvm_pgtable.h` and `pgtable.c` (checked against the kernel's own code
+//!   by `kernel-parity/`). A legacy visitor's `int` is read as the kernel's
+//!   `kvm_pgtable_walk_continue` reads it, by turning it into the core's
+//!   typed action for the walker's capability; the operations are the
+//!   core's kernel-compatible ones (`pgwalk::kvm`).
 //! - **The typed API** (`pgw_*`): a visitor's return value is only ever an
 //!   error of its own, and what it does to the walk is a `pgw_action` in an
 //!   out-field, refused with `-PGW_EPROTO` where the walker's capability does
 //!   not allow it. Fault-path operations answer with a `pgw_fault_outcome`,
 //!   whose values are all non-zero.
+//! - **EL2 stage-1 tables** (`kvm_pgtable_hyp_*`, Linux 6.12's signatures),
+//!   over `pgwalk::hyp`, with the EL2 TLB maintenance registered once by
+//!   `pgw_hyp_set_tlb_ops` (see `hyp.rs`).
 //!
 //! # The boundary
 //!
@@ -33,7 +37,7 @@
 //!   from host callbacks that break their contract, which are checked
 //!   where it is cheap (`phys_to_virt` returning NULL or misaligned memory,
 //!   allocations not aligned to their size).
-//! - TLB invalidation reaches the hypervisor through the three callbacks in
+//! - TLB invalidation reaches the hypervisor through the callbacks in
 //!   `struct kvm_s2_mmu`, which initialisation requires.
 //!
 //! # Regenerating the header
@@ -51,9 +55,11 @@
 
 mod abi;
 mod compat;
+mod convert;
 mod errno;
 mod formats;
 mod host;
+mod hyp;
 mod reentry;
 mod typed;
 
@@ -63,4 +69,5 @@ mod header;
 pub use abi::*;
 pub use compat::*;
 pub use errno::*;
+pub use hyp::*;
 pub use typed::*;

@@ -8,16 +8,16 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
 use pgwalk::fault::FaultOutcome;
-use pgwalk::geometry::Level;
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, Walked,
 };
 use pgwalk::{Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared};
 
 use crate::abi::*;
-use crate::compat::{destroy, fault_map, prot_of, visit_flags, Halt};
+use crate::compat::destroy;
+use crate::convert::{typed_prot as prot_of, visit_flags, Halt};
 use crate::errno::*;
-use crate::host::{table_virt, with_view, CHost, Cache, TablePtr};
+use crate::host::{with_view, CHost, Cache, TablePtr};
 
 /// A typed visitor's action, checked against the capability `Self`.
 trait Typed: Capability {
@@ -286,7 +286,28 @@ pub unsafe extern "C" fn pgw_stage2_fault_map(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let o = fault_map(v, addr, size, phys, prot, mc, flags)?;
+            let p = prot_of(prot)?;
+            let force = match v.force_pte_cb {
+                // SAFETY: the caller's callback, registered at
+                // initialisation.
+                Some(cb) => unsafe { cb(addr, addr.wrapping_add(size), prot) },
+                None => false,
+            };
+            let mut opts = pgwalk::MapOptions::new();
+            if flags & WALK_SKIP_CMO != 0 {
+                opts = opts.skip_cmo();
+            }
+            if flags & WALK_SKIP_BBM_TLBI != 0 {
+                opts = opts.batch_tlbi();
+            }
+            if force {
+                opts = opts.pages_only();
+            }
+            let o = v
+                .table
+                .fault_handler()
+                .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache::of(mc), opts)
+                .map_err(from_error)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(outcome, self::outcome(o)) };
             Ok(0)
@@ -411,7 +432,7 @@ pub unsafe extern "C" fn pgw_stage2_test_clear_young(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let y = crate::compat::test_clear_young(v, addr, size, mkold)?;
+            let y = crate::compat::test_clear_young(v, Ipa(addr), size, mkold)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(young, y) };
             Ok(0)
@@ -433,9 +454,12 @@ pub unsafe extern "C" fn pgw_stage2_destroy(pgt: *mut kvm_pgtable) -> c_int {
 }
 
 /// `kvm_pgtable_stage2_create_unlinked` returning an errno: on 0, `*table`
-/// is the new table's virtual address. Errors: `-PGW_EINVAL` (level not
-/// 0..=2 or above the start level, `phys` not aligned to the level's
-/// block size, bad prot), `-PGW_ERANGE`, `-PGW_ENOMEM` (nothing leaked).
+/// is the new table's virtual address. `level` may be any of the table
+/// format's levels but the last, the start level and those above it
+/// included. Errors: `-PGW_EINVAL` (`level` 3, or one the format lacks:
+/// below -1 for 4 KiB with LPA2, below 0 for 4 KiB and 16 KiB, below 1
+/// for 64 KiB; `phys` not aligned to the level's block size; bad prot),
+/// `-PGW_ERANGE`, `-PGW_ENOMEM` (nothing leaked).
 ///
 /// # Safety
 ///
@@ -457,18 +481,11 @@ pub unsafe extern "C" fn pgw_stage2_create_unlinked(
             return Err(-PGW_EFAULT);
         }
         let p = prot_of(prot)?;
-        let level = Level::new(level).ok_or(-PGW_EINVAL)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let mut h = v.table.exclusive();
-            let pa = if force_pte {
-                h.create_unlinked_pages(PhysAddr(phys), level, p, &mut Cache(mc))
-            } else {
-                h.create_unlinked(PhysAddr(phys), level, p, &mut Cache(mc))
-            }
-            .map_err(from_error)?;
-            let va = table_virt(v.table.mm(), pa);
+            let va =
+                crate::compat::create_unlinked(v, phys, level, p, &mut Cache::of(mc), force_pte)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(table, va) };
             Ok(0)

@@ -1,5 +1,6 @@
 //! Address newtypes, so an intermediate physical address is never passed
-//! where an output (host physical) address is expected.
+//! where an output (host physical) address is expected, nor an EL2 virtual
+//! address where either is.
 
 use core::fmt;
 
@@ -7,6 +8,12 @@ use core::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
 pub struct Ipa(pub u64);
+
+/// A virtual address of the EL2 translation regime: the input of the
+/// hypervisor's own stage-1 tables ([`HypTable`](crate::hyp::HypTable)).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct Va(pub u64);
 
 /// A host physical address: the output of stage 2, and where table pages live.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -54,3 +61,4 @@ macro_rules! addr_common {
 
 addr_common!(Ipa, "Ipa");
 addr_common!(PhysAddr, "PhysAddr");
+addr_common!(Va, "Va");

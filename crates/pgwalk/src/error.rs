@@ -70,7 +70,8 @@ pub enum Error {
         max: u32,
     },
     /// The address is already mapped (identity-map fault on a mapped page:
-    /// another CPU got there first).
+    /// another CPU got there first; or a hyp table's `map` over a different
+    /// mapping).
     #[error("{addr:#x} is already mapped")]
     AlreadyMapped {
         /// The address looked up.

@@ -30,7 +30,8 @@
 //!
 //! At the root, what every user needs: the table ([`Stage2`]) and its
 //! capability-typed [`Handle`]s, the host's side ([`MemoryOps`]), the
-//! capability markers, [`Prot`], [`Error`], the address types, the lock
+//! capability markers, [`Prot`], [`Error`], the address types ([`Ipa`],
+//! [`PhysAddr`], and [`Va`] for EL2 tables), the lock
 //! wrappers ([`LockedStage2`], [`SpinStage2`]), the options of `map` and
 //! `unmap`, and the [`TlbFlush`] token.
 //!
@@ -47,6 +48,14 @@
 //!   never an integer) and the host-page requests it makes.
 //! - [`idmap`]: the host's identity map, faulted in lazily under one lock
 //!   hold.
+//! - [`hyp`]: the hypervisor's own EL2 stage-1 tables ([`hyp::HypTable`],
+//!   Linux's `kvm_pgtable_hyp_*`), on the same walk engine, with an
+//!   exclusive-only handle.
+//! - [`kvm`]: Linux 6.12's stage-2 operations with the kernel's exact
+//!   semantics (whole-block unmap, `force_pte`, owner annotations, the
+//!   kernel's TLB and cache maintenance), for code that must behave as
+//!   `kvm_pgtable_stage2_*` does; `pgwalk-sys` builds its C API on it.
+//! - [`check`]: the table's structural invariants, checked from any host.
 //! - `host` (feature `std`): a ready heap-backed host for tests and
 //!   user-space VMMs.
 //!
@@ -75,11 +84,15 @@ mod walk;
 pub mod descriptor;
 pub mod fault;
 pub mod geometry;
+pub mod hyp;
+pub mod kvm;
 
-#[cfg(feature = "std")]
+// Not under loom: `HeapMemory`'s pages are `core` atomics, and a walker
+// built on loom's must never be handed them (see `sync`).
+#[cfg(all(feature = "std", not(loom)))]
 pub mod host;
 
-pub use addr::{Ipa, PhysAddr};
+pub use addr::{Ipa, PhysAddr, Va};
 pub use capability::{Capability, Concurrent, Exclusive, HandlesFault, Shared};
 pub use error::Error;
 pub use lock::{LockedStage2, SpinStage2};
@@ -127,6 +140,14 @@ pub mod visit {
 /// one hold of the write lock.
 pub mod idmap {
     pub use crate::stage2::{IdmapRange, MemoryRegion};
+}
+
+/// Checking a table against the invariants the walker relies on, from any
+/// host and without allocating: [`Handle::check`] returns a
+/// [`TableReport`](check::TableReport) of what the table holds, or the
+/// [`BrokenInvariant`](check::BrokenInvariant) it found first.
+pub mod check {
+    pub use crate::stage2::{BrokenInvariant, TableReport};
 }
 
 /// The README's Rust examples, compiled and run as doctests so they cannot

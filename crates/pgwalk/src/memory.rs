@@ -288,6 +288,33 @@ pub unsafe trait MemoryOps {
     /// (`__kvm_tlb_flush_vmid_ipa`).
     fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level);
 
+    /// Invalidates stage-2 TLB entries for `ipa` whatever the level of the
+    /// entry that maps it, including cached walks through tables (a TLBI by
+    /// IPA without a TTL hint: the kernel's `__kvm_tlb_flush_vmid_ipa` with
+    /// `TLBI_TTL_UNKNOWN`). The default invalidates the whole VMID, which is
+    /// always enough.
+    #[inline]
+    fn tlb_flush_vmid_ipa_unknown_level(&self, ipa: Ipa) {
+        let _ = ipa;
+        self.tlb_flush_vmid();
+    }
+
+    /// Invalidates stage-2 TLB entries for `ipa` on this CPU only (the
+    /// kernel's `__kvm_tlb_flush_vmid_ipa_nsh`), with the entry's level when
+    /// known. pgwalk asks for it after relaxing permissions for a faulting
+    /// vCPU: other CPUs holding the stricter entry at worst fault once more
+    /// and find it relaxed. The default invalidates as
+    /// [`tlb_flush_vmid_ipa`](Self::tlb_flush_vmid_ipa) and
+    /// [`tlb_flush_vmid_ipa_unknown_level`](Self::tlb_flush_vmid_ipa_unknown_level)
+    /// do, for every CPU.
+    #[inline]
+    fn tlb_flush_vmid_ipa_local(&self, ipa: Ipa, level: Option<Level>) {
+        match level {
+            Some(level) => self.tlb_flush_vmid_ipa(ipa, level),
+            None => self.tlb_flush_vmid_ipa_unknown_level(ipa),
+        }
+    }
+
     /// Invalidates stage-2 TLB entries for `size` bytes from `ipa`, including
     /// cached table walks (`kvm_tlb_flush_vmid_range`).
     fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64);

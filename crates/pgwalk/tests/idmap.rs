@@ -1,14 +1,13 @@
 //! The host identity map: find the largest range and map it under one
 //! exclusive hold, with a second try after running out of memory.
 
+mod common;
+
+use common::{G1, K4, M2};
 use pgwalk::geometry::Geometry;
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::idmap::MemoryRegion;
 use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
-
-const K4: u64 = 4 << 10;
-const M2: u64 = 2 << 20;
-const G1: u64 = 1 << 30;
 
 fn table() -> Stage2<HeapMemory> {
     Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), HeapMemory::new(256)).unwrap()

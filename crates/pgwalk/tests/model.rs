@@ -504,8 +504,14 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
             let mut split = false;
             for u in (start..start + size).step_by(unit as usize) {
                 let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
-                split |= leaf.is_valid() && level.get() < unit_level;
+                // A table where a block fits is replaced; a block above the
+                // unit's level is split, a change to the table, but the
+                // split keeps the block's permissions, so the translation
+                // stays.
                 let present = leaf.is_valid() && level.get() <= unit_level && same(u);
+                if present && level.get() < unit_level {
+                    split = true;
+                }
                 if !present {
                     replaced.push(u);
                 }

@@ -561,3 +561,134 @@ fn conflict_converts_per_capability() {
     let fault: Unfinished<HandlesFault> = Conflict::Gone.into();
     assert!(matches!(fault, Unfinished::ResumeGuest(ResumeReason::Gone)));
 }
+
+/// An EL2 table for the hyp cases: 39-bit VA, 4 KiB granule.
+fn hyp_table() -> pgwalk::hyp::HypTable<HeapMemory> {
+    let g = Geometry::for_va_bits(pgwalk::geometry::Granule::Size4KiB, 39, 40).unwrap();
+    pgwalk::hyp::HypTable::with_geometry(g, HeapMemory::new(8), &mut ()).unwrap()
+}
+
+/// Twin of `hyp_shared_handle`: the helper takes the exclusive hyp handle
+/// (the write lock, Linux's hyp spinlock), the one kind there is.
+#[test]
+fn hyp_shared_handle() {
+    fn map_uart(h: &mut pgwalk::hyp::HypHandle<'_, HeapMemory>) -> Result<(), Error> {
+        h.map(
+            pgwalk::Va(0x900_0000),
+            PAGE,
+            PhysAddr(0x900_0000),
+            Prot::RW | Prot::DEVICE,
+            &mut (),
+        )
+    }
+    let mut t = hyp_table();
+    map_uart(&mut t.exclusive()).unwrap();
+    let (d, _) = t.exclusive().get_leaf(pgwalk::Va(0x900_0000)).unwrap();
+    assert!(d.is_valid() && d.writable());
+}
+
+/// Twin of `hyp_fault_handler_handle`: the hypervisor maps what it needs
+/// up front, through the exclusive handle; nothing of EL2 faults in.
+#[test]
+fn hyp_fault_handler_handle() {
+    let mut t = hyp_table();
+    let mut h = t.exclusive();
+    h.map(
+        pgwalk::Va(0x4000_0000),
+        0x20_0000,
+        PhysAddr(0x4000_0000),
+        Prot::R | Prot::X,
+        &mut (),
+    )
+    .unwrap();
+    assert!(h.get_leaf(pgwalk::Va(0x4010_0000)).unwrap().0.executable());
+}
+
+/// Twin of `hyp_visitor_retries`: an exclusive hyp visitor continues (or
+/// stops with an error); an invalid entry is simply not mapped.
+#[test]
+fn hyp_visitor_retries() {
+    let mut t = hyp_table();
+    let mut holes = 0;
+    let walked = t
+        .exclusive()
+        .walk(pgwalk::Va(0), PAGE, WalkFlags::LEAF, |ctx| {
+            holes += usize::from(!ctx.old().is_valid());
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    assert_eq!(holes, 1);
+}
+
+/// Twin of `hyp_visitor_try_set`: the exclusive `set`, which cannot lose a
+/// race.
+#[test]
+fn hyp_visitor_try_set() {
+    use pgwalk::descriptor::{HypAttrs, HypDescriptor};
+    let mut t = hyp_table();
+    t.exclusive()
+        .map(
+            pgwalk::Va(0),
+            PAGE,
+            PhysAddr(0x8000_0000),
+            Prot::RW,
+            &mut (),
+        )
+        .unwrap();
+    let walked = t
+        .exclusive()
+        .walk(pgwalk::Va(0), PAGE, WalkFlags::LEAF, |ctx| {
+            let old = ctx.old();
+            let granule = ctx.geometry().granule();
+            let ro = HypAttrs::from_prot(Prot::R)?;
+            ctx.set(HypDescriptor::leaf(
+                old.output_address(granule),
+                ctx.level(),
+                granule,
+                ro,
+            ));
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    assert!(!t.exclusive().get_leaf(pgwalk::Va(0)).unwrap().0.writable());
+    pgwalk::host::check_hyp_invariants(&mut t).unwrap();
+}
+
+/// Twin of `hyp_stage2_descriptor`: a hyp leaf, from the hyp format's own
+/// attributes.
+#[test]
+fn hyp_stage2_descriptor() {
+    use pgwalk::descriptor::{HypAttrs, HypDescriptor};
+    let mut t = hyp_table();
+    let walked = t
+        .exclusive()
+        .walk(pgwalk::Va(0), PAGE, WalkFlags::LEAF, |ctx| {
+            let attrs = HypAttrs::from_prot(Prot::RW)?;
+            let granule = ctx.geometry().granule();
+            ctx.set(HypDescriptor::leaf(
+                PhysAddr(0x8000_0000),
+                ctx.level(),
+                granule,
+                attrs,
+            ));
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    let (d, _) = t.exclusive().get_leaf(pgwalk::Va(0)).unwrap();
+    assert_eq!(d.prot(), Prot::RW);
+    pgwalk::host::check_hyp_invariants(&mut t).unwrap();
+}
+
+/// Twin of `hyp_handle_outlives_table`: the handle's last use comes before
+/// the table goes.
+#[test]
+fn hyp_handle_outlives_table() {
+    let mut t = hyp_table();
+    let mut h = t.exclusive();
+    h.map(pgwalk::Va(0), PAGE, PhysAddr(0), Prot::R, &mut ())
+        .unwrap();
+    drop(t);
+}

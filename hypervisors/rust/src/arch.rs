@@ -130,6 +130,45 @@ pub fn tlbi_el2_local() {
     };
 }
 
+/// Invalidates the last-level EL2 translation of `va` on every CPU of the
+/// inner shareable domain, after the table store that removed it.
+pub fn tlbi_el2_va(va: u64) {
+    // SAFETY: as in `tlbi_ipa`.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vale2is, {page}",
+            "dsb ish",
+            "isb",
+            page = in(reg) (va >> 12) & ((1 << 44) - 1),
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Invalidates every cached EL2 translation and table walk of `va` on
+/// every CPU of the inner shareable domain (a table entry was removed).
+pub fn tlbi_el2_va_walks(va: u64) {
+    // SAFETY: as in `tlbi_ipa`.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vae2is, {page}",
+            "dsb ish",
+            "isb",
+            page = in(reg) (va >> 12) & ((1 << 44) - 1),
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Makes table stores visible to the table walker before the mappings they
+/// make are used.
+pub fn publish_tables() {
+    // SAFETY: barriers have no operands.
+    unsafe { asm!("dsb ishst", "isb", options(nostack, preserves_flags)) };
+}
+
 /// Smallest data and instruction cache lines, from CTR_EL0, and whether
 /// the instruction cache needs no invalidation for coherence (DIC).
 fn cache_lines() -> (u64, u64, bool) {

@@ -1,22 +1,24 @@
 //! The end of a run: what the guest touched, the final check of the
 //! stage-2 table, and the statistics.
 //!
-//! The check, with the table's write lock held: every table page's
-//! reference count is 1 plus its non-zero entries, no child table is empty,
-//! no locked marker is left, every leaf is an identity mapping of guest
-//! RAM (Normal write-back) or of a device (Device, never executable), every
-//! page the guest faulted on is mapped so, and the pool holds exactly the
-//! table's pages.
+//! The check, with the table's write lock held: pgwalk's own structural
+//! check (`Handle::check`: every table page's reference count is 1 plus its
+//! non-zero entries, no child table is empty, no locked marker is left, no
+//! leaf at a level that cannot hold one), then this hypervisor's: every
+//! leaf is an identity mapping of guest RAM (Normal write-back) or of a
+//! device (Device, never executable), nothing is annotated, every page the
+//! guest faulted on is mapped so, and the pool holds exactly the table's
+//! pages.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use pgwalk::descriptor::{Descriptor, MemAttr};
-use pgwalk::visit::{Action, VisitKind, WalkFlags};
-use pgwalk::{Ipa, MemoryOps, PhysAddr};
+use pgwalk::descriptor::MemAttr;
+use pgwalk::visit::{Action, VisitKind, WalkFlags, Walked};
+use pgwalk::Ipa;
 
 use crate::layout::{GUEST_RAM_BASE, GUEST_RAM_SIZE, HV_BASE, HV_SIZE, PAGE};
 use crate::memmap::{self, Region};
-use crate::memops::{self, HvMemory};
+use crate::memops;
 use crate::{arch, dirty, grace, hvprintln, stats, vm};
 
 const RAM_WORDS: usize = (GUEST_RAM_SIZE / PAGE / 64) as usize;
@@ -59,43 +61,12 @@ impl Findings {
     }
 }
 
-// PGWALK: pgwalk has no invariant check a host can run on its own table
-// (reference count = 1 + non-zero entries, no empty child, no locked
-// marker), so this reads the table pages raw through `phys_to_virt`; a
-// `Handle<Exclusive>::check()` (for the C hypervisor too) would replace it.
-fn entries(pa: PhysAddr) -> &'static [AtomicU64; 512] {
-    let p = HvMemory.phys_to_virt(pa).cast::<[AtomicU64; 512]>();
-    // SAFETY: `pa` is a table page of the pool (phys_to_virt checks it),
-    // mapped at EL2, 4 KiB aligned; with the write lock held nobody changes
-    // it, and atomics make the reads sound regardless.
-    unsafe { p.as_ref() }
-}
-
-/// Non-zero entries of a table page; reports locked markers.
-fn counted(pa: PhysAddr, f: &mut Findings) -> usize {
-    let mut n = 0;
-    for e in entries(pa) {
-        let d = Descriptor::from_bits(e.load(Ordering::Acquire));
-        if d.is_locked() {
-            f.fail(format_args!(
-                "locked marker left in table page {:#x}",
-                pa.get()
-            ));
-        }
-        if d.bits() != 0 {
-            n += 1;
-        }
-    }
-    n
-}
-
 /// Leaves found by the check.
 #[derive(Default)]
 struct Leaves {
     blocks: u64,
     pages: u64,
     device_pages: u64,
-    tables: usize,
 }
 
 /// Ends the run: stops dirty logging, takes the write lock, checks the
@@ -113,45 +84,26 @@ pub fn finish() -> bool {
 
     let geometry = *guard.geometry();
     let granule = geometry.granule();
-    let pgd = guard.root();
-    for page in 0..geometry.root_pages() {
-        let pa = PhysAddr(pgd.get() + page as u64 * PAGE);
-        let n = counted(pa, &mut f);
-        let c = HvMemory.page_count(pa);
-        if c != 1 + n {
-            f.fail(format_args!(
-                "root page {:#x}: count {c}, {n} entries",
-                pa.get()
-            ));
-        }
-    }
     let mut h = guard.exclusive();
-    let walked = h.walk(
-        Ipa(0),
-        geometry.ia_limit(),
-        WalkFlags::TABLE_PRE | WalkFlags::LEAF,
-        |ctx| {
+    // Tables outside the pool are reported, not followed; the walk below
+    // follows every table, so it runs only on a table found sound.
+    let checked = h.check_with(memops::in_pool);
+    if let Err(broken) = &checked {
+        f.fail(format_args!("{broken}"));
+    }
+    let report = checked.unwrap_or_default();
+    if report.annotations != 0 {
+        f.fail(format_args!(
+            "{} annotated entries: this hypervisor annotates none",
+            report.annotations
+        ));
+    }
+    let mut walked = Ok(Walked::Completed);
+    if f.count == 0 {
+        walked = h.walk(Ipa(0), geometry.ia_limit(), WalkFlags::LEAF, |ctx| {
             let d = ctx.old();
             let ipa = ctx.entry_addr().get();
             match ctx.kind() {
-                VisitKind::TablePre => {
-                    let child = d.output_address(granule);
-                    let n = counted(child, &mut f);
-                    let c = HvMemory.page_count(child);
-                    leaves.tables += 1;
-                    if n == 0 {
-                        f.fail(format_args!(
-                            "empty table at {ipa:#x} level {}",
-                            ctx.level().next()
-                        ));
-                    }
-                    if c != 1 + n {
-                        f.fail(format_args!(
-                            "table page {:#x} (for {ipa:#x}): count {c}, {n} entries",
-                            child.get()
-                        ));
-                    }
-                }
                 VisitKind::Leaf if d.is_valid() => {
                     let size = ctx.entry_size();
                     let pa = d.output_address(granule).get();
@@ -191,8 +143,8 @@ pub fn finish() -> bool {
                 _ => {}
             }
             Ok(Action::Continue)
-        },
-    );
+        });
+    }
     if let Err(e) = walked {
         f.fail(format_args!("the walk failed: {e}"));
     }
@@ -234,7 +186,7 @@ pub fn finish() -> bool {
     }
 
     let (in_use, peak) = memops::pool_usage();
-    let table_pages = geometry.root_pages() + leaves.tables;
+    let table_pages = geometry.root_pages() + report.table_pages;
     if in_use != table_pages {
         f.fail(format_args!(
             "pool: {in_use} pages in use, the table has {table_pages}"
@@ -270,7 +222,7 @@ pub fn finish() -> bool {
     if f.count == 0 {
         hvprintln!(
             "pgwalk-hv: TABLE CHECK PASSED ({} tables, {touched} touched RAM pages, {devices} device pages checked)",
-            leaves.tables
+            report.table_pages
         );
         true
     } else {

@@ -46,11 +46,12 @@ extern "C" fn hv_main(cpu: u64) -> ! {
     el2_mmu::enable();
     if cpu == 0 {
         hvprintln!(
-            "pgwalk-hv: EL2 up, hypervisor {:#x}..{:#x}, guest RAM {:#x}..{:#x}",
+            "pgwalk-hv: EL2 up, hypervisor {:#x}..{:#x}, guest RAM {:#x}..{:#x}, EL2 map in {} pgwalk hyp table pages",
             layout::HV_BASE,
             layout::HV_BASE + layout::HV_SIZE,
             layout::GUEST_RAM_BASE,
-            layout::GUEST_RAM_END
+            layout::GUEST_RAM_END,
+            el2_mmu::table_pages()
         );
         vm::init();
         vcpu::boot_primary()

@@ -46,6 +46,12 @@ fn index(pa: PhysAddr) -> usize {
     idx as usize
 }
 
+/// Whether `pa` is a page of the pool (what `phys_to_virt` maps): the
+/// final table check follows no table descriptor pointing elsewhere.
+pub fn in_pool(pa: PhysAddr) -> bool {
+    pa.get().wrapping_sub(pool_base()) / PAGE < POOL_PAGES as u64 && pa.get() % PAGE == 0
+}
+
 fn page_pa(idx: usize) -> PhysAddr {
     PhysAddr(pool_base() + idx as u64 * PAGE)
 }

@@ -51,7 +51,7 @@ impl LeafAttrs {
         if prot.bits() & !Prot::all().bits() != 0 {
             return Err(Error::InvalidProt("unknown protection bits"));
         }
-        let exec = prot.intersects(Prot::X);
+        let exec = prot.any_exec();
         let mem = match (prot.contains(Prot::DEVICE), prot.contains(Prot::NORMAL_NC)) {
             (true, true) => {
                 return Err(Error::InvalidProt(
@@ -70,7 +70,7 @@ impl LeafAttrs {
             (false, true) => MemAttr::NormalNonCacheable,
             (false, false) => MemAttr::NormalWriteBack,
         };
-        let xn = match (prot.contains(Prot::PX), prot.contains(Prot::UX)) {
+        let xn = match (prot.el1_exec(), prot.el0_exec()) {
             (true, true) => Exec::Both,
             (false, true) => Exec::El0Only,
             (false, false) => Exec::Never,

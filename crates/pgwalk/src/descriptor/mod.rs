@@ -9,6 +9,9 @@
 //! - `software.rs` holds the conventions KVM keeps in invalid entries: the
 //!   owner annotation and the locked marker of a break-before-make, and what
 //!   counts towards a table page's reference count.
+//! - `hyp.rs` holds the EL2 stage-1 descriptor of the hypervisor's own
+//!   tables ([`HypDescriptor`]), its MAIR_EL2 ([`HYP_MAIR`]) and its
+//!   [`Prot`](crate::Prot) policy ([`HypAttrs`]).
 //!
 //! The walk engine needs only what [`Pte`] says of a format: whether an
 //! entry is a table to descend into, and where that table is.
@@ -21,10 +24,12 @@ use crate::addr::PhysAddr;
 use crate::geometry::{Level, TableFormat};
 
 mod attrs;
+mod hyp;
 mod software;
 mod stage2;
 
 pub use attrs::LeafAttrs;
+pub use hyp::{HypAttrs, HypDescriptor, HypMemType, HYP_MAIR};
 pub use software::MAX_OWNER_ID;
 pub use stage2::{Exec, MemAttr, Shareability};
 

@@ -109,6 +109,24 @@ impl Geometry {
         Ok(g)
     }
 
+    /// A geometry from parts its caller has checked by rules of its own:
+    /// EL2 stage 1 (`hyp/tcr.rs`), whose start level follows from the input
+    /// size, whose root never concatenates, and whose input (VA) size may
+    /// exceed the output size.
+    pub(crate) const fn from_checked_parts(
+        format: TableFormat,
+        ia_bits: u8,
+        start_level: Level,
+        oa_bits: u8,
+    ) -> Geometry {
+        Geometry {
+            format,
+            ia_bits,
+            oa_bits,
+            start_level,
+        }
+    }
+
     /// The geometry KVM picks for an input size with the 4 KiB granule:
     /// the fewest levels whose root needs at most 16 concatenated tables.
     pub fn for_ia_bits(ia_bits: u8, oa_bits: u8) -> Result<Geometry, Error> {

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 
 use super::pool::{Counters, Pool};
-use crate::addr::{Ipa, PhysAddr};
+use crate::addr::{Ipa, PhysAddr, Va};
 use crate::geometry::{Level, TableFormat};
+use crate::hyp::HypTlb;
 use crate::memory::MemoryOps;
 use crate::stage2::free_unlinked;
 
@@ -34,6 +35,12 @@ pub struct Stats {
     pub icache_invals: u64,
     /// Subtrees handed to `free_unlinked_table`.
     pub deferred_frees: u64,
+    /// [`HypTlb::flush_va`](crate::hyp::HypTlb::flush_va) calls (hyp tables).
+    pub hyp_flush_va: u64,
+    /// [`HypTlb::flush_va_walks`](crate::hyp::HypTlb::flush_va_walks) calls.
+    pub hyp_flush_va_walks: u64,
+    /// [`HypTlb::publish`](crate::hyp::HypTlb::publish) calls.
+    pub hyp_publishes: u64,
 }
 
 /// A heap-backed [`MemoryOps`]: see the [module documentation](crate::host).
@@ -161,6 +168,9 @@ impl HeapMemory {
             dcache_cleans: l(&s.dcache_cleans),
             icache_invals: l(&s.icache_invals),
             deferred_frees: l(&s.deferred_frees),
+            hyp_flush_va: l(&s.hyp_flush_va),
+            hyp_flush_va_walks: l(&s.hyp_flush_va_walks),
+            hyp_publishes: l(&s.hyp_publishes),
         }
     }
 
@@ -399,6 +409,24 @@ unsafe impl MemoryOps for HeapMemory {
     #[inline]
     fn tlb_flush_vmid(&self) {
         self.pool.count(&self.pool.stats.tlbi_vmid);
+    }
+}
+
+/// EL2 TLB maintenance is counted in [`Stats`], like stage 2's.
+impl HypTlb for HeapMemory {
+    #[inline]
+    fn flush_va(&self, _va: Va, _level: Level) {
+        self.pool.count(&self.pool.stats.hyp_flush_va);
+    }
+
+    #[inline]
+    fn flush_va_walks(&self, _va: Va, _level: Level) {
+        self.pool.count(&self.pool.stats.hyp_flush_va_walks);
+    }
+
+    #[inline]
+    fn publish(&self) {
+        self.pool.count(&self.pool.stats.hyp_publishes);
     }
 }
 

@@ -6,11 +6,14 @@
 //! test does). It keeps reference counts, counts TLB and cache maintenance,
 //! detects leaks and double frees, and gives shared walkers a real grace
 //! period through `crossbeam-epoch`. [`check_invariants`] checks a table
-//! built on it.
+//! built on it, and [`check_hyp_invariants`] an EL2 table.
 
 mod check;
 mod heap;
+mod hyp_check;
 mod pool;
 
-pub use check::{check_invariants, TableReport};
+pub use crate::stage2::TableReport;
+pub use check::check_invariants;
 pub use heap::{HeapMemory, Stats};
+pub use hyp_check::check_hyp_invariants;

@@ -21,6 +21,9 @@ pub(super) struct Counters {
     pub(super) dcache_cleans: AtomicU64,
     pub(super) icache_invals: AtomicU64,
     pub(super) deferred_frees: AtomicU64,
+    pub(super) hyp_flush_va: AtomicU64,
+    pub(super) hyp_flush_va_walks: AtomicU64,
+    pub(super) hyp_publishes: AtomicU64,
 }
 
 pub(super) struct Pool {

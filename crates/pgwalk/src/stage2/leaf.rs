@@ -32,7 +32,7 @@ impl<C: Capability, M: MemoryOps> Handle<'_, C, M> {
             if !found.0.is_locked() {
                 return Ok(found);
             }
-            core::hint::spin_loop();
+            crate::sync::spin_hint();
         }
         // A break that never ends. The entry protocol never leaves one
         // behind (an unwinding walker restores the entry), so something

@@ -6,6 +6,7 @@
 //! | operation | [`Exclusive`] | [`Shared`] | [`HandlesFault`] |
 //! |-----------|:---:|:---:|:---:|
 //! | `walk`, `get_leaf`, `for_each_mapping` | ✓ | ✓ | ✓ |
+//! | `check` (the table's invariants) | ✓ | | |
 //! | `map`, `unmap`, `annotate`, `split`, `create_unlinked` | ✓ | | |
 //! | `wrprotect`, `test_young`, `clear_young`, `clean_dcache` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
 //! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`FaultOutcome`](crate::fault::FaultOutcome)) |
@@ -22,20 +23,21 @@
 //! table pages off to the side (`tables`), and argument checks (`args`).
 
 mod annotate;
-mod args;
+pub(crate) mod args;
+mod check;
 mod dcache;
 mod destroy;
 mod fault_map;
 mod idmap;
 mod leaf;
-mod leaf_update;
+pub(crate) mod leaf_update;
 mod map;
 mod mappings;
 mod options;
-mod pte;
+pub(crate) mod pte;
 mod relax;
 mod split;
-mod tables;
+pub(crate) mod tables;
 mod tlb_flush;
 mod unlinked;
 mod unmap;
@@ -44,10 +46,13 @@ mod young;
 
 use core::marker::PhantomData;
 
+pub use check::{BrokenInvariant, TableReport};
 pub use idmap::{IdmapRange, MemoryRegion};
 pub use mappings::Mapping;
 pub use options::{MapOptions, UnmapOptions};
 pub use tables::free_unlinked;
+
+pub(crate) use args::{check_output, check_range};
 pub use tlb_flush::TlbFlush;
 
 use crate::addr::{Ipa, PhysAddr};
@@ -197,11 +202,16 @@ pub struct Handle<'t, C: Capability, M: MemoryOps> {
 }
 
 impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
-    fn new(table: &'t Stage2<M>) -> Self {
+    pub(crate) fn new(table: &'t Stage2<M>) -> Self {
         Handle {
             table,
             _cap: PhantomData,
         }
+    }
+
+    /// The table this handle is on.
+    pub(crate) fn table(&self) -> &'t Stage2<M> {
+        self.table
     }
 
     /// The table's geometry.
@@ -276,7 +286,13 @@ impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
     /// take `&mut self` (a visitor cannot start another walk through the
     /// same handle); the operations need only `&self`.
     #[inline(always)]
-    fn run<E, F>(&self, addr: Ipa, size: u64, flags: WalkFlags, visitor: F) -> Result<Walked<C>, E>
+    pub(crate) fn run<E, F>(
+        &self,
+        addr: Ipa,
+        size: u64,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<C>, E>
     where
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,

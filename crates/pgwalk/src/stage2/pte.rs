@@ -10,10 +10,12 @@
 //!
 //! The functions are generic over the cell that holds the entry
 //! ([`EntryCell`]) and over what the host does beside it ([`EntrySite`]),
-//! so that the loom model (`tests/loom.rs`) runs this very code on loom's
-//! atomics, which track every interleaving and every weak-memory outcome
-//! the orderings allow. Every function is `#[inline(always)]` and
-//! monomorphised: the walk pays nothing for the indirection.
+//! so that unit tests can record, step by step, what an update does. The
+//! table's own cell is [`crate::sync`]'s `AtomicU64`, which is loom's under
+//! `--cfg loom`: the loom model (`tests/loom.rs`) runs this very code,
+//! inside the real walker and operations. Every function is
+//! `#[inline(always)]` and monomorphised: the walk pays nothing for the
+//! indirection.
 //!
 //! Reference counts follow one rule: an entry that counts is counted in its
 //! table page *before* any other walker can see it, and stops being counted
@@ -33,9 +35,8 @@ use crate::walk::{VisitCtx, WalkFlags};
 
 /// A cell holding one 64-bit table entry.
 ///
-/// Implemented for `core::sync::atomic::AtomicU64`, the table's real
-/// entries; the loom model implements it for a wrapper around loom's
-/// `AtomicU64`.
+/// Implemented for the table's entries ([`crate::sync`]'s `AtomicU64`:
+/// `core`'s, or loom's under `--cfg loom`), and by the unit tests' recorder.
 pub trait EntryCell {
     /// Atomically writes the entry.
     fn store(&self, value: u64, order: Ordering);
@@ -374,6 +375,7 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
             addr: self.addr,
             level: self.level,
             flags: self.flags,
+            owed: self.owed,
         }
     }
 
@@ -536,6 +538,7 @@ struct Site<'a, M> {
     addr: u64,
     level: Level,
     flags: WalkFlags,
+    owed: &'a core::cell::Cell<bool>,
 }
 
 impl<M: MemoryOps> Site<'_, M> {
@@ -570,6 +573,10 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
     #[inline(always)]
     fn invalidate(&self, old: Descriptor) {
         if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+            // The walk makes up for it, once for its range, when it ends.
+            if old.is_valid() {
+                self.owed.set(true);
+            }
             return;
         }
         if old.is_table(self.level) {
@@ -577,7 +584,9 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
             self.mm
                 .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
         } else if old.is_valid() {
-            self.mm.tlb_flush_vmid_ipa(self.entry_addr(), self.level);
+            // Any address the leaf translates names it; the walk's, as the
+            // kernel's break uses.
+            self.mm.tlb_flush_vmid_ipa(Ipa(self.addr), self.level);
         }
     }
 

@@ -13,10 +13,11 @@ use crate::prot::Prot;
 
 impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     /// Relaxes permissions on the leaf at `ipa`, then invalidates its TLB
-    /// entry, so that the faulting vCPU does not fault again on a stale,
-    /// stricter translation.
+    /// entry on this CPU, so that the faulting vCPU does not fault again on
+    /// a stale, stricter translation (as the kernel's relax_perms does, also
+    /// after a lost race).
     fn relax(&self, ipa: Ipa, prot: Prot) -> Result<(Walked<C>, bool), Error> {
-        if prot.intersects(!(Prot::RW | Prot::X)) {
+        if prot.intersects(!(Prot::RW | Prot::X | Prot::PX | Prot::UX)) {
             return Err(Error::InvalidProt("relax_perms adds R, W and X only"));
         }
         let page = self.geometry().granule().size();
@@ -27,8 +28,15 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
             |d| relaxed(d, prot),
             |_, l| level = Some(l),
         )?;
-        if let Some(level) = level {
-            self.mm().tlb_flush_vmid_ipa(ipa, level);
+        // Only this CPU faulted on the stricter entry; another that holds it
+        // faults once more and finds it relaxed. After a race the level is
+        // not known any more.
+        match (&walked, level) {
+            (Walked::Completed, Some(level)) => {
+                self.mm().tlb_flush_vmid_ipa_local(ipa, Some(level))
+            }
+            (Walked::ResumeGuest(_), _) => self.mm().tlb_flush_vmid_ipa_local(ipa, None),
+            (Walked::Completed, None) => {}
         }
         Ok((walked, changed))
     }
@@ -43,8 +51,8 @@ fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
     if prot.contains(Prot::W) {
         d = d.with_writable(true);
     }
-    let px = prot.contains(Prot::PX) || matches!(d.exec(), Exec::Both | Exec::El1Only);
-    let ux = prot.contains(Prot::UX) || matches!(d.exec(), Exec::Both | Exec::El0Only);
+    let px = prot.el1_exec() || matches!(d.exec(), Exec::Both | Exec::El1Only);
+    let ux = prot.el0_exec() || matches!(d.exec(), Exec::Both | Exec::El0Only);
     d.with_exec(match (px, ux) {
         (true, true) => Exec::Both,
         (true, false) => Exec::El1Only,

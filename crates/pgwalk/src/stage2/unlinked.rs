@@ -51,9 +51,9 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         pages_only: bool,
     ) -> Result<PhysAddr, Error> {
         let geometry = self.table.geometry;
-        if level.is_last() || !geometry.has_level(level) {
+        if level.is_last() || level < geometry.format().first_level() {
             return Err(Error::Geometry(
-                "an unlinked table hangs below an entry of the table's levels, from its start level to level 2",
+                "an unlinked table hangs below a table entry: one of the format's levels, never the last",
             ));
         }
         let size = geometry.entry_size(level);

@@ -38,6 +38,8 @@ pub struct VisitCtx<'a, C: Capability, M, D: Pte = Descriptor> {
     pub(crate) flags: WalkFlags,
     pub(crate) written: bool,
     pub(crate) complete: bool,
+    /// The walk's "an invalidation was skipped" flag (`SKIP_BBM_TLBI`).
+    pub(crate) owed: &'a core::cell::Cell<bool>,
     pub(crate) _cap: PhantomData<C>,
 }
 
@@ -134,6 +136,10 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
     /// Because a write through the pointer cannot be seen, asking for it
     /// makes the walker read the entry again after the visit, so that a
     /// table installed through it is descended into.
+    ///
+    /// Not built with `--cfg loom`, whose atomics are no memory a pointer
+    /// could reach.
+    #[cfg(not(loom))]
     #[inline(always)]
     pub fn entry_ptr(&mut self) -> *mut u64 {
         self.written = true;

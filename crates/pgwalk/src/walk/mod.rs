@@ -11,6 +11,7 @@
 mod context;
 mod flags;
 
+use core::cell::Cell;
 use core::marker::PhantomData;
 
 pub use context::VisitCtx;
@@ -64,7 +65,7 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
 /// Walks `addr..addr + size` (page-aligned outwards) of the table at `root`.
 ///
 /// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
-/// invalidations and the walk, if anything changed, invalidates its whole
+/// invalidations and the walk, if one was skipped, invalidates its whole
 /// range once when it ends (finished or not).
 pub(crate) fn walk<C, M, D, E, F>(
     root: Root<'_, M>,
@@ -81,6 +82,7 @@ where
     F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
 {
     let (start, end) = page_range(root.geometry, addr, size)?;
+    let owed = Cell::new(false);
     let mut walker = Walker {
         geometry: root.geometry,
         mm: root.mm,
@@ -88,7 +90,7 @@ where
         end,
         flags,
         visitor,
-        wrote: false,
+        owed: &owed,
         retry_limit: root.mm.retry_limit(),
         _marker: PhantomData,
     };
@@ -100,7 +102,7 @@ where
     } else {
         walker.walk_table(root.pgd, level, entries)
     };
-    if walker.wrote && flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+    if owed.get() {
         root.mm.tlb_flush_vmid_range(Ipa(start), end - start);
     }
     Ok(match flow? {
@@ -121,9 +123,9 @@ struct Walker<'a, C, M, D, F> {
     end: u64,
     flags: WalkFlags,
     visitor: F,
-    /// Whether a visit changed an entry: with `SKIP_BBM_TLBI`, the walk
-    /// then owes a range invalidation.
-    wrote: bool,
+    /// Set by an entry update that skipped an invalidation it needed
+    /// (`SKIP_BBM_TLBI`): the walk then owes one for its range.
+    owed: &'a Cell<bool>,
     /// `MemoryOps::retry_limit`, read once per walk.
     retry_limit: u32,
     _marker: PhantomData<(C, D)>,
@@ -136,7 +138,7 @@ fn count_retry(retries: &mut u32, limit: u32, addr: u64, level: Level) -> Result
     if *retries >= limit {
         return Err(Error::RetryLimit { addr, level });
     }
-    core::hint::spin_loop();
+    crate::sync::spin_hint();
     Ok(())
 }
 
@@ -226,7 +228,6 @@ where
                 let mut ctx = self.ctx(ptep, table, cur, level, VisitKind::Leaf);
                 ctx.addr = addr;
                 let answer = (self.visitor)(&mut ctx);
-                self.wrote |= ctx.written;
                 match answer {
                     Ok(Action::Continue) | Ok(Action::Skip(_)) => break,
                     Err(Unfinished::Retry(_)) => {
@@ -278,7 +279,6 @@ where
                 };
                 let mut ctx = self.ctx(ptep, table, cur, level, kind);
                 let answer = (self.visitor)(&mut ctx);
-                self.wrote |= ctx.written;
                 match answer {
                     Ok(Action::Continue) => {
                         if ctx.complete {
@@ -325,7 +325,6 @@ where
                 let mut ctx = self.ctx(ptep, table, old, level, VisitKind::TablePost);
                 ctx.addr = pre_addr;
                 let answer = (self.visitor)(&mut ctx);
-                self.wrote |= ctx.written;
                 match answer {
                     Ok(_) => break,
                     Err(Unfinished::Retry(_)) => {
@@ -365,6 +364,7 @@ where
             flags: self.flags,
             written: false,
             complete: false,
+            owed: self.owed,
             _cap: PhantomData,
         }
     }

@@ -1,0 +1,33 @@
+//! The kernel's access-flag fault (`kvm_pgtable_stage2_mkyoung`): it
+//! answers the entry as it was.
+
+use super::Kvm;
+use crate::addr::Ipa;
+use crate::capability::HandlesFault;
+use crate::descriptor::Descriptor;
+use crate::error::Error;
+use crate::fault::FaultOutcome;
+use crate::memory::MemoryOps;
+
+impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
+    /// Sets the access flag on the leaf translating `ipa`, as the fault
+    /// path does, and returns the outcome with the leaf as it was before
+    /// (the kernel returns that leaf, or 0 when there was none or another
+    /// walker changed it first: [`FaultOutcome::Retry`]).
+    pub fn mkyoung(&self, ipa: Ipa) -> Result<(FaultOutcome, Descriptor), Error> {
+        let page = self.handle.geometry().granule().size();
+        let mut seen = Descriptor::INVALID;
+        let (walked, changed) = self.handle.update_leaves(
+            self.handle.page_of(ipa),
+            page,
+            |d| d.with_young(true),
+            |d, _| seen = d,
+        )?;
+        let outcome = FaultOutcome::from_walk(walked, changed);
+        let old = match outcome {
+            FaultOutcome::Retry => Descriptor::INVALID,
+            _ => seen,
+        };
+        Ok((outcome, old))
+    }
+}

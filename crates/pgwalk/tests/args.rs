@@ -1,0 +1,59 @@
+//! Argument checks (`src/stage2/args.rs`): bad input is an error that
+//! leaves the table alone.
+
+mod common;
+
+use common::*;
+use pgwalk::{Error, Ipa, Prot};
+
+#[test]
+fn errors_for_bad_input_leave_the_table_alone() {
+    let mut t = table(40);
+    map(&mut t, 0, K4, 0x8000_0000, Prot::R).unwrap();
+    let live = t.mm().live_pages();
+    let cases: [(u64, u64, u64, Prot); 7] = [
+        (0x1001, K4, 0, Prot::R),
+        (0, 0x1001, 0, Prot::R),
+        (0, K4, 0x123, Prot::R),
+        (0, 0, 0, Prot::R),
+        (1 << 40, K4, 0, Prot::R),
+        (0, K4, 1 << 48, Prot::R),
+        (0, K4, 0, Prot::DEVICE | Prot::X),
+    ];
+    for (ipa, size, pa, prot) in cases {
+        let e = map(&mut t, ipa, size, pa, prot);
+        assert!(
+            e.is_err(),
+            "map({ipa:#x}, {size:#x}, {pa:#x}, {prot:?}) accepted"
+        );
+    }
+    assert!(matches!(
+        map(&mut t, (1 << 40) - K4, 2 * K4, 0, Prot::R),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        map(&mut t, 0, K4, 0x123, Prot::R),
+        Err(Error::Misaligned { .. })
+    ));
+    assert!(matches!(
+        map(&mut t, 0, 0, 0, Prot::R),
+        Err(Error::EmptyRange)
+    ));
+    assert!(matches!(
+        map(&mut t, 0, K4, 1 << 48, Prot::R),
+        Err(Error::OutputTooLarge { .. })
+    ));
+    assert!(matches!(
+        t.exclusive().unmap(Ipa(u64::MAX - 0xfff), K4),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert_eq!(t.mm().live_pages(), live);
+    assert_eq!(
+        leaf(&mut t, 0)
+            .0
+            .output_address(pgwalk::geometry::Granule::Size4KiB)
+            .get(),
+        0x8000_0000
+    );
+    check(&mut t);
+}

@@ -1,0 +1,199 @@
+//! `map` under the exclusive capability (`src/stage2/map.rs`): blocks where
+//! size and alignment allow, attributes, remaps with break-before-make,
+//! blocks replacing tables and tables splitting blocks, running out of
+//! memory; the table's invariants checked after every step.
+
+mod common;
+
+use common::*;
+use pgwalk::descriptor::{Exec, MemAttr, Shareability};
+use pgwalk::geometry::Level;
+use pgwalk::{Error, PhysAddr, Prot};
+
+#[test]
+fn blocks_where_size_and_alignment_allow() {
+    let mut t = table(40);
+    map(&mut t, G1, G1 + 2 * M2 + 3 * K4, 0x1_0000_0000, Prot::RW).unwrap();
+    let r = check(&mut t);
+    assert_eq!(
+        r.leaves,
+        [0, 1, 2, 3],
+        "one 1G block, two 2M blocks, three pages"
+    );
+    assert_eq!(r.table_pages, 2, "one level-2 and one level-3 table");
+    let (d, l) = leaf(&mut t, G1 + 0x1234_5000);
+    assert_eq!(l, 1);
+    assert_eq!(
+        d.output_address(pgwalk::geometry::Granule::Size4KiB),
+        PhysAddr(0x1_0000_0000)
+    );
+    let (d, l) = leaf(&mut t, 2 * G1 + M2 + 0x1000);
+    assert_eq!(
+        (
+            l,
+            d.output_address(pgwalk::geometry::Granule::Size4KiB).get()
+        ),
+        (2, 0x1_4020_0000)
+    );
+    let (d, l) = leaf(&mut t, 2 * G1 + 2 * M2 + 2 * K4);
+    assert_eq!(
+        (
+            l,
+            d.output_address(pgwalk::geometry::Granule::Size4KiB).get()
+        ),
+        (3, 0x1_4040_2000)
+    );
+    assert!(!leaf(&mut t, 2 * G1 + 2 * M2 + 3 * K4).0.is_valid());
+}
+
+#[test]
+fn misaligned_output_forces_pages() {
+    let mut t = table(40);
+    // IPA 2M-aligned but PA only 4K-aligned: no block can be used.
+    map(&mut t, 0, M2, 0x8000_1000, Prot::R).unwrap();
+    assert_eq!(check(&mut t).leaves, [0, 0, 0, 512]);
+}
+
+#[test]
+fn attributes_reach_the_descriptor() {
+    let mut t = table(40);
+    map(&mut t, 0, K4, 0x8000_0000, Prot::R | Prot::DEVICE).unwrap();
+    map(&mut t, K4, K4, 0x8000_1000, Prot::RW | Prot::NORMAL_NC).unwrap();
+    map(&mut t, 2 * K4, K4, 0x8000_2000, Prot::R | Prot::PX).unwrap();
+    let (d, _) = leaf(&mut t, 0);
+    assert_eq!(d.mem_attr(), Ok(MemAttr::DeviceNGnRE));
+    assert!(d.readable() && !d.writable() && d.young());
+    assert_eq!(d.exec(), Exec::Never);
+    assert_eq!(d.shareability(), Ok(Shareability::Inner));
+    let (d, _) = leaf(&mut t, K4);
+    assert_eq!(d.mem_attr(), Ok(MemAttr::NormalNonCacheable));
+    assert!(d.writable());
+    let (d, _) = leaf(&mut t, 2 * K4);
+    assert_eq!(d.mem_attr(), Ok(MemAttr::NormalWriteBack));
+    assert_eq!(d.exec(), Exec::El1Only);
+}
+
+#[test]
+fn remapping_changes_attributes_and_address_with_break_before_make() {
+    let mut t = table(40);
+    map(&mut t, 0, 4 * K4, 0x8000_0000, Prot::RW).unwrap();
+    let before = t.mm().stats();
+    map(&mut t, K4, K4, 0x8000_1000, Prot::R).unwrap();
+    let s = t.mm().stats();
+    // Regression (issue 10, item 4): the permission-only change needs no
+    // break, but it used to skip the TLB invalidation too, leaving the
+    // guest a cached writable translation of a read-only page.
+    assert_eq!(
+        s.tlbi_ipa,
+        before.tlbi_ipa + 1,
+        "taking write away: no break, but a TLBI after the store"
+    );
+    map(&mut t, 2 * K4, K4, 0x9000_0000, Prot::RW).unwrap();
+    let s2 = t.mm().stats();
+    assert_eq!(
+        s2.tlbi_ipa,
+        s.tlbi_ipa + 1,
+        "new output address: break-before-make with a TLBI"
+    );
+    assert!(!leaf(&mut t, K4).0.writable());
+    assert_eq!(
+        leaf(&mut t, 2 * K4)
+            .0
+            .output_address(pgwalk::geometry::Granule::Size4KiB),
+        PhysAddr(0x9000_0000)
+    );
+    assert!(leaf(&mut t, 0).0.writable(), "neighbours untouched");
+    check(&mut t);
+}
+
+#[test]
+fn block_replaces_page_table_and_frees_it() {
+    let mut t = table(40);
+    map(&mut t, 0, M2, 0x8000_1000, Prot::RW).unwrap();
+    assert_eq!(check(&mut t).table_pages, 2);
+    let allocated = t.mm().live_pages();
+    let tlbi_range = t.mm().stats().tlbi_range;
+    map(&mut t, 0, M2, 0x8000_0000, Prot::RW).unwrap();
+    let r = check(&mut t);
+    assert_eq!(r.leaves, [0, 0, 1, 0]);
+    assert_eq!(r.table_pages, 1, "the level-3 table is gone");
+    assert_eq!(t.mm().live_pages(), allocated - 1);
+    assert_eq!(
+        t.mm().stats().tlbi_range,
+        tlbi_range + 1,
+        "the table's range was invalidated"
+    );
+}
+
+#[test]
+fn page_inside_a_block_splits_it_and_keeps_the_rest() {
+    let mut t = table(40);
+    map(&mut t, 0, M2, 0x8000_0000, Prot::RW).unwrap();
+    map(&mut t, 5 * K4, K4, 0x9000_0000, Prot::R).unwrap();
+    let r = check(&mut t);
+    assert_eq!(r.leaves, [0, 0, 0, 512], "the block became 512 pages");
+    for i in [0u64, 4, 6, 511] {
+        let (d, l) = leaf(&mut t, i * K4);
+        assert_eq!(l, 3);
+        assert_eq!(
+            d.output_address(pgwalk::geometry::Granule::Size4KiB).get(),
+            0x8000_0000 + i * K4
+        );
+        assert!(d.writable());
+    }
+    let (d, _) = leaf(&mut t, 5 * K4);
+    assert_eq!(
+        d.output_address(pgwalk::geometry::Granule::Size4KiB).get(),
+        0x9000_0000
+    );
+    assert!(!d.writable());
+}
+
+#[test]
+fn gigabyte_block_split_down_two_levels() {
+    let mut t = table(40);
+    map(&mut t, 0, G1, 0x4000_0000, Prot::RW).unwrap();
+    map(&mut t, 3 * M2 + K4, K4, 0x1000, Prot::R).unwrap();
+    let r = check(&mut t);
+    assert_eq!(r.leaves, [0, 0, 511, 512]);
+    assert_eq!(
+        leaf(&mut t, 100 * M2)
+            .0
+            .output_address(pgwalk::geometry::Granule::Size4KiB)
+            .get(),
+        0x4000_0000 + 100 * M2
+    );
+}
+
+#[test]
+fn out_of_memory_is_an_error_and_retry_completes() {
+    let mut t = table(40);
+    let live = t.mm().live_pages();
+    t.mm().set_page_limit(live + 1);
+    assert_eq!(
+        map(&mut t, 0, 4 * M2, 0x8000_1000, Prot::RW),
+        Err(Error::NoMemory)
+    );
+    check(&mut t);
+    t.mm().set_page_limit(usize::MAX);
+    map(&mut t, 0, 4 * M2, 0x8000_1000, Prot::RW).unwrap();
+    assert_eq!(check(&mut t).leaves[3], 4 * 512);
+    assert!(t.mm().stats().alloc_failures > 0);
+}
+
+#[test]
+fn out_of_memory_while_splitting_loses_nothing() {
+    let mut t = table(40);
+    map(&mut t, 0, G1, 0x4000_0000, Prot::RW).unwrap();
+    let live = t.mm().live_pages();
+    t.mm().set_page_limit(live + 1);
+    assert_eq!(map(&mut t, K4, K4, 0x1000, Prot::R), Err(Error::NoMemory));
+    check(&mut t);
+    // Whatever level it got to, every address still translates as before.
+    for addr in [0, K4, 5 * M2 + 3 * K4, G1 - K4] {
+        let (d, l) = leaf(&mut t, addr);
+        let size = t.geometry().entry_size(Level::new(l).unwrap());
+        let pa = d.output_address(pgwalk::geometry::Granule::Size4KiB).get() + (addr & (size - 1));
+        assert_eq!(pa, 0x4000_0000 + addr, "at {addr:#x}");
+    }
+}

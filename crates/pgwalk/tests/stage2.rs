@@ -1,0 +1,83 @@
+//! The table itself (`src/stage2/mod.rs`): its root, concatenated or
+//! refused when the host hands out a misaligned one.
+
+mod common;
+
+use std::ptr::NonNull;
+
+use common::*;
+use pgwalk::geometry::{Geometry, Level};
+use pgwalk::host::HeapMemory;
+use pgwalk::{Error, Ipa, MemoryOps, PhysAddr, Prot, Stage2};
+
+#[test]
+fn concatenated_root_covers_the_whole_input_space() {
+    // 40 bits from level 1: a two-page root.
+    let mut t = table(40);
+    assert_eq!(t.geometry().root_pages(), 2);
+    map(&mut t, (1 << 40) - M2, M2, 0x8000_0000, Prot::R).unwrap();
+    map(&mut t, 0, M2, 0x8000_0000, Prot::R).unwrap();
+    assert_eq!(leaf(&mut t, (1 << 40) - K4).1, 2);
+    check(&mut t);
+}
+
+/// A host that hands out a root not aligned to its size (the contract says
+/// it must be): the table used to take it, and the MMU, which ignores the
+/// low bits of VTTBR_EL2.BADDR, would have walked another table.
+#[test]
+fn a_misaligned_root_is_refused_and_given_back() {
+    struct Misaligned(HeapMemory);
+    // SAFETY: forwards to HeapMemory, except that the root it hands out is
+    // the second page of a two-page block, which is what the test refuses;
+    // the refused block is given back whole.
+    unsafe impl MemoryOps for Misaligned {
+        type PagePool = ();
+        fn zalloc_page(&self, pool: &mut ()) -> Option<PhysAddr> {
+            self.0.zalloc_page(pool)
+        }
+        fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
+            let pa = self.0.zalloc_pages_exact(size)?;
+            Some(PhysAddr(pa.get() + K4))
+        }
+        unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
+            // SAFETY: the block this host handed out, K4 below `pa`.
+            unsafe { self.0.free_pages_exact(PhysAddr(pa.get() - K4), size) }
+        }
+        unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.free_unlinked_table(table, level) }
+        }
+        unsafe fn get_page(&self, pa: PhysAddr) {
+            // SAFETY: forwarded with the caller's promise.
+            unsafe { self.0.get_page(pa) }
+        }
+        unsafe fn put_page(&self, pa: PhysAddr) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.put_page(pa) }
+        }
+        fn page_count(&self, pa: PhysAddr) -> usize {
+            self.0.page_count(pa)
+        }
+        fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
+            self.0.phys_to_virt(pa)
+        }
+        fn dcache_clean_inval_poc(&self, _: PhysAddr, _: u64) {}
+        fn icache_inval_pou(&self, _: PhysAddr, _: u64) {}
+        fn tlb_flush_vmid_ipa(&self, _: Ipa, _: Level) {}
+        fn tlb_flush_vmid_range(&self, _: Ipa, _: u64) {}
+        fn tlb_flush_vmid(&self) {}
+    }
+    let mm = HeapMemory::new(16);
+    // A 40-bit IPA from level 1: a two-page root, 8 KiB aligned.
+    let r = Stage2::with_geometry(geometry_40(), Misaligned(mm.clone()));
+    assert!(
+        matches!(r, Err(Error::Misaligned { .. })),
+        "{:?}",
+        r.as_ref().err()
+    );
+    assert_eq!(mm.live_pages(), 0, "the block went back");
+}
+
+fn geometry_40() -> Geometry {
+    Geometry::for_ia_bits(40, 40).unwrap()
+}

@@ -1,0 +1,62 @@
+//! `unmap` (`src/stage2/unmap.rs`): emptied tables freed, TLB and cache
+//! maintenance per page, a partial block refused.
+
+mod common;
+
+use common::*;
+use pgwalk::geometry::Level;
+use pgwalk::{Error, Ipa, Prot};
+
+#[test]
+fn unmap_frees_empty_tables_and_keeps_the_rest() {
+    let mut t = table(40);
+    map(&mut t, 0, 4 * M2, 0x8000_1000, Prot::RW).unwrap();
+    assert_eq!(check(&mut t).table_pages, 5);
+    t.exclusive().unmap(Ipa(M2), M2).unwrap();
+    let r = check(&mut t);
+    assert_eq!(r.table_pages, 4, "the emptied level-3 table was freed");
+    assert_eq!(r.leaves[3], 3 * 512);
+    t.exclusive().unmap(Ipa(0), K4).unwrap();
+    assert_eq!(check(&mut t).leaves[3], 3 * 512 - 1);
+    t.exclusive().unmap(Ipa(0), 4 * M2).unwrap();
+    let r = check(&mut t);
+    assert_eq!(
+        r.table_pages, 0,
+        "everything freed, up to the level-2 table"
+    );
+    assert_eq!(t.mm().live_pages(), t.geometry().root_pages());
+}
+
+#[test]
+fn unmap_invalidates_and_cleans() {
+    let mut t = table(40);
+    map(&mut t, 0, 2 * K4, 0x8000_0000, Prot::RW).unwrap();
+    map(&mut t, 2 * K4, K4, 0x9000_0000, Prot::RW | Prot::DEVICE).unwrap();
+    let s = t.mm().stats();
+    t.exclusive().unmap(Ipa(0), 3 * K4).unwrap();
+    let s2 = t.mm().stats();
+    assert_eq!(s2.tlbi_ipa - s.tlbi_ipa, 3, "one TLBI per page");
+    assert_eq!(
+        s2.dcache_cleans - s.dcache_cleans,
+        2,
+        "cacheable pages only"
+    );
+}
+
+#[test]
+fn partial_block_unmap_is_refused_untouched() {
+    let mut t = table(40);
+    map(&mut t, 0, M2, 0x8000_0000, Prot::RW).unwrap();
+    let err = t.exclusive().unmap(Ipa(K4), K4).unwrap_err();
+    assert_eq!(
+        err,
+        Error::SplitsBlock {
+            addr: K4,
+            level: Level::new(2).unwrap()
+        }
+    );
+    assert_eq!(check(&mut t).leaves, [0, 0, 1, 0], "nothing changed");
+    t.exclusive().split(Ipa(0), M2, &mut ()).unwrap();
+    t.exclusive().unmap(Ipa(K4), K4).unwrap();
+    assert_eq!(check(&mut t).leaves, [0, 0, 0, 511]);
+}

@@ -1,0 +1,481 @@
+//! The walk and the capability model (`src/walk/`, `src/capability.rs`):
+//! what each typed action does under each capability, as the return-code
+//! table in DESIGN.md says, visit order, range rounding, and visitors'
+//! own updates.
+
+mod common;
+
+use common::*;
+use pgwalk::descriptor::Descriptor;
+use pgwalk::fault::FaultOutcome;
+use pgwalk::host::{check_invariants, HeapMemory};
+use pgwalk::visit::{
+    Action, Conflict, ResumeReason, RetryEntry, Unfinished, VisitKind, WalkFlags, Walked,
+};
+use pgwalk::{Error, Ipa, PhysAddr, Prot};
+
+#[test]
+fn exclusive_continue_visits_everything() {
+    let mut t = table_with_pages(4);
+    let mut n = 0;
+    let w = t.exclusive().walk(Ipa(0), 4 * K4, WalkFlags::LEAF, |_| {
+        n += 1;
+        Ok(Action::Continue)
+    });
+    assert!(matches!(w, Ok(Walked::Completed)));
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn exclusive_stop_returns_the_error() {
+    let mut t = table_with_pages(4);
+    let w = t.exclusive().walk(Ipa(0), 4 * K4, WalkFlags::LEAF, |_| {
+        Err(Unfinished::Stop(Error::EmptyRange))
+    });
+    assert_eq!(w.unwrap_err(), Error::EmptyRange);
+}
+
+#[test]
+fn shared_retry_visits_the_same_entry_again() {
+    let t = table_with_pages(3);
+    let mut visits = Vec::new();
+    let mut retried = false;
+    let w = t.shared().walk(Ipa(0), 3 * K4, WalkFlags::LEAF, |ctx| {
+        visits.push(ctx.addr().get());
+        if ctx.addr() == Ipa(K4) && !retried {
+            retried = true;
+            return Err(Unfinished::Retry(RetryEntry(Conflict::Raced)));
+        }
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(visits, [0, K4, K4, 2 * K4]);
+}
+
+#[test]
+fn shared_skip_does_not_descend() {
+    let t = table_with_pages(3);
+    let mut leaves = 0;
+    let w = t.shared().walk(
+        Ipa(0),
+        3 * K4,
+        WalkFlags::LEAF | WalkFlags::TABLE_PRE,
+        |ctx| {
+            if ctx.kind() == VisitKind::TablePre && ctx.level().get() == 2 {
+                return Ok(Action::SKIP);
+            }
+            if ctx.kind() == VisitKind::Leaf {
+                leaves += 1;
+            }
+            Ok(Action::Continue)
+        },
+    );
+    assert!(w.unwrap().is_completed());
+    assert_eq!(leaves, 0, "the level-2 table's subtree was skipped");
+}
+
+#[test]
+fn shared_conflict_with_question_mark_becomes_retry() {
+    let t = table_with_pages(1);
+    let mut attempts = 0;
+    let w = t.shared().walk(Ipa(0), K4, WalkFlags::LEAF, |ctx| {
+        attempts += 1;
+        if attempts == 1 {
+            // Pretend another walker won: the `?` must retry this entry.
+            Err(Conflict::Raced)?;
+        }
+        let old = ctx.old();
+        ctx.try_set(old.with_writable(false))?;
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(attempts, 2);
+    assert!(!t.shared().get_leaf(Ipa(0)).unwrap().0.writable());
+}
+
+#[test]
+fn fault_handler_resume_stops_and_reports_why() {
+    let t = table_with_pages(3);
+    let mut visits = 0;
+    let w = t
+        .fault_handler()
+        .walk(Ipa(0), 3 * K4, WalkFlags::LEAF, |ctx| {
+            visits += 1;
+            if ctx.addr() == Ipa(K4) {
+                Err(Conflict::Gone)?;
+            }
+            Ok(Action::Continue)
+        });
+    assert_eq!(w.unwrap(), Walked::ResumeGuest(ResumeReason::Gone));
+    assert_eq!(visits, 2);
+}
+
+#[test]
+fn fault_handler_stop_returns_the_error() {
+    let t = table_with_pages(1);
+    let w = t.fault_handler().walk(Ipa(0), K4, WalkFlags::LEAF, |_| {
+        Err(Unfinished::Stop(Error::EmptyRange))
+    });
+    assert_eq!(w.unwrap_err(), Error::EmptyRange);
+}
+
+// ---- The rest of the table in DESIGN.md section 1, variant by variant ----
+
+// ---- The rest of the table in DESIGN.md section 1, variant by variant ----
+
+/// Every entry of a walk over `n` mapped pages, with pre and post visits:
+/// (kind, level, address).
+type Trace = Vec<(VisitKind, i8, u64)>;
+
+const ALL_VISITS: WalkFlags = WalkFlags::LEAF
+    .union(WalkFlags::TABLE_PRE)
+    .union(WalkFlags::TABLE_POST);
+
+fn trace<C: pgwalk::Capability>(
+    ctx: &pgwalk::visit::VisitCtx<'_, C, HeapMemory>,
+) -> (VisitKind, i8, u64) {
+    (ctx.kind(), ctx.level().get(), ctx.addr().get())
+}
+
+#[test]
+fn exclusive_stop_ends_the_walk_at_once_keeping_earlier_changes() {
+    let mut t = table_with_pages(4);
+    let mut visited = Vec::new();
+    let w = t.exclusive().walk(Ipa(0), 4 * K4, WalkFlags::LEAF, |ctx| {
+        visited.push(ctx.addr().get());
+        if ctx.addr() == Ipa(2 * K4) {
+            return Err(Unfinished::Stop(Error::EmptyRange));
+        }
+        let old = ctx.old();
+        ctx.set(old.with_writable(false));
+        Ok(Action::Continue)
+    });
+    assert_eq!(w.unwrap_err(), Error::EmptyRange);
+    assert_eq!(
+        visited,
+        [0, K4, 2 * K4],
+        "nothing after the stop is visited"
+    );
+    let h = t.shared();
+    assert!(!h.get_leaf(Ipa(0)).unwrap().0.writable());
+    assert!(!h.get_leaf(Ipa(K4)).unwrap().0.writable());
+    assert!(h.get_leaf(Ipa(2 * K4)).unwrap().0.writable());
+    assert!(h.get_leaf(Ipa(3 * K4)).unwrap().0.writable());
+    check_invariants(&mut t).unwrap();
+}
+
+#[test]
+fn exclusive_stop_in_table_visits() {
+    for stop_at in [VisitKind::TablePre, VisitKind::TablePost] {
+        let mut t = table_with_pages(2);
+        let mut seen: Trace = Vec::new();
+        let w = t.exclusive().walk(Ipa(0), 2 * K4, ALL_VISITS, |ctx| {
+            seen.push(trace(ctx));
+            if ctx.kind() == stop_at {
+                return Err(Unfinished::Stop(Error::EmptyRange));
+            }
+            Ok(Action::Continue)
+        });
+        assert_eq!(w.unwrap_err(), Error::EmptyRange);
+        assert_eq!(seen.last().unwrap().0, stop_at);
+        assert_eq!(seen.iter().filter(|v| v.0 == stop_at).count(), 1);
+    }
+}
+
+#[test]
+fn exclusive_error_of_the_callers_type() {
+    #[derive(Debug, PartialEq)]
+    enum Mine {
+        Table(Error),
+        Refused(u64),
+    }
+    impl From<Error> for Mine {
+        fn from(e: Error) -> Self {
+            Mine::Table(e)
+        }
+    }
+    let mut t = table_with_pages(2);
+    let w = t
+        .exclusive()
+        .walk_with::<Mine, _>(Ipa(0), 2 * K4, WalkFlags::LEAF, |ctx| {
+            Err(Unfinished::Stop(Mine::Refused(ctx.addr().get())))
+        });
+    assert_eq!(w.unwrap_err(), Mine::Refused(0));
+    // A walk that cannot start reports pgwalk's error in the caller's type.
+    let w = t
+        .exclusive()
+        .walk_with::<Mine, _>(Ipa(1 << 40), K4, WalkFlags::LEAF, |_| Ok(Action::Continue));
+    assert!(matches!(w, Err(Mine::Table(Error::OutOfRange { .. }))));
+}
+
+#[test]
+fn shared_continue_visits_everything_in_order() {
+    let t = table_with_pages(2);
+    let mut seen: Trace = Vec::new();
+    let w = t.shared().walk(Ipa(0), 2 * K4, ALL_VISITS, |ctx| {
+        seen.push(trace(ctx));
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    let start = t.geometry().start_level().get();
+    let mut expect: Trace = Vec::new();
+    for l in start..3 {
+        expect.push((VisitKind::TablePre, l, 0));
+    }
+    expect.push((VisitKind::Leaf, 3, 0));
+    expect.push((VisitKind::Leaf, 3, K4));
+    for l in (start..3).rev() {
+        expect.push((VisitKind::TablePost, l, 0));
+    }
+    assert_eq!(seen, expect);
+}
+
+#[test]
+fn shared_retry_on_table_post_visits_it_again() {
+    let t = table_with_pages(2);
+    let mut posts = Vec::new();
+    let mut leaves = 0;
+    let w = t.shared().walk(Ipa(0), 2 * K4, ALL_VISITS, |ctx| {
+        match ctx.kind() {
+            VisitKind::TablePost => {
+                posts.push(ctx.level().get());
+                if posts.len() == 1 {
+                    return Err(Unfinished::Retry(RetryEntry(Conflict::Raced)));
+                }
+            }
+            VisitKind::Leaf => leaves += 1,
+            VisitKind::TablePre => {}
+        }
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    // The level-2 post-visit ran twice; its children were not walked again.
+    assert_eq!(posts[0], posts[1]);
+    assert_eq!(
+        posts.len(),
+        3 - t.geometry().start_level().get() as usize + 1
+    );
+    assert_eq!(leaves, 2);
+}
+
+#[test]
+fn shared_retry_on_table_pre_visits_it_again_then_descends() {
+    let t = table_with_pages(2);
+    let mut pre = 0;
+    let mut leaves = 0;
+    let w = t.shared().walk(
+        Ipa(0),
+        2 * K4,
+        WalkFlags::LEAF | WalkFlags::TABLE_PRE,
+        |ctx| {
+            if ctx.kind() == VisitKind::TablePre && ctx.level().get() == 2 {
+                pre += 1;
+                if pre == 1 {
+                    Err(Conflict::Raced)?;
+                }
+            }
+            if ctx.kind() == VisitKind::Leaf {
+                leaves += 1;
+            }
+            Ok(Action::Continue)
+        },
+    );
+    assert!(w.unwrap().is_completed());
+    assert_eq!((pre, leaves), (2, 2));
+}
+
+#[test]
+fn shared_skip_at_a_leaf_moves_to_the_next_entry() {
+    let t = table_with_pages(3);
+    let mut visited = Vec::new();
+    let w = t.shared().walk(Ipa(0), 3 * K4, WalkFlags::LEAF, |ctx| {
+        visited.push(ctx.addr().get());
+        Ok(Action::SKIP)
+    });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(visited, [0, K4, 2 * K4]);
+}
+
+#[test]
+fn shared_skip_at_a_block_does_not_split_or_descend() {
+    let mut t = table_with_pages(0);
+    t.exclusive()
+        .map(Ipa(0), 2 << 20, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+        .unwrap();
+    let mut visits = 0;
+    let w = t.shared().walk(Ipa(0), 4 << 20, WalkFlags::LEAF, |_| {
+        visits += 1;
+        Ok(Action::SKIP)
+    });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(visits, 2, "the block and the empty entry after it");
+}
+
+#[test]
+fn shared_stop_returns_the_error() {
+    let t = table_with_pages(3);
+    let mut visits = 0;
+    let w = t.shared().walk(Ipa(0), 3 * K4, WalkFlags::LEAF, |_| {
+        visits += 1;
+        if visits == 2 {
+            return Err(Unfinished::Stop(Error::EmptyRange));
+        }
+        Ok(Action::Continue)
+    });
+    assert_eq!(w.unwrap_err(), Error::EmptyRange);
+    assert_eq!(visits, 2);
+}
+
+#[test]
+fn fault_handler_continue_visits_everything() {
+    let t = table_with_pages(3);
+    let mut seen: Trace = Vec::new();
+    let w = t.fault_handler().walk(Ipa(0), 3 * K4, ALL_VISITS, |ctx| {
+        seen.push(trace(ctx));
+        Ok(Action::Continue)
+    });
+    assert_eq!(w.unwrap(), Walked::Completed);
+    assert_eq!(seen.iter().filter(|v| v.0 == VisitKind::Leaf).count(), 3);
+}
+
+#[test]
+fn fault_handler_resume_from_table_visits() {
+    for at in [VisitKind::TablePre, VisitKind::TablePost] {
+        let t = table_with_pages(2);
+        let mut leaves = 0;
+        let w = t.fault_handler().walk(Ipa(0), 2 * K4, ALL_VISITS, |ctx| {
+            if ctx.kind() == VisitKind::Leaf {
+                leaves += 1;
+            }
+            if ctx.kind() == at {
+                return Err(Unfinished::ResumeGuest(ResumeReason::Spurious));
+            }
+            Ok(Action::Continue)
+        });
+        assert_eq!(w.unwrap(), Walked::ResumeGuest(ResumeReason::Spurious));
+        // Resuming at the first pre-visit stops before any leaf; at the
+        // first post-visit, after the leaves below it.
+        assert_eq!(leaves, if at == VisitKind::TablePre { 0 } else { 2 });
+    }
+}
+
+#[test]
+fn fault_handler_conflict_raced_becomes_resume_raced() {
+    let t = table_with_pages(1);
+    let w = t.fault_handler().walk(Ipa(0), K4, WalkFlags::LEAF, |_| {
+        Err(Conflict::Raced)?;
+        Ok(Action::Continue)
+    });
+    assert_eq!(w.unwrap(), Walked::ResumeGuest(ResumeReason::Raced));
+    assert_eq!(
+        FaultOutcome::from_resume(ResumeReason::Raced),
+        FaultOutcome::Retry
+    );
+    assert_eq!(
+        FaultOutcome::from_resume(ResumeReason::Gone),
+        FaultOutcome::Retry
+    );
+    assert_eq!(
+        FaultOutcome::from_resume(ResumeReason::Spurious),
+        FaultOutcome::Spurious
+    );
+}
+
+// ---- Order, range and the exclusive visitor's own updates ----
+
+#[test]
+fn walk_visits_pre_leaf_post_in_order() {
+    let mut t = table(40);
+    map(&mut t, 0, 2 * K4, 0x8000_0000, Prot::R).unwrap();
+    let mut seen = Vec::new();
+    let flags = WalkFlags::LEAF | WalkFlags::TABLE_PRE | WalkFlags::TABLE_POST;
+    let walked = t
+        .exclusive()
+        .walk(Ipa(0), 2 * K4, flags, |ctx| {
+            seen.push((ctx.kind(), ctx.level().get(), ctx.addr().get()));
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    use pgwalk::visit::VisitKind::*;
+    assert_eq!(
+        seen,
+        [
+            (TablePre, 1, 0),
+            (TablePre, 2, 0),
+            (Leaf, 3, 0),
+            (Leaf, 3, K4),
+            (TablePost, 2, 0),
+            (TablePost, 1, 0)
+        ]
+    );
+}
+
+#[test]
+fn walk_page_aligns_and_rejects_out_of_range() {
+    let mut t = table(32);
+    let mut n = 0;
+    let w = t
+        .exclusive()
+        .walk(Ipa(0x1800), 0x1000, WalkFlags::LEAF, |_| {
+            n += 1;
+            Ok(Action::Continue)
+        });
+    assert!(w.is_ok());
+    // 0x1800..0x2800 widens to 0x1000..0x3000; empty table: one level-2 leaf
+    // (invalid) covers both pages.
+    assert_eq!(n, 1);
+    let e = t
+        .exclusive()
+        .walk(Ipa(0xffff_f000), 0x2000, WalkFlags::LEAF, |_| {
+            Ok(Action::Continue)
+        });
+    assert!(matches!(e, Err(Error::OutOfRange { .. })));
+}
+
+#[test]
+fn stop_ends_the_walk_with_the_visitors_error() {
+    let mut t = table(40);
+    map(&mut t, 0, 4 * K4, 0x8000_0000, Prot::R).unwrap();
+    let mut visits = 0;
+    let r = t.exclusive().walk(Ipa(0), 4 * K4, WalkFlags::LEAF, |ctx| {
+        visits += 1;
+        if ctx.addr() == Ipa(2 * K4) {
+            return Err(pgwalk::visit::Unfinished::Stop(Error::NoRegion {
+                addr: 2 * K4,
+            }));
+        }
+        Ok(Action::Continue)
+    });
+    assert_eq!(r.unwrap_err(), Error::NoRegion { addr: 2 * K4 });
+    assert_eq!(visits, 3);
+}
+
+#[test]
+fn visitor_set_keeps_counts() {
+    let mut t = table(40);
+    map(&mut t, 0, 4 * K4, 0x8000_0000, Prot::RW).unwrap();
+    // Clear two pages and write-protect another through a custom visitor.
+    let w = t.exclusive().walk(Ipa(0), 3 * K4, WalkFlags::LEAF, |ctx| {
+        let old = ctx.old();
+        if ctx.addr().get() < 2 * K4 {
+            ctx.set(Descriptor::INVALID);
+        } else {
+            ctx.set(old.with_writable(false));
+        }
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(check(&mut t).leaves[3], 2);
+}
+
+#[test]
+#[should_panic(expected = "visitors may change leaves only")]
+fn visitor_cannot_overwrite_a_table_entry() {
+    let mut t = table(40);
+    map(&mut t, 0, K4, 0x8000_0000, Prot::RW).unwrap();
+    let _ = t.exclusive().walk(Ipa(0), K4, WalkFlags::TABLE_PRE, |ctx| {
+        ctx.set(Descriptor::INVALID);
+        Ok(Action::Continue)
+    });
+}
