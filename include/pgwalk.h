@@ -410,7 +410,9 @@ enum pgw_fault_outcome
    */
   PGW_FAULT_RETRY = 2,
   /**
-   * Emulated memory (MMIO): emulate the access.
+   * Emulated memory (MMIO): emulate the access. No pgwalk call answers
+   * it (the table alone cannot tell): it is the hypervisor's own, for a
+   * fault handler that returns one of these values.
    */
   PGW_FAULT_EMULATE = 3,
   /**
