@@ -258,6 +258,31 @@ static void fault_outcomes(struct vm *vm)
 	CHECK_EQ(pgw_stage2_test_clear_young(&vm->pgt, 0x20000000, PAGE_SIZE, false, NULL),
 		 -PGW_EFAULT);
 	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, 0x20000000, PAGE_SIZE), 0);
+
+	/*
+	 * A write fault on a write-protected block (dirty logging): one typed
+	 * fault map splits the block, the page becomes writable, the rest of
+	 * the block keeps its read-only mapping. (kvm_pgtable_stage2_map, as
+	 * 6.12, would replace the block with a table of that one page.)
+	 */
+	const uint64_t blk = 0x40000000, sz2m = 2ull << 20;
+	kvm_pte_t pte = 0;
+	int8_t level = 0;
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, blk, sz2m, GUEST_PA, KVM_PGTABLE_PROT_R, &mc, 0),
+		 0);
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm->pgt, blk, &pte, &level), 0);
+	CHECK_EQ(level, 2);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, blk + PAGE_SIZE, PAGE_SIZE, GUEST_PA + PAGE_SIZE,
+				      KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W, &mc, 0, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm->pgt, blk + PAGE_SIZE, &pte, &level), 0);
+	CHECK_EQ(level, 3);
+	CHECK_EQ(kvm_pgtable_stage2_pte_prot(pte) & KVM_PGTABLE_PROT_W, KVM_PGTABLE_PROT_W);
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm->pgt, blk + sz2m - PAGE_SIZE, &pte, &level), 0);
+	CHECK_EQ(level, 3);
+	CHECK_EQ(kvm_pgtable_stage2_pte_prot(pte) & (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W),
+		 KVM_PGTABLE_PROT_R);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, blk, sz2m), 0);
 }
 
 static kvm_pte_t leaf(struct vm *vm, uint64_t ipa)

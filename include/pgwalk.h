@@ -410,7 +410,9 @@ enum pgw_fault_outcome
    */
   PGW_FAULT_RETRY = 2,
   /**
-   * Emulated memory (MMIO): emulate the access.
+   * Emulated memory (MMIO): emulate the access. No pgwalk call answers
+   * it (the table alone cannot tell): it is the hypervisor's own, for a
+   * fault handler that returns one of these values.
    */
   PGW_FAULT_EMULATE = 3,
   /**
@@ -1595,8 +1597,13 @@ int pgw_walk(struct kvm_pgtable *pgt,
 /**
  * The fault path's map (`kvm_pgtable_stage2_map` with
  * `SHARED | HANDLE_FAULT`), reporting what it came to in `*outcome`:
- * `PGW_FAULT_FIXED` (installed), `PGW_FAULT_SPURIOUS` (already there),
- * `PGW_FAULT_RETRY` (another walker changed the entry first). `flags` may
+ * `PGW_FAULT_FIXED` (installed, or split a block the range cuts: the rest
+ * of the block keeps its mapping and the range gets `prot`),
+ * `PGW_FAULT_SPURIOUS` (already there at the level the map would use, up
+ * to permissions, which `pgw_stage2_fault_relax_perms` widens),
+ * `PGW_FAULT_RETRY` (another walker changed the entry first). Unlike
+ * `kvm_pgtable_stage2_map`, a block the range cuts is split rather than
+ * replaced by an empty table. `flags` may
  * hold `KVM_PGTABLE_WALK_SKIP_BBM_TLBI` and `KVM_PGTABLE_WALK_SKIP_CMO`
  * only. Returns 0 or a negative errno as `kvm_pgtable_stage2_map`;
  * `*outcome` is written only on 0.

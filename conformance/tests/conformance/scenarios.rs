@@ -2,7 +2,7 @@
 //! operations, each recorded in the model and probed around.
 
 use pgwalk::descriptor::Descriptor;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::Level;
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
@@ -263,31 +263,30 @@ impl<'a> Builder<'a> {
             young: true,
         };
         // pgwalk leaves an entry alone when it already maps the same
-        // output with the same attributes apart from S2AP and XN; an entry
-        // that is a table one level down is always replaced. A block above
-        // the fault's level is split, which changes the table but not the
-        // translation: the split keeps the block's permissions.
+        // output with the same attributes apart from S2AP and XN, at the
+        // fault's level; an entry that is a table one level down is always
+        // replaced, and a block above the fault's level is split, the
+        // fault's range getting the requested mapping.
         let (d, found) = self.leaf(ipa);
         let same_beyond_perms = |old: ModelLeaf| {
             let perms = Prot::RW | Prot::X | Prot::PX | Prot::UX;
             old.young && old.delta == new.delta && (old.prot - perms) == (new.prot - perms)
         };
-        let kept = d.is_valid()
-            && found.get() <= level
+        let spurious = d.is_valid()
+            && found.get() == level
             && model_at(&self.log, ipa).is_some_and(same_beyond_perms);
-        let spurious = kept && found.get() == level;
         let r = self
             .table
             .fault_handler()
             .map(Ipa(ipa), size, PhysAddr(pa), prot, &mut ());
         let expected = if spurious {
-            FaultOutcome::Spurious
+            TableOutcome::Spurious
         } else {
-            FaultOutcome::Fixed
+            TableOutcome::Fixed
         };
         match r {
             Ok(outcome) if outcome == expected => {
-                if kept {
+                if spurious {
                     self.probe_around(ipa, ipa + size);
                 } else {
                     self.record(ModelOp::Map {

@@ -404,7 +404,9 @@ pub enum pgw_fault_outcome {
     /// Resume the guest without a change: another walker got there first;
     /// it faults again if it still needs to.
     PGW_FAULT_RETRY = 2,
-    /// Emulated memory (MMIO): emulate the access.
+    /// Emulated memory (MMIO): emulate the access. No pgwalk call answers
+    /// it (the table alone cannot tell): it is the hypervisor's own, for a
+    /// fault handler that returns one of these values.
     PGW_FAULT_EMULATE = 3,
     /// This call installed or relaxed the mapping.
     PGW_FAULT_FIXED = 5,

@@ -14,7 +14,7 @@ use core::mem::ManuallyDrop;
 use core::ptr;
 
 use pgwalk::descriptor::Descriptor;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
 use pgwalk::kvm::KvmMapOptions;
 use pgwalk::visit::{Action, ResumeReason, Unfinished, Visit, Walked};
@@ -431,10 +431,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
                 Kind::Fault => {
                     let h = v.table.fault_handler();
                     match h.kvm().map(ipa, len, pa, p, &mut cache, opts) {
-                        Ok(FaultOutcome::Fixed) => Ok(0),
-                        Ok(
-                            FaultOutcome::Spurious | FaultOutcome::Retry | FaultOutcome::Emulate,
-                        ) => Err(-PGW_EAGAIN),
+                        Ok(TableOutcome::Fixed) => Ok(0),
+                        Ok(TableOutcome::Spurious | TableOutcome::Retry) => Err(-PGW_EAGAIN),
                         Err(e) => Err(from_error(e)),
                     }
                 }
@@ -448,8 +446,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
                 Kind::ExclusiveFault => {
                     let mut h = v.table.exclusive();
                     match h.kvm().map_stopping(ipa, len, pa, p, &mut cache, opts) {
-                        Ok(FaultOutcome::Fixed) => Ok(0),
-                        Ok(_) => Err(-PGW_EAGAIN),
+                        Ok(TableOutcome::Fixed) => Ok(0),
+                        Ok(TableOutcome::Spurious | TableOutcome::Retry) => Err(-PGW_EAGAIN),
                         Err(e) => Err(from_error(e)),
                     }
                 }
@@ -677,8 +675,8 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
                 .relax_perms(Ipa(addr), p)
                 .map_err(from_error)?
             {
-                FaultOutcome::Fixed | FaultOutcome::Spurious => Ok(0),
-                FaultOutcome::Retry | FaultOutcome::Emulate => Err(-PGW_EAGAIN),
+                TableOutcome::Fixed | TableOutcome::Spurious => Ok(0),
+                TableOutcome::Retry => Err(-PGW_EAGAIN),
             }
         })
     })

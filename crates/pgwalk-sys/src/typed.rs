@@ -7,7 +7,7 @@
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, Walked,
 };
@@ -26,7 +26,7 @@ trait Typed: Capability {
     /// capability does not allow it, `Err(-PGW_EBADMSG)` for a resume
     /// reason outside the enum.
     fn action(action: pgw_action, reason: u32) -> Result<Visit<Self, Halt>, c_int>;
-    fn resumed(reason: Self::Resume) -> FaultOutcome;
+    fn resumed(reason: Self::Resume) -> TableOutcome;
 }
 
 fn stop<C: Capability>() -> Result<Visit<C, Halt>, c_int> {
@@ -46,7 +46,7 @@ impl Typed for Exclusive {
         }
     }
 
-    fn resumed(reason: Self::Resume) -> FaultOutcome {
+    fn resumed(reason: Self::Resume) -> TableOutcome {
         match reason {}
     }
 }
@@ -64,7 +64,7 @@ impl Typed for Shared {
         }
     }
 
-    fn resumed(reason: Self::Resume) -> FaultOutcome {
+    fn resumed(reason: Self::Resume) -> TableOutcome {
         match reason {}
     }
 }
@@ -93,8 +93,8 @@ impl Typed for HandlesFault {
         }
     }
 
-    fn resumed(reason: Self::Resume) -> FaultOutcome {
-        FaultOutcome::from_resume(reason)
+    fn resumed(reason: Self::Resume) -> TableOutcome {
+        TableOutcome::from_resume(reason)
     }
 }
 
@@ -106,12 +106,13 @@ fn kind_value(kind: VisitKind) -> u32 {
     }) as u32
 }
 
-pub(crate) fn outcome(o: FaultOutcome) -> pgw_fault_outcome {
+/// The C value of a table operation's outcome (never `PGW_FAULT_EMULATE`:
+/// the table alone cannot decide that an access is emulated).
+pub(crate) fn outcome(o: TableOutcome) -> pgw_fault_outcome {
     match o {
-        FaultOutcome::Retry => pgw_fault_outcome::PGW_FAULT_RETRY,
-        FaultOutcome::Emulate => pgw_fault_outcome::PGW_FAULT_EMULATE,
-        FaultOutcome::Fixed => pgw_fault_outcome::PGW_FAULT_FIXED,
-        FaultOutcome::Spurious => pgw_fault_outcome::PGW_FAULT_SPURIOUS,
+        TableOutcome::Retry => pgw_fault_outcome::PGW_FAULT_RETRY,
+        TableOutcome::Fixed => pgw_fault_outcome::PGW_FAULT_FIXED,
+        TableOutcome::Spurious => pgw_fault_outcome::PGW_FAULT_SPURIOUS,
     }
 }
 
@@ -251,8 +252,13 @@ unsafe fn put<T>(out: *mut T, o: T) {
 
 /// The fault path's map (`kvm_pgtable_stage2_map` with
 /// `SHARED | HANDLE_FAULT`), reporting what it came to in `*outcome`:
-/// `PGW_FAULT_FIXED` (installed), `PGW_FAULT_SPURIOUS` (already there),
-/// `PGW_FAULT_RETRY` (another walker changed the entry first). `flags` may
+/// `PGW_FAULT_FIXED` (installed, or split a block the range cuts: the rest
+/// of the block keeps its mapping and the range gets `prot`),
+/// `PGW_FAULT_SPURIOUS` (already there at the level the map would use, up
+/// to permissions, which `pgw_stage2_fault_relax_perms` widens),
+/// `PGW_FAULT_RETRY` (another walker changed the entry first). Unlike
+/// `kvm_pgtable_stage2_map`, a block the range cuts is split rather than
+/// replaced by an empty table. `flags` may
 /// hold `KVM_PGTABLE_WALK_SKIP_BBM_TLBI` and `KVM_PGTABLE_WALK_SKIP_CMO`
 /// only. Returns 0 or a negative errno as `kvm_pgtable_stage2_map`;
 /// `*outcome` is written only on 0.
@@ -519,6 +525,7 @@ fn name_cstr(o: pgw_fault_outcome) -> &'static CStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgwalk::fault::FaultOutcome;
 
     #[test]
     fn names_are_the_cores() {
@@ -529,7 +536,9 @@ mod tests {
             // SAFETY: a static, NUL-terminated string from `name_cstr`.
             let s = unsafe { CStr::from_ptr(p) };
             assert_eq!(s.to_str().unwrap(), o.name());
-            assert_eq!(outcome(o) as u32, v);
+        }
+        for o in TableOutcome::ALL {
+            assert_eq!(outcome(o) as u32, u32::from(o));
         }
         // SAFETY: as above.
         let c = unsafe { CStr::from_ptr(pgw_fault_outcome_name(1)) };

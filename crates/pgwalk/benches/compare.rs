@@ -43,7 +43,7 @@ use std::time::Instant;
 use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2 as PagingStage2};
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule};
 use pgwalk::host::HeapMemory;
 use pgwalk::visit::{Action, WalkFlags, Walked};
@@ -304,7 +304,7 @@ fn pg_fault_in_in(t: &Stage2<HeapMemory>, c: &Col) {
                 MapOptions::new().skip_cmo(),
             )
             .expect("fault-in");
-        debug_assert_eq!(outcome, FaultOutcome::Fixed);
+        debug_assert_eq!(outcome, TableOutcome::Fixed);
         let _ = black_box(outcome);
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::Geometry;
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Ipa, PhysAddr, Prot, Stage2};
@@ -17,16 +17,16 @@ fn fault_map_fixed_then_spurious() {
     let r = h
         .map(Ipa(0x10_0000), K4, PhysAddr(0x9000_0000), Prot::RW, &mut ())
         .unwrap();
-    assert_eq!(r, FaultOutcome::Fixed);
+    assert_eq!(r, TableOutcome::Fixed);
     let r = h
         .map(Ipa(0x10_0000), K4, PhysAddr(0x9000_0000), Prot::RW, &mut ())
         .unwrap();
-    assert_eq!(r, FaultOutcome::Spurious);
+    assert_eq!(r, TableOutcome::Spurious);
     // Permissions alone differ: the map leaves it to relax_perms.
     let r = h
         .map(Ipa(0x10_0000), K4, PhysAddr(0x9000_0000), Prot::R, &mut ())
         .unwrap();
-    assert_eq!(r, FaultOutcome::Spurious);
+    assert_eq!(r, TableOutcome::Spurious);
     check_invariants(&mut t).unwrap();
 }
 
@@ -38,12 +38,12 @@ fn fault_map_block_over_table_defers_the_free() {
     assert_eq!(
         f.map(Ipa(0), K4, PhysAddr(0x8000_0000), Prot::RW, &mut ())
             .unwrap(),
-        FaultOutcome::Fixed
+        TableOutcome::Fixed
     );
     assert_eq!(
         f.map(Ipa(0), 2 << 20, PhysAddr(0x8000_0000), Prot::RW, &mut ())
             .unwrap(),
-        FaultOutcome::Fixed
+        TableOutcome::Fixed
     );
     assert_eq!(mm.stats().deferred_frees, 1);
     assert!(mm.quiesce());
@@ -52,40 +52,89 @@ fn fault_map_block_over_table_defers_the_free() {
 
 /// Found by the Rust hypervisor (dirty logging): a fault-path map of one
 /// page over a write-protected block split the block but answered
-/// `Spurious`, as if nothing had changed. A split is a change: `Fixed`, and
-/// the split keeps the block's permissions for `relax_perms` to widen.
+/// `Spurious`, as if nothing had changed, and left the page read-only, so
+/// the write fault took a second walk to relax it. A split is a change
+/// (`Fixed`), and the page the fault asked for gets what it asked for; the
+/// rest of the block keeps the block's mapping.
 #[test]
 fn a_fault_path_map_that_splits_a_block_is_fixed() {
     let mut t = table_with_pages(0);
-    let m2 = 2 << 20;
     t.exclusive()
-        .map(Ipa(0), m2, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+        .map(Ipa(0), M2, PhysAddr(RAM), Prot::RW, &mut ())
         .unwrap();
-    t.shared().wrprotect(Ipa(0), m2).unwrap().flush();
+    t.shared().wrprotect(Ipa(0), M2).unwrap().flush();
     let f = t.fault_handler();
     let outcome = f
-        .map_with(
-            Ipa(K4),
-            K4,
-            PhysAddr(0x8000_0000 + K4),
-            Prot::RW,
-            &mut (),
-            pgwalk::MapOptions::new().pages_only(),
-        )
+        .map(Ipa(K4), K4, PhysAddr(RAM + K4), Prot::RW, &mut ())
         .unwrap();
-    assert_eq!(outcome, FaultOutcome::Fixed);
+    assert_eq!(outcome, TableOutcome::Fixed);
     let (leaf, level) = f.get_leaf(Ipa(K4)).unwrap();
     assert_eq!(level.get(), 3, "the block is split");
-    assert!(!leaf.writable(), "with the block's permissions");
+    assert!(leaf.writable(), "the faulting page is writable at once");
     assert_eq!(
-        f.relax_perms(Ipa(K4), Prot::W).unwrap(),
-        FaultOutcome::Fixed
+        leaf.output_address(f.geometry().granule()),
+        PhysAddr(RAM + K4)
     );
+    for other in [0, 2 * K4, M2 - K4] {
+        let (leaf, level) = f.get_leaf(Ipa(other)).unwrap();
+        assert_eq!(level.get(), 3);
+        assert!(leaf.is_valid() && leaf.readable() && !leaf.writable());
+        assert_eq!(
+            leaf.output_address(f.geometry().granule()),
+            PhysAddr(RAM + other),
+            "the rest of the block keeps its mapping"
+        );
+    }
     // The same map again changes nothing.
     assert_eq!(
-        f.map(Ipa(K4), K4, PhysAddr(0x8000_0000 + K4), Prot::RW, &mut ())
+        f.map(Ipa(K4), K4, PhysAddr(RAM + K4), Prot::RW, &mut ())
             .unwrap(),
-        FaultOutcome::Spurious
+        TableOutcome::Spurious
+    );
+    // A page already there keeps its permissions: widening them is
+    // relax_perms' business.
+    assert_eq!(
+        f.map(Ipa(2 * K4), K4, PhysAddr(RAM + 2 * K4), Prot::RW, &mut ())
+            .unwrap(),
+        TableOutcome::Spurious
+    );
+    assert!(!f.get_leaf(Ipa(2 * K4)).unwrap().0.writable());
+    assert_eq!(
+        f.relax_perms(Ipa(2 * K4), Prot::W).unwrap(),
+        TableOutcome::Fixed
     );
     check_invariants(&mut t).unwrap();
+}
+
+/// A split that gives the faulting page fewer permissions than the block
+/// had invalidates that page once more: between the split and the page's
+/// update another vCPU may have cached the block's writable translation.
+#[test]
+fn a_split_that_narrows_the_faulting_page_invalidates_it() {
+    let split_with = |prot: Prot| {
+        let mut t = table_with_pages(0);
+        t.exclusive()
+            .map(Ipa(M2), M2, PhysAddr(RAM), Prot::RW, &mut ())
+            .unwrap();
+        let tlbi = |t: &Stage2<HeapMemory>| {
+            let s = t.mm().stats();
+            s.tlbi_ipa + s.tlbi_range + s.tlbi_vmid
+        };
+        let before = tlbi(&t);
+        let f = t.fault_handler();
+        assert_eq!(
+            f.map(Ipa(M2 + K4), K4, PhysAddr(RAM + K4), prot, &mut ())
+                .unwrap(),
+            TableOutcome::Fixed
+        );
+        assert_eq!(
+            f.get_leaf(Ipa(M2 + K4)).unwrap().0.writable(),
+            prot.contains(Prot::W)
+        );
+        assert!(f.get_leaf(Ipa(M2)).unwrap().0.writable(), "the rest stays");
+        let made = tlbi(&t) - before;
+        check_invariants(&mut t).unwrap();
+        made
+    };
+    assert_eq!(split_with(Prot::R), split_with(Prot::RW) + 1);
 }

@@ -2,7 +2,7 @@
 //! pgwalk's own. `kernel-parity/` checks them against Linux 6.12's
 //! `pgtable.c` itself; these tests pin each difference down.
 
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::Geometry;
 use pgwalk::host::HeapMemory;
 use pgwalk::kvm::KvmMapOptions;
@@ -46,7 +46,7 @@ fn a_remap_that_changes_only_permissions_leaves_the_leaf() {
         .kvm()
         .map(Ipa(0), K4, PhysAddr(RAM), Prot::RW, &mut (), opts)
         .unwrap();
-    assert_eq!(outcome, FaultOutcome::Spurious);
+    assert_eq!(outcome, TableOutcome::Spurious);
 }
 
 #[test]
@@ -132,9 +132,9 @@ fn mkyoung_answers_the_entry_as_it_was() {
     t.shared().clear_young(Ipa(0), K4).unwrap();
     let old = leaf(&t, 0).0;
     let (outcome, was) = t.fault_handler().kvm().mkyoung(Ipa(0)).unwrap();
-    assert_eq!((outcome, was), (FaultOutcome::Fixed, old));
+    assert_eq!((outcome, was), (TableOutcome::Fixed, old));
     assert!(leaf(&t, 0).0.young());
     let (outcome, was) = t.fault_handler().kvm().mkyoung(Ipa(M2)).unwrap();
-    assert_eq!(outcome, FaultOutcome::Retry);
+    assert_eq!(outcome, TableOutcome::Retry);
     assert!(!was.is_valid());
 }

@@ -41,7 +41,7 @@ use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
 use pgwalk::{free_unlinked, Ipa, MemoryOps, PhysAddr, Prot, Stage2};
 
@@ -334,7 +334,7 @@ enum Op {
 /// What an operation answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
-    Fault(FaultOutcome),
+    Fault(TableOutcome),
     Done,
     Young(bool),
     Leaf { bits: u64, level: i8 },
@@ -380,7 +380,7 @@ impl Op {
     /// Whether the answer says the operation gave up and resumed the guest
     /// (it then changed nothing a serial order must account for).
     fn resumed(answer: Answer) -> bool {
-        answer == Answer::Fault(FaultOutcome::Retry)
+        answer == Answer::Fault(TableOutcome::Retry)
     }
 }
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use pgwalk::descriptor::Descriptor;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Error, Ipa, Mapping, PhysAddr, Prot, Stage2};
@@ -478,8 +478,8 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
             // there with the same mapping up to permissions is passed over
             // (permissions are relax_perms' business), any other is
             // replaced, a page table under a fitting block included. A
-            // larger block is split first, which changes the table (Fixed)
-            // but keeps the block's permissions in the pieces passed over.
+            // larger block is split first (Fixed), the range getting what
+            // was asked and the rest of the block keeping its mapping.
             let (unit, unit_level) = if block && pa % s.block == 0 {
                 (s.block, 2)
             } else {
@@ -501,17 +501,12 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
                 _ => false,
             };
             let mut replaced = Vec::new();
-            let mut split = false;
             for u in (start..start + size).step_by(unit as usize) {
                 let (leaf, level) = t.shared().get_leaf(Ipa(u)).unwrap();
-                // A table where a block fits is replaced; a block above the
-                // unit's level is split, a change to the table, but the
-                // split keeps the block's permissions, so the translation
-                // stays.
-                let present = leaf.is_valid() && level.get() <= unit_level && same(u);
-                if present && level.get() < unit_level {
-                    split = true;
-                }
+                // Passed over only at the unit's own level: a table where a
+                // block fits is replaced, and a block above the unit is
+                // split, its pages in the range getting what was asked.
+                let present = leaf.is_valid() && level.get() == unit_level && same(u);
                 if !present {
                     replaced.push(u);
                 }
@@ -520,10 +515,10 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
                 .fault_handler()
                 .map(Ipa(start), size, PhysAddr(pa), prot, &mut ())
                 .unwrap();
-            let expect = if replaced.is_empty() && !split {
-                FaultOutcome::Spurious
+            let expect = if replaced.is_empty() {
+                TableOutcome::Spurious
             } else {
-                FaultOutcome::Fixed
+                TableOutcome::Fixed
             };
             assert_eq!(r, expect, "an uncontended fault");
             for u in replaced {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::*;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level};
 use pgwalk::host::HeapMemory;
 use pgwalk::visit::{Action, ResumeReason, WalkFlags, Walked};
@@ -133,9 +133,9 @@ fn a_locked_entry_is_a_race_for_every_capability() {
         // The fault path resumes the guest: it will fault again.
         let f = t.fault_handler();
         let again = f.map(Ipa(0), K4, PhysAddr(OLD), Prot::RW, &mut ()).unwrap();
-        assert_eq!(again, FaultOutcome::Retry);
-        assert_eq!(f.relax_perms(Ipa(0), Prot::X).unwrap(), FaultOutcome::Retry);
-        assert_eq!(f.mkyoung(Ipa(0)).unwrap(), FaultOutcome::Retry);
+        assert_eq!(again, TableOutcome::Retry);
+        assert_eq!(f.relax_perms(Ipa(0), Prot::X).unwrap(), TableOutcome::Retry);
+        assert_eq!(f.mkyoung(Ipa(0)).unwrap(), TableOutcome::Retry);
         let w = t.fault_handler().walk(Ipa(0), K4, WalkFlags::LEAF, |ctx| {
             let old = ctx.old();
             // The marker holds the count of the entry it stands in for.
@@ -165,7 +165,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
             "a shared walker went past a locked entry"
         );
         gated.release.store(true, Ordering::Release);
-        assert_eq!(remap.join().unwrap(), FaultOutcome::Fixed);
+        assert_eq!(remap.join().unwrap(), TableOutcome::Fixed);
         wrprotect.join().unwrap();
         let seen = lookup.join().unwrap();
         assert!(!seen.is_locked(), "get_leaf reported the marker");

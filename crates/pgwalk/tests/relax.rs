@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::host::check_invariants;
 use pgwalk::{Ipa, Prot};
 
@@ -27,14 +27,14 @@ fn fault_relax_perms_outcomes() {
     let t = table_with_pages(2);
     let f = t.fault_handler();
     f.as_shared().wrprotect(Ipa(0), K4).unwrap().flush();
-    assert_eq!(f.relax_perms(Ipa(0), Prot::W).unwrap(), FaultOutcome::Fixed);
+    assert_eq!(f.relax_perms(Ipa(0), Prot::W).unwrap(), TableOutcome::Fixed);
     assert_eq!(
         f.relax_perms(Ipa(0), Prot::W).unwrap(),
-        FaultOutcome::Spurious
+        TableOutcome::Spurious
     );
     assert_eq!(
         f.relax_perms(Ipa(0x40_0000), Prot::W).unwrap(),
-        FaultOutcome::Retry,
+        TableOutcome::Retry,
         "no leaf"
     );
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use common::*;
 use pgwalk::descriptor::Descriptor;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Level};
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::visit::{Action, RetryEntry, Unfinished, WalkFlags};
@@ -304,7 +304,7 @@ fn a_host_panic_inside_a_shared_break_leaves_the_old_entry() {
         .fault_handler()
         .map(Ipa(0), K4, PhysAddr(RAM + M2), Prot::RW, &mut ())
         .unwrap();
-    assert_eq!(again, FaultOutcome::Fixed);
+    assert_eq!(again, TableOutcome::Fixed);
 }
 
 #[test]

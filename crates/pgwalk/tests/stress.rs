@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pgwalk::descriptor::Exec;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, TableFormat};
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::{Error, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
@@ -152,7 +152,7 @@ struct Counters {
 
 /// A vCPU's fault: retried while another walker wins the race or memory
 /// runs out, as a vCPU faults again after resuming or refilling its cache.
-fn fault(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) -> FaultOutcome {
+fn fault(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) -> TableOutcome {
     loop {
         let guard = table.read();
         let r = guard
@@ -160,12 +160,12 @@ fn fault(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) -> FaultOutc
             .map(Ipa(ipa), size, PhysAddr(pa), Prot::RW, &mut ());
         drop(guard);
         match r {
-            Ok(FaultOutcome::Retry) => {
+            Ok(TableOutcome::Retry) => {
                 c.retried.fetch_add(1, Ordering::Relaxed);
                 std::thread::yield_now();
             }
-            Ok(o @ (FaultOutcome::Fixed | FaultOutcome::Spurious)) => {
-                let n = if o == FaultOutcome::Fixed {
+            Ok(o @ (TableOutcome::Fixed | TableOutcome::Spurious)) => {
+                let n = if o == TableOutcome::Fixed {
                     &c.fixed
                 } else {
                     &c.spurious
@@ -173,7 +173,6 @@ fn fault(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) -> FaultOutc
                 n.fetch_add(1, Ordering::Relaxed);
                 return o;
             }
-            Ok(o) => panic!("the fault-path map answered {}", o.name()),
             Err(Error::NoMemory) => {
                 c.no_memory.fetch_add(1, Ordering::Relaxed);
                 std::thread::yield_now();
@@ -189,7 +188,7 @@ fn fault_in(table: &Table, ipa: u64, size: u64, pa: u64, c: &Counters) {
     let outcome = fault(table, ipa, size, pa, c);
     assert!(matches!(
         outcome,
-        FaultOutcome::Fixed | FaultOutcome::Spurious
+        TableOutcome::Fixed | TableOutcome::Spurious
     ));
 }
 
@@ -247,7 +246,7 @@ fn owner_op(
         0 | 1 => {
             // A fault installs RW (or finds the page there: spurious, and
             // then permissions stay as they were).
-            if fault(table, ipa.get(), s.page, s.a_pa(p), c) == FaultOutcome::Fixed {
+            if fault(table, ipa.get(), s.page, s.a_pa(p), c) == TableOutcome::Fixed {
                 *model = Some(Perms { w: true, x: false });
             } else {
                 assert!(model.is_some(), "spurious fault on a page never mapped");
@@ -270,17 +269,17 @@ fn owner_op(
             };
             let outcome = table.read().fault_handler().relax_perms(ipa, prot).unwrap();
             match (outcome, model.as_mut()) {
-                (FaultOutcome::Fixed, Some(m)) => {
+                (TableOutcome::Fixed, Some(m)) => {
                     m.w |= w;
                     m.x |= !w;
                 }
-                (FaultOutcome::Spurious, Some(m)) => {
+                (TableOutcome::Spurious, Some(m)) => {
                     assert!(
                         if w { m.w } else { m.x },
                         "spurious relax of {prot:?} on {m:?}"
                     );
                 }
-                (FaultOutcome::Retry, _) => {}
+                (TableOutcome::Retry, _) => {}
                 (o, m) => panic!("relax_perms answered {} on a page modelled {m:?}", o.name()),
             }
         }
@@ -294,7 +293,7 @@ fn owner_op(
         _ => {
             let outcome = table.read().fault_handler().mkyoung(ipa).unwrap();
             if model.is_none() {
-                assert_eq!(outcome, FaultOutcome::Retry, "mkyoung on an unmapped page");
+                assert_eq!(outcome, TableOutcome::Retry, "mkyoung on an unmapped page");
             }
         }
     }

@@ -8,7 +8,8 @@
 
 use pgwalk::descriptor::Descriptor;
 use pgwalk::fault::{
-    FaultOutcome, HostFault, HostPages, MayWrite, PageAnswer, PageRequest, ReadOnly, WriteIntent,
+    FaultOutcome, HostFault, HostPages, MayWrite, PageAnswer, PageRequest, ReadOnly, TableOutcome,
+    WriteIntent,
 };
 use pgwalk::geometry::Geometry;
 use pgwalk::host::HeapMemory;
@@ -163,10 +164,10 @@ fn fault_handler_visitor_retries() {
     assert_eq!(visits, 1, "a fault handler does not retry the entry");
     assert_eq!(walked, Walked::ResumeGuest(ResumeReason::Raced));
     let outcome = match walked {
-        Walked::Completed => FaultOutcome::Fixed,
-        Walked::ResumeGuest(reason) => FaultOutcome::from_resume(reason),
+        Walked::Completed => TableOutcome::Fixed,
+        Walked::ResumeGuest(reason) => TableOutcome::from_resume(reason),
     };
-    assert_eq!(outcome, FaultOutcome::Retry);
+    assert_eq!(outcome, TableOutcome::Retry);
 
     // The guest faults again; this time nobody races.
     assert_eq!(age(false), (Walked::Completed, 1));
@@ -280,7 +281,7 @@ fn split_through_fault_handler() {
     );
 }
 
-fn fault_in(t: &Stage2<HeapMemory>, ipa: Ipa) -> Result<FaultOutcome, Error> {
+fn fault_in(t: &Stage2<HeapMemory>, ipa: Ipa) -> Result<TableOutcome, Error> {
     t.fault_handler().map(ipa, PAGE, HOST_PA, Prot::RW, &mut ())
 }
 
@@ -291,9 +292,8 @@ fn fault_outcome_ignored() {
     let mut resumed = Vec::new();
     for _vcpu in 0..2 {
         match fault_in(&t, RAM).unwrap() {
-            FaultOutcome::Fixed | FaultOutcome::Spurious => resumed.push("mapped"),
-            FaultOutcome::Retry => resumed.push("fault again"),
-            other => panic!("unexpected outcome {}", other.name()),
+            TableOutcome::Fixed | TableOutcome::Spurious => resumed.push("mapped"),
+            TableOutcome::Retry => resumed.push("fault again"),
         }
     }
     assert_eq!(resumed, ["mapped", "mapped"]);
@@ -330,7 +330,7 @@ fn walk_result_ignored() {
 fn fault_outcome_compared_with_zero() {
     let t = table();
     let outcome = fault_in(&t, RAM).unwrap();
-    assert!(outcome == FaultOutcome::Fixed);
+    assert!(outcome == TableOutcome::Fixed);
     assert_eq!(outcome.name(), "fixed");
 }
 
@@ -341,13 +341,42 @@ fn fault_outcome_as_bool() {
     let t = table();
     let first = fault_in(&t, RAM).unwrap();
     let again = fault_in(&t, RAM).unwrap();
-    let must_retry = |o: FaultOutcome| matches!(o, FaultOutcome::Retry);
+    let must_retry = |o: TableOutcome| matches!(o, TableOutcome::Retry);
     assert!(!must_retry(first));
     assert!(!must_retry(again));
     assert_eq!(
         (first, again),
-        (FaultOutcome::Fixed, FaultOutcome::Spurious)
+        (TableOutcome::Fixed, TableOutcome::Spurious)
     );
+}
+
+/// Twin of `fault_map_answers_emulate`: the table's outcomes are handled
+/// with exactly their arms, and emulation comes from `fault_in`, which asks
+/// the host.
+#[test]
+fn fault_map_answers_emulate() {
+    let t = table();
+    let fault = t.fault_handler();
+    let answered = match fault.map(RAM, 0x1000, HOST_PA, Prot::RW, &mut ()).unwrap() {
+        TableOutcome::Fixed | TableOutcome::Spurious => "resume",
+        TableOutcome::Retry => "fault again",
+    };
+    assert_eq!(answered, "resume");
+    struct NoMemslot;
+    impl HostPages for NoMemslot {
+        fn page<W: WriteIntent>(&self, _: PageRequest<W>) -> PageAnswer<W> {
+            PageAnswer::Fault(HostFault::NoMemory)
+        }
+    }
+    let mmio = fault
+        .fault_in(
+            &NoMemslot,
+            PageRequest::<ReadOnly>::new(Ipa(0x9000_0000), false),
+            Prot::RW,
+            &mut (),
+        )
+        .unwrap();
+    assert_eq!(mmio, Ok(FaultOutcome::Emulate));
 }
 
 /// Counts the valid leaves in a range through a handle of any capability:

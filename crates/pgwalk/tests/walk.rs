@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use pgwalk::descriptor::Descriptor;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, VisitKind, WalkFlags, Walked,
@@ -368,16 +368,16 @@ fn fault_handler_conflict_raced_becomes_resume_raced() {
     });
     assert_eq!(w.unwrap(), Walked::ResumeGuest(ResumeReason::Raced));
     assert_eq!(
-        FaultOutcome::from_resume(ResumeReason::Raced),
-        FaultOutcome::Retry
+        TableOutcome::from_resume(ResumeReason::Raced),
+        TableOutcome::Retry
     );
     assert_eq!(
-        FaultOutcome::from_resume(ResumeReason::Gone),
-        FaultOutcome::Retry
+        TableOutcome::from_resume(ResumeReason::Gone),
+        TableOutcome::Retry
     );
     assert_eq!(
-        FaultOutcome::from_resume(ResumeReason::Spurious),
-        FaultOutcome::Spurious
+        TableOutcome::from_resume(ResumeReason::Spurious),
+        TableOutcome::Spurious
     );
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::host::check_invariants;
 use pgwalk::Ipa;
 
@@ -31,8 +31,8 @@ fn fault_mkyoung_outcomes() {
     let f = t.fault_handler();
     assert_eq!(
         f.mkyoung(Ipa(K4)).unwrap(),
-        FaultOutcome::Spurious,
+        TableOutcome::Spurious,
         "already young"
     );
-    assert_eq!(f.mkyoung(Ipa(0x40_0000)).unwrap(), FaultOutcome::Retry);
+    assert_eq!(f.mkyoung(Ipa(0x40_0000)).unwrap(), TableOutcome::Retry);
 }

@@ -11,7 +11,7 @@
 //! - Device: identity-map the page as Device memory.
 //! - Anywhere else: a synchronous external abort for the guest.
 
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::Error;
 
 use crate::arch::read_sysreg;
@@ -137,7 +137,7 @@ fn ram_fault(a: &Abort) -> usize {
                     device: false,
                 },
             );
-            if let Ok(FaultOutcome::Fixed) = outcome {
+            if let Ok(TableOutcome::Fixed) = outcome {
                 count(match size {
                     Size::Block => &STATS.ram_blocks_mapped,
                     Size::Page => &STATS.ram_pages_mapped,
@@ -149,11 +149,8 @@ fn ram_fault(a: &Abort) -> usize {
             outcome
         }
         FaultKind::Permission if a.write && logging && a.level < 3 => {
-            // A write to a write-protected block while logging: split it
-            // (a page map over the block links a table of pages with the
-            // block's permissions), then relax the one page written.
             made_writable = Some(Size::Page);
-            split_then_relax(a)
+            split_for_write(a)
         }
         FaultKind::Permission if a.write && !logging && a.level == 3 && block_fits => {
             // After logging: the block comes back, writable.
@@ -166,7 +163,7 @@ fn ram_fault(a: &Abort) -> usize {
                     device: false,
                 },
             );
-            if let Ok(FaultOutcome::Fixed) = outcome {
+            if let Ok(TableOutcome::Fixed) = outcome {
                 count(&STATS.blocks_recovered);
             }
             made_writable = Some(Size::Block);
@@ -192,16 +189,11 @@ fn ram_fault(a: &Abort) -> usize {
     column
 }
 
-// PGWALK: the fault path's `map` of one page over a write-protected block
-// links a table of pages (the split) but answers `Spurious`, because the
-// page it would install differs from the one the split made only in
-// permissions, which `map` never changes (KVM's rule too). The caller can
-// neither tell a split from "nothing to do" nor get the write permission in
-// the same walk: it looks at the leaf level afterwards and relaxes in a
-// second walk. A `FaultOutcome` for "table linked" (or a fault-path map that
-// also applies the permissions it was given) would remove both.
-fn split_then_relax(a: &Abort) -> Result<FaultOutcome, Error> {
-    let split = vm::fault_map(
+// A write to a write-protected block while logging: one fault-path map of
+// the page splits the block (the rest keeps the block's read-only
+// mapping) and installs the page writable.
+fn split_for_write(a: &Abort) -> Result<TableOutcome, Error> {
+    let outcome = vm::fault_map(
         a.ipa,
         Size::Page,
         Perms {
@@ -209,32 +201,23 @@ fn split_then_relax(a: &Abort) -> Result<FaultOutcome, Error> {
             exec: false,
             device: false,
         },
-    )?;
-    if split == FaultOutcome::Retry {
-        return Ok(split);
-    }
-    if vm::leaf_level(a.ipa) == Some(3) {
+    );
+    if let Ok(TableOutcome::Fixed) = outcome {
         count(&STATS.blocks_split);
-    }
-    let outcome = vm::fault_relax(a.ipa, true, false);
-    if let Ok(FaultOutcome::Fixed) = outcome {
         count(&STATS.ram_pages_mapped);
     }
     outcome
 }
 
-/// The statistics column for a fault-path outcome. Errors and outcomes the
-/// fault path never produces are hypervisor bugs.
-fn column(outcome: Result<FaultOutcome, Error>, a: &Abort) -> usize {
+/// The statistics column for a fault-path outcome. An error is a
+/// hypervisor bug.
+fn column(outcome: Result<TableOutcome, Error>, a: &Abort) -> usize {
     match outcome {
-        Ok(FaultOutcome::Fixed) => FIXED,
-        Ok(FaultOutcome::Spurious) => SPURIOUS,
+        Ok(TableOutcome::Fixed) => FIXED,
+        Ok(TableOutcome::Spurious) => SPURIOUS,
         // Another vCPU changed the entry first: resume, the guest faults
         // again if it still needs to.
-        Ok(FaultOutcome::Retry) => RETRY,
-        Ok(other @ FaultOutcome::Emulate) => {
-            panic!("the fault path answered {} for {a:?}", other.name())
-        }
+        Ok(TableOutcome::Retry) => RETRY,
         Err(e) => panic!("stage-2 fault {a:?}: {e}"),
     }
 }

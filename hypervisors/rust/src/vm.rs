@@ -6,7 +6,7 @@
 //! each other (pgwalk's `HandlesFault` and `Shared` handles); only the
 //! final check takes the write lock.
 
-use pgwalk::fault::FaultOutcome;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::Geometry;
 use pgwalk::{Error, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
 
@@ -96,7 +96,7 @@ fn prot(p: Perms) -> Prot {
 
 /// The fault path's map: identity-maps the page or block around `ipa`
 /// (`Handle<HandlesFault>::map`).
-pub fn fault_map(ipa: u64, size: Size, perms: Perms) -> Result<FaultOutcome, Error> {
+pub fn fault_map(ipa: u64, size: Size, perms: Perms) -> Result<TableOutcome, Error> {
     let base = ipa & !(size.bytes() - 1);
     let guard = table().read();
     guard.fault_handler().map(
@@ -109,7 +109,7 @@ pub fn fault_map(ipa: u64, size: Size, perms: Perms) -> Result<FaultOutcome, Err
 }
 
 /// The fault path's permission relaxation for the leaf at `ipa`.
-pub fn fault_relax(ipa: u64, write: bool, exec: bool) -> Result<FaultOutcome, Error> {
+pub fn fault_relax(ipa: u64, write: bool, exec: bool) -> Result<TableOutcome, Error> {
     let mut add = Prot::R;
     if write {
         add |= Prot::W;
@@ -124,16 +124,9 @@ pub fn fault_relax(ipa: u64, write: bool, exec: bool) -> Result<FaultOutcome, Er
 }
 
 /// The fault path's access-flag update for the leaf at `ipa`.
-pub fn fault_mkyoung(ipa: u64) -> Result<FaultOutcome, Error> {
+pub fn fault_mkyoung(ipa: u64) -> Result<TableOutcome, Error> {
     let guard = table().read();
     guard.fault_handler().mkyoung(Ipa(ipa & !(PAGE - 1)))
-}
-
-/// The level of the valid leaf mapping `ipa`, if there is one.
-pub fn leaf_level(ipa: u64) -> Option<i8> {
-    let guard = table().read();
-    let (leaf, level) = guard.fault_handler().get_leaf(Ipa(ipa)).ok()?;
-    leaf.is_valid().then_some(level.get())
 }
 
 /// Write-protects all guest RAM through a shared walker and flushes the

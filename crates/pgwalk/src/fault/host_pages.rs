@@ -171,7 +171,8 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
             PageAnswer::Fault(f) => return Ok(Err(f)),
         };
         let prot = if writable { prot } else { prot - Prot::W };
-        self.map(ipa, page, pa, prot, pool).map(Ok)
+        self.map(ipa, page, pa, prot, pool)
+            .map(|o| Ok(FaultOutcome::from(o)))
     }
 }
 

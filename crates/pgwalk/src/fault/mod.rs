@@ -1,5 +1,6 @@
 //! The fault path's answers: what handling a guest's stage-2 fault came to
-//! ([`FaultOutcome`]), and asking the host for the page behind a faulting
+//! ([`FaultOutcome`], and [`TableOutcome`] for the operations that only
+//! touch the table, which can never say "emulate"), and asking the host for the page behind a faulting
 //! guest frame ([`HostPages`], [`PageRequest`], [`PageAnswer`]).
 //!
 //! The fault path's operations themselves are methods of
@@ -13,4 +14,4 @@ pub use host_pages::{
     HostFault, HostPages, IntoWritable, MayWrite, MustWrite, NotAsked, PageAnswer, PageRequest,
     ReadOnly, WriteIntent,
 };
-pub use outcome::FaultOutcome;
+pub use outcome::{FaultOutcome, TableOutcome};

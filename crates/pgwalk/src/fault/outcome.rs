@@ -44,12 +44,49 @@ impl FaultOutcome {
             FaultOutcome::Spurious => "spurious",
         }
     }
+}
+
+/// What a fault-path operation on the table came to: a [`FaultOutcome`]
+/// without [`Emulate`](FaultOutcome::Emulate).
+///
+/// The table alone cannot tell that an access is to be emulated: only
+/// [`fault_in`](crate::Handle::fault_in), which asks the host, can. So
+/// `map`, `relax_perms` and `mkyoung` on a
+/// [`Handle<HandlesFault, _>`](crate::Handle) answer with this type, and a
+/// caller's `match` has exactly the arms that can happen. It converts into
+/// a [`FaultOutcome`] (same values) where the two meet.
+#[must_use = "a fault outcome says whether the vCPU must retry or go on"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TryFromPrimitive, IntoPrimitive)]
+#[repr(u32)]
+pub enum TableOutcome {
+    /// Nothing changed: another walker changed the entry first, or there
+    /// was no leaf to update. Resume the guest; it faults again if it
+    /// still needs to.
+    Retry = 2,
+    /// This call changed the table.
+    Fixed = 5,
+    /// The table already had what the fault needed: another vCPU fixed it.
+    Spurious = 6,
+}
+
+impl TableOutcome {
+    /// Every outcome, in value order.
+    pub const ALL: [TableOutcome; 3] = [
+        TableOutcome::Retry,
+        TableOutcome::Fixed,
+        TableOutcome::Spurious,
+    ];
+
+    /// A stable name, the same as the [`FaultOutcome`]'s.
+    pub const fn name(self) -> &'static str {
+        FaultOutcome::from_table(self).name()
+    }
 
     /// What resuming the guest for `reason` means for the fault.
-    pub const fn from_resume(reason: ResumeReason) -> FaultOutcome {
+    pub const fn from_resume(reason: ResumeReason) -> TableOutcome {
         match reason {
-            ResumeReason::Raced | ResumeReason::Gone => FaultOutcome::Retry,
-            ResumeReason::Spurious => FaultOutcome::Spurious,
+            ResumeReason::Raced | ResumeReason::Gone => TableOutcome::Retry,
+            ResumeReason::Spurious => TableOutcome::Spurious,
         }
     }
 
@@ -60,12 +97,30 @@ impl FaultOutcome {
     pub fn from_walk<C: Capability<Resume = ResumeReason>>(
         walked: Walked<C>,
         changed: bool,
-    ) -> FaultOutcome {
+    ) -> TableOutcome {
         match walked {
-            Walked::Completed if changed => FaultOutcome::Fixed,
-            Walked::Completed => FaultOutcome::Spurious,
-            Walked::ResumeGuest(reason) => FaultOutcome::from_resume(reason),
+            Walked::Completed if changed => TableOutcome::Fixed,
+            Walked::Completed => TableOutcome::Spurious,
+            Walked::ResumeGuest(reason) => TableOutcome::from_resume(reason),
         }
+    }
+}
+
+impl FaultOutcome {
+    /// The [`FaultOutcome`] of a table operation's outcome (`From`, usable
+    /// in `const` context).
+    pub const fn from_table(outcome: TableOutcome) -> FaultOutcome {
+        match outcome {
+            TableOutcome::Retry => FaultOutcome::Retry,
+            TableOutcome::Fixed => FaultOutcome::Fixed,
+            TableOutcome::Spurious => FaultOutcome::Spurious,
+        }
+    }
+}
+
+impl From<TableOutcome> for FaultOutcome {
+    fn from(outcome: TableOutcome) -> FaultOutcome {
+        FaultOutcome::from_table(outcome)
     }
 }
 
@@ -84,5 +139,16 @@ mod tests {
         for v in [0, 1, 4, 7] {
             assert!(FaultOutcome::try_from(v).is_err());
         }
+    }
+
+    #[test]
+    fn table_outcomes_keep_their_fault_outcome_values() {
+        for o in TableOutcome::ALL {
+            let f = FaultOutcome::from(o);
+            assert_eq!(u32::from(o), u32::from(f));
+            assert_eq!(o.name(), f.name());
+            assert_ne!(f, FaultOutcome::Emulate);
+        }
+        assert!(TableOutcome::try_from(u32::from(FaultOutcome::Emulate)).is_err());
     }
 }

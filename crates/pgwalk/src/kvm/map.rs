@@ -16,7 +16,7 @@ use crate::capability::{Action, Capability, Conflict, Exclusive, HandlesFault, R
 use crate::capability::{Unfinished, Visit};
 use crate::descriptor::{Descriptor, LeafAttrs};
 use crate::error::Error;
-use crate::fault::FaultOutcome;
+use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::stage2::args::{check_output, check_range};
@@ -301,8 +301,8 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
     /// `kvm_pgtable_stage2_map` with `HANDLE_FAULT` but not `SHARED` (the
     /// kernel allows it; no caller uses it): plain stores, and the fault
     /// path's reading of "nothing to update" — the walk stops there.
-    /// [`FaultOutcome::Fixed`] when the walk went through,
-    /// [`FaultOutcome::Spurious`] when it stopped (the kernel's `-EAGAIN`).
+    /// [`TableOutcome::Fixed`] when the walk went through,
+    /// [`TableOutcome::Spurious`] when it stopped (the kernel's `-EAGAIN`).
     pub fn map_stopping(
         &mut self,
         ipa: Ipa,
@@ -311,7 +311,7 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         prot: Prot,
         pool: &mut M::PagePool,
         opts: KvmMapOptions,
-    ) -> Result<FaultOutcome, Error> {
+    ) -> Result<TableOutcome, Error> {
         let install = leaves(&self.handle, ipa, size, phys, prot)?;
         let mut data = MapData {
             install,
@@ -327,10 +327,10 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
             |ctx| visit(ctx, &mut data, |_| Err(Unfinished::Stop(Halt::Again))),
         );
         match walked {
-            Ok(_) => Ok(FaultOutcome::Fixed),
+            Ok(_) => Ok(TableOutcome::Fixed),
             // Where the fault path resumes the guest, this walker, which
             // cannot, stops.
-            Err(Halt::Again) => Ok(FaultOutcome::Spurious),
+            Err(Halt::Again) => Ok(TableOutcome::Spurious),
             Err(Halt::Failed(e)) => Err(e),
         }
     }
@@ -386,10 +386,10 @@ pub(crate) const KVM_MAX_OWNER_ID: u32 = 1;
 
 impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
     /// `kvm_pgtable_stage2_map` with `SHARED | HANDLE_FAULT`: the fault
-    /// path's map, the kernel's way. [`FaultOutcome::Fixed`] when the walk
-    /// went through (the kernel's 0); [`FaultOutcome::Spurious`] when it
+    /// path's map, the kernel's way. [`TableOutcome::Fixed`] when the walk
+    /// went through (the kernel's 0); [`TableOutcome::Spurious`] when it
     /// stopped at a leaf that differs only in permissions, and
-    /// [`FaultOutcome::Retry`] when it lost a race (both the kernel's
+    /// [`TableOutcome::Retry`] when it lost a race (both the kernel's
     /// `-EAGAIN`: resume the guest).
     pub fn map(
         &self,
@@ -399,7 +399,7 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
         prot: Prot,
         pool: &mut M::PagePool,
         opts: KvmMapOptions,
-    ) -> Result<FaultOutcome, Error> {
+    ) -> Result<TableOutcome, Error> {
         let install = leaves(&self.handle, ipa, size, phys, prot)?;
         let mut data = MapData {
             install,
@@ -422,8 +422,8 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
             },
         )?;
         Ok(match walked {
-            crate::capability::Walked::Completed => FaultOutcome::Fixed,
-            crate::capability::Walked::ResumeGuest(r) => FaultOutcome::from_resume(r),
+            crate::capability::Walked::Completed => TableOutcome::Fixed,
+            crate::capability::Walked::ResumeGuest(r) => TableOutcome::from_resume(r),
         })
     }
 }

@@ -6,15 +6,15 @@ use crate::addr::Ipa;
 use crate::capability::HandlesFault;
 use crate::descriptor::Descriptor;
 use crate::error::Error;
-use crate::fault::FaultOutcome;
+use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 
 impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
     /// Sets the access flag on the leaf translating `ipa`, as the fault
     /// path does, and returns the outcome with the leaf as it was before
     /// (the kernel returns that leaf, or 0 when there was none or another
-    /// walker changed it first: [`FaultOutcome::Retry`]).
-    pub fn mkyoung(&self, ipa: Ipa) -> Result<(FaultOutcome, Descriptor), Error> {
+    /// walker changed it first: [`TableOutcome::Retry`]).
+    pub fn mkyoung(&self, ipa: Ipa) -> Result<(TableOutcome, Descriptor), Error> {
         let page = self.handle.geometry().granule().size();
         let mut seen = Descriptor::INVALID;
         let (walked, changed) = self.handle.update_leaves(
@@ -23,9 +23,9 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
             |d| d.with_young(true),
             |d, _| seen = d,
         )?;
-        let outcome = FaultOutcome::from_walk(walked, changed);
+        let outcome = TableOutcome::from_walk(walked, changed);
         let old = match outcome {
-            FaultOutcome::Retry => Descriptor::INVALID,
+            TableOutcome::Retry => Descriptor::INVALID,
             _ => seen,
         };
         Ok((outcome, old))

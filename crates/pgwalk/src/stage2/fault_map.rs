@@ -4,7 +4,7 @@
 //!
 //! Nothing here retries. A lost race, an entry that changed, or a mapping
 //! that is already there ends the walk and resumes the guest; the outcome
-//! says which, as a [`FaultOutcome`].
+//! says which, as a [`TableOutcome`].
 
 use super::map::Target;
 use super::options::MapOptions;
@@ -13,7 +13,7 @@ use super::Handle;
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::{Action, Conflict, HandlesFault};
 use crate::error::Error;
-use crate::fault::FaultOutcome;
+use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::walk::WalkFlags;
@@ -23,15 +23,16 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// largest block that fits (`kvm_pgtable_stage2_map` with
     /// `KVM_PGTABLE_WALK_HANDLE_FAULT | KVM_PGTABLE_WALK_SHARED`).
     ///
-    /// - [`FaultOutcome::Fixed`]: this call changed the table: it installed
-    ///   (part of) the mapping, or split a block the range cuts. A split
-    ///   keeps the block's permissions; a permission the fault needs beyond
-    ///   them comes from [`relax_perms`](Self::relax_perms), on this fault or
-    ///   the next.
-    /// - [`FaultOutcome::Spurious`]: the same mapping (up to permissions,
-    ///   which [`relax_perms`](Self::relax_perms) changes) was already there
-    ///   for the whole range.
-    /// - [`FaultOutcome::Retry`]: another walker changed the entry first;
+    /// - [`TableOutcome::Fixed`]: this call changed the table: it installed
+    ///   (part of) the mapping, or split a block the range cuts. What the
+    ///   call creates is exactly what was asked: a split keeps the rest of
+    ///   the block as it was, and the pages of the range get `prot`, so a
+    ///   write fault on a write-protected block (dirty logging) is served by
+    ///   one call.
+    /// - [`TableOutcome::Spurious`]: the same mapping (up to permissions,
+    ///   which [`relax_perms`](Self::relax_perms) changes) was already there,
+    ///   at the level `map` would use, for the whole range.
+    /// - [`TableOutcome::Retry`]: another walker changed the entry first;
     ///   resume the guest.
     ///
     /// Breaks go through break-before-make; a subtree a block replaces goes
@@ -39,7 +40,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     ///
     /// ```
     /// # #[cfg(feature = "std")] {
-    /// use pgwalk::fault::FaultOutcome;
+    /// use pgwalk::fault::TableOutcome;
     /// use pgwalk::{geometry::Geometry, host::HeapMemory, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
     ///
     /// let table = SpinStage2::new(Stage2::with_geometry(Geometry::for_ia_bits(40, 40)?, HeapMemory::new(64))?);
@@ -47,12 +48,11 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// let guard = table.read();
     /// let vcpu = guard.fault_handler();
     /// match vcpu.map(Ipa(0x4000_1000), 0x1000, PhysAddr(0x8000_1000), Prot::RW, &mut ())? {
-    ///     FaultOutcome::Fixed | FaultOutcome::Spurious => {} // resume the guest
-    ///     FaultOutcome::Retry => {}                          // raced: it faults again
-    ///     other => unreachable!("map answers Fixed, Spurious or Retry, not {other:?}"),
+    ///     TableOutcome::Fixed | TableOutcome::Spurious => {} // resume the guest
+    ///     TableOutcome::Retry => {}                          // raced: it faults again
     /// }
     /// // Another vCPU faulting on the same page finds it done.
-    /// assert_eq!(vcpu.map(Ipa(0x4000_1000), 0x1000, PhysAddr(0x8000_1000), Prot::RW, &mut ())?, FaultOutcome::Spurious);
+    /// assert_eq!(vcpu.map(Ipa(0x4000_1000), 0x1000, PhysAddr(0x8000_1000), Prot::RW, &mut ())?, TableOutcome::Spurious);
     /// # }
     /// # Ok::<(), pgwalk::Error>(())
     /// ```
@@ -63,7 +63,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
         phys: PhysAddr,
         prot: Prot,
         pool: &mut M::PagePool,
-    ) -> Result<FaultOutcome, Error> {
+    ) -> Result<TableOutcome, Error> {
         self.map_with(ipa, size, phys, prot, pool, MapOptions::new())
     }
 
@@ -76,10 +76,14 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
         prot: Prot,
         pool: &mut M::PagePool,
         opts: MapOptions,
-    ) -> Result<FaultOutcome, Error> {
+    ) -> Result<TableOutcome, Error> {
         let target = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
         let flags = opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_PRE;
         let mut installed = false;
+        // Where the block this walk split ends: the pages a split makes
+        // are this call's, so they get the requested permissions, where a
+        // leaf that was already there keeps its own.
+        let mut split_until = 0u64;
         let walked = self.run::<Error, _>(
             ipa,
             size,
@@ -96,9 +100,14 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                     return Err(Conflict::Raced.into());
                 }
                 if let Some(new) = target.leaf_for(ctx) {
-                    if old.is_valid() && !new.differs_beyond_perms(old) {
+                    let split_here = ctx.addr().get() < split_until;
+                    if old.is_valid() && !new.differs_beyond_perms(old) && !split_here {
                         // Already there (up to permissions, which relax_perms
                         // changes): nothing to do for this entry.
+                        return Ok(Action::Continue);
+                    }
+                    if old == new {
+                        // A page of the split that already is what was asked.
                         return Ok(Action::Continue);
                     }
                     if old.is_table(level) {
@@ -133,9 +142,14 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
                 // block): the table changed, even if the leaf below turns out
                 // to need no change.
                 installed = true;
+                if old.is_valid() {
+                    // The walk only moves forward, and a split inside a
+                    // split ends no later than the outer one.
+                    split_until = split_until.max(ctx.entry_addr().get() + ctx.entry_size());
+                }
                 Ok(Action::Continue)
             },
         )?;
-        Ok(FaultOutcome::from_walk(walked, installed))
+        Ok(TableOutcome::from_walk(walked, installed))
     }
 }

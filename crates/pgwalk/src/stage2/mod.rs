@@ -9,8 +9,8 @@
 //! | `check` (the table's invariants) | ✓ | | |
 //! | `map`, `unmap`, `annotate`, `split`, `create_unlinked` | ✓ | | |
 //! | `wrprotect`, `test_young`, `clear_young`, `clean_dcache` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
-//! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`FaultOutcome`](crate::fault::FaultOutcome)) |
-//! | `map` on the fault path | | | ✓ (a [`FaultOutcome`](crate::fault::FaultOutcome)) |
+//! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`TableOutcome`](crate::fault::TableOutcome)) |
+//! | `map` on the fault path | | | ✓ (a [`TableOutcome`](crate::fault::TableOutcome)) |
 //!
 //! An exclusive handle borrows the table mutably (`&mut Stage2`, or a write
 //! guard of [`LockedStage2`](crate::LockedStage2)); shared and fault-handler

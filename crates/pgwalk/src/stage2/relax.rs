@@ -7,7 +7,7 @@ use crate::addr::Ipa;
 use crate::capability::{Concurrent, HandlesFault, Shared, Walked};
 use crate::descriptor::{Descriptor, Exec};
 use crate::error::Error;
-use crate::fault::FaultOutcome;
+use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 
@@ -73,12 +73,12 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
 impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// Adds the permissions in `prot` (R, W, X only) to the leaf at `ipa`,
     /// for a permission fault (`kvm_pgtable_stage2_relax_perms`).
-    /// [`Fixed`](FaultOutcome::Fixed) if it changed the leaf,
-    /// [`Spurious`](FaultOutcome::Spurious) if it already allowed as much,
-    /// [`Retry`](FaultOutcome::Retry) if there was no valid leaf or another
+    /// [`Fixed`](TableOutcome::Fixed) if it changed the leaf,
+    /// [`Spurious`](TableOutcome::Spurious) if it already allowed as much,
+    /// [`Retry`](TableOutcome::Retry) if there was no valid leaf or another
     /// walker changed it first.
-    pub fn relax_perms(&self, ipa: Ipa, prot: Prot) -> Result<FaultOutcome, Error> {
+    pub fn relax_perms(&self, ipa: Ipa, prot: Prot) -> Result<TableOutcome, Error> {
         let (walked, changed) = self.relax(ipa, prot)?;
-        Ok(FaultOutcome::from_walk(walked, changed))
+        Ok(TableOutcome::from_walk(walked, changed))
     }
 }

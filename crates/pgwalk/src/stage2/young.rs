@@ -10,7 +10,7 @@ use super::Handle;
 use crate::addr::Ipa;
 use crate::capability::{HandlesFault, Shared, Walked};
 use crate::error::Error;
-use crate::fault::FaultOutcome;
+use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 
 impl<M: MemoryOps> Handle<'_, Shared, M> {
@@ -56,14 +56,14 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
 
 impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// Sets the access flag on the leaf at `ipa`, for an access-flag fault:
-    /// [`Fixed`](FaultOutcome::Fixed) if it set it,
-    /// [`Spurious`](FaultOutcome::Spurious) if it was set already,
-    /// [`Retry`](FaultOutcome::Retry) if there was no valid leaf or another
+    /// [`Fixed`](TableOutcome::Fixed) if it set it,
+    /// [`Spurious`](TableOutcome::Spurious) if it was set already,
+    /// [`Retry`](TableOutcome::Retry) if there was no valid leaf or another
     /// walker changed it first.
-    pub fn mkyoung(&self, ipa: Ipa) -> Result<FaultOutcome, Error> {
+    pub fn mkyoung(&self, ipa: Ipa) -> Result<TableOutcome, Error> {
         let page = self.geometry().granule().size();
         let (walked, changed) =
             self.update_leaves(self.page_of(ipa), page, |d| d.with_young(true), |_, _| {})?;
-        Ok(FaultOutcome::from_walk(walked, changed))
+        Ok(TableOutcome::from_walk(walked, changed))
     }
 }
