@@ -101,10 +101,20 @@ pub(crate) fn call(f: impl FnOnce() -> Result<c_int, c_int>) -> c_int {
 }
 
 /// [`guard`], with the value to return after a panic.
+#[cfg(feature = "std")]
 pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     // AssertUnwindSafe: after a panic nothing of `f`'s state is used again;
     // the table's memory is only ever accessed through atomics.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+/// [`guard`], with the value a hosted build returns after a panic. The
+/// freestanding build cannot unwind: a panic never comes back here, so
+/// there is nothing to catch.
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+pub(crate) fn guard_or<T>(_on_panic: T, f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 #[cfg(test)]
@@ -171,6 +181,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "std")]
     fn panics_become_an_error() {
         assert_eq!(guard(|| panic!("boom")), -PGW_ENOTRECOVERABLE);
         assert_eq!(guard(|| 7), 7);

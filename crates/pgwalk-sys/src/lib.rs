@@ -49,6 +49,7 @@
 //! PGWALK_BLESS=1 cargo test -p pgwalk-sys header
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

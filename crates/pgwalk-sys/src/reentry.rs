@@ -86,7 +86,7 @@ pub(crate) fn on_table<R>(
     f()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
 
