@@ -5,6 +5,9 @@
  *   PGWALK_BLESS=1 cargo test -p pgwalk-sys header
  *
  * Link with libpgwalk.a (and -lpthread -ldl -lm on Linux) or libpgwalk.so.
+ * Freestanding code (EL2, no libc) links the no_std libpgwalk.a that
+ * scripts/freestanding-lib.sh builds for aarch64-unknown-none and nothing
+ * else; it registers pgw_set_panic_hook and pgw_set_reentry_slot first.
  * All functions return 0 or a negated PGW_E* errno unless they say
  * otherwise.
  */
@@ -300,9 +303,16 @@
  * A panic was caught at the boundary: a host callback broke its contract
  * (`phys_to_virt` returned NULL or misaligned memory, an allocation was
  * not aligned) or the library has a bug. The table may hold part of the
- * operation's work.
+ * operation's work. Hosted builds only: a freestanding build calls the
+ * hook of `pgw_set_panic_hook` instead and does not return.
  */
 #define PGW_ENOTRECOVERABLE 131
+
+/**
+ * Bytes of a panic message handed to the hook, its terminating NUL
+ * included; a longer message is cut short.
+ */
+#define PGW_PANIC_MESSAGE_MAX 256
 
 /**
  * `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
@@ -906,6 +916,46 @@ struct pgw_hyp_tlb_ops {
 };
 
 /**
+ * What the panic hook receives (freestanding builds). The strings are the
+ * library's, valid only during the call.
+ */
+struct pgw_panic_info {
+  /**
+   * The library's source file that panicked, `file_len` bytes, not
+   * NUL-terminated (print it with `%.*s`); "" when unknown.
+   */
+  const char *file;
+  /**
+   * Bytes at `file`.
+   */
+  size_t file_len;
+  /**
+   * Its line (1-based), 0 when unknown.
+   */
+  uint32_t line;
+  /**
+   * Its column (1-based), 0 when unknown.
+   */
+  uint32_t column;
+  /**
+   * The panic message, `message_len` bytes followed by a NUL, cut at
+   * `PGW_PANIC_MESSAGE_MAX - 1` bytes (perhaps inside a UTF-8 sequence).
+   */
+  const char *message;
+  /**
+   * Bytes at `message`, the NUL not counted.
+   */
+  size_t message_len;
+};
+
+/**
+ * The C side's panic hook. It must not return: print what it gets, stop
+ * the CPU or the machine. The library's state is broken (a table may be
+ * half updated, an entry left locked): do not call the library from it.
+ */
+typedef void (*pgw_panic_hook_fn)(const struct pgw_panic_info *info);
+
+/**
  * One visit of a typed walk. The library fills in everything above
  * `action`; the visitor reads it and reports through `action` (and
  * `resume_reason`), never through its return value. Fields that C may
@@ -1493,6 +1543,29 @@ int pgw_hyp_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, in
  * _W` for AP `0b01`. Like the kernel, it reports no memory type.
  */
 uint64_t kvm_pgtable_hyp_pte_prot(kvm_pte_t pte);
+
+/**
+ * Registers the hook a freestanding build's panic handler calls (one for
+ * the whole library, any CPU may call it), or with NULL withdraws it.
+ * The hook receives a `struct pgw_panic_info` and must not return; if it
+ * does, or none is registered, the panicking CPU spins forever and never
+ * returns into the library or its caller.
+ *
+ * Panics come from host callbacks breaking their contract
+ * (`phys_to_virt` returning NULL or misaligned memory, allocations not
+ * aligned to their size) or from a library bug. The hosted library
+ * (built with `std`) catches them instead and returns
+ * `-PGW_ENOTRECOVERABLE`: it accepts the registration and never calls the
+ * hook.
+ *
+ * Always returns 0.
+ *
+ * # Safety
+ *
+ * `hook` is NULL or a function that may be called from any CPU that calls
+ * the library, for as long as the library may be called.
+ */
+int pgw_set_panic_hook(pgw_panic_hook_fn hook);
 
 /**
  * Walks `size` bytes from `addr` (widened to whole pages) with the typed

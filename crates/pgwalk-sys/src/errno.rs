@@ -58,7 +58,8 @@ pub const PGW_EOPNOTSUPP: c_int = 95;
 /// A panic was caught at the boundary: a host callback broke its contract
 /// (`phys_to_virt` returned NULL or misaligned memory, an allocation was
 /// not aligned) or the library has a bug. The table may hold part of the
-/// operation's work.
+/// operation's work. Hosted builds only: a freestanding build calls the
+/// hook of `pgw_set_panic_hook` instead and does not return.
 pub const PGW_ENOTRECOVERABLE: c_int = 131;
 
 /// The negative errno for a core error.
@@ -109,8 +110,8 @@ pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
 }
 
 /// [`guard`], with the value a hosted build returns after a panic. The
-/// freestanding build cannot unwind: a panic never comes back here, so
-/// there is nothing to catch.
+/// freestanding build cannot unwind: a panic ends in the C side's hook and
+/// never comes back here (`panic.rs`), so there is nothing to catch.
 #[cfg(not(feature = "std"))]
 #[inline(always)]
 pub(crate) fn guard_or<T>(_on_panic: T, f: impl FnOnce() -> T) -> T {

@@ -31,9 +31,13 @@
 //!   `pgwalk::Stage2` over it (`Stage2::from_raw_parts`) inside a
 //!   `ManuallyDrop`, so that only `kvm_pgtable_stage2_destroy` frees the
 //!   table.
-//! - Panics never unwind into C: every exported function runs under
-//!   `std::panic::catch_unwind` and returns `-PGW_ENOTRECOVERABLE` (or its
-//!   neutral value, for functions that return none) after one. They come
+//! - Panics never unwind into C. In the hosted build (feature `std`, the
+//!   default) every exported function runs under `std::panic::catch_unwind`
+//!   and returns `-PGW_ENOTRECOVERABLE` (or its neutral value, for functions
+//!   that return none) after one. The freestanding build (`no_std`, for
+//!   `aarch64-unknown-none`) cannot unwind: its panic handler hands the
+//!   location and message to the hook the C side registered
+//!   (`pgw_set_panic_hook`, see `panic.rs`) and never returns. Panics come
 //!   from host callbacks that break their contract, which are checked
 //!   where it is cheap (`phys_to_virt` returning NULL or misaligned memory,
 //!   allocations not aligned to their size).
@@ -60,6 +64,7 @@ mod convert;
 mod errno;
 mod host;
 mod hyp;
+mod panic;
 mod reentry;
 mod typed;
 
@@ -70,4 +75,5 @@ pub use abi::*;
 pub use compat::*;
 pub use errno::*;
 pub use hyp::*;
+pub use panic::*;
 pub use typed::*;
