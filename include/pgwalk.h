@@ -763,6 +763,9 @@ typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t
  * and calls from other threads are never refused: shared walkers on one
  * table run side by side under the read lock. Only the caller's lock keeps
  * an exclusive call on one thread from running beside a walk on another.
+ * A freestanding build refuses such calls once the C side has said where
+ * each CPU's slot is (`pgw_set_reentry_slot`); before that it lets them
+ * through, as the kernel does.
  */
 struct kvm_pgtable {
   /**
@@ -954,6 +957,11 @@ struct pgw_panic_info {
  * half updated, an entry left locked): do not call the library from it.
  */
 typedef void (*pgw_panic_hook_fn)(const struct pgw_panic_info *info);
+
+/**
+ * The C side's function returning the calling CPU's slot.
+ */
+typedef void **(*pgw_reentry_slot_fn)(void);
 
 /**
  * One visit of a typed walk. The library fills in everything above
@@ -1566,6 +1574,32 @@ uint64_t kvm_pgtable_hyp_pte_prot(kvm_pte_t pte);
  * the library, for as long as the library may be called.
  */
 int pgw_set_panic_hook(pgw_panic_hook_fn hook);
+
+/**
+ * Registers where the calling CPU keeps the innermost call in progress,
+ * so that a freestanding build can refuse a call on a table from inside a
+ * call on the same table (`-PGW_EDEADLK`, see `struct kvm_pgtable`), or
+ * with NULL withdraws it. `slot` returns the address of a pointer-sized,
+ * pointer-aligned slot, NULL-initialised, of the CPU (or thread) it runs
+ * on: the library reads and writes it only between entering and leaving
+ * one of its calls, which must not migrate or be interrupted by another
+ * call on the same CPU (EL2 with interrupts masked qualifies). Register it
+ * before the first call on a table, or not at all: without it the check
+ * is off and such a call goes ahead, as in the kernel. A slot returning
+ * NULL or a misaligned address also leaves the check off for that call.
+ *
+ * The hosted library (built with `std`) keeps the slot in a thread-local
+ * of its own: it accepts the registration and never calls `slot`.
+ *
+ * Always returns 0.
+ *
+ * # Safety
+ *
+ * `slot` is NULL or a function that may be called from any CPU that calls
+ * the library and always returns that CPU's slot (or NULL), valid for as
+ * long as the library may be called.
+ */
+int pgw_set_reentry_slot(pgw_reentry_slot_fn slot);
 
 /**
  * Walks `size` bytes from `addr` (widened to whole pages) with the typed

@@ -76,4 +76,5 @@ pub use compat::*;
 pub use errno::*;
 pub use hyp::*;
 pub use panic::*;
+pub use reentry::{pgw_reentry_slot_fn, pgw_set_reentry_slot};
 pub use typed::*;
