@@ -103,6 +103,10 @@ static enum fault_column ram_abort(const struct abort *a)
 		r = kvm_pgtable_stage2_relax_perms(&stage2, a->ipa, prot);
 	} else {
 		COUNT(map_calls);
+		/* A page over a block: 6.12 replaces the block with a table
+		 * holding only this page; the rest faults back in. */
+		if (perm && granule > size)
+			check_block_cut(a->ipa);
 		r = kvm_pgtable_stage2_map(&stage2, base, size, base, prot, mc,
 					   KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT);
 	}

@@ -165,6 +165,8 @@ int dirty_counted(uint64_t *counts, int max);
 /* ---- check.c ---- */
 void check_touched_ram(uint64_t ipa);
 void check_touched_device(uint64_t ipa);
+/* A page map cut the block around ipa: 6.12 unmaps the rest of it. */
+void check_block_cut(uint64_t ipa);
 bool check_stopping(void);
 bool check_finish(void);
 
