@@ -44,7 +44,7 @@ void stats_print(uint64_t elapsed_ms)
 	hv_printf("pgwalk-hv-c: TLB invalidations: %lu by IPA, %lu by IPA on this CPU, %lu ranges, %lu whole VMID; cache maintenance: %lu D-cache, %lu I-cache\n",
 		  get(&stats.tlbi_ipa), get(&stats.tlbi_ipa_nsh), get(&stats.tlbi_range), get(&stats.tlbi_vmid),
 		  get(&stats.dcache_ops), get(&stats.icache_ops));
-	hv_printf("pgwalk-hv-c: table pages: %lu allocated, %lu freed; unlinked subtrees: %lu deferred, %lu freed after a grace period\n",
+	hv_printf("pgwalk-hv-c: table pages: %lu allocated, %lu freed (the final destroy included); unlinked subtrees: %lu deferred, %lu freed after a grace period\n",
 		  get(&stats.pages_allocated), get(&stats.pages_freed), get(&stats.deferred_frees),
 		  get(&stats.deferred_done));
 	hv_printf("pgwalk-hv-c: traps: %lu SMC, %lu HVC, %lu WFI, %lu undefined injected, %lu PSCI errors returned\n",
