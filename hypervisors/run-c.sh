@@ -5,7 +5,9 @@
 # dirty-logging rounds saw writes while the guest's workload ran, the
 # final table check passed, QEMU exited 0. Before the boot, the
 # freestanding library's panic hook is tested on the same machine
-# (hypervisors/c/panic_test.c, two short QEMU runs).
+# (hypervisors/c/panic_test.c, two short QEMU runs), and so is the fault
+# path's error path (a build whose fault path passes no memory cache must stop
+# the guest with -PGW_ENOMEM printed by name).
 #
 #   hypervisors/run-c.sh [--baseline] [--timeout SECONDS]
 #
@@ -55,6 +57,17 @@ echo "==> preparing the guest" >&2
 bash "$here/common/guest.sh"
 guest=$root/target/guest
 log=$root/target/guest/c-hv.log
+
+echo "==> the fault path's error path: the fault path without a memory cache (seconds)" >&2
+qemu_hypervisor "$out/pgwalk-hv-c-enomem.elf" "$guest"
+enomem_log=$root/target/guest/c-hv-enomem.log
+timed_boot "$enomem_log" 120 >/dev/null 2>&1 || true
+grep -q 'kvm_pgtable_stage2_map returned -PGW_ENOMEM; stopping the guest' "$enomem_log" &&
+    grep -q '^QEMU-EXIT-STATUS 1$' "$enomem_log" || {
+    echo "==> FAIL: the error-path build did not stop with -PGW_ENOMEM printed by name and status 1 (see $enomem_log)" >&2
+    exit 1
+}
+grep 'PGW_ENOMEM' "$enomem_log" | sed 's/^/    /' >&2
 
 echo "==> booting on the C pgwalk hypervisor (timeout ${timeout_s}s)" >&2
 qemu_hypervisor "$out/pgwalk-hv-c.elf" "$guest"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the C pgwalk hypervisor, target/c-hv/pgwalk-hv-c.elf, and the
-# panic-hook test programs, from hypervisors/common (boot.S, link.ld,
+# Builds the C pgwalk hypervisor, target/c-hv/pgwalk-hv-c.elf, its
+# error-path variant and the panic-hook test programs, from hypervisors/common (boot.S, link.ld,
 # layout.ld) and the freestanding libpgwalk.a (scripts/freestanding-lib.sh,
 # which also checks its symbols). Installs Debian's gcc-aarch64-linux-gnu
 # when missing. About 20 s from scratch, most of it the library.
@@ -45,6 +45,15 @@ for c in "$here"/*.c; do
     objs+=("$out/$name.o")
 done
 "$cc" "${ldflags[@]}" -o "$out/pgwalk-hv-c.elf" "${objs[@]}" "$lib"
+
+# The error-path test: the same hypervisor, whose fault path passes no
+# memory cache, so the first RAM fault needs a table page it cannot get.
+objs_enomem=()
+for o in "${objs[@]}"; do
+    [ "$(basename "$o")" = fault.o ] || objs_enomem+=("$o")
+done
+"$cc" "${cflags[@]}" -DHV_TEST_NO_MEMCACHE_AFTER=0 -c "$here/fault.c" -o "$out/fault_enomem.o"
+"$cc" "${ldflags[@]}" -o "$out/pgwalk-hv-c-enomem.elf" "${objs_enomem[@]}" "$out/fault_enomem.o" "$lib"
 
 # The panic-hook tests: the hook exits QEMU, or returns (and the library
 # must then never come back).

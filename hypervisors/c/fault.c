@@ -70,9 +70,20 @@ static uint64_t level_size(int8_t level)
 	return 1ull << (12 + 9 * (KVM_PGTABLE_LAST_LEVEL - level));
 }
 
+#ifdef HV_TEST_NO_MEMCACHE_AFTER
+/* The error-path test build (build.sh, run-c.sh): after this many RAM
+ * faults the fault path passes no memory cache, so the first map that
+ * needs a table page gets -PGW_ENOMEM from pgwalk. */
+static atomic_int ram_faults;
+#endif
+
 static enum fault_column ram_abort(const struct abort *a)
 {
 	struct kvm_mmu_memory_cache *mc = vcpu_current()->memcache;
+#ifdef HV_TEST_NO_MEMCACHE_AFTER
+	if (atomic_fetch_add(&ram_faults, 1) >= HV_TEST_NO_MEMCACHE_AFTER)
+		mc = NULL;
+#endif
 	bool perm = a->kind == FK_PERMISSION;
 	uint64_t granule = perm ? level_size(a->level) : 0;
 	bool block_fits = memmap_is_ram(a->ipa & ~(BLOCK - 1), BLOCK);
@@ -82,7 +93,7 @@ static enum fault_column ram_abort(const struct abort *a)
 	/* Permission faults that keep the leaf's size need no table page; a
 	 * write that splits a block while logging does (whether logging is on
 	 * is read under the lock below: top up for any write). */
-	if (!perm || a->write) {
+	if ((!perm || a->write) && mc) {
 		r = memcache_topup(mc, vm_memcache_min_pages());
 		if (r)
 			fatal(a, "kvm_mmu_topup_memory_cache", r);
