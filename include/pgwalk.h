@@ -5,6 +5,9 @@
  *   PGWALK_BLESS=1 cargo test -p pgwalk-sys header
  *
  * Link with libpgwalk.a (and -lpthread -ldl -lm on Linux) or libpgwalk.so.
+ * Freestanding code (EL2, no libc) links the no_std libpgwalk.a that
+ * scripts/freestanding-lib.sh builds for aarch64-unknown-none and nothing
+ * else; it registers pgw_set_panic_hook and pgw_set_reentry_slot first.
  * All functions return 0 or a negated PGW_E* errno unless they say
  * otherwise.
  */
@@ -300,9 +303,23 @@
  * A panic was caught at the boundary: a host callback broke its contract
  * (`phys_to_virt` returned NULL or misaligned memory, an allocation was
  * not aligned) or the library has a bug. The table may hold part of the
- * operation's work.
+ * operation's work. Hosted builds only: a freestanding build calls the
+ * hook of `pgw_set_panic_hook` instead and does not return.
  */
 #define PGW_ENOTRECOVERABLE 131
+
+/**
+ * How many `mm_ops` the library tells apart. A fixed table, so that the
+ * freestanding library needs no allocator; a host has a handful (one per
+ * format it uses, and KVM has one for all its tables).
+ */
+#define PGW_MAX_MM_OPS 64
+
+/**
+ * Bytes of a panic message handed to the hook, its terminating NUL
+ * included; a longer message is cut short.
+ */
+#define PGW_PANIC_MESSAGE_MAX 256
 
 /**
  * `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
@@ -765,6 +782,9 @@ typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t
  * and calls from other threads are never refused: shared walkers on one
  * table run side by side under the read lock. Only the caller's lock keeps
  * an exclusive call on one thread from running beside a walk on another.
+ * A freestanding build refuses such calls once the C side has said where
+ * each CPU's slot is (`pgw_set_reentry_slot`); before that it lets them
+ * through, as the kernel does.
  */
 struct kvm_pgtable {
   /**
@@ -916,6 +936,51 @@ struct pgw_hyp_tlb_ops {
    */
   void *arg;
 };
+
+/**
+ * What the panic hook receives (freestanding builds). The strings are the
+ * library's, valid only during the call.
+ */
+struct pgw_panic_info {
+  /**
+   * The library's source file that panicked, `file_len` bytes, not
+   * NUL-terminated (print it with `%.*s`); "" when unknown.
+   */
+  const char *file;
+  /**
+   * Bytes at `file`.
+   */
+  size_t file_len;
+  /**
+   * Its line (1-based), 0 when unknown.
+   */
+  uint32_t line;
+  /**
+   * Its column (1-based), 0 when unknown.
+   */
+  uint32_t column;
+  /**
+   * The panic message, `message_len` bytes followed by a NUL, cut at
+   * `PGW_PANIC_MESSAGE_MAX - 1` bytes (perhaps inside a UTF-8 sequence).
+   */
+  const char *message;
+  /**
+   * Bytes at `message`, the NUL not counted.
+   */
+  size_t message_len;
+};
+
+/**
+ * The C side's panic hook. It must not return: print what it gets, stop
+ * the CPU or the machine. The library's state is broken (a table may be
+ * half updated, an entry left locked): do not call the library from it.
+ */
+typedef void (*pgw_panic_hook_fn)(const struct pgw_panic_info *info);
+
+/**
+ * The C side's function returning the calling CPU's slot.
+ */
+typedef void **(*pgw_reentry_slot_fn)(void);
 
 /**
  * One visit of a typed walk. The library fills in everything above
@@ -1070,7 +1135,9 @@ size_t kvm_pgtable_stage2_pgd_size(uint64_t vtcr);
  * `mm_ops` binds it to its table's format (granule and LPA2), which
  * `kvm_pgtable_stage2_free_unlinked` reads tables with; an initialisation
  * with the same `mm_ops` and another format is `-PGW_EINVAL` (give each
- * format its own `struct kvm_pgtable_mm_ops`).
+ * format its own `struct kvm_pgtable_mm_ops`). The library tells apart
+ * `PGW_MAX_MM_OPS` of them (bindings are never dropped, so that unlinked
+ * tables can be freed after their table): one more is `-PGW_ENOMEM`.
  *
  * `flags` are `enum kvm_pgtable_stage2_flags` bits, kept as given:
  * `KVM_PGTABLE_S2_IDMAP` makes `kvm_pgtable_stage2_map` refuse a map whose
@@ -1568,6 +1635,55 @@ int pgw_hyp_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, in
  * _W` for AP `0b01`. Like the kernel, it reports no memory type.
  */
 uint64_t kvm_pgtable_hyp_pte_prot(kvm_pte_t pte);
+
+/**
+ * Registers the hook a freestanding build's panic handler calls (one for
+ * the whole library, any CPU may call it), or with NULL withdraws it.
+ * The hook receives a `struct pgw_panic_info` and must not return; if it
+ * does, or none is registered, the panicking CPU spins forever and never
+ * returns into the library or its caller.
+ *
+ * Panics come from host callbacks breaking their contract
+ * (`phys_to_virt` returning NULL or misaligned memory, allocations not
+ * aligned to their size) or from a library bug. The hosted library
+ * (built with `std`) catches them instead and returns
+ * `-PGW_ENOTRECOVERABLE`: it accepts the registration and never calls the
+ * hook.
+ *
+ * Always returns 0.
+ *
+ * # Safety
+ *
+ * `hook` is NULL or a function that may be called from any CPU that calls
+ * the library, for as long as the library may be called.
+ */
+int pgw_set_panic_hook(pgw_panic_hook_fn hook);
+
+/**
+ * Registers where the calling CPU keeps the innermost call in progress,
+ * so that a freestanding build can refuse a call on a table from inside a
+ * call on the same table (`-PGW_EDEADLK`, see `struct kvm_pgtable`), or
+ * with NULL withdraws it. `slot` returns the address of a pointer-sized,
+ * pointer-aligned slot, NULL-initialised, of the CPU (or thread) it runs
+ * on: the library reads and writes it only between entering and leaving
+ * one of its calls, which must not migrate or be interrupted by another
+ * call on the same CPU (EL2 with interrupts masked qualifies). Register it
+ * before the first call on a table, or not at all: without it the check
+ * is off and such a call goes ahead, as in the kernel. A slot returning
+ * NULL or a misaligned address also leaves the check off for that call.
+ *
+ * The hosted library (built with `std`) keeps the slot in a thread-local
+ * of its own: it accepts the registration and never calls `slot`.
+ *
+ * Always returns 0.
+ *
+ * # Safety
+ *
+ * `slot` is NULL or a function that may be called from any CPU that calls
+ * the library and always returns that CPU's slot (or NULL), valid for as
+ * long as the library may be called.
+ */
+int pgw_set_reentry_slot(pgw_reentry_slot_fn slot);
 
 /**
  * Walks `size` bytes from `addr` (widened to whole pages) with the typed

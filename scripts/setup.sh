@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything the test command needs on a fresh machine: the bare-metal
-# Rust targets, QEMU and the aarch64 binutils (conformance test), and the C
-# sanitizer runtimes (ffi-tests). Idempotent; cheap when all is present.
+# Rust targets, QEMU and the aarch64 binutils (conformance test), the aarch64
+# cross compiler (the C hypervisor), and the C sanitizer runtimes (ffi-tests).
+# Idempotent; cheap when all is present.
 set -euo pipefail
 
 need_apt=()
 command -v qemu-system-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-system-arm)
 command -v aarch64-linux-gnu-as >/dev/null 2>&1 || need_apt+=(binutils-aarch64-linux-gnu)
+# The C hypervisor (hypervisors/c) is compiled with Debian's cross compiler.
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu)
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 

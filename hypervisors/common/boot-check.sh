@@ -1,7 +1,8 @@
 # Running a boot and judging it (sourced by the runners).
 #
 # What a pgwalk hypervisor must print for check_hypervisor_run (on the
-# console it shares with the guest, each on a line of its own):
+# console it shares with the guest, each on a line of its own; the C one
+# says pgwalk-hv-c: where the Rust one says pgwalk-hv:):
 #   pgwalk-hv: dirty round N: P pages (K KiB) written in T ms
 #                                   when round N has been counted
 #   pgwalk-hv: vCPUs that ran the guest: N

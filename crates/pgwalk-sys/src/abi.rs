@@ -300,6 +300,9 @@ pub type kvm_pgtable_force_pte_cb_t =
 /// and calls from other threads are never refused: shared walkers on one
 /// table run side by side under the read lock. Only the caller's lock keeps
 /// an exclusive call on one thread from running beside a walk on another.
+/// A freestanding build refuses such calls once the C side has said where
+/// each CPU's slot is (`pgw_set_reentry_slot`); before that it lets them
+/// through, as the kernel does.
 #[repr(C)]
 pub struct kvm_pgtable {
     /// Input address size, in bits.

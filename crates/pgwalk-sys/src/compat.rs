@@ -202,7 +202,9 @@ pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
 /// `mm_ops` binds it to its table's format (granule and LPA2), which
 /// `kvm_pgtable_stage2_free_unlinked` reads tables with; an initialisation
 /// with the same `mm_ops` and another format is `-PGW_EINVAL` (give each
-/// format its own `struct kvm_pgtable_mm_ops`).
+/// format its own `struct kvm_pgtable_mm_ops`). The library tells apart
+/// `PGW_MAX_MM_OPS` of them (bindings are never dropped, so that unlinked
+/// tables can be freed after their table): one more is `-PGW_ENOMEM`.
 ///
 /// `flags` are `enum kvm_pgtable_stage2_flags` bits, kept as given:
 /// `KVM_PGTABLE_S2_IDMAP` makes `kvm_pgtable_stage2_map` refuse a map whose

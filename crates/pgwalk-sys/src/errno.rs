@@ -58,7 +58,8 @@ pub const PGW_EOPNOTSUPP: c_int = 95;
 /// A panic was caught at the boundary: a host callback broke its contract
 /// (`phys_to_virt` returned NULL or misaligned memory, an allocation was
 /// not aligned) or the library has a bug. The table may hold part of the
-/// operation's work.
+/// operation's work. Hosted builds only: a freestanding build calls the
+/// hook of `pgw_set_panic_hook` instead and does not return.
 pub const PGW_ENOTRECOVERABLE: c_int = 131;
 
 /// The negative errno for a core error.
@@ -101,10 +102,20 @@ pub(crate) fn call(f: impl FnOnce() -> Result<c_int, c_int>) -> c_int {
 }
 
 /// [`guard`], with the value to return after a panic.
+#[cfg(feature = "std")]
 pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     // AssertUnwindSafe: after a panic nothing of `f`'s state is used again;
     // the table's memory is only ever accessed through atomics.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+/// [`guard`], with the value a hosted build returns after a panic. The
+/// freestanding build cannot unwind: a panic ends in the C side's hook and
+/// never comes back here (`panic.rs`), so there is nothing to catch.
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+pub(crate) fn guard_or<T>(_on_panic: T, f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 #[cfg(test)]
@@ -171,6 +182,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "std")]
     fn panics_become_an_error() {
         assert_eq!(guard(|| panic!("boom")), -PGW_ENOTRECOVERABLE);
         assert_eq!(guard(|| 7), 7);

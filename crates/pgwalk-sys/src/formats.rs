@@ -18,44 +18,68 @@
 //! the table's format from its `mm_ops`.
 
 use core::ffi::c_int;
-use std::sync::Mutex;
 
 use pgwalk::geometry::TableFormat;
 
 use crate::abi::kvm_pgtable_mm_ops;
-use crate::errno::PGW_EINVAL;
+use crate::errno::{PGW_EINVAL, PGW_ENOMEM};
 
-/// `mm_ops` addresses and their formats. Entries are never removed: an
-/// unlinked table may be freed after its table is destroyed, and the set
-/// of `mm_ops` a host uses is small.
-static FORMATS: Mutex<Vec<(usize, TableFormat)>> = Mutex::new(Vec::new());
+/// How many `mm_ops` the library tells apart. A fixed table, so that the
+/// freestanding library needs no allocator; a host has a handful (one per
+/// format it uses, and KVM has one for all its tables).
+pub const PGW_MAX_MM_OPS: usize = 64;
 
-fn formats() -> std::sync::MutexGuard<'static, Vec<(usize, TableFormat)>> {
-    // A panic under the lock cannot leave the list half-changed: it is
-    // only ever pushed to.
-    FORMATS.lock().unwrap_or_else(|e| e.into_inner())
+/// `mm_ops` addresses and their formats, in the order they were bound.
+struct Bindings<const N: usize>([Option<(usize, TableFormat)>; N]);
+
+impl<const N: usize> Bindings<N> {
+    const fn new() -> Self {
+        Bindings([None; N])
+    }
+
+    fn bind(&mut self, key: usize, format: TableFormat) -> Result<(), c_int> {
+        for slot in self.0.iter_mut() {
+            match *slot {
+                Some((ops, bound)) if ops == key => {
+                    return if bound == format {
+                        Ok(())
+                    } else {
+                        Err(-PGW_EINVAL)
+                    };
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some((key, format));
+                    return Ok(());
+                }
+            }
+        }
+        Err(-PGW_ENOMEM)
+    }
+
+    fn bound(&self, key: usize) -> Option<TableFormat> {
+        self.0
+            .iter()
+            .map_while(|slot| *slot)
+            .find(|&(ops, _)| ops == key)
+            .map(|(_, format)| format)
+    }
 }
 
+/// Entries are never removed: an unlinked table may be freed after its
+/// table is destroyed.
+static FORMATS: spin::RwLock<Bindings<PGW_MAX_MM_OPS>> = spin::RwLock::new(Bindings::new());
+
 /// Binds `mm_ops` to `format`, or checks that it is bound to it already:
-/// `-PGW_EINVAL` if it serves another format.
+/// `-PGW_EINVAL` if it serves another format, `-PGW_ENOMEM` when
+/// `PGW_MAX_MM_OPS` others are bound already.
 pub(crate) fn bind(mm_ops: *const kvm_pgtable_mm_ops, format: TableFormat) -> Result<(), c_int> {
-    let mut formats = formats();
-    match formats.iter().find(|(ops, _)| *ops == mm_ops as usize) {
-        Some(&(_, bound)) if bound == format => Ok(()),
-        Some(_) => Err(-PGW_EINVAL),
-        None => {
-            formats.push((mm_ops as usize, format));
-            Ok(())
-        }
-    }
+    FORMATS.write().bind(mm_ops as usize, format)
 }
 
 /// The format `mm_ops` was bound to by an initialisation, if any.
 pub(crate) fn bound(mm_ops: *const kvm_pgtable_mm_ops) -> Option<TableFormat> {
-    formats()
-        .iter()
-        .find(|(ops, _)| *ops == mm_ops as usize)
-        .map(|&(_, format)| format)
+    FORMATS.read().bound(mm_ops as usize)
 }
 
 #[cfg(test)]
@@ -77,5 +101,22 @@ mod tests {
         bind(b, lpa2).unwrap();
         assert_eq!(bound(a), Some(TableFormat::FOUR_KIB));
         assert_eq!(bound(b), Some(lpa2));
+    }
+
+    #[test]
+    fn the_table_of_bindings_is_bounded() {
+        let mut b = Bindings::<2>::new();
+        let lpa2 = TableFormat::new(Granule::Size4KiB, true).unwrap();
+        assert_eq!(b.bind(1, TableFormat::FOUR_KIB), Ok(()));
+        assert_eq!(b.bind(2, lpa2), Ok(()));
+        assert_eq!(b.bind(3, TableFormat::FOUR_KIB), Err(-PGW_ENOMEM));
+        assert_eq!(
+            b.bind(1, TableFormat::FOUR_KIB),
+            Ok(()),
+            "bound stays bound"
+        );
+        assert_eq!(b.bind(2, TableFormat::FOUR_KIB), Err(-PGW_EINVAL));
+        assert_eq!(b.bound(2), Some(lpa2));
+        assert_eq!(b.bound(3), None);
     }
 }

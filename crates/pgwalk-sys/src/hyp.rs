@@ -28,7 +28,6 @@
 use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
-use std::sync::RwLock;
 
 use pgwalk::descriptor::HypDescriptor;
 use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
@@ -80,12 +79,26 @@ unsafe impl Send for TlbFns {}
 // SAFETY: as above; the copy is never written after registration.
 unsafe impl Sync for TlbFns {}
 
-static TLB: RwLock<Option<TlbFns>> = RwLock::new(None);
+#[cfg(feature = "std")]
+static TLB: std::sync::RwLock<Option<TlbFns>> = std::sync::RwLock::new(None);
+#[cfg(not(feature = "std"))]
+static TLB: spin::RwLock<Option<TlbFns>> = spin::RwLock::new(None);
 
 fn registered_tlb() -> Result<TlbFns, c_int> {
     // A poisoned lock still holds a consistent `Option` (written whole).
+    #[cfg(feature = "std")]
     let tlb = *TLB.read().unwrap_or_else(|p| p.into_inner());
+    #[cfg(not(feature = "std"))]
+    let tlb = *TLB.read();
     tlb.ok_or(-PGW_EINVAL)
+}
+
+fn register_tlb(new: Option<TlbFns>) {
+    #[cfg(feature = "std")]
+    let mut tlb = TLB.write().unwrap_or_else(|p| p.into_inner());
+    #[cfg(not(feature = "std"))]
+    let mut tlb = TLB.write();
+    *tlb = new;
 }
 
 /// Registers the EL2 TLB maintenance every hyp table uses (copied: `ops`
@@ -111,7 +124,7 @@ pub unsafe extern "C" fn pgw_hyp_set_tlb_ops(ops: *const pgw_hyp_tlb_ops) -> c_i
                 arg: o.arg,
             }),
         };
-        *TLB.write().unwrap_or_else(|p| p.into_inner()) = new;
+        register_tlb(new);
         Ok(0)
     })
 }

@@ -31,9 +31,13 @@
 //!   `pgwalk::Stage2` over it (`Stage2::from_raw_parts`) inside a
 //!   `ManuallyDrop`, so that only `kvm_pgtable_stage2_destroy` frees the
 //!   table.
-//! - Panics never unwind into C: every exported function runs under
-//!   `std::panic::catch_unwind` and returns `-PGW_ENOTRECOVERABLE` (or its
-//!   neutral value, for functions that return none) after one. They come
+//! - Panics never unwind into C. In the hosted build (feature `std`, the
+//!   default) every exported function runs under `std::panic::catch_unwind`
+//!   and returns `-PGW_ENOTRECOVERABLE` (or its neutral value, for functions
+//!   that return none) after one. The freestanding build (`no_std`, for
+//!   `aarch64-unknown-none`) cannot unwind: its panic handler hands the
+//!   location and message to the hook the C side registered
+//!   (`pgw_set_panic_hook`, see `panic.rs`) and never returns. Panics come
 //!   from host callbacks that break their contract, which are checked
 //!   where it is cheap (`phys_to_virt` returning NULL or misaligned memory,
 //!   allocations not aligned to their size).
@@ -49,6 +53,7 @@
 //! PGWALK_BLESS=1 cargo test -p pgwalk-sys header
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -60,6 +65,7 @@ mod errno;
 mod formats;
 mod host;
 mod hyp;
+mod panic;
 mod reentry;
 mod typed;
 
@@ -69,5 +75,8 @@ mod header;
 pub use abi::*;
 pub use compat::*;
 pub use errno::*;
+pub use formats::PGW_MAX_MM_OPS;
 pub use hyp::*;
+pub use panic::*;
+pub use reentry::{pgw_reentry_slot_fn, pgw_set_reentry_slot};
 pub use typed::*;
