@@ -1561,9 +1561,11 @@ void kvm_pgtable_hyp_destroy(struct kvm_pgtable *pgt);
 
 /**
  * Maps `size` bytes at `addr` to `phys` with `prot` (Linux 6.12's
- * `kvm_pgtable_hyp_map`): the offset of `addr` in its page (of the
- * table's granule) is ignored,
- * `size` is rounded up to whole pages and `phys` down to its page; blocks
+ * `kvm_pgtable_hyp_map`), over the range 6.12's `kvm_pgtable_walk`
+ * covers: from `addr` aligned down to its page (of the table's granule)
+ * to that plus `size` rounded up to a page (an unaligned `addr` does not
+ * add a page; a range that wraps around maps nothing); `phys` is aligned
+ * down to its page; blocks
  * are used where size and alignment allow. `prot` follows
  * `hyp_set_prot_attr`: `KVM_PGTABLE_PROT_R` is required, `_X` excludes
  * `_W` and `_DEVICE`; bits 6.12 does not define are dropped, as the

@@ -357,6 +357,7 @@ fn kvm_map_options(flags: u32, force_pte: bool) -> KvmMapOptions {
         force_pte,
         skip_cmo: flags & WALK_SKIP_CMO != 0,
         skip_bbm_tlbi: flags & WALK_SKIP_BBM_TLBI != 0,
+        table_post: flags & WALK_TABLE_POST != 0,
     }
 }
 

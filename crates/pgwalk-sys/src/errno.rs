@@ -73,7 +73,8 @@ pub(crate) fn from_error(e: Error) -> c_int {
         | Error::InvalidProt(_)
         | Error::SplitsBlock { .. }
         | Error::InvalidOwner { .. }
-        | Error::NoRegion { .. } => PGW_EINVAL,
+        | Error::NoRegion { .. }
+        | Error::UnsupportedVisit { .. } => PGW_EINVAL,
         Error::AlreadyMapped { .. } => PGW_EEXIST,
         Error::Owned { .. } => PGW_EPERM,
         Error::RetryLimit { .. } => PGW_ELOOP,

@@ -356,19 +356,20 @@ unsafe fn with_hyp<R>(
     })
 }
 
-/// Aligns `addr..addr + size` outwards to `page`s, as the kernel's walker
-/// does; `-PGW_ERANGE` past the VA size (or on overflow).
+/// The range a kernel walk over `addr..addr + size` covers, as Linux
+/// 6.12's `kvm_pgtable_walk` computes it: from `addr` aligned down to the
+/// page, to that plus `size` aligned up (so an unaligned `addr` does not
+/// widen the end); `-PGW_ERANGE` when either end lies past the VA size
+/// (checked even for an empty range, as the kernel does). A range that
+/// wraps around is empty (`start == end`), as in the kernel.
 fn page_range(va_bits: u8, page: u64, addr: u64, size: u64) -> Result<(u64, u64), c_int> {
-    let end = addr
-        .checked_add(size)
-        .and_then(|e| e.checked_add(page - 1))
-        .ok_or(-PGW_ERANGE)?
-        & !(page - 1);
     let start = addr & !(page - 1);
-    if end > 1 << va_bits {
+    let end = start.wrapping_add(size).wrapping_add(page - 1) & !(page - 1);
+    let limit = 1u64 << va_bits;
+    if start > limit || end > limit {
         return Err(-PGW_ERANGE);
     }
-    Ok((start, end))
+    Ok((start, end.max(start)))
 }
 
 /// Initialises `pgt` as an empty EL2 stage-1 table for `va_bits`-bit
@@ -518,9 +519,11 @@ fn destroy_view(table: &mut ManuallyDrop<HypTable<CHypHost>>) -> Result<(), c_in
 }
 
 /// Maps `size` bytes at `addr` to `phys` with `prot` (Linux 6.12's
-/// `kvm_pgtable_hyp_map`): the offset of `addr` in its page (of the
-/// table's granule) is ignored,
-/// `size` is rounded up to whole pages and `phys` down to its page; blocks
+/// `kvm_pgtable_hyp_map`), over the range 6.12's `kvm_pgtable_walk`
+/// covers: from `addr` aligned down to its page (of the table's granule)
+/// to that plus `size` rounded up to a page (an unaligned `addr` does not
+/// add a page; a range that wraps around maps nothing); `phys` is aligned
+/// down to its page; blocks
 /// are used where size and alignment allow. `prot` follows
 /// `hyp_set_prot_attr`: `KVM_PGTABLE_PROT_R` is required, `_X` excludes
 /// `_W` and `_DEVICE`; bits 6.12 does not define are dropped, as the
@@ -706,11 +709,20 @@ mod tests {
     fn ranges_round_as_the_kernels() {
         assert_eq!(page_range(39, 0x1000, 0x1800, 0x10), Ok((0x1000, 0x2000)));
         assert_eq!(page_range(39, 0x1000, 0x1000, 0), Ok((0x1000, 0x1000)));
-        assert_eq!(page_range(39, 0x1000, 0x1001, 0), Ok((0x1000, 0x2000)));
+        assert_eq!(page_range(39, 0x1000, 0x1001, 0), Ok((0x1000, 0x1000)));
         assert_eq!(
             page_range(39, 0x1000, (1 << 39) - 0x1000, 0x1001),
             Err(-PGW_ERANGE)
         );
         assert_eq!(page_range(39, 0x1000, u64::MAX, 2), Err(-PGW_ERANGE));
+        // The end is the aligned start plus the size, rounded up: an
+        // unaligned address does not add a page.
+        assert_eq!(page_range(39, 0x1000, 0x1800, 0x1000), Ok((0x1000, 0x2000)));
+        assert_eq!(page_range(39, 0x1000, 0x1800, 0x1001), Ok((0x1000, 0x3000)));
+        // Wrapping around is an empty range.
+        assert_eq!(
+            page_range(39, 0x1000, 0x1000, u64::MAX),
+            Ok((0x1000, 0x1000))
+        );
     }
 }

@@ -70,6 +70,8 @@ mod reentry;
 mod typed;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod header;
 
 pub use abi::*;

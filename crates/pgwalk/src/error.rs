@@ -97,6 +97,20 @@ pub enum Error {
         /// Its level.
         level: Level,
     },
+    /// A kernel-compatible map was asked for post-order visits
+    /// ([`KvmMapOptions::table_post`](crate::kvm::KvmMapOptions::table_post)),
+    /// which the kernel's map walker refuses (`-EINVAL`): the walk stopped
+    /// after the children of this table entry; what it mapped before stays
+    /// mapped.
+    #[error(
+        "the map walker refuses the post-order visit of the level-{level} table entry at {addr:#x}"
+    )]
+    UnsupportedVisit {
+        /// First address of the table entry.
+        addr: u64,
+        /// Its level.
+        level: Level,
+    },
     /// The address lies in none of the memory regions given.
     #[error("{addr:#x} is in no memory region")]
     NoRegion {

@@ -110,23 +110,42 @@ fn a_child_count_that_disagrees_with_its_entries() {
 }
 
 #[test]
-fn an_empty_child_table() {
+fn an_empty_child_table_is_counted_not_refused() {
     let mut t = table(40);
     map(&mut t, 0, K4, RAM, Prot::RW).unwrap();
     let leaves = table_below(&mut t, 0, 2);
-    // The only page goes, count and all, but the table stays linked.
+    // The only page goes, count and all, but the table stays linked: what
+    // the kernel's map leaves when the allocation below a table it just
+    // linked fails.
     poke(&mut t, 0, 3, 0);
     // SAFETY: the reference of the entry just cleared; the table page keeps
     // its own.
     unsafe { t.mm().put_page(leaves) };
-    assert_eq!(
-        t.exclusive().check(),
-        Err(BrokenInvariant::EmptyTable {
-            table: leaves,
-            addr: Ipa(0),
-            level: Level::new(2).unwrap()
-        })
+    let report = t.exclusive().check().unwrap();
+    assert_eq!((report.empty_tables, report.table_pages), (1, 2));
+    assert_eq!(report.leaves, [0; 4]);
+    assert_eq!(check_invariants(&mut t).unwrap().empty_tables, 1);
+}
+
+#[test]
+fn a_kernel_map_out_of_memory_leaves_an_empty_table_the_check_accepts() {
+    use pgwalk::kvm::KvmMapOptions;
+    // One page for the level-2 table, none for the level-3 one below it.
+    let mm = HeapMemory::new(3);
+    let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), mm).unwrap();
+    let mut h = t.exclusive();
+    let r = h.kvm().map(
+        Ipa(0),
+        K4,
+        PhysAddr(RAM),
+        Prot::RW,
+        &mut (),
+        KvmMapOptions::default(),
     );
+    assert_eq!(r, Err(pgwalk::Error::NoMemory));
+    let report = h.check().unwrap();
+    assert_eq!((report.empty_tables, report.table_pages), (1, 1));
+    assert_eq!(check_invariants(&mut t).unwrap().empty_tables, 1);
 }
 
 #[test]

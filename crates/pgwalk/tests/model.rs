@@ -531,8 +531,10 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
 fn check(t: &mut Stage2<HeapMemory>, m: &Model, op: &Op, s: &Shape) {
     // Page tables a fault-path block replaced wait for a grace period.
     assert!(t.mm().quiesce());
-    if let Err(e) = check_invariants(t) {
-        panic!("{}: invariant broken after {op:?}: {e}", s.format);
+    match check_invariants(t) {
+        Err(e) => panic!("{}: invariant broken after {op:?}: {e}", s.format),
+        // pgwalk's own operations free every table they empty.
+        Ok(r) => assert_eq!(r.empty_tables, 0, "{}: empty table after {op:?}", s.format),
     }
     let got = table_intervals(t, s);
     let want = m.intervals();

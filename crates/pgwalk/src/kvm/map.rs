@@ -22,7 +22,7 @@ use crate::prot::Prot;
 use crate::stage2::args::{check_output, check_range};
 use crate::stage2::pte::{self, EntrySite};
 use crate::stage2::tables::alloc_table;
-use crate::visit::{VisitCtx, WalkFlags};
+use crate::visit::{VisitCtx, VisitKind, WalkFlags};
 
 /// How a kernel-compatible map runs: the kernel's `force_pte` and the two
 /// maintenance flags of `enum kvm_pgtable_walk_flags`.
@@ -37,6 +37,12 @@ pub struct KvmMapOptions {
     /// the walk invalidates its whole range once when it ends instead (the
     /// kernel leaves that to the caller).
     pub skip_bbm_tlbi: bool,
+    /// Post-order visits too (`KVM_PGTABLE_WALK_TABLE_POST` in the caller's
+    /// flags, which 6.12 passes on to its walker): the kernel's map walker
+    /// answers one with `-EINVAL`, so the map stops with
+    /// [`Error::UnsupportedVisit`] after the first table whose entries in
+    /// the range it finished, keeping what it mapped up to there.
+    pub table_post: bool,
 }
 
 impl KvmMapOptions {
@@ -47,6 +53,9 @@ impl KvmMapOptions {
         }
         if self.skip_bbm_tlbi {
             flags |= WalkFlags::SKIP_BBM_TLBI;
+        }
+        if self.table_post {
+            flags |= WalkFlags::TABLE_POST;
         }
         flags
     }
@@ -181,6 +190,16 @@ fn visit<C: Capability, M: MemoryOps, E: From<Error>>(
 ) -> Visit<C, E> {
     let old = ctx.cur;
     let level = ctx.level();
+    if ctx.kind() == VisitKind::TablePost {
+        // `stage2_map_walker`'s `default:` case.
+        return Err(Unfinished::Stop(
+            Error::UnsupportedVisit {
+                addr: ctx.entry_addr().get(),
+                level,
+            }
+            .into(),
+        ));
+    }
     if old.is_table(level) {
         // Table pre-order: a block that fits replaces the subtree.
         let Some(new) = data.leaf_for(ctx) else {

@@ -13,6 +13,10 @@ use pgwalk::{Error, Ipa, MemoryOps, PhysAddr, Prot, Stage2};
 pub const K4: u64 = 4 << 10;
 pub const M2: u64 = 2 << 20;
 pub const G1: u64 = 1 << 30;
+/// Table pages in the pools of [`table`] and [`table_with_pages`]: fewer
+/// under Miri, which spends most of a small test zeroing and freeing a large
+/// pool; every test that uses them needs far fewer.
+pub const POOL_PAGES: usize = if cfg!(miri) { 128 } else { 8192 };
 /// Where the guest memory the tests map starts.
 pub const RAM: u64 = 0x8000_0000;
 
@@ -21,18 +25,18 @@ pub fn geometry() -> Geometry {
     Geometry::for_ia_bits(40, 48).unwrap()
 }
 
-/// An empty table of `ia_bits` input bits on a pool of 8192 pages.
+/// An empty table of `ia_bits` input bits on a pool of [`POOL_PAGES`].
 pub fn table(ia_bits: u8) -> Stage2<HeapMemory> {
     Stage2::with_geometry(
         Geometry::for_ia_bits(ia_bits, 48).unwrap(),
-        HeapMemory::new(8192),
+        HeapMemory::new(POOL_PAGES),
     )
     .unwrap()
 }
 
 /// A 40-bit table with `n` pages mapped read-write from IPA 0 to `RAM`.
 pub fn table_with_pages(n: u64) -> Stage2<HeapMemory> {
-    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(4096)).unwrap();
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(POOL_PAGES)).unwrap();
     if n > 0 {
         t.exclusive()
             .map(Ipa(0), n * K4, PhysAddr(RAM), Prot::RW, &mut ())
@@ -41,9 +45,17 @@ pub fn table_with_pages(n: u64) -> Stage2<HeapMemory> {
     t
 }
 
-/// The table's invariants, or a panic naming the broken one.
+/// The table's invariants, or a panic naming the broken one. pgwalk's own
+/// operations free every table they empty, so an empty one is a failure
+/// here (the kernel-compatible ones may leave some: see
+/// `TableReport::empty_tables`).
 pub fn check(t: &mut Stage2<HeapMemory>) -> TableReport {
-    check_invariants(t).unwrap_or_else(|e| panic!("invariant broken: {e}"))
+    let report = check_invariants(t).unwrap_or_else(|e| panic!("invariant broken: {e}"));
+    assert_eq!(
+        report.empty_tables, 0,
+        "an empty table left linked: {report:?}"
+    );
+    report
 }
 
 /// The leaf translating `ipa`, and its level.
