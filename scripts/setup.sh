@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test command needs on a fresh machine: the bare-metal
 # Rust targets, QEMU and the aarch64 binutils (conformance test), the aarch64
-# cross compiler (the C hypervisor), and the C sanitizer runtimes (ffi-tests).
+# cross compiler (the C hypervisor), the C sanitizer runtimes (ffi-tests),
+# and nightly Rust with Miri (scripts/miri).
 # Idempotent; cheap when all is present.
 set -euo pipefail
 
@@ -30,3 +31,12 @@ installed_targets=$(rustup target list --installed)
 for t in aarch64-unknown-none x86_64-unknown-none; do
     grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
 done
+
+# Miri (scripts/miri): a nightly toolchain beside the pinned one, its miri
+# and rust-src components, and Miri's own build of the standard library.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+nightly_components=$(rustup +nightly component list --installed)
+for c in miri rust-src; do
+    grep -q "^$c" <<<"$nightly_components" || rustup +nightly component add "$c"
+done
+cargo +nightly miri setup >/dev/null

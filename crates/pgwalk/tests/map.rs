@@ -197,3 +197,37 @@ fn out_of_memory_while_splitting_loses_nothing() {
         assert_eq!(pa, 0x4000_0000 + addr, "at {addr:#x}");
     }
 }
+
+/// What the README promises of a map that runs out of table pages in the
+/// middle: the part before the failing entry is mapped, the rest is as it
+/// was, no table is left empty, and every page taken is linked.
+#[test]
+fn out_of_memory_in_the_middle_maps_exactly_the_part_before() {
+    let mut t = table(40);
+    map(&mut t, M2, K4, 0x9000_0000, Prot::R).unwrap();
+    let live = t.mm().live_pages();
+    // Pages from 2 MiB - 8 KiB to 4 MiB + 4 KiB: the first leaf table is
+    // there to be had, the one for 4 MiB is not.
+    t.mm().set_page_limit(live + 1);
+    let start = M2 - 2 * K4;
+    assert_eq!(
+        map(&mut t, start, M2 + 3 * K4, RAM, Prot::RW),
+        Err(Error::NoMemory)
+    );
+    // Before the failure: the two pages below 2 MiB, and the 2 MiB above
+    // it (its leaf table existed: one for the page mapped first).
+    for addr in [start, start + K4, M2, 2 * M2 - K4] {
+        let (d, l) = leaf(&mut t, addr);
+        let pa = d.output_address(pgwalk::geometry::Granule::Size4KiB).get();
+        assert_eq!((pa, l), (RAM + addr - start, 3));
+    }
+    // From the failing entry on, nothing changed.
+    assert!(!leaf(&mut t, 2 * M2).0.is_valid());
+    let report = check(&mut t);
+    assert_eq!((report.table_pages, report.empty_tables), (3, 0));
+    assert_eq!(t.mm().live_pages(), live + 1);
+    assert_eq!(t.mm().stats().double_frees, 0);
+    t.mm().set_page_limit(usize::MAX);
+    map(&mut t, start, M2 + 3 * K4, RAM, Prot::RW).unwrap();
+    assert_eq!(check(&mut t).leaves[3], 2 + 512 + 1);
+}

@@ -142,9 +142,9 @@ impl Tables {
         &mut *self.hyp
     }
 
-    /// The core's check of the stage-2 table: the table pages it reaches
-    /// (empty ones included, which the kernel's map may leave).
-    pub(super) fn check(&mut self) -> Result<usize, String> {
+    /// The core's check of the stage-2 table: what it holds, empty tables
+    /// (which the kernel's map may leave) included.
+    pub(super) fn check(&mut self) -> Result<pgwalk::check::TableReport, String> {
         // SAFETY: an initialised table, used by no other call.
         let pgt = unsafe { TablePtr::new(self.s2()) };
         let report = with_view(pgt, |v| {
@@ -152,7 +152,7 @@ impl Tables {
         })
         .map_err(|e| format!("no view of the table: {e}"))?
         .map_err(|e| format!("invariant broken: {e}"))?;
-        Ok(report.table_pages)
+        Ok(report)
     }
 
     /// Table pages of the hyp table below its root, by walking it.
@@ -180,7 +180,7 @@ fn check_after(pool: &Pool, t: &mut Tables) -> Result<(), String> {
     if let Some(b) = pool.breach() {
         return Err(format!("pool: {b}"));
     }
-    let s2_pages = t.check()?;
+    let s2_pages = t.check()?.table_pages;
     let hyp_pages = t.hyp_table_pages();
     // Roots: two concatenated stage-2 pages and one hyp page.
     let reachable = 3 + s2_pages + hyp_pages;
@@ -241,7 +241,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn c_abi() {
-    let seed = env_u64("PGWALK_FUZZ_SEED").unwrap_or(0x5eed_0f_c_ab1);
+    let seed = env_u64("PGWALK_FUZZ_SEED").unwrap_or(0x5eed_cab1);
     let budget = Duration::from_secs(env_u64("PGWALK_FUZZ_SECS").unwrap_or(5));
     let max_cases = env_u64("PGWALK_FUZZ_CASES").unwrap_or(u64::MAX);
     let start = Instant::now();

@@ -89,3 +89,63 @@ fn a_map_with_table_post_stops_after_the_first_table_as_6_12() {
     assert_eq!(leaf(&mut t, WBASE + M2).0 & KVM_PTE_ADDR_MASK, RAM + M2);
     t.check().unwrap();
 }
+
+/// What the README promises of a `kvm_pgtable_stage2_map` that runs out of
+/// table pages in the middle.
+#[test]
+fn a_map_out_of_memory_keeps_what_it_mapped_before_and_loses_no_page() {
+    let pool = Pool::lock();
+    let mut t = Tables::new().unwrap();
+    let live = pool.live();
+    // Three pages across a 2 MiB boundary need a level-2 table and two
+    // leaf tables; the second leaf table is not to be had.
+    let start = WBASE + M2 - 2 * K4;
+    pool.fail_after(2);
+    // SAFETY: an initialised table, used by this call only.
+    let r = unsafe { kvm_pgtable_stage2_map(t.s2(), start, 3 * K4, RAM, RW, mc(), 0) };
+    assert_eq!(r, -PGW_ENOMEM);
+    // The pages before the failing entry are mapped, as asked.
+    for i in 0..2 {
+        let (pte, level) = leaf(&mut t, start + i * K4);
+        assert_eq!((pte & KVM_PTE_ADDR_MASK, level), (RAM + i * K4, 3));
+    }
+    // The entry that needed the table, and all after it, are as they were.
+    assert_eq!(leaf(&mut t, WBASE + M2), (0, 2));
+    // Nothing half-written, every page taken is linked: none lost.
+    let report = t.check().unwrap();
+    assert_eq!(
+        (report.table_pages, report.empty_tables, report.leaves),
+        (2, 0, [0, 0, 0, 2])
+    );
+    assert_eq!(pool.live(), live + 2);
+
+    // A failure right below a table the map just linked leaves that table
+    // empty, linked: a legitimate state, which the retry fills.
+    pool.fail_after(0);
+    // SAFETY: as above.
+    let r = unsafe { kvm_pgtable_stage2_map(t.s2(), WBASE + 8 * M2, K4, RAM, RW, mc(), 0) };
+    assert_eq!(r, -PGW_ENOMEM);
+    assert_eq!(t.check().unwrap().empty_tables, 0);
+    pool.fail_after(1);
+    // SAFETY: as above.
+    let r = unsafe { kvm_pgtable_stage2_map(t.s2(), WBASE + 1024 * M2, K4, RAM, RW, mc(), 0) };
+    assert_eq!(r, -PGW_ENOMEM);
+    let report = t.check().unwrap();
+    assert_eq!((report.table_pages, report.empty_tables), (3, 1));
+    assert_eq!(pool.live(), live + 3);
+
+    // The retry with memory completes both maps.
+    pool.fail_after(u64::MAX / 2);
+    // SAFETY: as above.
+    let r = unsafe { kvm_pgtable_stage2_map(t.s2(), start, 3 * K4, RAM, RW, mc(), 0) };
+    assert_eq!(r, 0);
+    // SAFETY: as above.
+    let r = unsafe { kvm_pgtable_stage2_map(t.s2(), WBASE + 1024 * M2, K4, RAM, RW, mc(), 0) };
+    assert_eq!(r, 0);
+    assert_eq!(leaf(&mut t, WBASE + M2).0 & KVM_PTE_ADDR_MASK, RAM + 2 * K4);
+    let report = t.check().unwrap();
+    assert_eq!(
+        (report.table_pages, report.empty_tables, report.leaves),
+        (5, 0, [0, 0, 0, 4])
+    );
+}
