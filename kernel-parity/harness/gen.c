@@ -500,6 +500,9 @@ static uint64_t gen_hyp_prot(struct rng *r)
 		prot |= KP_PROT_W;
 	if (rng_pct(r, 35))
 		prot |= KP_PROT_X;
+	/* Text is mapped R|X: keep W with X (refused) to a third of them. */
+	if ((prot & KP_PROT_X) && rng_pct(r, 65))
+		prot &= ~KP_PROT_W;
 	k = (unsigned)rng_below(r, 100);
 	if (k < 14)
 		prot |= KP_PROT_DEVICE;
