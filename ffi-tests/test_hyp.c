@@ -331,6 +331,83 @@ static void test_unmap(void)
 	CHECK_EQ(pool_stats().double_frees, 0);
 }
 
+/* Counts the visits of a walk; answers `answer` on the first leaf. */
+struct visits {
+	unsigned leaves, tables, valid;
+	int answer;
+	struct kvm_pgtable_mm_ops *mm_ops;
+	uint64_t start, end;
+};
+
+static int count_visit(const struct kvm_pgtable_visit_ctx *ctx, kvm_pgtable_walk_flags visit)
+{
+	struct visits *v = ctx->arg;
+
+	CHECK(ctx->mm_ops == v->mm_ops);
+	CHECK_EQ(ctx->start, v->start);
+	CHECK_EQ(ctx->end, v->end);
+	CHECK_EQ(*ctx->ptep, ctx->old);
+	if (visit == KVM_PGTABLE_WALK_LEAF) {
+		v->valid += ctx->old & 1;
+		if (v->leaves++ == 0)
+			return v->answer;
+	} else {
+		v->tables++;
+	}
+	return 0;
+}
+
+/* The kernel's generic walker serves hyp tables too (pKVM reads its own
+ * table with kvm_pgtable_get_leaf and fixes it up with kvm_pgtable_walk):
+ * so do pgwalk's, on a table whose mmu is NULL. */
+static void test_generic_walkers(void)
+{
+	struct kvm_pgtable pgt;
+	kvm_pte_t pte = 0;
+	int8_t level = -2;
+
+	CHECK_EQ(kvm_pgtable_hyp_init(&pgt, 39, &host_mm_ops), 0);
+	CHECK_EQ(kvm_pgtable_hyp_map(&pgt, SZ_2M, 3 * PAGE_SIZE, 0x30000000, R), 0);
+	CHECK_EQ(kvm_pgtable_get_leaf(&pgt, SZ_2M + PAGE_SIZE, &pte, &level), 0);
+	CHECK_EQ(level, 3);
+	CHECK_EQ(pte & OA_MASK, 0x30001000ull);
+	CHECK_EQ(kvm_pgtable_hyp_pte_prot(pte), R);
+	CHECK_EQ(kvm_pgtable_get_leaf(&pgt, 1ull << 39, &pte, &level), -PGW_ERANGE);
+
+	struct visits v = { .mm_ops = &host_mm_ops, .start = SZ_2M, .end = SZ_2M + SZ_2M };
+	struct kvm_pgtable_walker w = {
+		.cb = count_visit,
+		.arg = &v,
+		.flags = KVM_PGTABLE_WALK_LEAF | KVM_PGTABLE_WALK_TABLE_PRE,
+	};
+	CHECK_EQ(kvm_pgtable_walk(&pgt, SZ_2M, SZ_2M, &w), 0);
+	CHECK_EQ(v.leaves, 512);
+	CHECK_EQ(v.valid, 3);
+	CHECK_EQ(v.tables, 2); /* the level-1 and level-2 tables above the pages */
+	/* -EAGAIN goes on, unless HANDLE_FAULT asks for it back. */
+	memset(&v.leaves, 0, 3 * sizeof(unsigned));
+	v.answer = -EAGAIN;
+	CHECK_EQ(kvm_pgtable_walk(&pgt, SZ_2M, SZ_2M, &w), 0);
+	CHECK_EQ(v.leaves, 512);
+	memset(&v.leaves, 0, 3 * sizeof(unsigned));
+	w.flags = KVM_PGTABLE_WALK_LEAF | KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT;
+	CHECK_EQ(kvm_pgtable_walk(&pgt, SZ_2M, SZ_2M, &w), -EAGAIN);
+	CHECK_EQ(v.leaves, 1);
+	CHECK_EQ(kvm_pgtable_walk(&pgt, 1ull << 39, PAGE_SIZE, &w), -PGW_ERANGE);
+
+	/* An unaligned address: the range is ALIGN_DOWN(addr) + size rounded
+	 * up, so 0x900 bytes from the middle of a page are that one page. */
+	CHECK_EQ(kvm_pgtable_hyp_map(&pgt, SZ_1G + 0x800, 0x900, 0x40000000, R), 0);
+	CHECK(leaf(&pgt, SZ_1G, &level) & 1);
+	CHECK_EQ(leaf(&pgt, SZ_1G + PAGE_SIZE, &level), 0);
+	CHECK_EQ(kvm_pgtable_hyp_unmap(&pgt, SZ_1G + 0x800, 0x900), PAGE_SIZE);
+	CHECK_EQ(kvm_pgtable_hyp_map(&pgt, SZ_1G + 0x800, 0, 0x40000000, R), 0);
+	CHECK_EQ(leaf(&pgt, SZ_1G, &level), 0);
+
+	kvm_pgtable_hyp_destroy(&pgt);
+	CHECK_EQ(pool_stats().in_use, 0);
+}
+
 int main(void)
 {
 	pool_reset();
@@ -338,5 +415,6 @@ int main(void)
 	test_map();
 	test_bad_input();
 	test_unmap();
+	test_generic_walkers();
 	return test_summary("test_hyp");
 }

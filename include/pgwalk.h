@@ -1104,11 +1104,17 @@ extern "C" {
  * kernel would crash, `-PGW_EFAULT` for NULL `pgt`, `walker` or
  * `walker->cb`.
  *
+ * A hyp table (from `kvm_pgtable_hyp_init`: `mmu` NULL) is walked as the
+ * kernel walks one, under the caller's lock whatever the flags: they
+ * select the visits and what `-EAGAIN` means (with `HANDLE_FAULT` it
+ * stops the walk and is returned).
+ *
  * # Safety
  *
- * `pgt` was initialised by `__kvm_pgtable_stage2_init`; `walker` is NULL
- * or valid; the caller holds the lock the walker kind implies (write lock
- * without `SHARED`, read lock with it).
+ * `pgt` was initialised by `__kvm_pgtable_stage2_init`, or by
+ * `kvm_pgtable_hyp_init` (then as for `kvm_pgtable_hyp_map`); `walker` is
+ * NULL or valid; the caller holds the lock the walker kind implies (write
+ * lock without `SHARED`, read lock with it).
  */
 int kvm_pgtable_walk(struct kvm_pgtable *pgt,
                      uint64_t addr,
@@ -1423,12 +1429,14 @@ void kvm_pgtable_stage2_free_unlinked(struct kvm_pgtable_mm_ops *mm_ops,
  * leaf, or the invalid entry where translation stops) to `*ptep` and its
  * level to `*level` (either may be NULL). Returns 0, `-PGW_ERANGE` beyond
  * the input size, `-PGW_EINVAL` (and `-PGW_EFAULT` for NULL) for a bad
- * `pgt`.
+ * `pgt`. On a hyp table (`mmu` NULL) it is `pgw_hyp_get_leaf`, as the
+ * kernel's one walker serves both kinds of table.
  *
  * # Safety
  *
- * `pgt` was initialised by `__kvm_pgtable_stage2_init`; `ptep` and `level`
- * are NULL or valid for writes.
+ * `pgt` was initialised by `__kvm_pgtable_stage2_init`, or by
+ * `kvm_pgtable_hyp_init` (then as for `kvm_pgtable_hyp_map`); `ptep` and
+ * `level` are NULL or valid for writes.
  */
 int kvm_pgtable_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, int8_t *level);
 

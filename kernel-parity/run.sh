@@ -2,9 +2,10 @@
 # The kernel-parity test: installs and extracts Linux 6.12's pgtable.c,
 # builds the harness for every kernel page size, checks the harness itself
 # (Linux against Linux must agree; deliberately injected differences must
-# be caught), then runs seeded operation sequences on Linux and on pgwalk's
-# kvm_pgtable_* layer: the 4K, 16K and 64K kernels, and the 4K and 16K ones
-# with LPA2. Exits non-zero on any disagreement not on
+# be caught, on stage-2 and on hyp sequences), then runs seeded operation
+# sequences on Linux and on pgwalk's kvm_pgtable_* layer: the 4K, 16K and
+# 64K kernels, and the 4K and 16K ones with LPA2; a fifth of every run's
+# sequences are on hyp (EL2 stage-1) tables. Exits non-zero on any disagreement not on
 # kernel-parity/deviations.txt (or on a failed self-check).
 #
 #   kernel-parity/run.sh                      # the default run
@@ -91,11 +92,21 @@ for r in "${runs[@]}"; do
         failed+=("self PAGE_SHIFT $g ${caps/-/}")
 done
 
+# Hyp sequences are a share of every run (--hyp-share, 20% by default);
+# here the hyp path alone: Linux against Linux, and each injected
+# difference on hyp sequences only.
+"$bin/opt/parity" --self --hyp-share 100 --sequences 150 --details 1 || failed+=("self (hyp)")
+
 step "self-check: injected differences must be caught"
 for k in leaf ret tlbi pages visit; do
     if ! "$bin/opt/parity" --self --inject "$k" --expect-diff --sequences 100 --details 0 >/dev/null; then
         echo "kernel-parity: injected difference '$k' went unnoticed" >&2
         failed+=("inject $k")
+    fi
+    if ! "$bin/opt/parity" --self --hyp-share 100 --inject "$k" --expect-diff --sequences 60 \
+        --details 0 >/dev/null; then
+        echo "kernel-parity: injected difference '$k' went unnoticed in hyp sequences" >&2
+        failed+=("inject $k (hyp)")
     fi
 done
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 
 const char *op_name(enum op_kind k)
@@ -35,6 +36,9 @@ const char *op_name(enum op_kind k)
 		[OP_WALK] = "walk",
 		[OP_GET_LEAF] = "get_leaf",
 		[OP_PTE_PROT] = "pte_prot",
+		[OP_HYP_MAP] = "hyp_map",
+		[OP_HYP_UNMAP] = "hyp_unmap",
+		[OP_HYP_PTE_PROT] = "hyp_pte_prot",
 	};
 	return k < OP_KINDS ? names[k] : "?";
 }
@@ -189,6 +193,21 @@ void describe_op(char *out, size_t n, const struct op *op)
 	case OP_PTE_PROT:
 		snprintf(out, n, "pte_prot(pte=0x%" PRIx64 ")", op->phys);
 		break;
+	case OP_HYP_MAP:
+		snprintf(out, n, "hyp_map(addr=0x%" PRIx64 ", size=0x%" PRIx64 ", phys=0x%" PRIx64
+				 ", prot=%s)",
+			 op->addr, op->size, op->phys, prot);
+		break;
+	case OP_HYP_UNMAP:
+		snprintf(out, n, "hyp_unmap(addr=0x%" PRIx64 ", size=0x%" PRIx64 ")", op->addr,
+			 op->size);
+		break;
+	case OP_HYP_PTE_PROT:
+		if (op->raw_pte)
+			snprintf(out, n, "hyp_pte_prot(pte=0x%" PRIx64 ")", op->phys);
+		else
+			snprintf(out, n, "hyp_pte_prot(the leaf at 0x%" PRIx64 ")", op->addr);
+		break;
 	default:
 		snprintf(out, n, "?");
 	}
@@ -237,6 +256,30 @@ static bool is_force(uint32_t k)
 	return k == KP_EV_FORCE_PTE;
 }
 
+/*
+ * Events are equal field by field, but for one choice the architecture
+ * leaves open: the address of the tlbi vae2is that follows removing a
+ * hyp table entry. 6.12 passes the address its walk entered the entry at
+ * (the range's start, if inside it), pgwalk the entry's first address;
+ * both are addresses the removed entry translated, and a vae2is by any
+ * of them invalidates the walks cached through it. Where one side says
+ * which level the entry was at, the two addresses are equal when they
+ * fall in that entry's range.
+ */
+static bool event_equal(const struct kp_event *x, const struct kp_event *y)
+{
+	int8_t l = x->entry_level != KP_LEVEL_UNKNOWN ? x->entry_level : y->entry_level;
+
+	if (x->kind != y->kind || x->b != y->b)
+		return false;
+	if (x->a == y->a)
+		return true;
+	if (x->kind != KP_EV_TLBI_HYP || x->b != (uint64_t)(int64_t)INT_MAX ||
+	    l == KP_LEVEL_UNKNOWN || l < -1 || l > KP_LAST_LEVEL)
+		return false;
+	return x->a >> KP_LEVEL_SHIFT(l) == y->a >> KP_LEVEL_SHIFT(l);
+}
+
 static bool events_equal(const struct kp_log *a, const struct kp_log *b, ev_pred pred)
 {
 	size_t i = 0, j = 0;
@@ -248,8 +291,7 @@ static bool events_equal(const struct kp_log *a, const struct kp_log *b, ev_pred
 			j++;
 		if (i == a->n || j == b->n)
 			return i == a->n && j == b->n;
-		if (a->ev[i].kind != b->ev[j].kind || a->ev[i].a != b->ev[j].a ||
-		    a->ev[i].b != b->ev[j].b)
+		if (!event_equal(&a->ev[i], &b->ev[j]))
 			return false;
 		i++;
 		j++;
@@ -584,6 +626,149 @@ static void walk_situation(char *out, size_t n, const struct op *op, const struc
 									      : "another errno");
 }
 
+/* ---- hyp (EL2 stage-1) classification ---- */
+
+/* The leaf 6.12's hyp_map builds (hyp_set_prot_attr, kvm_init_valid_leaf_pte;
+ * nVHE, no BTI): AttrIndx MT_DEVICE_nGnRE (4) or MT_NORMAL (0), AP RW (1)
+ * or RO (3), inner shareable unless LPA2, AF, XN unless X, the software
+ * bits; the output address as oa_bits(). */
+static uint64_t hyp_leaf(uint64_t oa, uint64_t prot, int level)
+{
+	return oa_bits(oa) | (uint64_t)(prot & KP_PROT_DEVICE ? 4 : 0) << 2 |
+	       (uint64_t)(prot & KP_PROT_W ? 1 : 3) << 6 | (kp_caps.lpa2 ? 0 : 3ull << 8) |
+	       KP_PTE_AF | (prot & KP_PROT_X ? 0 : KP_PTE_XN) | (prot & KP_PROT_SW) | KP_PTE_VALID |
+	       (level == KP_LAST_LEVEL ? KP_PTE_TYPE : 0);
+}
+
+struct hyp_overlap {
+	int valid, partial_before, partial_after, identical, sw_only, different;
+	uint64_t covered; /* bytes of [start, end) under valid leaves */
+};
+
+static struct hyp_overlap hyp_overlap_of(const struct leaves *pre, uint64_t start, uint64_t end,
+					 const struct op *map)
+{
+	struct hyp_overlap o = { 0 };
+	size_t i;
+
+	for (i = 0; i < pre->n; i++) {
+		const struct leaf *l = &pre->v[i];
+		uint64_t lend = l->addr + KP_GRANULE(l->level);
+
+		if (lend <= start || l->addr >= end || !leaf_valid(l->pte))
+			continue;
+		o.valid++;
+		o.covered += (lend < end ? lend : end) - (l->addr > start ? l->addr : start);
+		if (l->addr < start)
+			o.partial_before++;
+		else if (lend > end)
+			o.partial_after++;
+		if (map && l->addr >= start) {
+			uint64_t oa = (map->phys & ~(KP_PAGE_SIZE - 1)) + (l->addr - start);
+			uint64_t diff = hyp_leaf(oa, map->prot, l->level) ^ l->pte;
+
+			if (!diff)
+				o.identical++;
+			else if (!(diff & ~KP_PTE_SW))
+				o.sw_only++;
+			else
+				o.different++;
+		}
+	}
+	return o;
+}
+
+static const char *hyp_input_problem(const struct seq_cfg *cfg, const struct op *op, bool ranged)
+{
+	uint64_t ia = 1ull << cfg->geo->ia_bits;
+
+	if (ranged) {
+		if (op->size == 0)
+			return "size 0";
+		if (op->addr >= ia || op->addr + op->size > ia || op->addr + op->size < op->addr)
+			return "range beyond the VA size";
+		if ((op->addr | op->size) & (KP_PAGE_SIZE - 1))
+			return "unaligned addr/size";
+	} else if (op->addr >= ia) {
+		return "address beyond the VA size";
+	}
+	return NULL;
+}
+
+static void hyp_situation(char *sit, size_t n, const struct seq_cfg *cfg, const struct op *op,
+			  const struct leaves *pre, const struct outcome *a, const struct outcome *b)
+{
+	uint64_t start = op->addr & ~(KP_PAGE_SIZE - 1);
+	uint64_t end = (start + op->size + KP_PAGE_SIZE - 1) & ~(KP_PAGE_SIZE - 1);
+	const char *p = NULL;
+	struct hyp_overlap o;
+
+	switch (op->kind) {
+	case OP_HYP_MAP:
+		/* hyp_set_prot_attr's refusals first: the kernel checks prot
+		 * before the range; then what pgwalk deliberately does
+		 * otherwise (NORMAL_NC, outputs its descriptors cannot hold),
+		 * then how the range meets what was mapped (Linux's rounding
+		 * of unaligned input, bits it drops and an unaligned phys are
+		 * noted after it). */
+		if (!(op->prot & KP_PROT_R))
+			p = "prot without R";
+		else if ((op->prot & KP_PROT_X) && (op->prot & KP_PROT_W))
+			p = "W with X";
+		else if ((op->prot & KP_PROT_X) && (op->prot & KP_PROT_DEVICE))
+			p = "X on DEVICE";
+		else if (op->prot & KP_PROT_NORMAL_NC)
+			p = "NORMAL_NC in prot";
+		else if (op->size && KP_LINUX_PA_BITS(kp_caps.lpa2) == 48 &&
+			 (op->phys & ~(KP_PAGE_SIZE - 1)) + (end - start) > (1ull << 48))
+			p = "phys beyond 48 bits";
+		else if ((p = hyp_input_problem(cfg, op, true)) && !strcmp(p, "unaligned addr/size"))
+			p = NULL;
+		if (!p) {
+			/* What 6.12 misbehaves on (and pgwalk refuses) decides
+			 * before running out of pages, which replacing a block
+			 * with tables may cause. */
+			o = hyp_overlap_of(pre, start, end, op);
+			p = o.partial_before || o.partial_after ? "into part of a block"
+			    : o.different			  ? "over a different mapping"
+			    : a->ret == -ENOMEM || b->ret == -ENOMEM ? "pool runs out"
+			    : o.sw_only				  ? "over a leaf differing only in software bits"
+			    : o.identical			  ? "over the identical mapping"
+								  : "into an empty range";
+			snprintf(sit, n, "%s%s%s%s", p,
+				 (op->addr | op->size) & (KP_PAGE_SIZE - 1) ? ", unaligned addr/size" : "",
+				 op->phys & (KP_PAGE_SIZE - 1) ? ", unaligned phys" : "",
+				 op->prot & ~KP_PROT_KNOWN ? ", unknown prot bits" : "");
+			return;
+		}
+		break;
+	case OP_HYP_UNMAP:
+		p = hyp_input_problem(cfg, op, true);
+		if (p && !strcmp(p, "unaligned addr/size"))
+			p = NULL;
+		if (!p && !cfg->hyp_page_count)
+			p = "mm_ops without page_count";
+		if (!p) {
+			o = hyp_overlap_of(pre, start, end, NULL);
+			p = o.partial_before    ? "a block starting before the range"
+			    : o.partial_after  ? "a block extending past the range"
+			    : !o.valid	       ? "over an empty range"
+			    : o.covered < end - start ? "over a range with holes"
+						      : "over a fully mapped range";
+			snprintf(sit, n, "%s%s", p,
+				 (op->addr | op->size) & (KP_PAGE_SIZE - 1) ? ", unaligned addr/size" : "");
+			return;
+		}
+		break;
+	case OP_HYP_PTE_PROT:
+		p = op->raw_pte ? (op->phys & KP_PTE_VALID ? "valid pte" : "invalid pte") : "of a leaf";
+		break;
+	default:
+		p = "?";
+	}
+	snprintf(sit, n, "%s", p);
+}
+
 void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *cfg,
 	      const struct op *op, const struct leaves *pre, const struct outcome *a,
 	      const struct outcome *b, const struct state *sa, const struct state *sb,
@@ -599,6 +784,11 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 
 	sit[0] = 0;
 	switch (op->kind) {
+	case OP_HYP_MAP:
+	case OP_HYP_UNMAP:
+	case OP_HYP_PTE_PROT:
+		hyp_situation(sit, sizeof(sit), cfg, op, pre, a, b);
+		break;
 	case OP_MAP:
 		/* What pgwalk deliberately does otherwise decides first, so that
 		 * the deviation list can name it whatever else the op has. */
@@ -754,12 +944,12 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 		break;
 	case OP_WALK:
 		walk_situation(sit, sizeof(sit), op, a, b, diffs);
-		p = input_problem(cfg, op, true);
+		p = cfg->hyp ? hyp_input_problem(cfg, op, true) : input_problem(cfg, op, true);
 		if (p && (strstr(sit, "start/end") || strstr(sit, "visits nothing")))
 			snprintf(sit + strlen(sit), sizeof(sit) - strlen(sit), ", %s", p);
 		break;
 	case OP_GET_LEAF:
-		p = input_problem(cfg, op, false);
+		p = cfg->hyp ? hyp_input_problem(cfg, op, false) : input_problem(cfg, op, false);
 		snprintf(sit, sizeof(sit), "%s", p ? p : "in range");
 		break;
 	case OP_PTE_PROT:
@@ -781,12 +971,16 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 		snprintf(sit, sizeof(sit), "prot layout (6.12 values untranslated), %.150s", tmp);
 	}
 	diff_fields(fields, sizeof(fields), diffs);
-	if ((diffs & D_RET) && op->kind != OP_CREATE_UNLINKED && op->kind != OP_PTE_PROT)
+	if ((diffs & D_RET) && op->kind != OP_CREATE_UNLINKED && op->kind != OP_PTE_PROT &&
+	    op->kind != OP_HYP_PTE_PROT)
 		snprintf(rets, sizeof(rets), " (%s vs %s)",
 			 op->kind == OP_TEST_CLEAR_YOUNG ? (a->ret ? "true" : "false") : errname(a->ret),
 			 op->kind == OP_TEST_CLEAR_YOUNG ? (b->ret ? "true" : "false") : errname(b->ret));
-	snprintf(out, n, "%s: %s", op_name(op->kind), sit);
-	snprintf(full, fn, "%s: %s [%s]%s", op_name(op->kind), sit, fields, rets);
+	/* Walks and get_leaf on a hyp table are classes of their own. */
+	snprintf(out, n, "%s%s: %s", cfg->hyp && op->kind < OP_HYP_MAP ? "hyp_" : "",
+		 op_name(op->kind), sit);
+	snprintf(full, fn, "%s%s: %s [%s]%s", cfg->hyp && op->kind < OP_HYP_MAP ? "hyp_" : "",
+		 op_name(op->kind), sit, fields, rets);
 }
 
 /* ---- description ---- */

@@ -38,6 +38,11 @@ enum op_kind {
 	OP_WALK,
 	OP_GET_LEAF,
 	OP_PTE_PROT,
+	/* EL2 stage-1 (hyp) tables; a hyp sequence also walks and reads
+	 * leaves with OP_WALK and OP_GET_LEAF. */
+	OP_HYP_MAP,
+	OP_HYP_UNMAP,
+	OP_HYP_PTE_PROT, /* of the leaf at addr, or of a made-up pte (raw_pte) */
 	OP_KINDS
 };
 
@@ -48,7 +53,7 @@ struct op {
 	int mc; /* -1: no memory cache (NULL); otherwise the pages it holds */
 	uint8_t owner;
 	int8_t level;
-	bool force_pte, mkold;
+	bool force_pte, mkold, raw_pte;
 	int slot; /* unlinked tables */
 	uint64_t wseed;
 	int rate, code_set, write_rate;
@@ -79,6 +84,15 @@ struct seq_cfg {
 	uint64_t phys_base;
 	int nops;
 	struct op ops[KP_MAX_OPS];
+	/* A hyp sequence: kvm_pgtable_hyp_init(va_bits) instead of a stage-2
+	 * table; geo then points at hyp_geo (input size va_bits, the start
+	 * level 6.12 computes, no VTCR). */
+	bool hyp;
+	unsigned va_bits;
+	bool hyp_page_count; /* mm_ops with page_count */
+	size_t hyp_pool_limit; /* pages the pool hands out (0: all) */
+	struct geometry hyp_geo;
+	char hyp_name[64];
 };
 
 extern const struct geometry *const kp_geometries_p;
@@ -90,6 +104,13 @@ uint64_t kp_vtcr_for(unsigned ia_bits, int start_level, unsigned ps_bits);
 void kp_geometries_init(void);
 
 void gen_sequence(struct seq_cfg *cfg, uint64_t seed, int index, int max_ops);
+/* Percentage of sequences that are hyp sequences (--hyp-share). */
+extern unsigned kp_gen_hyp_pct;
+/* The start level 6.12's kvm_pgtable_hyp_init computes for va_bits
+ * (KVM_PGTABLE_LAST_LEVEL + 1 - ARM64_HW_PGTABLE_LEVELS(va_bits)). */
+int kp_hyp_start_level(unsigned va_bits);
+/* The largest va_bits pgwalk's hyp tables take for this kernel's format. */
+unsigned kp_hyp_max_va_bits(void);
 bool kp_force_pte_cb(uint64_t addr, uint64_t end, uint64_t prot);
 extern int kp_force_pte_mode;
 

@@ -443,15 +443,238 @@ static void gen_op(struct rng *r, const struct seq_cfg *c, struct op *op)
 		op->size = PG;
 }
 
+/* ---- hyp (EL2 stage-1) sequences ---- */
+
+unsigned kp_gen_hyp_pct = 20;
+
+int kp_hyp_start_level(unsigned va_bits)
+{
+	/* ARM64_HW_PGTABLE_LEVELS(va) = (va - 4) / (PAGE_SHIFT - 3), in the
+	 * kernel's int arithmetic (va_bits is u32 there: below 4 it wraps
+	 * to a huge count, a start level far below -1). */
+	if (va_bits < 4)
+		return -100;
+	return KP_LAST_LEVEL + 1 - (int)((va_bits - 4) / (KP_PAGE_SHIFT - 3));
+}
+
+unsigned kp_hyp_max_va_bits(void)
+{
+	return kp_gen_lpa2 || KP_PAGE_SHIFT == 16 ? 52 : 48;
+}
+
+/*
+ * VA sizes per granule: the usual ones (a hypervisor's 48 or 39 bits, and
+ * smaller ones starting at lower levels; 52 with LPA2 or 64K pages), and,
+ * in unclean sequences, sizes 6.12 takes and pgwalk does not (a start at
+ * level 3, or at -1 or 0 beyond the format's VA size) or neither takes.
+ * Not the sizes whose start level puts the shift of 6.12's root index
+ * (kvm_pgd_page_idx: kvm_granule_shift(start_level - 1)) at 64 or more,
+ * 16K pages from level -1 and 64K from level 0: the kernel's walker then
+ * indexes far out of its root page (a crash, for input no TCR_EL2 can
+ * describe and pgwalk refuses).
+ */
+#if KP_PAGE_SHIFT == 12
+static const unsigned hyp_va_clean[] = { 48, 39, 32, 30, 25 };
+static const unsigned hyp_va_unclean[] = { 24, 21, 13, 12, 52, 57, 58 };
+#elif KP_PAGE_SHIFT == 14
+static const unsigned hyp_va_clean[] = { 48, 47, 40, 36, 30 };
+static const unsigned hyp_va_unclean[] = { 25, 24, 14, 52, 58 };
+#else
+static const unsigned hyp_va_clean[] = { 48, 52, 42, 36, 29 };
+static const unsigned hyp_va_unclean[] = { 25, 24, 16, 53, 55 };
+#endif
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every prot, including those hyp_set_prot_attr refuses (no R, W with X,
+ * X on DEVICE). NORMAL_NC (which 6.12's hyp tables ignore) and bits 6.12
+ * does not define only in unclean sequences: a careful caller of the
+ * kernel's hyp_map passes neither. */
+static uint64_t gen_hyp_prot(struct rng *r)
+{
+	uint64_t prot = 0;
+	unsigned k;
+
+	if (rng_pct(r, 88))
+		prot |= KP_PROT_R;
+	if (rng_pct(r, 50))
+		prot |= KP_PROT_W;
+	if (rng_pct(r, 35))
+		prot |= KP_PROT_X;
+	/* Text is mapped R|X: keep W with X (refused) to a third of them. */
+	if ((prot & KP_PROT_X) && rng_pct(r, 65))
+		prot &= ~KP_PROT_W;
+	k = (unsigned)rng_below(r, 100);
+	if (k < 14)
+		prot |= KP_PROT_DEVICE;
+	else if (k < 20 && !clean)
+		prot |= KP_PROT_NORMAL_NC;
+	else if (k < 22 && !clean)
+		prot |= KP_PROT_DEVICE | KP_PROT_NORMAL_NC;
+	if (rng_pct(r, 20))
+		prot |= rng_below(r, 16) << 55;
+	if (rng_pct(r, 6) && !clean)
+		prot |= gen_unknown_bit(r);
+	return prot;
+}
+
+/* Whether [addr, addr + size), as 6.12 rounds it, meets the range of an
+ * earlier map of the sequence (whatever that map returned). */
+static bool meets_earlier_map(const struct seq_cfg *c, int i, uint64_t addr, uint64_t size)
+{
+	uint64_t start = addr & ~(PG - 1), end = (start + size + PG - 1) & ~(PG - 1);
+	int j;
+
+	for (j = 0; j < i; j++) {
+		const struct op *e = &c->ops[j];
+		uint64_t es = e->addr & ~(PG - 1), ee = (es + e->size + PG - 1) & ~(PG - 1);
+
+		if (e->kind == OP_HYP_MAP && start < ee && es < end)
+			return true;
+	}
+	return false;
+}
+
+static void gen_hyp_op(struct rng *r, struct seq_cfg *c, int i, struct op *op)
+{
+	unsigned k = (unsigned)rng_below(r, 1000);
+	const struct op *earlier = NULL;
+	int j;
+
+	memset(op, 0, sizeof(*op));
+	op->mc = -1;
+	op->addr = gen_addr(r, c);
+	op->size = gen_size(r, false);
+	/* An earlier map, to remap or unmap what it mapped. */
+	for (j = i ? (int)rng_below(r, (uint64_t)i) : 0; j < i; j++)
+		if (c->ops[j].kind == OP_HYP_MAP) {
+			earlier = &c->ops[j];
+			break;
+		}
+	if (k < 380) {
+		op->kind = OP_HYP_MAP;
+		op->size = gen_size(r, true);
+		op->phys = gen_phys(r, c, op->addr, op->size);
+		op->prot = gen_hyp_prot(r);
+		/*
+		 * A map over part of an earlier one, or over it with other
+		 * attributes, is what 6.12's hyp_map mishandles and pgwalk
+		 * refuses (deviations.txt): the sequence stops there. Clean
+		 * sequences keep new maps clear of earlier ones, so that they
+		 * run long; unclean ones overlap freely.
+		 */
+		for (j = 0; clean && j < 8 && meets_earlier_map(c, i, op->addr, op->size); j++) {
+			op->addr = gen_addr(r, c);
+			op->size = gen_size(r, true);
+			op->phys = gen_phys(r, c, op->addr, op->size);
+		}
+		if (clean && meets_earlier_map(c, i, op->addr, op->size))
+			op->kind = OP_GET_LEAF;
+		/* Remaps: the same range with the same prot (a no-op), with
+		 * other software bits (6.12 updates them in place) or, in
+		 * unclean sequences, with another prot or output. */
+		if (earlier && rng_pct(r, 25)) {
+			op->kind = OP_HYP_MAP;
+			op->addr = earlier->addr;
+			op->size = earlier->size;
+			op->phys = earlier->phys;
+			k = (unsigned)rng_below(r, 100);
+			if (k < 40 || (clean && k >= 70))
+				op->prot = earlier->prot;
+			else if (k < 70)
+				op->prot = (earlier->prot & ~KP_PROT_SW) | rng_below(r, 16) << 55;
+			else if (k < 85)
+				op->phys += KP_PAGE_SIZE * (1 + rng_below(r, 4));
+		}
+	} else if (k < 600) {
+		op->kind = OP_HYP_UNMAP;
+		if (earlier && rng_pct(r, 30)) {
+			op->addr = earlier->addr;
+			op->size = earlier->size;
+			/* Part of it: a block cut, or its tail. */
+			if (rng_pct(r, 40))
+				op->addr += (op->size / 2) & ~(KP_PAGE_SIZE - 1);
+		}
+	} else if (k < 760) {
+		op->kind = OP_WALK;
+		gen_walk(r, op);
+	} else if (k < 860) {
+		op->kind = OP_GET_LEAF;
+	} else {
+		op->kind = OP_HYP_PTE_PROT;
+		op->raw_pte = rng_pct(r, 30);
+		op->phys = rng_next(r);
+		if (rng_pct(r, 80))
+			op->phys |= KP_PTE_VALID;
+	}
+	if (clean && op->addr + op->size > (1ull << c->geo->ia_bits))
+		op->size = (1ull << c->geo->ia_bits) - op->addr;
+	if (clean && !op->size)
+		op->size = PG;
+}
+
+static void gen_hyp_sequence(struct seq_cfg *c, struct rng *r, int max_ops)
+{
+	struct geometry *g = &c->hyp_geo;
+	uint64_t ia;
+	int i;
+
+	c->hyp = true;
+	clean = c->clean = rng_pct(r, 50);
+	if (!clean && rng_pct(r, 15))
+		c->va_bits = hyp_va_unclean[rng_below(r, NELEM(hyp_va_unclean))];
+	else if (kp_hyp_max_va_bits() == 52 && rng_pct(r, 25))
+		c->va_bits = 52;
+	else
+		c->va_bits = hyp_va_clean[rng_below(r, NELEM(hyp_va_clean))];
+	c->hyp_page_count = !rng_pct(r, 8);
+	/* Some run out of pages: a map that fails half-way. */
+	if (rng_pct(r, 10))
+		c->hyp_pool_limit = 2 + rng_below(r, 12);
+	g->ia_bits = c->va_bits;
+	g->start_level = kp_hyp_start_level(c->va_bits);
+	g->ps_bits = kp_hyp_max_va_bits();
+	g->vtcr = 0;
+	g->pgd_pages = 1;
+	snprintf(c->hyp_name, sizeof(c->hyp_name), "hyp-va%u-L%d%s%s%s", c->va_bits,
+		 g->start_level, kp_gen_lpa2 ? "-lpa2" : "", c->hyp_page_count ? "" : "-nocount",
+		 c->hyp_pool_limit ? "-lowmem" : "");
+	g->name = c->hyp_name;
+	c->geo = g;
+	c->tlb_range = rng_pct(r, 50);
+	ia = 1ull << g->ia_bits;
+	c->window_size = 4 * BIG < ia / 2 ? 4 * BIG : ia / 2;
+	if (rng_pct(r, 10))
+		c->window = ia - c->window_size;
+	else
+		c->window = rng_below(r, (ia - c->window_size) / BIG + 1) * BIG;
+	for (i = 0; i < 4; i++)
+		c->hot[i] = c->window + rng_below(r, c->window_size / BLK2) * BLK2;
+	c->phys_base = rng_below(r, 256) * (1ull << 30);
+	if (g->ps_bits == 52 && rng_pct(r, 50))
+		c->phys_base += (1 + rng_below(r, 1ull << 12)) << 39;
+	if (max_ops > KP_MAX_OPS)
+		max_ops = KP_MAX_OPS;
+	c->nops = 1 + (int)rng_below(r, (uint64_t)max_ops);
+	for (i = 0; i < c->nops; i++)
+		gen_hyp_op(r, c, i, &c->ops[i]);
+}
+
 void gen_sequence(struct seq_cfg *c, uint64_t seed, int index, int max_ops)
 {
 	struct rng r = { kp_mix64(seed ^ kp_mix64((uint64_t)index)) | 1 };
+	/* Drawn apart from r, so that the stage-2 sequences are those of a
+	 * run without hyp sequences. */
+	bool hyp = kp_mix64(seed ^ kp_mix64((uint64_t)index ^ 0x687970ull)) % 100 < kp_gen_hyp_pct;
 	uint64_t ia;
 	int i;
 
 	memset(c, 0, sizeof(*c));
 	c->seed = seed;
 	c->index = index;
+	if (hyp) {
+		gen_hyp_sequence(c, &r, max_ops);
+		return;
+	}
 	clean = c->clean = rng_pct(&r, 50);
 	c->geo = &kp_geometries_p[rng_below(&r, kp_ngeometries)];
 	ia = 1ull << c->geo->ia_bits;

@@ -135,6 +135,8 @@ void *kp_zalloc_page(void *arg)
 	struct kp_mc *mc = arg;
 	void *page;
 
+	if (!mc && kp_cur->pool.null_mc_allocates)
+		return pool_alloc(&kp_cur->pool, 1);
 	if (!mc || mc->nobjs <= 0)
 		return NULL;
 	page = pool_alloc(&kp_cur->pool, 1);
@@ -294,6 +296,11 @@ void kp_icache_inval_pou(void *addr, size_t size)
 
 void kp_log_event(uint32_t kind, uint64_t a, uint64_t b)
 {
+	kp_log_event_level(kind, a, b, KP_LEVEL_UNKNOWN);
+}
+
+void kp_log_event_level(uint32_t kind, uint64_t a, uint64_t b, int8_t entry_level)
+{
 	struct kp_log *l;
 
 	if (!kp_cur)
@@ -310,6 +317,7 @@ void kp_log_event(uint32_t kind, uint64_t a, uint64_t b)
 	l->ev[l->n].kind = kind;
 	l->ev[l->n].a = a;
 	l->ev[l->n].b = b;
+	l->ev[l->n].entry_level = entry_level;
 	l->n++;
 }
 

@@ -16,6 +16,7 @@ struct linux_state {
 	struct kvm_pgtable pgt;
 	struct kvm_s2_mmu mmu;
 	kp_force_pte_fn force_pte;
+	bool hyp;
 };
 
 static struct kvm_pgtable_mm_ops linux_mm_ops = {
@@ -31,6 +32,10 @@ static struct kvm_pgtable_mm_ops linux_mm_ops = {
 	.dcache_clean_inval_poc = kp_dcache_clean_inval_poc,
 	.icache_inval_pou = kp_icache_inval_pou,
 };
+
+/* A hyp allocator without page_count (kvm_pgtable_hyp_unmap then does
+ * nothing); filled from linux_mm_ops by the first hyp init. */
+static struct kvm_pgtable_mm_ops linux_hyp_mm_ops_no_count;
 
 _Static_assert(sizeof(struct kvm_mmu_memory_cache) == sizeof(struct kp_mc) &&
 		       __builtin_offsetof(struct kvm_mmu_memory_cache, nobjs) ==
@@ -70,8 +75,38 @@ static void l_destroy(void *p)
 {
 	struct linux_state *st = p;
 
-	if (st->pgt.pgd)
+	if (st->pgt.pgd && st->hyp)
+		kvm_pgtable_hyp_destroy(&st->pgt);
+	else if (st->pgt.pgd)
 		kvm_pgtable_stage2_destroy(&st->pgt);
+}
+
+static int l_hyp_init(void *p, unsigned va_bits, bool page_count)
+{
+	struct linux_state *st = p;
+
+	kp_tlbi_hook = linux_tlbi;
+	st->hyp = true;
+	linux_hyp_mm_ops_no_count = linux_mm_ops;
+	linux_hyp_mm_ops_no_count.page_count = NULL;
+	return kvm_pgtable_hyp_init(&st->pgt, va_bits,
+				    page_count ? &linux_mm_ops : &linux_hyp_mm_ops_no_count);
+}
+
+static int l_hyp_map(void *p, uint64_t addr, uint64_t size, uint64_t phys, uint64_t prot)
+{
+	return kvm_pgtable_hyp_map(&((struct linux_state *)p)->pgt, addr, size, phys,
+				   (enum kvm_pgtable_prot)prot);
+}
+
+static uint64_t l_hyp_unmap(void *p, uint64_t addr, uint64_t size)
+{
+	return kvm_pgtable_hyp_unmap(&((struct linux_state *)p)->pgt, addr, size);
+}
+
+static uint64_t l_hyp_pte_prot(uint64_t pte)
+{
+	return (uint64_t)kvm_pgtable_hyp_pte_prot(pte);
 }
 
 static size_t l_pgd_size(uint64_t vtcr)
@@ -184,7 +219,8 @@ static int linux_visitor(const struct kvm_pgtable_visit_ctx *ctx,
 	struct kp_script *s = ctx->arg;
 
 	return kp_visit(s, ctx->ptep, ctx->old, ctx->start, ctx->addr, ctx->end, ctx->level,
-			(uint32_t)ctx->flags, (uint32_t)visit, ctx->mm_ops == &linux_mm_ops);
+			(uint32_t)ctx->flags, (uint32_t)visit,
+			ctx->mm_ops == &linux_mm_ops || ctx->mm_ops == &linux_hyp_mm_ops_no_count);
 }
 
 static int l_walk(void *p, uint64_t addr, uint64_t size, struct kp_script *s)
@@ -319,4 +355,8 @@ const struct kp_impl kp_linux_impl = {
 	.pte_prot = l_pte_prot,
 	.facts = l_facts,
 	.get_vtcr = l_get_vtcr,
+	.hyp_init = l_hyp_init,
+	.hyp_map = l_hyp_map,
+	.hyp_unmap = l_hyp_unmap,
+	.hyp_pte_prot = l_hyp_pte_prot,
 };

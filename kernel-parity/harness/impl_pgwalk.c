@@ -31,6 +31,7 @@ struct pgwalk_state {
 	struct kvm_pgtable pgt;
 	struct kvm_s2_mmu mmu;
 	kp_force_pte_fn force_pte;
+	bool hyp;
 };
 
 /* ==== PROT TRANSLATION (Linux 6.12 value -> the value pgwalk.h defines) ====
@@ -135,6 +136,39 @@ static void tlb_vmid(struct kvm_s2_mmu *mmu)
 	kp_log_event(KP_EV_TLBI_VMID, 0, 0);
 }
 
+/* A hyp allocator without page_count; filled by the first hyp init. */
+static struct kvm_pgtable_mm_ops pgwalk_hyp_mm_ops_no_count;
+
+/*
+ * The EL2 TLB maintenance the kernel issues inline, logged as the shim logs
+ * the kernel's __tlbi_level: tlbi vale2is (a leaf) with its level, tlbi
+ * vae2is (a table entry removed) with TLBI_TTL_UNKNOWN, which is what the
+ * kernel passes for it. The barriers (publish: dsb ishst; isb) are not
+ * logged, as the shim's dsb/isb are not.
+ */
+static void hyp_flush_va(void *arg, uint64_t va, int8_t level)
+{
+	(void)arg;
+	kp_log_event(KP_EV_TLBI_HYP, va, (uint64_t)(int64_t)level);
+}
+
+static void hyp_flush_va_walks(void *arg, uint64_t va, int8_t level)
+{
+	(void)arg;
+	kp_log_event_level(KP_EV_TLBI_HYP, va, (uint64_t)(int64_t)0x7fffffff, level);
+}
+
+static void hyp_publish(void *arg)
+{
+	(void)arg;
+}
+
+static const struct pgw_hyp_tlb_ops hyp_tlb_ops = {
+	.flush_va = hyp_flush_va,
+	.flush_va_walks = hyp_flush_va_walks,
+	.publish = hyp_publish,
+};
+
 static bool pgwalk_force_pte(uint64_t addr, uint64_t end, uint64_t prot)
 {
 	struct pgwalk_state *st = kp_cur->st;
@@ -161,8 +195,52 @@ static void p_destroy(void *p)
 {
 	struct pgwalk_state *st = p;
 
-	if (st->pgt.pgd)
+	if (st->pgt.pgd && st->hyp)
+		kvm_pgtable_hyp_destroy(&st->pgt);
+	else if (st->pgt.pgd)
 		kvm_pgtable_stage2_destroy(&st->pgt);
+}
+
+/*
+ * kvm_pgtable_hyp_init takes its format from the mm_ops: a 4K kernel's
+ * (4 KiB pages, no LPA2) unless an earlier initialisation bound them to
+ * another. For the other kernels the harness names the format with
+ * pgw_hyp_init, the one call pgwalk adds for that: the kernel's hyp tables
+ * use its PAGE_SIZE and its system-wide LPA2, which one library serving
+ * every granule cannot know.
+ */
+static int p_hyp_init(void *p, unsigned va_bits, bool page_count)
+{
+	struct pgwalk_state *st = p;
+	struct kvm_pgtable_mm_ops *ops = &pgwalk_mm_ops;
+
+	st->hyp = true;
+	if (pgw_hyp_set_tlb_ops(&hyp_tlb_ops))
+		return -1001;
+	if (!page_count) {
+		pgwalk_hyp_mm_ops_no_count = pgwalk_mm_ops;
+		pgwalk_hyp_mm_ops_no_count.page_count = NULL;
+		ops = &pgwalk_hyp_mm_ops_no_count;
+	}
+	if (KP_PAGE_SHIFT == 12 && !kp_caps.lpa2)
+		return kvm_pgtable_hyp_init(&st->pgt, va_bits, ops);
+	return pgw_hyp_init(&st->pgt, va_bits, KP_PAGE_SHIFT, kp_caps.lpa2, ops);
+}
+
+static int p_hyp_map(void *p, uint64_t addr, uint64_t size, uint64_t phys, uint64_t prot)
+{
+	return kvm_pgtable_hyp_map(&((struct pgwalk_state *)p)->pgt, addr, size, phys,
+				   to_pgwalk(prot));
+}
+
+static uint64_t p_hyp_unmap(void *p, uint64_t addr, uint64_t size)
+{
+	return kvm_pgtable_hyp_unmap(&((struct pgwalk_state *)p)->pgt, addr, size);
+}
+
+static uint64_t p_hyp_pte_prot(uint64_t pte)
+{
+	return from_pgwalk(kvm_pgtable_hyp_pte_prot(pte));
 }
 
 static size_t p_pgd_size(uint64_t vtcr)
@@ -299,7 +377,8 @@ static int pgwalk_visitor(const struct kvm_pgtable_visit_ctx *ctx, kvm_pgtable_w
 	struct kp_script *s = ctx->arg;
 
 	return kp_visit(s, ctx->ptep, ctx->old, ctx->start, ctx->addr, ctx->end, ctx->level,
-			ctx->flags, (uint32_t)visit, ctx->mm_ops == &pgwalk_mm_ops);
+			ctx->flags, (uint32_t)visit,
+			ctx->mm_ops == &pgwalk_mm_ops || ctx->mm_ops == &pgwalk_hyp_mm_ops_no_count);
 }
 
 static int p_walk(void *p, uint64_t addr, uint64_t size, struct kp_script *s)
@@ -583,4 +662,8 @@ const struct kp_impl kp_pgwalk_impl = {
 	.pte_prot = p_pte_prot,
 	.facts = p_facts,
 	.get_vtcr = p_get_vtcr,
+	.hyp_init = p_hyp_init,
+	.hyp_map = p_hyp_map,
+	.hyp_unmap = p_hyp_unmap,
+	.hyp_pte_prot = p_hyp_pte_prot,
 };

@@ -90,7 +90,8 @@ enum kp_ev_kind {
 	KP_EV_TLBI_IPA_NSH = 2, /* a = IPA, b = level */
 	KP_EV_TLBI_RANGE = 3,   /* a = IPA, b = bytes */
 	KP_EV_TLBI_VMID = 4,    /* the whole VMID */
-	KP_EV_TLBI_HYP = 5,     /* EL2 stage 1 */
+	KP_EV_TLBI_HYP = 5,     /* EL2 stage 1: a = VA, b = level (INT_MAX: vae2is, a table
+				 * entry removed; else vale2is, a leaf) */
 	KP_EV_DCACHE = 8,       /* a = physical address, b = bytes */
 	KP_EV_ICACHE = 9,       /* a = physical address, b = bytes */
 	KP_EV_FORCE_PTE = 10,   /* force_pte_cb(a, b, prot): prot not logged */
@@ -101,7 +102,11 @@ enum kp_ev_kind {
 struct kp_event {
 	uint32_t kind;
 	uint64_t a, b;
+	/* A hyp vae2is (a table entry removed) that knows the level of the
+	 * entry; KP_LEVEL_UNKNOWN otherwise. */
+	int8_t entry_level;
 };
+#define KP_LEVEL_UNKNOWN ((int8_t)-100)
 
 struct kp_log {
 	struct kp_event *ev;
@@ -109,6 +114,8 @@ struct kp_log {
 };
 
 void kp_log_event(uint32_t kind, uint64_t a, uint64_t b);
+/* kp_log_event, with the level of the entry an invalidation is for. */
+void kp_log_event_level(uint32_t kind, uint64_t a, uint64_t b, int8_t entry_level);
 /*
  * What the kernel's kvm_tlb_flush_vmid_range() issues for addr/size, as the
  * host of an implementation that calls back into a "flush this range"
@@ -132,6 +139,8 @@ struct kp_pool {
 	uint64_t phys_base; /* physical address of page 0 (not its virtual) */
 	size_t in_use;
 	size_t limit;       /* allocation fails past this many pages in use */
+	bool null_mc_allocates; /* hyp tables: zalloc_page(NULL) takes from the pool,
+				 * as a hyp allocator does (it has no cache) */
 	unsigned long errors;       /* misuse: bad/double frees, refs on free pages */
 	char first_error[160];
 	struct kp_deferred *deferred; /* free_unlinked_table, until quiesce */
@@ -249,6 +258,17 @@ struct kp_impl {
 	const struct kp_fact *(*facts)(size_t *n);
 	/* Linux only: kvm_get_vtcr(), to double-check the driver's VTCRs. */
 	uint64_t (*get_vtcr)(uint64_t mmfr0, uint64_t mmfr1, uint32_t phys_shift);
+	/*
+	 * EL2 stage-1 (hyp) tables: kvm_pgtable_hyp_init with va_bits, the
+	 * side's mm_ops (without page_count when !page_count, as a hyp
+	 * allocator may be); destroy then calls kvm_pgtable_hyp_destroy, and
+	 * get_leaf, walk and geometry work on the hyp table (the kernel's
+	 * generic walker serves both kinds).
+	 */
+	int (*hyp_init)(void *st, unsigned va_bits, bool page_count);
+	int (*hyp_map)(void *st, uint64_t addr, uint64_t size, uint64_t phys, uint64_t prot);
+	uint64_t (*hyp_unmap)(void *st, uint64_t addr, uint64_t size);
+	uint64_t (*hyp_pte_prot)(uint64_t pte);
 };
 
 extern const struct kp_impl kp_linux_impl;

@@ -18,13 +18,16 @@ use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
 use pgwalk::kvm::KvmMapOptions;
 use pgwalk::visit::{Action, ResumeReason, Unfinished, Visit, Walked};
-use pgwalk::{free_unlinked, Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared};
+use pgwalk::{
+    free_unlinked, Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared, Va,
+};
 use pgwalk::{Prot, Stage2};
 
 use crate::abi::*;
 use crate::convert::{kernel_range, kind_of, kvm_prot, visit_flags, visit_kind, Halt, Kind};
 use crate::errno::*;
 use crate::host::{table_virt, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View};
+use crate::hyp::{hyp_get_leaf, is_hyp, with_hyp};
 use crate::reentry::on_table;
 
 /// What a legacy visitor's `int` means, per walker kind: Linux 6.12's
@@ -134,6 +137,59 @@ fn legacy_walk<C: Legacy>(
     })
 }
 
+/// `kvm_pgtable_walk` on a hyp table: the kernel's walker is the same for
+/// both kinds of table, and a hyp table is walked under the caller's lock
+/// whatever the flags say (pgwalk's hyp walker is exclusive only), so the
+/// flags decide only what a visitor's `-EAGAIN` means, as in
+/// `kvm_pgtable_walk_continue`.
+///
+/// # Safety
+///
+/// `pgt` is an initialised hyp table no other call uses at the same time;
+/// `w` is the caller's walker, with `cb` its visitor.
+unsafe fn legacy_hyp_walk(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    size: u64,
+    cb: LegacyFn,
+    w: &kvm_pgtable_walker,
+) -> Result<c_int, c_int> {
+    // SAFETY: readable (the caller's contract).
+    let mm_ops = unsafe { (*pgt).mm_ops };
+    let handles_fault = w.flags & WALK_HANDLE_FAULT != 0;
+    let walk = |table: &mut ManuallyDrop<pgwalk::hyp::HypTable<_>>| {
+        let mut h = table.exclusive();
+        let Some((start, len)) = kernel_range(h.geometry(), addr, size)? else {
+            return Ok(0);
+        };
+        let end = start.get() + len;
+        let walked = h.walk_with::<Halt, _>(Va(start.get()), len, visit_flags(w.flags), |ctx| {
+            let c = kvm_pgtable_visit_ctx {
+                ptep: ctx.entry_ptr(),
+                old: ctx.old().bits(),
+                arg: w.arg,
+                mm_ops,
+                start: start.get(),
+                addr: ctx.addr().get(),
+                end,
+                level: ctx.level().get(),
+                flags: w.flags,
+            };
+            // SAFETY: the caller's visitor, called as the kernel
+            // calls it, with a context that lives across the call.
+            let code = unsafe { cb(&c, visit_kind(ctx.kind())) };
+            Exclusive::interpret(code, handles_fault)
+        });
+        Ok(match walked {
+            Ok(Walked::Completed) | Err(Halt::Stopped) => 0,
+            Ok(Walked::ResumeGuest(r)) => match r {},
+            Err(Halt::Errno(e)) => e,
+        })
+    };
+    // SAFETY: the caller's contract is `with_hyp`'s.
+    unsafe { with_hyp(pgt, walk) }
+}
+
 /// Linux 6.12 `kvm_pgtable_walk`: walks the range from `addr` aligned down
 /// to a page, for `size` bytes rounded up to whole pages, calling
 /// `walker->cb` for the entries `walker->flags` selects, in address order.
@@ -146,11 +202,17 @@ fn legacy_walk<C: Legacy>(
 /// kernel would crash, `-PGW_EFAULT` for NULL `pgt`, `walker` or
 /// `walker->cb`.
 ///
+/// A hyp table (from `kvm_pgtable_hyp_init`: `mmu` NULL) is walked as the
+/// kernel walks one, under the caller's lock whatever the flags: they
+/// select the visits and what `-EAGAIN` means (with `HANDLE_FAULT` it
+/// stops the walk and is returned).
+///
 /// # Safety
 ///
-/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; `walker` is NULL
-/// or valid; the caller holds the lock the walker kind implies (write lock
-/// without `SHARED`, read lock with it).
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`, or by
+/// `kvm_pgtable_hyp_init` (then as for `kvm_pgtable_hyp_map`); `walker` is
+/// NULL or valid; the caller holds the lock the walker kind implies (write
+/// lock without `SHARED`, read lock with it).
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_walk(
     pgt: *mut kvm_pgtable,
@@ -162,6 +224,11 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
         // SAFETY: NULL or valid (the caller's contract).
         let w = unsafe { walker.as_ref() }.ok_or(-PGW_EFAULT)?;
         let cb = w.cb.ok_or(-PGW_EFAULT)?;
+        // SAFETY: `pgt` is NULL or readable (the caller's contract).
+        if unsafe { is_hyp(pgt) } {
+            // SAFETY: an initialised hyp table (the caller's contract).
+            return unsafe { legacy_hyp_walk(pgt, addr, size, cb, w) };
+        }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
@@ -879,12 +946,14 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
 /// leaf, or the invalid entry where translation stops) to `*ptep` and its
 /// level to `*level` (either may be NULL). Returns 0, `-PGW_ERANGE` beyond
 /// the input size, `-PGW_EINVAL` (and `-PGW_EFAULT` for NULL) for a bad
-/// `pgt`.
+/// `pgt`. On a hyp table (`mmu` NULL) it is `pgw_hyp_get_leaf`, as the
+/// kernel's one walker serves both kinds of table.
 ///
 /// # Safety
 ///
-/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; `ptep` and `level`
-/// are NULL or valid for writes.
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`, or by
+/// `kvm_pgtable_hyp_init` (then as for `kvm_pgtable_hyp_map`); `ptep` and
+/// `level` are NULL or valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_get_leaf(
     pgt: *mut kvm_pgtable,
@@ -893,6 +962,12 @@ pub unsafe extern "C" fn kvm_pgtable_get_leaf(
     level: *mut i8,
 ) -> c_int {
     call(|| {
+        // SAFETY: `pgt` is NULL or readable (the caller's contract).
+        if unsafe { is_hyp(pgt) } {
+            // SAFETY: an initialised hyp table; `ptep` and `level` as
+            // below (the caller's contract).
+            return unsafe { hyp_get_leaf(pgt, addr, ptep, level) };
+        }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {

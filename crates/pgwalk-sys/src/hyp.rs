@@ -163,7 +163,7 @@ impl HypMmFns {
 
 /// A C hypervisor's callbacks as the host of a `pgwalk::hyp::HypTable` of
 /// one format: the one its `mm_ops` is bound to (see `formats.rs`).
-struct CHypHost {
+pub(crate) struct CHypHost {
     mm: HypMmFns,
     tlb: TlbFns,
     format: TableFormat,
@@ -301,6 +301,19 @@ fn geometry(format: TableFormat, va_bits: u32) -> Result<Geometry, c_int> {
     Geometry::for_va_bits(format, va_bits, format.max_oa_bits()).map_err(|_| -PGW_EINVAL)
 }
 
+/// Whether `pgt` is a hyp table as the kernel tells them apart: an
+/// initialised `struct kvm_pgtable` whose `mmu` is NULL (the generic
+/// `kvm_pgtable_walk` and `kvm_pgtable_get_leaf` then walk it as one).
+///
+/// # Safety
+///
+/// `pgt` is NULL or readable.
+pub(crate) unsafe fn is_hyp(pgt: *const kvm_pgtable) -> bool {
+    // SAFETY: NULL is handled by `as_ref`; otherwise readable (the
+    // caller's contract).
+    unsafe { pgt.as_ref() }.is_some_and(|p| p.mmu.is_null() && !p.pgd.is_null())
+}
+
 /// Runs `f` on the hyp table behind `pgt`, seen as a `HypTable` for the
 /// call (in a `ManuallyDrop`: only `kvm_pgtable_hyp_destroy` frees it), as
 /// a call on that table (`-PGW_EDEADLK` from inside one of its callbacks).
@@ -314,7 +327,7 @@ fn geometry(format: TableFormat, va_bits: u32) -> Result<Geometry, c_int> {
 /// `pgt` is NULL or points to a `struct kvm_pgtable` that is not being
 /// written; if initialised by `kvm_pgtable_hyp_init`, only this library
 /// changed the table.
-unsafe fn with_hyp<R>(
+pub(crate) unsafe fn with_hyp<R>(
     pgt: *mut kvm_pgtable,
     f: impl FnOnce(&mut ManuallyDrop<HypTable<CHypHost>>) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
@@ -637,24 +650,38 @@ pub unsafe extern "C" fn pgw_hyp_get_leaf(
     ptep: *mut kvm_pte_t,
     level: *mut i8,
 ) -> c_int {
-    call(|| {
-        // SAFETY: the caller's contract is `with_hyp`'s.
-        let (leaf, l) = unsafe {
-            with_hyp(pgt, |table| {
-                table.exclusive().get_leaf(Va(addr)).map_err(from_error)
-            })
-        }?;
-        // SAFETY: NULL or valid for writes (the caller's contract).
-        unsafe {
-            if let Some(p) = ptep.as_mut() {
-                *p = leaf.bits();
-            }
-            if let Some(p) = level.as_mut() {
-                *p = l.get();
-            }
+    // SAFETY: the caller's contract.
+    call(|| unsafe { hyp_get_leaf(pgt, addr, ptep, level) })
+}
+
+/// The body of `pgw_hyp_get_leaf`, and of `kvm_pgtable_get_leaf` on a hyp
+/// table.
+///
+/// # Safety
+///
+/// As `pgw_hyp_get_leaf`.
+pub(crate) unsafe fn hyp_get_leaf(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    ptep: *mut kvm_pte_t,
+    level: *mut i8,
+) -> Result<c_int, c_int> {
+    // SAFETY: the caller's contract is `with_hyp`'s.
+    let (leaf, l) = unsafe {
+        with_hyp(pgt, |table| {
+            table.exclusive().get_leaf(Va(addr)).map_err(from_error)
+        })
+    }?;
+    // SAFETY: NULL or valid for writes (the caller's contract).
+    unsafe {
+        if let Some(p) = ptep.as_mut() {
+            *p = leaf.bits();
         }
-        Ok(0)
-    })
+        if let Some(p) = level.as_mut() {
+            *p = l.get();
+        }
+    }
+    Ok(0)
 }
 
 /// The protection a hyp entry grants (Linux 6.12's
