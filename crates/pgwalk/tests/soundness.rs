@@ -434,3 +434,37 @@ fn the_default_retry_limit_still_ends_a_livelock() {
     });
     assert!(matches!(walked, Err(Error::RetryLimit { .. })));
 }
+
+// An unmap covering a whole last-level table clears its leaves first and
+// gives their references back at once: a panic on the way must still
+// leave counts that match the entries.
+#[test]
+fn a_host_panic_while_unmapping_a_whole_page_table_leaves_a_consistent_table() {
+    let host = Faulty::new();
+    let mut t = Stage2::with_geometry(geometry(), host.clone()).unwrap();
+    map(&mut t, 0, M2, RAM + K4, Prot::RW).unwrap();
+    // The first leaf's invalidation fails: that leaf stays, the others too.
+    host.arm(TLBI_IPA);
+    let unwound = catch_unwind(AssertUnwindSafe(|| t.exclusive().unmap(Ipa(0), M2)));
+    assert!(unwound.is_err());
+    assert!(assert_consistent(&t, 0).0.is_valid());
+    assert!(assert_consistent(&t, M2 - K4).0.is_valid());
+    // Every leaf cleared, then the invalidation of the table entry fails:
+    // the emptied table stays linked (as a post-order free that fails
+    // leaves it), holding its own reference only, so that the next unmap
+    // frees it and everything above it.
+    host.arm(TLBI_RANGE);
+    let unwound = catch_unwind(AssertUnwindSafe(|| t.exclusive().unmap(Ipa(0), M2)));
+    assert!(unwound.is_err());
+    for ipa in [0, M2 - K4] {
+        let (leaf, level) = t.shared().get_leaf(Ipa(ipa)).unwrap();
+        assert!(
+            !leaf.is_counted() && level.get() == 3,
+            "{leaf:?} at {level}"
+        );
+    }
+    t.exclusive().unmap(Ipa(0), M2).unwrap();
+    assert_consistent(&t, 0);
+    assert_eq!(t.mm().mm.live_pages(), t.geometry().root_pages());
+    assert_eq!(t.mm().mm.stats().double_frees, 0);
+}

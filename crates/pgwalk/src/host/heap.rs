@@ -389,6 +389,25 @@ unsafe impl MemoryOps for HeapMemory {
     }
 
     #[inline]
+    unsafe fn put_pages(&self, pa: PhysAddr, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let idx = self.pool.index(pa);
+        // A drop of more than a count holds is a double free, whatever `n`.
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let prev = self.pool.counts[idx]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(n32));
+        match prev {
+            Ok(c) if c == n32 => self.pool.release(idx),
+            Ok(_) => {}
+            Err(_) => {
+                self.pool.stats.double_frees.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
     fn page_count(&self, pa: PhysAddr) -> usize {
         self.pool.counts[self.pool.index(pa)].load(Ordering::Acquire) as usize
     }
