@@ -32,7 +32,7 @@ fn fault_map_fixed_then_spurious() {
 
 #[test]
 fn fault_map_block_over_table_defers_the_free() {
-    let mm = HeapMemory::new(4096);
+    let mm = HeapMemory::new(POOL_PAGES);
     let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 48).unwrap(), mm.clone()).unwrap();
     let f = t.fault_handler();
     assert_eq!(

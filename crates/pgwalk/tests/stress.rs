@@ -15,7 +15,8 @@
 //!   (wrprotect everything, add execute to every eighth page) whose result
 //!   is fixed;
 //! - reference counts are 1 + non-zero entries in every table page, no
-//!   entry is left locked, no child table is empty (`check_invariants`);
+//!   entry is left locked (`check_invariants`), no child table is empty
+//!   (its `empty_tables`);
 //! - after the grace periods, the host holds exactly the reachable table
 //!   pages, frees every page when the table is dropped, and saw no double
 //!   free.
@@ -424,7 +425,10 @@ fn racing_fault_ins_and_attribute_changes_in(s: &Shape) {
         }
     }
     assert!(mm.quiesce(), "deferred frees still pending");
-    check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("after racing: {e}"));
+    let report =
+        check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("after racing: {e}"));
+    // pgwalk's own operations free every table they empty.
+    assert_eq!(report.empty_tables, 0, "after racing");
 
     // Region B: split it under the write lock, then a final concurrent
     // phase whose outcome is fixed: every page write-protected, every
@@ -488,6 +492,7 @@ fn racing_fault_ins_and_attribute_changes_in(s: &Shape) {
 
     assert!(mm.quiesce());
     let report = check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("at the end: {e}"));
+    assert_eq!(report.empty_tables, 0, "at the end");
     let stats = mm.stats();
     assert_eq!(stats.double_frees, 0);
     assert!(
@@ -600,6 +605,7 @@ fn racing_installs_and_remaps_of_one_page_in(s: &Shape) {
     });
     assert!(mm.quiesce());
     let report = check_invariants(&mut table.write()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.empty_tables, 0);
     assert_eq!(report.leaves[3], rounds);
     assert_eq!(mm.stats().double_frees, 0);
     assert!(remaps.load(Ordering::Relaxed) >= rounds as u64);

@@ -1,5 +1,6 @@
 //! A seeded fuzzer of the C ABI: random `kvm_pgtable_*` calls (stage 2,
-//! the fault path, hyp tables, walks with C visitors) through their
+//! the fault path, hyp tables, walks with C visitors) and the typed
+//! `pgw_stage2_fault_map` through their
 //! `extern "C"` signatures, on the pool of `pool.rs`, whose allocations fail
 //! on a seeded schedule. After every call it checks the core's invariants
 //! (`Handle::check`), the pool (nothing freed twice, nothing leaked), that
@@ -15,7 +16,6 @@
 
 mod model;
 mod pool;
-#[cfg(test)]
 mod regressions;
 
 use core::ffi::{c_int, c_void};

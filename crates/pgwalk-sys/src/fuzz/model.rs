@@ -12,7 +12,7 @@ use core::ffi::{c_int, c_void};
 
 use pgwalk::descriptor::{Descriptor, HypAttrs, LeafAttrs};
 use pgwalk::geometry::Level;
-use pgwalk::PhysAddr;
+use pgwalk::{PhysAddr, Prot};
 
 use super::{pool, Rng, Tables, RAM, WBASE, WPAGES, WSIZE};
 use crate::abi::*;
@@ -20,6 +20,7 @@ use crate::compat::*;
 use crate::convert::kvm_prot;
 use crate::errno::*;
 use crate::hyp::*;
+use crate::typed::pgw_stage2_fault_map;
 
 const PAGE: u64 = 0x1000;
 const BLOCK_PAGES: usize = 512;
@@ -119,6 +120,13 @@ pub(super) enum Op {
         prot: u64,
         mc: bool,
         flags: u32,
+    },
+    /// The typed API's fault-path map (`pgw_stage2_fault_map`).
+    PgwFaultMap {
+        addr: u64,
+        size: u64,
+        phys: u64,
+        prot: u64,
     },
     SetOwner {
         addr: u64,
@@ -248,7 +256,7 @@ impl Op {
     pub(super) fn random(rng: &mut Rng) -> Op {
         let (addr, size) = range(rng);
         match rng.below(100) {
-            0..=29 => {
+            0..=25 => {
                 let mut flags = 0;
                 if rng.chance(35) {
                     flags |= WALK_SHARED | WALK_HANDLE_FAULT;
@@ -268,6 +276,12 @@ impl Op {
                     flags,
                 }
             }
+            26..=29 => Op::PgwFaultMap {
+                addr,
+                size,
+                phys: phys(rng, addr),
+                prot: prot(rng),
+            },
             30..=34 => Op::SetOwner {
                 addr,
                 size,
@@ -340,6 +354,22 @@ impl Op {
                 } => Got::rc(
                     kvm_pgtable_stage2_map(s2, addr, size, phys, prot, mc(on), flags).into(),
                 ),
+                Op::PgwFaultMap {
+                    addr,
+                    size,
+                    phys,
+                    prot,
+                } => {
+                    let mut outcome = pgw_fault_outcome::PGW_FAULT_CONTINUE;
+                    let r =
+                        pgw_stage2_fault_map(s2, addr, size, phys, prot, mc(true), 0, &mut outcome);
+                    // The outcome, only written on 0, in the visit count.
+                    Got {
+                        rc: r.into(),
+                        visits_after_stop: 0,
+                        visits: if r == 0 { outcome as u32 } else { 0 },
+                    }
+                }
                 Op::SetOwner { addr, size, owner } => {
                     Got::rc(kvm_pgtable_stage2_set_owner(s2, addr, size, mc(true), owner).into())
                 }
@@ -439,6 +469,46 @@ impl Op {
                     let kept = a == b && b.pa() == a.pa() && new_pa(p, start, phys) == a.pa();
                     new(p, a) || kept || (!done && (a == b || a.zero())) || (fault && a == b)
                 })
+            }
+            Op::PgwFaultMap {
+                addr,
+                size,
+                phys,
+                prot,
+            } => {
+                let aligned = (addr | size | phys) & (PAGE - 1) == 0 && size != 0;
+                let attrs = LeafAttrs::from_prot(kvm_prot(prot));
+                let (true, Ok(attrs)) = (aligned && prot & !Prot::KVM.bits() == 0, attrs) else {
+                    codes(&[-PGW_EINVAL])?;
+                    return unchanged();
+                };
+                codes(&[0, -PGW_ENOMEM])?;
+                let want = Descriptor::leaf(PhysAddr(0), Level::LAST, attrs).bits() & ATTRS & !AF;
+                let new = move |p: usize, a: Pg| {
+                    a.pa() == new_pa(p, addr, phys)
+                        && matches!(a, Pg::Valid { attrs, .. } if attrs & !AF == want)
+                };
+                let fixed = rc == 0 && got.visits == pgw_fault_outcome::PGW_FAULT_FIXED as u32;
+                if rc == 0 && !fixed && got.visits != pgw_fault_outcome::PGW_FAULT_SPURIOUS as u32 {
+                    return Err(format!("outcome {}", got.visits));
+                }
+                // pgwalk's own map splits a block it cuts: nothing outside
+                // the range loses its mapping.
+                // A leaf equal up to permissions is left for relax_perms.
+                pages_where(bt, at, kernel_pages(addr, size), move |p, b, a| {
+                    let kept = a == b && (!fixed || a.pa() == new_pa(p, addr, phys));
+                    new(p, a) || kept
+                })?;
+                if let Some((r0, r1)) = kernel_pages(addr, size) {
+                    let e0 = r0 & !(BLOCK_PAGES - 1);
+                    let e1 = ((r1 + BLOCK_PAGES - 1) & !(BLOCK_PAGES - 1)).min(WPAGES);
+                    for p in (e0..r0).chain(r1..e1) {
+                        if at[p] != bt[p] {
+                            return Err(format!("page {p} outside the range changed"));
+                        }
+                    }
+                }
+                Ok(())
             }
             Op::SetOwner { addr, size, owner } => {
                 if owner > 1 {

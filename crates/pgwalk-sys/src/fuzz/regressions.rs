@@ -20,20 +20,16 @@ fn mc() -> *mut core::ffi::c_void {
 fn leaf(t: &mut Tables, addr: u64) -> (u64, i8) {
     let (mut pte, mut level) = (0, 0);
     // SAFETY: an initialised table; the out-pointers are locals.
-    assert_eq!(
-        unsafe { kvm_pgtable_get_leaf(t.s2(), addr, &mut pte, &mut level) },
-        0
-    );
+    let r = unsafe { kvm_pgtable_get_leaf(t.s2(), addr, &mut pte, &mut level) };
+    assert_eq!(r, 0);
     (pte, level)
 }
 
 fn hyp_leaf(t: &mut Tables, addr: u64) -> u64 {
     let (mut pte, mut level) = (0, 0);
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { pgw_hyp_get_leaf(t.hyp(), addr, &mut pte, &mut level) },
-        0
-    );
+    let r = unsafe { pgw_hyp_get_leaf(t.hyp(), addr, &mut pte, &mut level) };
+    assert_eq!(r, 0);
     pte
 }
 

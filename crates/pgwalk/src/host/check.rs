@@ -7,12 +7,13 @@ use crate::addr::PhysAddr;
 use crate::stage2::{Stage2, TableReport};
 
 /// Checks the table's structural invariants against its host: every table
-/// page's reference count is 1 plus its non-zero entries, no child table is
-/// empty, no entry is left locked, every leaf sits at a level that may hold
-/// one, every non-zero invalid entry is an annotation (all of which
+/// page's reference count is 1 plus its non-zero entries, no entry is left
+/// locked, every leaf sits at a level that may hold one, every non-zero
+/// invalid entry is an annotation (all of which
 /// [`Handle::check`](crate::Handle::check) checks on any host), and the
 /// pages the host holds alive are exactly the root and the reachable
-/// tables (nothing leaked).
+/// tables, empty ones included (nothing leaked). Empty child tables are
+/// counted in [`TableReport::empty_tables`], not refused.
 ///
 /// It takes the table by `&mut`, so that no walker runs while it looks
 /// (through a lock, pass the write guard: `check_invariants(&mut guard)`);
