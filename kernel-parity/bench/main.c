@@ -13,6 +13,8 @@
  *                               relax, unmap, mkyoung, young, split, owner)
  *   linux-bench --impl IMPL     one implementation (linux, kvm, pgw), for
  *                               callgrind --toggle-collect=bench_timed
+ *   linux-bench --pages N       N pages instead of 262,144 (a multiple of
+ *                               512, at most 262,144)
  *
  * Prints one machine-readable line per row and implementation,
  *
@@ -230,7 +232,7 @@ static double median(double *v, int n)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: linux-bench [--reps N | --quick | --smoke] [--only ROW] [--impl IMPL]\n");
+	fprintf(stderr, "usage: linux-bench [--reps N | --quick | --smoke] [--pages N] [--only ROW] [--impl IMPL]\n");
 	exit(2);
 }
 
@@ -251,6 +253,8 @@ int main(int argc, char **argv)
 			smoke = true;
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
+		else if (!strcmp(argv[i], "--pages") && i + 1 < argc)
+			pages = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--impl") && i + 1 < argc)
 			only_impl = argv[++i];
 		else
@@ -260,7 +264,7 @@ int main(int argc, char **argv)
 		pages = (8ull << 20) / BENCH_PAGE;
 		reps = 1;
 	}
-	if (reps < 1 || reps > MAX_REPS)
+	if (reps < 1 || reps > MAX_REPS || !pages || pages % 512 || pages > (1ull << 18))
 		usage();
 	bench_host_init(4096);
 	memset(done, 0, sizeof(done));

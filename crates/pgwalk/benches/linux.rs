@@ -26,7 +26,7 @@
 //! bit, in the same run.
 //!
 //! Options: `--reps N` (default 11), `--quick` (5), `--smoke` (8 MiB, one
-//! run), `--only ROW`, `--side pgwalk|linux` (one side, for
+//! run), `--pages N` (N pages instead of 262,144), `--only ROW`, `--side pgwalk|linux` (one side, for
 //! `valgrind --tool=callgrind --toggle-collect='*timed*'`). Prints
 //! `result ROW IMPL NS` lines (IMPL `rust` or `linux`) and a table.
 
@@ -375,6 +375,14 @@ fn options() -> Options {
                 o.size = 8 << 20;
             }
             "--reps" => o.reps = args.next().and_then(|n| n.parse().ok()).expect("--reps N"),
+            "--pages" => {
+                let pages: u64 = args.next().and_then(|n| n.parse().ok()).expect("--pages N");
+                assert!(
+                    pages > 0 && pages % 512 == 0 && pages <= 1 << 18,
+                    "--pages: a multiple of 512, at most 262,144"
+                );
+                o.size = pages * PAGE;
+            }
             "--only" => o.only = args.next(),
             "--side" => o.side = args.next(),
             // `cargo bench` passes `--bench`.
