@@ -23,7 +23,10 @@
 //!
 //! `stream` is the limit a walk is held to: a plain loop over the same
 //! leaf table pages pgwalk's `walk` row reads, summing each entry's valid
-//! bit, in the same run.
+//! bit, in the same run. `pin` is what `HeapMemory`'s read side costs per
+//! call (`crossbeam_epoch::pin`, as every shared or fault-path call pays
+//! it), so that the host's share of the per-page rows can be told apart
+//! from the walker's.
 //!
 //! Options: `--reps N` (default 11), `--quick` (5), `--smoke` (8 MiB, one
 //! run), `--pages N` (N pages instead of 262,144), `--only ROW`, `--side pgwalk|linux` (one side, for
@@ -59,9 +62,10 @@ enum Op {
     Split,
     Owner,
     Stream,
+    Pin,
 }
 
-const ROWS: [(&str, &str, Op); 11] = [
+const ROWS: [(&str, &str, Op); 12] = [
     ("map", "map 1 GiB of 4 KiB pages, one call", Op::Map),
     ("walk", "LEAF walk, counting valid leaves", Op::Walk),
     ("wrprotect", "wrprotect 1 GiB", Op::Wrprotect),
@@ -73,6 +77,7 @@ const ROWS: [(&str, &str, Op); 11] = [
     ("split", "split 1 GiB block to pages", Op::Split),
     ("owner", "set_owner 1 GiB", Op::Owner),
     ("stream", "stream limit: read the leaf tables", Op::Stream),
+    ("pin", "HeapMemory's read side: one epoch pin", Op::Pin),
 ];
 
 #[cfg(pgwalk_linux_peer)]
@@ -222,6 +227,12 @@ fn timed_pgwalk(op: Op, t: &mut Stage2<HeapMemory>, size: u64, tables: &[*const 
             .annotate(Ipa(IPA), size, 1, &mut ())
             .expect("set_owner"),
         Op::Stream => return timed_stream(tables),
+        Op::Pin => {
+            for _ in 0..pages {
+                let guard = crossbeam_epoch::pin();
+                black_box(&guard);
+            }
+        }
     }
     0
 }
@@ -246,7 +257,7 @@ fn run_pgwalk(op: Op, mm: &HeapMemory, size: u64) -> f64 {
             t.shared().clear_young(Ipa(IPA), size).expect("young");
         }
         Op::Split => pg_map(&mut t, size, PA_BLOCKS),
-        Op::Map | Op::Fault | Op::Owner => {}
+        Op::Map | Op::Fault | Op::Owner | Op::Pin => {}
     }
     let tables = if op == Op::Stream {
         leaf_tables(&mut t, size)
@@ -294,7 +305,7 @@ fn timed_linux(op: Op, t: *mut std::ffi::c_void, pages: u64) -> (i32, u64) {
             }
             Op::Split => (s.split)(t, IPA, pages),
             Op::Owner => (s.set_owner)(t, IPA, pages),
-            Op::Stream => unreachable!("the stream row is pgwalk's table"),
+            Op::Stream | Op::Pin => unreachable!("pgwalk's rows alone"),
         }
     };
     (ret, valid)
@@ -418,7 +429,7 @@ fn main() {
         if o.only.as_deref().is_some_and(|only| only != key) {
             continue;
         }
-        let linux_row = have_linux && op != Op::Stream;
+        let linux_row = have_linux && !matches!(op, Op::Stream | Op::Pin);
         let mut rust = Vec::new();
         let mut lin = Vec::new();
         // Run 0 is an untimed warm-up; the order swaps every run.
