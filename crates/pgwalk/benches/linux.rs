@@ -14,12 +14,12 @@
 //! level 1), 1 GiB of 4 KiB pages at IPA 1 GiB, output addresses 4 KiB off
 //! 2 MiB alignment (no block fits; split maps 1 GiB-aligned, one block).
 //! The two sides alternate run by run, their order swapped every run; each
-//! figure is the median ns per 4 KiB page. pgwalk's host is
-//! `pgwalk::host::HeapMemory` with its statistics off (a TLB invalidation or
-//! cache clean is a call that does nothing); the kernel's is the C pool of
-//! `kernel-parity/bench/host.c` (a counted no-op per invalidation or clean).
-//! `HeapMemory`'s read side is a `crossbeam-epoch` pin per shared call: that
-//! is pgwalk's host, not the walker, and the README says what it costs.
+//! figure is the median ns per 4 KiB page. pgwalk runs twice: on
+//! `pgwalk::host::HeapMemory` with its statistics off (atomic reference
+//! counts, a `crossbeam-epoch` pin per shared call: a thread-safe host), and
+//! on the kernel's own host, the C pool of `kernel-parity/bench/host.c` with
+//! the shim's TLB stubs (single-threaded, counted no-op maintenance), so
+//! that its margin over Linux there is the walker's.
 //!
 //! `stream` is the limit a walk is held to: a plain loop over the same
 //! leaf table pages pgwalk's `walk` row reads, summing each entry's valid
@@ -29,9 +29,11 @@
 //! from the walker's.
 //!
 //! Options: `--reps N` (default 11), `--quick` (5), `--smoke` (8 MiB, one
-//! run), `--pages N` (N pages instead of 262,144), `--only ROW`, `--side pgwalk|linux` (one side, for
+//! run), `--pages N` (N pages instead of 262,144), `--only ROW`,
+//! `--side pgwalk|pgwalk-chost|linux` (one side, for
 //! `valgrind --tool=callgrind --toggle-collect='*timed*'`). Prints
-//! `result ROW IMPL NS` lines (IMPL `rust` or `linux`) and a table.
+//! `result ROW IMPL NS` lines (IMPL `rust`, `rust_chost` or `linux`) and a
+//! table.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -115,27 +117,187 @@ mod linux {
     }
 }
 
-/// pgwalk's side of one run: a table on its own pool.
-fn pg_table(mm: &HeapMemory) -> Stage2<HeapMemory> {
+/// What a pgwalk column runs on: a host, the memory cache its calls take
+/// pages from, and how many pages it has handed out.
+trait Host: MemoryOps<PagePool: Sized> + Clone {
+    fn pool() -> Self::PagePool;
+    fn in_use(&self) -> usize;
+}
+
+impl Host for HeapMemory {
+    fn pool() {}
+    fn in_use(&self) -> usize {
+        self.live_pages()
+    }
+}
+
+/// The C benchmark's host (`kernel-parity/bench/host.c`) behind
+/// `MemoryOps`: the page pool, counted cache maintenance and the kernel
+/// shim's own TLB stubs, exactly what Linux's side calls, so that the
+/// column's margin over Linux is the walker's.
+#[cfg(pgwalk_linux_peer)]
+mod chost {
+    use std::ffi::c_void;
+    use std::marker::PhantomData;
+    use std::ptr::NonNull;
+
+    use pgwalk::geometry::Level;
+    use pgwalk::{Ipa, MemoryOps, PhysAddr};
+
+    /// `struct bench_mc`: how many pages a call may take.
+    #[repr(C)]
+    pub struct Mc {
+        pub nobjs: i32,
+    }
+
+    extern "C" {
+        fn bench_zalloc_page(mc: *mut c_void) -> *mut c_void;
+        fn bench_zalloc_pages_exact(size: usize) -> *mut c_void;
+        fn bench_free_pages_exact(addr: *mut c_void, size: usize);
+        fn bench_get_page(addr: *mut c_void);
+        fn bench_put_page(addr: *mut c_void);
+        fn bench_page_count(addr: *mut c_void) -> i32;
+        fn bench_phys_to_virt(phys: u64) -> *mut c_void;
+        fn bench_virt_to_phys(addr: *mut c_void) -> u64;
+        fn bench_dcache_clean_inval_poc(addr: *mut c_void, size: usize);
+        fn bench_icache_inval_pou(addr: *mut c_void, size: usize);
+        pub fn bench_host_in_use() -> usize;
+        fn kp_hyp___kvm_tlb_flush_vmid_ipa(mmu: *mut c_void, ipa: u64, level: i32);
+        fn kp_hyp___kvm_tlb_flush_vmid_ipa_nsh(mmu: *mut c_void, ipa: u64, level: i32);
+        fn kp_hyp___kvm_tlb_flush_vmid(mmu: *mut c_void);
+    }
+
+    /// The kernel's `TLBI_TTL_UNKNOWN`.
+    const TTL_UNKNOWN: i32 = i32::MAX;
+
+    /// The host. Not `Send` nor `Sync` (the raw-pointer marker): the C pool
+    /// is single-threaded, and this type cannot leave the thread.
+    #[derive(Clone, Copy)]
+    pub struct CHost(PhantomData<*const ()>);
+
+    impl CHost {
+        pub fn new() -> CHost {
+            CHost(PhantomData)
+        }
+    }
+
+    fn pa(p: *mut c_void) -> Option<PhysAddr> {
+        // SAFETY: `p` is NULL or a page of the pool, which the conversion
+        // only does arithmetic on.
+        (!p.is_null()).then(|| PhysAddr(unsafe { bench_virt_to_phys(p) }))
+    }
+
+    fn va(pa: PhysAddr) -> *mut c_void {
+        // SAFETY: arithmetic on the address, nothing dereferenced.
+        unsafe { bench_phys_to_virt(pa.get()) }
+    }
+
+    // SAFETY: host.c hands out zeroed, 4 KiB-aligned pages with count 1 and
+    // reuses a page only after its count reached 0 (it aborts on misuse);
+    // the root comes 64 KiB-aligned off the pool's bottom; `phys_to_virt`
+    // maps every pool page for the life of the process. The pool is not
+    // thread-safe, and nothing here can reach another thread (`CHost` is
+    // neither `Send` nor `Sync`), so no walker ever runs beside another and
+    // an unlinked table may be freed at once.
+    unsafe impl MemoryOps for CHost {
+        type PagePool = Mc;
+
+        fn zalloc_page(&self, pool: &mut Mc) -> Option<PhysAddr> {
+            // SAFETY: `pool` is a live `struct bench_mc`.
+            pa(unsafe { bench_zalloc_page((pool as *mut Mc).cast()) })
+        }
+        fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
+            // SAFETY: any size is accepted (refused with NULL).
+            pa(unsafe { bench_zalloc_pages_exact(size) })
+        }
+        unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
+            // SAFETY: the caller's contract: `pa`, `size` from one call.
+            unsafe { bench_free_pages_exact(va(pa), size) }
+        }
+        unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
+            // SAFETY: unlinked by the caller, and no other walker exists.
+            unsafe { pgwalk::free_unlinked(self, table, level) }
+        }
+        unsafe fn get_page(&self, pa: PhysAddr) {
+            // SAFETY: `pa` is a live table page (the caller's contract).
+            unsafe { bench_get_page(va(pa)) }
+        }
+        unsafe fn put_page(&self, pa: PhysAddr) {
+            // SAFETY: the caller owns a reference on the page.
+            unsafe { bench_put_page(va(pa)) }
+        }
+        fn page_count(&self, pa: PhysAddr) -> usize {
+            // SAFETY: host.c checks the address (it aborts outside the pool).
+            unsafe { bench_page_count(va(pa)) as usize }
+        }
+        fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
+            NonNull::new(va(pa).cast()).expect("a pool address")
+        }
+        fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
+            // SAFETY: counts the call; the address is not dereferenced.
+            unsafe { bench_dcache_clean_inval_poc(va(pa), size as usize) }
+        }
+        fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
+            // SAFETY: as above.
+            unsafe { bench_icache_inval_pou(va(pa), size as usize) }
+        }
+        fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
+            // SAFETY: the shim's stub counts the call; no MMU is read.
+            unsafe {
+                kp_hyp___kvm_tlb_flush_vmid_ipa(std::ptr::null_mut(), ipa.0, level.get().into())
+            }
+        }
+        fn tlb_flush_vmid_ipa_unknown_level(&self, ipa: Ipa) {
+            // SAFETY: as above.
+            unsafe { kp_hyp___kvm_tlb_flush_vmid_ipa(std::ptr::null_mut(), ipa.0, TTL_UNKNOWN) }
+        }
+        fn tlb_flush_vmid_ipa_local(&self, ipa: Ipa, level: Option<Level>) {
+            let level = level.map_or(TTL_UNKNOWN, |l| l.get().into());
+            // SAFETY: as above.
+            unsafe { kp_hyp___kvm_tlb_flush_vmid_ipa_nsh(std::ptr::null_mut(), ipa.0, level) }
+        }
+        fn tlb_flush_vmid_range(&self, _: Ipa, _: u64) {
+            // The kernel without FEAT_TLBIRANGE: the whole VMID.
+            self.tlb_flush_vmid()
+        }
+        fn tlb_flush_vmid(&self) {
+            // SAFETY: as above.
+            unsafe { kp_hyp___kvm_tlb_flush_vmid(std::ptr::null_mut()) }
+        }
+    }
+
+    impl super::Host for CHost {
+        fn pool() -> Mc {
+            Mc { nobjs: 1 << 30 }
+        }
+        fn in_use(&self) -> usize {
+            // SAFETY: reads the pool's count.
+            unsafe { bench_host_in_use() }
+        }
+    }
+}
+
+/// pgwalk's side of one run: a table on `mm`.
+fn pg_table<M: Host>(mm: &M) -> Stage2<M> {
     let geometry = Geometry::for_ia_bits(40, 40).expect("geometry");
     Stage2::with_geometry(geometry, mm.clone()).expect("root")
 }
 
-fn pg_map(t: &mut Stage2<HeapMemory>, size: u64, pa: u64) {
+fn pg_map<M: Host>(t: &mut Stage2<M>, size: u64, pa: u64) {
     t.exclusive()
         .map_with(
             Ipa(IPA),
             size,
             PhysAddr(pa),
             Prot::RW,
-            &mut (),
+            &mut M::pool(),
             MapOptions::new(),
         )
         .expect("map");
 }
 
 /// The leaf tables of a mapped range, as pointers to their entries.
-fn leaf_tables(t: &mut Stage2<HeapMemory>, size: u64) -> Vec<*const u64> {
+fn leaf_tables<M: Host>(t: &mut Stage2<M>, size: u64) -> Vec<*const u64> {
     let mm = t.mm().clone();
     let mut tables = Vec::new();
     let Walked::Completed = t
@@ -167,8 +329,9 @@ fn timed_stream(tables: &[*const u64]) -> u64 {
 
 /// pgwalk's timed work for `op`, out of line for callgrind.
 #[inline(never)]
-fn timed_pgwalk(op: Op, t: &mut Stage2<HeapMemory>, size: u64, tables: &[*const u64]) -> u64 {
+fn timed_pgwalk<M: Host>(op: Op, t: &mut Stage2<M>, size: u64, tables: &[*const u64]) -> u64 {
     let pages = size / PAGE;
+    let mut pool = M::pool();
     match op {
         Op::Map => pg_map(t, size, PA_PAGES),
         Op::Walk => {
@@ -196,7 +359,7 @@ fn timed_pgwalk(op: Op, t: &mut Stage2<HeapMemory>, size: u64, tables: &[*const 
                         PAGE,
                         PhysAddr(PA_PAGES + i * PAGE),
                         Prot::RW,
-                        &mut (),
+                        &mut pool,
                         MapOptions::new(),
                     )
                     .expect("fault-in");
@@ -221,10 +384,13 @@ fn timed_pgwalk(op: Op, t: &mut Stage2<HeapMemory>, size: u64, tables: &[*const 
             }
         }
         Op::Young => return t.shared().clear_young(Ipa(IPA), size).expect("young") as u64,
-        Op::Split => t.exclusive().split(Ipa(IPA), size, &mut ()).expect("split"),
+        Op::Split => t
+            .exclusive()
+            .split(Ipa(IPA), size, &mut pool)
+            .expect("split"),
         Op::Owner => t
             .exclusive()
-            .annotate(Ipa(IPA), size, 1, &mut ())
+            .annotate(Ipa(IPA), size, 1, &mut pool)
             .expect("set_owner"),
         Op::Stream => return timed_stream(tables),
         Op::Pin => {
@@ -238,7 +404,7 @@ fn timed_pgwalk(op: Op, t: &mut Stage2<HeapMemory>, size: u64, tables: &[*const 
 }
 
 /// One pgwalk run of `op`: set up, time, check; ns per page.
-fn run_pgwalk(op: Op, mm: &HeapMemory, size: u64) -> f64 {
+fn run_pgwalk<M: Host>(op: Op, mm: &M, size: u64) -> f64 {
     let pages = size / PAGE;
     let mut t = pg_table(mm);
     match op {
@@ -270,11 +436,11 @@ fn run_pgwalk(op: Op, mm: &HeapMemory, size: u64) -> f64 {
     match op {
         Op::Walk | Op::Stream => assert_eq!(got, pages, "valid leaves"),
         Op::Young => assert_eq!(got, 1, "test_clear_young found the range young"),
-        Op::Unmap => assert_eq!(mm.live_pages(), 2, "unmap left only the root"),
+        Op::Unmap => assert_eq!(mm.in_use(), 2, "unmap left only the root"),
         _ => {}
     }
     drop(t);
-    assert_eq!(mm.live_pages(), 0, "pgwalk's pool is empty after the run");
+    assert_eq!(mm.in_use(), 0, "pgwalk's pool is empty after the run");
     ns
 }
 
@@ -413,61 +579,81 @@ fn main() {
     unsafe {
         linux::bench_host_init(4096)
     };
-    let have_linux = cfg!(pgwalk_linux_peer) && want("linux");
+    #[cfg(pgwalk_linux_peer)]
+    let chost = chost::CHost::new();
+    let peer = cfg!(pgwalk_linux_peer);
     let pages = o.size / PAGE;
     println!(
         "# pgwalk (typed Rust) vs Linux 6.12 pgtable.c: {pages} pages of 4 KiB, median of {} runs, ns/page{}",
         o.reps,
-        if cfg!(pgwalk_linux_peer) {
+        if peer {
             ""
         } else {
             " (no Linux peer linked: run scripts/bench)"
         }
     );
+    // The columns: pgwalk on HeapMemory, pgwalk on the C benchmark's host,
+    // Linux (on that host).
+    const COLS: [&str; 3] = ["rust", "rust_chost", "linux"];
+    let sides = ["pgwalk", "pgwalk-chost", "linux"];
     let mut table = Vec::new();
     for (key, what, op) in ROWS {
         if o.only.as_deref().is_some_and(|only| only != key) {
             continue;
         }
-        let linux_row = have_linux && !matches!(op, Op::Stream | Op::Pin);
-        let mut rust = Vec::new();
-        let mut lin = Vec::new();
-        // Run 0 is an untimed warm-up; the order swaps every run.
+        let runs_col = |c: usize| {
+            want(sides[c])
+                && match c {
+                    0 => true,
+                    1 => peer && op != Op::Pin,
+                    _ => peer && !matches!(op, Op::Stream | Op::Pin),
+                }
+        };
+        let mut ns: [Vec<f64>; 3] = Default::default();
+        // Run 0 is an untimed warm-up; the order rotates every run.
         for rep in 0..=o.reps {
-            for turn in 0..2 {
-                if (rep + turn) % 2 == 0 {
-                    if want("pgwalk") {
-                        rust.push(run_pgwalk(op, &mm, o.size));
-                    }
-                } else if linux_row {
+            for turn in 0..3 {
+                let c = (rep + turn) % 3;
+                if !runs_col(c) {
+                    continue;
+                }
+                let v = match c {
+                    0 => run_pgwalk(op, &mm, o.size),
                     #[cfg(pgwalk_linux_peer)]
-                    lin.push(run_linux(op, o.size));
+                    1 => run_pgwalk(op, &chost, o.size),
+                    #[cfg(pgwalk_linux_peer)]
+                    _ => run_linux(op, o.size),
+                    #[cfg(not(pgwalk_linux_peer))]
+                    _ => unreachable!("no peer linked"),
+                };
+                if rep > 0 {
+                    ns[c].push(v);
                 }
             }
-            if rep == 0 {
-                rust.clear();
-                lin.clear();
+        }
+        let m = ns.map(|v| (!v.is_empty()).then(|| median(v)));
+        for (col, v) in COLS.iter().zip(m) {
+            if let Some(v) = v {
+                println!("result {key} {col} {v:.3}");
             }
         }
-        let r = (!rust.is_empty()).then(|| median(rust));
-        let l = (!lin.is_empty()).then(|| median(lin));
-        if let Some(r) = r {
-            println!("result {key} rust {r:.3}");
-        }
-        if let Some(l) = l {
-            println!("result {key} linux {l:.3}");
-        }
-        table.push((what, r, l));
+        table.push((what, m));
     }
     let f = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}×", a / b),
+        _ => "—".to_string(),
+    };
     println!();
-    println!("| operation | pgwalk (Rust) | Linux | Linux / pgwalk |");
-    println!("|---|---:|---:|---:|");
-    for (what, r, l) in table {
-        let ratio = match (r, l) {
-            (Some(r), Some(l)) => format!("{:.2}×", l / r),
-            _ => "—".to_string(),
-        };
-        println!("| {what} | {} | {} | {ratio} |", f(r), f(l));
+    println!("| operation | pgwalk, HeapMemory | pgwalk, C host | Linux, C host | Linux / pgwalk (C host) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (what, [r, rc, l]) in table {
+        println!(
+            "| {what} | {} | {} | {} | {} |",
+            f(r),
+            f(rc),
+            f(l),
+            ratio(l, rc)
+        );
     }
 }
