@@ -16,7 +16,7 @@
 //! The two sides alternate run by run, their order swapped every run; each
 //! figure is the median ns per 4 KiB page. pgwalk runs twice: on
 //! `pgwalk::host::HeapMemory` with its statistics off (atomic reference
-//! counts, a `crossbeam-epoch` pin per shared call: a thread-safe host), and
+//! counts, a read side around every shared call: a thread-safe host), and
 //! on the kernel's own host, the C pool of `kernel-parity/bench/host.c` with
 //! the shim's TLB stubs (single-threaded, counted no-op maintenance), so
 //! that its margin over Linux there is the walker's.
@@ -24,9 +24,9 @@
 //! `stream` is the limit a walk is held to: a plain loop over the same
 //! leaf table pages pgwalk's `walk` row reads, summing each entry's valid
 //! bit, in the same run. `pin` is what `HeapMemory`'s read side costs per
-//! call (`crossbeam_epoch::pin`, as every shared or fault-path call pays
-//! it), so that the host's share of the per-page rows can be told apart
-//! from the walker's.
+//! call (`MemoryOps::shared_walk` around nothing, as every shared or
+//! fault-path call pays it), so that the host's share of the per-page rows
+//! can be told apart from the walker's.
 //!
 //! Options: `--reps N` (default 11), `--quick` (5), `--smoke` (8 MiB, one
 //! run), `--pages N` (N pages instead of 262,144), `--only ROW`,
@@ -79,7 +79,7 @@ const ROWS: [(&str, &str, Op); 12] = [
     ("split", "split 1 GiB block to pages", Op::Split),
     ("owner", "set_owner 1 GiB", Op::Owner),
     ("stream", "stream limit: read the leaf tables", Op::Stream),
-    ("pin", "HeapMemory's read side: one epoch pin", Op::Pin),
+    ("pin", "the host's read side: one shared_walk", Op::Pin),
 ];
 
 #[cfg(pgwalk_linux_peer)]
@@ -394,9 +394,9 @@ fn timed_pgwalk<M: Host>(op: Op, t: &mut Stage2<M>, size: u64, tables: &[*const 
             .expect("set_owner"),
         Op::Stream => return timed_stream(tables),
         Op::Pin => {
-            for _ in 0..pages {
-                let guard = crossbeam_epoch::pin();
-                black_box(&guard);
+            let mm = t.mm();
+            for i in 0..pages {
+                black_box(mm.shared_walk(|| black_box(i)));
             }
         }
     }
