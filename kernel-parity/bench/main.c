@@ -24,7 +24,8 @@
  * API), then a table with the ratios. Each run checks what it did (return
  * codes, leaves counted, table pages in use), and Linux and pgwalk's
  * kvm_* layer must end each row with as many table pages, TLB
- * invalidations and cache cleans; any failure exits non-zero.
+ * invalidations (but for split's, below) and cache cleans; any failure
+ * exits non-zero.
  */
 #define _POSIX_C_SOURCE 199309L
 #include "bench.h"
@@ -316,7 +317,12 @@ int main(int argc, char **argv)
 				r->key, tp[0], tp[1]);
 			return 1;
 		}
-		if (done[k][0] && done[k][1] && (tl[0] != tl[1] || dc[0] != dc[1])) {
+		/* Except split's invalidations: pgwalk splits one level at a
+		 * time (a 1 GiB block: 513 TLBIs), where 6.12 rebuilds the
+		 * whole block at once (one), a deviation on
+		 * kernel-parity/deviations.txt. */
+		if (done[k][0] && done[k][1] &&
+		    ((r->op != OP_SPLIT && tl[0] != tl[1]) || dc[0] != dc[1])) {
 			fprintf(stderr,
 				"linux-bench: %s: per page, Linux asks for %.3f TLBIs and %.3f cleans, pgwalk %.3f and %.3f\n",
 				r->key, tl[0], dc[0], tl[1], dc[1]);
