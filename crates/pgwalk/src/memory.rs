@@ -35,6 +35,7 @@ use crate::geometry::{Level, TableFormat};
 /// - nothing changes a count or frees a page except the methods that are
 ///   `unsafe` to call: [`get_page`](Self::get_page),
 ///   [`get_pages`](Self::get_pages), [`put_page`](Self::put_page),
+///   [`put_pages`](Self::put_pages),
 ///   [`free_pages_exact`](Self::free_pages_exact) and the deferred
 ///   [`free_unlinked_table`](Self::free_unlinked_table). A count raised or
 ///   dropped behind pgwalk's back would let it free a page that a table
@@ -246,6 +247,23 @@ pub unsafe trait MemoryOps {
     /// The caller owns one of the page's references, and, if it is the last
     /// one, nothing links to or walks the page any more.
     unsafe fn put_page(&self, pa: PhysAddr);
+
+    /// Drops `n` references to the page holding `pa`: what `n` calls to
+    /// [`put_page`](Self::put_page) do. pgwalk calls it once for a table
+    /// page it emptied in bulk (an unmap covering a whole last-level
+    /// table); a host whose counts are atomic saves an atomic operation per
+    /// entry by overriding it.
+    ///
+    /// # Safety
+    ///
+    /// As [`put_page`](Self::put_page), for `n` references the caller owns.
+    #[inline]
+    unsafe fn put_pages(&self, pa: PhysAddr, n: usize) {
+        for _ in 0..n {
+            // SAFETY: the caller gives back `n` references it owns, one each.
+            unsafe { self.put_page(pa) };
+        }
+    }
 
     /// The reference count of the page holding `pa`.
     fn page_count(&self, pa: PhysAddr) -> usize;

@@ -44,6 +44,37 @@ fn unmap_invalidates_and_cleans() {
 }
 
 #[test]
+fn unmapping_whole_page_tables_does_each_leaf_s_maintenance_and_frees_them() {
+    let mut t = table(40);
+    // Two page tables: the first all cacheable pages but one device page
+    // and one owner annotation, the second all cacheable.
+    map(&mut t, 0, 2 * M2, 0x8000_1000, Prot::RW).unwrap();
+    map(&mut t, K4, K4, 0x9000_0000, Prot::RW | Prot::DEVICE).unwrap();
+    t.exclusive().unmap(Ipa(2 * K4), K4).unwrap();
+    t.exclusive().annotate(Ipa(2 * K4), K4, 7, &mut ()).unwrap();
+    let before = t.mm().live_pages();
+    let s = t.mm().stats();
+    t.exclusive().unmap(Ipa(0), 2 * M2).unwrap();
+    let s2 = t.mm().stats();
+    assert_eq!(s2.tlbi_ipa - s.tlbi_ipa, 2 * 512 - 1, "one TLBI per page");
+    assert_eq!(
+        s2.dcache_cleans - s.dcache_cleans,
+        2 * 512 - 2,
+        "cacheable pages only"
+    );
+    assert_eq!(
+        s2.pages_freed - s.pages_freed,
+        3,
+        "both page tables and the level-2 table"
+    );
+    assert_eq!(t.mm().live_pages(), before - 3);
+    assert_eq!(s2.double_frees, 0);
+    let r = check(&mut t);
+    assert_eq!(r.leaves, [0, 0, 0, 0]);
+    assert_eq!(r.table_pages, 0);
+}
+
+#[test]
 fn partial_block_unmap_is_refused_untouched() {
     let mut t = table(40);
     map(&mut t, 0, M2, 0x8000_0000, Prot::RW).unwrap();

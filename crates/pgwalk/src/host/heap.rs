@@ -5,7 +5,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::pool::{Counters, Pool};
+use super::grace::{self, Snapshot};
+use super::pool::{Counters, Pool, Retired};
 use crate::addr::{Ipa, PhysAddr, Va};
 use crate::geometry::{Level, TableFormat};
 use crate::hyp::HypTlb;
@@ -112,6 +113,7 @@ impl HeapMemory {
                 retry_limit: AtomicU32::new(crate::visit::RETRY_LIMIT),
                 live: AtomicUsize::new(0),
                 pending: AtomicUsize::new(0),
+                retired: Mutex::new(Vec::new()),
                 stats: Counters::default(),
             }),
         }
@@ -174,21 +176,46 @@ impl HeapMemory {
         }
     }
 
-    /// Waits until every deferred free has run: pins and flushes the epoch
-    /// collector until nothing is pending, for at most ten seconds. Call it
-    /// with no walk of this table running; walks on other tables (other
-    /// tests of the same process, say) may delay the collector, not stop
-    /// it. Returns whether everything was freed.
+    /// Waits until every deferred free has run: frees what the walks of
+    /// its grace period no longer hold, until nothing is pending, for at
+    /// most ten seconds. Call it with no walk of this table running; walks
+    /// on other tables (other tests of the same process, say) may delay a
+    /// free, not stop it. Returns whether everything was freed.
     pub fn quiesce(&self) -> bool {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.pending_frees() != 0 {
+        loop {
+            self.collect();
+            if self.pending_frees() == 0 {
+                return true;
+            }
             if std::time::Instant::now() >= deadline {
                 return false;
             }
-            crossbeam_epoch::pin().flush();
             std::thread::yield_now();
         }
-        true
+    }
+
+    /// Frees the retired subtrees whose grace period is over.
+    fn collect(&self) {
+        let ready: Vec<Retired> = {
+            let mut retired = self.pool.retired.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ready = Vec::new();
+            let mut i = 0;
+            while i < retired.len() {
+                if retired[i].walks.passed() {
+                    ready.push(retired.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            ready
+        };
+        for r in ready {
+            // SAFETY: `free_unlinked_table` retired `r.table`, unlinked,
+            // and every walk that could still reach it then has ended.
+            unsafe { free_unlinked(self, r.table, r.level) };
+            self.pool.pending.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// A copy of the pool's bytes from physical address `from` for `len`
@@ -253,9 +280,8 @@ impl HeapMemory {
 // aligned to it, from a
 // block that lives as long as any clone of the pool; the count starts at 1
 // and a page is reused only after `put_page` takes it to zero; `phys_to_virt`
-// maps inside the block; deferred frees run through crossbeam-epoch, whose
-// deferred functions run only after every thread pinned at the time of
-// `defer` has unpinned, and `shared_walk` pins for the whole walk.
+// maps inside the block; a deferred free runs only once every walk that was
+// inside `shared_walk` when it was retired has left it (see `grace`).
 unsafe impl MemoryOps for HeapMemory {
     type PagePool = ();
 
@@ -310,15 +336,17 @@ unsafe impl MemoryOps for HeapMemory {
         let pool = &self.pool;
         pool.stats.deferred_frees.fetch_add(1, Ordering::Relaxed);
         pool.pending.fetch_add(1, Ordering::AcqRel);
-        let mm = self.clone();
-        let guard = crossbeam_epoch::pin();
-        guard.defer(move || {
-            // SAFETY: the walker unlinked `table` before calling us, and the
-            // epoch guarantees every walk pinned then has finished.
-            unsafe { free_unlinked(&mm, table, level) };
-            mm.pool.pending.fetch_sub(1, Ordering::AcqRel);
-        });
-        guard.flush();
+        // The caller unlinked `table` before this call, on this thread, as
+        // the snapshot's barrier needs.
+        let walks = Snapshot::take();
+        pool.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Retired {
+                table,
+                level,
+                walks,
+            });
     }
 
     #[inline]
@@ -361,6 +389,25 @@ unsafe impl MemoryOps for HeapMemory {
     }
 
     #[inline]
+    unsafe fn put_pages(&self, pa: PhysAddr, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let idx = self.pool.index(pa);
+        // A drop of more than a count holds is a double free, whatever `n`.
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let prev = self.pool.counts[idx]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(n32));
+        match prev {
+            Ok(c) if c == n32 => self.pool.release(idx),
+            Ok(_) => {}
+            Err(_) => {
+                self.pool.stats.double_frees.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
     fn page_count(&self, pa: PhysAddr) -> usize {
         self.pool.counts[self.pool.index(pa)].load(Ordering::Acquire) as usize
     }
@@ -392,8 +439,13 @@ unsafe impl MemoryOps for HeapMemory {
 
     #[inline]
     fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
-        let _guard = crossbeam_epoch::pin();
-        walk()
+        let r = grace::read(walk);
+        // Whoever ends a walk frees what is ready: a relaxed load when
+        // nothing is pending.
+        if self.pool.pending.load(Ordering::Relaxed) != 0 {
+            self.collect();
+        }
+        r
     }
 
     #[inline]

@@ -5,10 +5,11 @@
 //! can be built for another machine's memory map, as the QEMU conformance
 //! test does). It keeps reference counts, counts TLB and cache maintenance,
 //! detects leaks and double frees, and gives shared walkers a real grace
-//! period through `crossbeam-epoch`. [`check_invariants`] checks a table
+//! period of its own (a read side of a few plain stores, see `grace`). [`check_invariants`] checks a table
 //! built on it, and [`check_hyp_invariants`] an EL2 table.
 
 mod check;
+mod grace;
 mod heap;
 mod hyp_check;
 mod pool;

@@ -6,8 +6,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::grace::Snapshot;
 use crate::addr::PhysAddr;
-use crate::geometry::TableFormat;
+use crate::geometry::{Level, TableFormat};
 
 #[derive(Default)]
 pub(super) struct Counters {
@@ -43,7 +44,16 @@ pub(super) struct Pool {
     pub(super) retry_limit: AtomicU32,
     pub(super) live: AtomicUsize,
     pub(super) pending: AtomicUsize,
+    /// Subtrees waiting for their grace period.
+    pub(super) retired: Mutex<Vec<Retired>>,
     pub(super) stats: Counters,
+}
+
+/// An unlinked subtree and the walks it waits for.
+pub(super) struct Retired {
+    pub(super) table: PhysAddr,
+    pub(super) level: Level,
+    pub(super) walks: Snapshot,
 }
 
 // SAFETY: `base` points to a heap block owned by the pool; every access to

@@ -45,7 +45,7 @@ impl Target {
     /// once the arguments are checked: page-aligned, non-empty, inside the
     /// input space, output addresses within PS, a protection stage 2 can
     /// express.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn map(
         geometry: &Geometry,
         ipa: Ipa,

@@ -440,6 +440,111 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     }
 }
 
+impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
+    /// Clears every entry of the last-level table this table entry links,
+    /// each the way [`set`](Self::set) to an invalid entry does (its TLB
+    /// invalidation included), calling `cleared` with each counted entry
+    /// removed and its address; then unlinks the table and frees it.
+    ///
+    /// What unmap's leaf visits and its post-order visit do for a table
+    /// the walk covers whole, with one [`MemoryOps::put_pages`] for the
+    /// page instead of a reference-count update per entry: an exclusive
+    /// walker is alone, so nobody can tell the counts lag behind the
+    /// entries until the page goes.
+    ///
+    /// Call it on a table entry one level above the last.
+    #[inline(always)]
+    pub(crate) fn clear_leaf_table(&mut self, mut cleared: impl FnMut(&M, Descriptor, u64)) {
+        /// The references of the entries cleared so far, given back
+        /// however this ends: a host callback that unwinds leaves the
+        /// counts matching the entries.
+        struct Owed<'m, M: MemoryOps> {
+            mm: &'m M,
+            page: PhysAddr,
+            n: core::cell::Cell<usize>,
+        }
+        impl<M: MemoryOps> Drop for Owed<'_, M> {
+            fn drop(&mut self) {
+                // SAFETY: one reference per counted entry cleared from
+                // `page` (or, last, the page's own once it is unlinked),
+                // each owned by this walk and not given back yet.
+                unsafe { self.mm.put_pages(self.page, self.n.get()) };
+            }
+        }
+        /// A site whose `put` is left to `Owed`.
+        struct Deferred<'s, 'm, M: MemoryOps> {
+            site: Site<'m, M>,
+            owed: &'s Owed<'m, M>,
+        }
+        impl<M: MemoryOps> EntrySite for Deferred<'_, '_, M> {
+            #[inline(always)]
+            unsafe fn get(&self) {
+                // SAFETY: the caller's contract, which is `Site::get`'s.
+                unsafe { self.site.get() }
+            }
+            #[inline(always)]
+            unsafe fn put(&self) {
+                self.owed.n.set(self.owed.n.get() + 1);
+            }
+            #[inline(always)]
+            fn invalidate(&self, old: Descriptor) {
+                self.site.invalidate(old)
+            }
+            #[inline(always)]
+            fn maintain_caches(&self, old: Descriptor, new: Descriptor) {
+                self.site.maintain_caches(old, new)
+            }
+        }
+
+        debug_assert!(self.cur.is_table(self.level) && self.level.next().is_last());
+        let level = self.level.next();
+        let child = self.cur.output_address(self.geometry.format());
+        let entries = self.geometry.granule().entries();
+        let size = self.geometry.entry_size(level);
+        let start = self.entry_addr().get();
+        // SAFETY: `child` is linked by this entry, which this exclusive walk
+        // read: a table page of `mm`, one granule of entries, that nobody
+        // else frees while the walk runs.
+        let page = unsafe { crate::table_page::TablePage::new(self.mm, child, entries) };
+        let owed = Owed {
+            mm: self.mm,
+            page: child,
+            n: core::cell::Cell::new(0),
+        };
+        for idx in 0..entries {
+            let old: Descriptor = page.load(idx, Exclusive::LOAD);
+            if !old.is_counted() {
+                continue;
+            }
+            let addr = start + idx as u64 * size;
+            let site = Deferred {
+                site: Site {
+                    mm: self.mm,
+                    table: child,
+                    geometry: self.geometry,
+                    addr,
+                    level,
+                    flags: self.flags,
+                    owed: self.owed,
+                },
+                owed: &owed,
+            };
+            // SAFETY: under `Exclusive` the entry holds what was just read;
+            // the reference it gives up goes to `owed`, which returns it.
+            unsafe { set(page.entry(idx), &site, old, Descriptor::INVALID) };
+            cleared(self.mm, old, addr);
+        }
+        // Every entry is empty: the page holds its own reference only,
+        // plus those `owed` keeps.
+        self.replace(Descriptor::INVALID);
+        // The page's own reference, now that nothing links it (its TLB
+        // entries were invalidated with the break): `owed` drops the lot,
+        // the last one freeing it.
+        owed.n.set(owed.n.get() + 1);
+        self.mark_complete();
+    }
+}
+
 impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     /// Replaces this leaf entry with `new` if no other walker changed it
     /// since it was read. Where the architecture requires break-before-make,

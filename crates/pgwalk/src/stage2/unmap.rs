@@ -35,24 +35,35 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         check_range(self.geometry(), ipa, size)?;
         self.check_block_boundary(ipa)?;
         self.check_block_boundary(Ipa(ipa.get() + size))?;
-        let flags = opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_POST;
+        let flags =
+            opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_PRE | WalkFlags::TABLE_POST;
+        let cmo = !flags.contains(WalkFlags::SKIP_CMO);
+        let format = self.geometry().format();
+        let page_size = self.geometry().granule().size();
+        // What a cleared leaf still owes: the guest's last writes reach
+        // memory before the host reuses the page.
+        let clean = move |mm: &M, old: Descriptor, size: u64| {
+            if cmo && old.is_valid() && old.is_cacheable() {
+                mm.dcache_clean_inval_poc(old.output_address(format), size);
+            }
+        };
         let walked = self.run::<Error, _>(ipa, size, flags, |ctx| {
             let old = ctx.old();
             match ctx.kind() {
                 VisitKind::Leaf => {
                     if old.is_counted() {
                         ctx.set(Descriptor::INVALID);
-                        if old.is_valid()
-                            && old.is_cacheable()
-                            && !ctx.flags().contains(WalkFlags::SKIP_CMO)
-                        {
-                            let pa = old.output_address(ctx.geometry().format());
-                            ctx.mm().dcache_clean_inval_poc(pa, ctx.entry_size());
-                        }
+                        clean(ctx.mm(), old, ctx.entry_size());
+                    }
+                }
+                VisitKind::TablePre => {
+                    if ctx.level().next().is_last() && ctx.covers_entry() {
+                        // A last-level table the range covers whole: its
+                        // leaves and then the table go in one visit.
+                        ctx.clear_leaf_table(|mm, old, _| clean(mm, old, page_size));
                     }
                 }
                 VisitKind::TablePost => free_if_empty(ctx),
-                VisitKind::TablePre => {}
             }
             Ok(Action::Continue)
         })?;

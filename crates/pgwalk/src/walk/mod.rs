@@ -96,11 +96,22 @@ where
     };
     let level = root.geometry.start_level();
     let entries = root.geometry.root_entries();
+    // A walk of one page with no post-order visit (a fault, a permission
+    // change, a lookup: the calls a running VM makes most) descends
+    // straight to its entry, without the range loop and the recursion.
+    let one =
+        end - start == root.geometry.granule().size() && !flags.contains(WalkFlags::TABLE_POST);
+    let mut run = || {
+        if one {
+            walker.walk_one(root.pgd, level, entries)
+        } else {
+            walker.walk_table(root.pgd, level, entries)
+        }
+    };
     let flow = if C::CONCURRENT {
-        root.mm
-            .shared_walk(|| walker.walk_table(root.pgd, level, entries))
+        root.mm.shared_walk(run)
     } else {
-        walker.walk_table(root.pgd, level, entries)
+        run()
     };
     if owed.get() {
         root.mm.tlb_flush_vmid_range(Ipa(start), end - start);
@@ -114,6 +125,32 @@ where
 enum Flow<C: Capability> {
     Continue,
     Resume(C::Resume),
+}
+
+/// Where an entry's visits before its children leave the walk.
+enum Pre<C: Capability> {
+    /// The entry is done with (a leaf, skipped, or built complete); the
+    /// walk goes on with the next entry, or stops with this flow.
+    Done(Flow<C>),
+    /// The entry links this table: descend into it.
+    Descend(PhysAddr),
+}
+
+/// The page of a (possibly concatenated) table holding its entry `idx`:
+/// entries of a concatenated root live in different pages, and each page
+/// keeps its own reference count.
+#[inline(always)]
+fn holder(
+    table: PhysAddr,
+    idx: usize,
+    entries: usize,
+    granule: crate::geometry::Granule,
+) -> PhysAddr {
+    if entries > granule.entries() {
+        PhysAddr(table.get() + (((idx >> granule.bits_per_level()) as u64) << granule.shift()))
+    } else {
+        table
+    }
 }
 
 struct Walker<'a, C, M, D, F> {
@@ -175,25 +212,41 @@ where
             return self.walk_leaves(page, first, last);
         }
         let granule = self.geometry.granule();
-        // Only a concatenated root spans several pages; any other table's
-        // entries all live in (and are counted by) `table` itself.
-        let concatenated = entries > granule.entries();
         for (idx, ptep) in page.entries()[first..last].iter().enumerate() {
-            // Entries of a concatenated root live in different pages, and
-            // each page keeps its own reference count.
-            let holder = if concatenated {
-                let idx = first + idx;
-                PhysAddr(
-                    table.get() + (((idx >> granule.bits_per_level()) as u64) << granule.shift()),
-                )
-            } else {
-                table
-            };
+            let holder = holder(table, first + idx, entries, granule);
             if let Flow::Resume(r) = self.visit_entry(ptep, holder, level)? {
                 return Ok(Flow::Resume(r));
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// [`walk_table`](Self::walk_table) for a walk of one page without
+    /// post-order visits: one entry per level, so a loop down the levels
+    /// instead of a range loop per table and a recursion per level.
+    #[inline(always)]
+    fn walk_one(&mut self, table: PhysAddr, level: Level, entries: usize) -> Result<Flow<C>, E> {
+        let (mut table, mut level, mut entries) = (table, level, entries);
+        let granule = self.geometry.granule();
+        loop {
+            // SAFETY: as in `walk_table`: `table` is the root or was read
+            // from a table descriptor this walk found linked, `entries`
+            // long, and stays allocated for the walk.
+            let page = unsafe { TablePage::new(self.mm, table, entries) };
+            let idx = self.geometry.index(self.addr, level, entries);
+            if level.is_last() {
+                return self.walk_leaves(page, idx, idx + 1);
+            }
+            let holder = holder(table, idx, entries, granule);
+            match self.pre_visit(page.entry(idx), holder, level)? {
+                Pre::Done(flow) => return Ok(flow),
+                Pre::Descend(child) => {
+                    table = child;
+                    level = level.next();
+                    entries = granule.entries();
+                }
+            }
+        }
     }
 
     /// The last level, where every entry is a leaf (a page or an invalid
@@ -253,13 +306,15 @@ where
         Ok(Flow::Continue)
     }
 
+    /// An entry's visit as a leaf, or as a table before its children:
+    /// whether the walk descends into it.
     #[inline(always)]
-    fn visit_entry(
+    fn pre_visit(
         &mut self,
         ptep: &'a AtomicU64,
         table: PhysAddr,
         level: Level,
-    ) -> Result<Flow<C>, E> {
+    ) -> Result<Pre<C>, E> {
         let size = self.geometry.entry_size(level);
         let entry_addr = self.addr & !(size - 1);
         let mut cur = D::from_bits(ptep.load(C::LOAD));
@@ -283,7 +338,7 @@ where
                     Ok(Action::Continue) => {
                         if ctx.complete {
                             self.addr = entry_addr + size;
-                            return Ok(Flow::Continue);
+                            return Ok(Pre::Done(Flow::Continue));
                         }
                         if ctx.written {
                             // The visitor may have installed a table (map
@@ -294,30 +349,42 @@ where
                     }
                     Ok(Action::Skip(_)) => {
                         self.addr = entry_addr + size;
-                        return Ok(Flow::Continue);
+                        return Ok(Pre::Done(Flow::Continue));
                     }
                     Err(Unfinished::Retry(_)) => {
                         count_retry(&mut retries, self.retry_limit, entry_addr, level)?;
                         cur = D::from_bits(ptep.load(C::LOAD));
                         continue;
                     }
-                    Err(Unfinished::ResumeGuest(r)) => return Ok(Flow::Resume(r)),
+                    Err(Unfinished::ResumeGuest(r)) => return Ok(Pre::Done(Flow::Resume(r))),
                     Err(Unfinished::Stop(e)) => return Err(e),
                 }
             }
             if !cur.is_table(level) {
                 self.addr = entry_addr + size;
-                return Ok(Flow::Continue);
+                return Ok(Pre::Done(Flow::Continue));
             }
-            break;
+            return Ok(Pre::Descend(cur.table_address(self.geometry.format())));
         }
+    }
 
+    #[inline(always)]
+    fn visit_entry(
+        &mut self,
+        ptep: &'a AtomicU64,
+        table: PhysAddr,
+        level: Level,
+    ) -> Result<Flow<C>, E> {
         let pre_addr = self.addr;
-        let child = cur.table_address(self.geometry.format());
+        let child = match self.pre_visit(ptep, table, level)? {
+            Pre::Done(flow) => return Ok(flow),
+            Pre::Descend(child) => child,
+        };
         let entries = self.geometry.granule().entries();
         if let Flow::Resume(r) = self.walk_table(child, level.next(), entries)? {
             return Ok(Flow::Resume(r));
         }
+        let entry_addr = pre_addr & !(self.geometry.entry_size(level) - 1);
         if self.flags.contains(WalkFlags::TABLE_POST) {
             let mut retries = 0;
             loop {
