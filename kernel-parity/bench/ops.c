@@ -1,0 +1,351 @@
+/*
+ * The benchmark's operations, written once and compiled twice:
+ *
+ * - with -DBENCH_SIDE_LINUX against the kernel's <asm/kvm_pgtable.h> (the
+ *   shims in kernel-parity/shim, -include linux_pgtable_rename.h): every
+ *   kvm_* call below becomes a call into Linux 6.12's pgtable.c;
+ * - with -DBENCH_SIDE_PGWALK against include/pgwalk.h: the same calls go
+ *   to libpgwalk.a, and the typed pgw_* rows are defined too.
+ *
+ * The two differ only where the C surfaces do (the MMU structure: the
+ * kernel reaches its TLB invalidations through the shim's hypervisor-call
+ * stubs, pgwalk through struct kvm_s2_mmu callbacks doing the same
+ * counting; the memory cache a split takes), each marked below. Both use
+ * host.c's pool through the same mm_ops functions.
+ */
+#include "bench.h"
+
+#ifdef BENCH_SIDE_LINUX
+#include <asm/kvm_pgtable.h>
+#define SIDE bench_linux
+#define SIDE_NAME "linux"
+#else
+#include "pgwalk.h"
+#define SIDE bench_pgwalk
+#define SIDE_NAME "pgwalk"
+/* The memory cache is the host's type (pgwalk.h leaves it opaque). */
+struct kvm_mmu_memory_cache {
+	int nobjs;
+};
+#endif
+#include "kp_shim.h"
+
+#include <stdlib.h>
+
+_Static_assert(sizeof(struct kvm_mmu_memory_cache) == sizeof(struct bench_mc),
+	       "both sides' memory cache is the host's");
+
+/* Enough for any row: the pool runs out first. */
+#define MC_FULL (1 << 30)
+#define PROT_RW (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W)
+
+struct table {
+	struct kvm_pgtable pgt;
+	struct kvm_s2_mmu mmu;
+	struct kvm_mmu_memory_cache mc;
+};
+
+static struct kvm_pgtable_mm_ops mm_ops;
+
+/* No walker runs concurrently: an unlinked table may go at once. */
+static void free_unlinked_table(void *addr, int8_t level)
+{
+	kvm_pgtable_stage2_free_unlinked(&mm_ops, addr, level);
+}
+
+static struct kvm_pgtable_mm_ops mm_ops = {
+	.zalloc_page = bench_zalloc_page,
+	.zalloc_pages_exact = bench_zalloc_pages_exact,
+	.free_pages_exact = bench_free_pages_exact,
+	.free_unlinked_table = free_unlinked_table,
+	.get_page = bench_get_page,
+	.put_page = bench_put_page,
+	.page_count = bench_page_count,
+	.phys_to_virt = bench_phys_to_virt,
+	.virt_to_phys = bench_virt_to_phys,
+	.dcache_clean_inval_poc = bench_dcache_clean_inval_poc,
+	.icache_inval_pou = bench_icache_inval_pou,
+};
+
+#ifdef BENCH_SIDE_PGWALK
+/* What kernel-parity/shim's hypervisor-call stubs do for the kernel: count
+ * the invalidation, call the hook if one is set (none is, here). */
+static inline void record(struct kvm_s2_mmu *mmu, enum kp_tlbi_kind kind, uint64_t a, uint64_t b)
+{
+	kp_tlbi_count[kind]++;
+	if (kp_tlbi_hook)
+		kp_tlbi_hook(mmu, kind, a, b);
+}
+
+static void tlb_ipa(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
+{
+	record(mmu, KP_TLBI_IPA, ipa, (uint64_t)(int64_t)level);
+}
+
+static void tlb_ipa_nsh(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
+{
+	record(mmu, KP_TLBI_IPA_NSH, ipa, (uint64_t)(int64_t)level);
+}
+
+static void tlb_range(struct kvm_s2_mmu *mmu, uint64_t addr, uint64_t size)
+{
+	/* The kernel without FEAT_TLBIRANGE (kp_caps.tlb_range is false)
+	 * turns a range into a whole-VMID invalidation. */
+	(void)addr;
+	(void)size;
+	record(mmu, KP_TLBI_VMID, 0, 0);
+}
+
+static void tlb_vmid(struct kvm_s2_mmu *mmu)
+{
+	record(mmu, KP_TLBI_VMID, 0, 0);
+}
+#endif
+
+static void *create(void)
+{
+	struct table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->mmu.vtcr = BENCH_VTCR;
+#ifdef BENCH_SIDE_LINUX
+	/* KVM points the MMU at its table before using it. */
+	t->mmu.pgt = &t->pgt;
+#else
+	t->mmu.tlb_flush_vmid_ipa = tlb_ipa;
+	t->mmu.tlb_flush_vmid_ipa_nsh = tlb_ipa_nsh;
+	t->mmu.tlb_flush_vmid_range = tlb_range;
+	t->mmu.tlb_flush_vmid = tlb_vmid;
+#endif
+	if (__kvm_pgtable_stage2_init(&t->pgt, &t->mmu, &mm_ops, 0, NULL)) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void destroy(void *p)
+{
+	struct table *t = p;
+
+	kvm_pgtable_stage2_destroy(&t->pgt);
+	free(t);
+}
+
+static int map(void *p, uint64_t ipa, uint64_t pages, uint64_t pa)
+{
+	struct table *t = p;
+
+	t->mc.nobjs = MC_FULL;
+	return kvm_pgtable_stage2_map(&t->pgt, ipa, pages * BENCH_PAGE, pa, PROT_RW, &t->mc, 0);
+}
+
+static int count_valid(const struct kvm_pgtable_visit_ctx *ctx, enum kvm_pgtable_walk_flags visit)
+{
+	(void)visit;
+	*(uint64_t *)ctx->arg += ctx->old & 1;
+	return 0;
+}
+
+static int walk(void *p, uint64_t ipa, uint64_t pages, uint64_t *valid)
+{
+	struct table *t = p;
+	struct kvm_pgtable_walker w = {
+		.cb = count_valid,
+		.arg = valid,
+		.flags = KVM_PGTABLE_WALK_LEAF,
+	};
+
+	*valid = 0;
+	return kvm_pgtable_walk(&t->pgt, ipa, pages * BENCH_PAGE, &w);
+}
+
+static int wrprotect(void *p, uint64_t ipa, uint64_t pages)
+{
+	return kvm_pgtable_stage2_wrprotect(&((struct table *)p)->pgt, ipa, pages * BENCH_PAGE);
+}
+
+static int fault_in(void *p, uint64_t ipa, uint64_t pages, uint64_t pa)
+{
+	struct table *t = p;
+	uint64_t i;
+	int ret;
+
+	t->mc.nobjs = MC_FULL;
+	for (i = 0; i < pages; i++) {
+		ret = kvm_pgtable_stage2_map(&t->pgt, ipa + i * BENCH_PAGE, BENCH_PAGE,
+					     pa + i * BENCH_PAGE, PROT_RW, &t->mc,
+					     KVM_PGTABLE_WALK_SHARED | KVM_PGTABLE_WALK_HANDLE_FAULT);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int relax(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+	uint64_t i;
+	int ret;
+
+	for (i = 0; i < pages; i++) {
+		ret = kvm_pgtable_stage2_relax_perms(&t->pgt, ipa + i * BENCH_PAGE, PROT_RW);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int unmap(void *p, uint64_t ipa, uint64_t pages)
+{
+	return kvm_pgtable_stage2_unmap(&((struct table *)p)->pgt, ipa, pages * BENCH_PAGE);
+}
+
+static int mkyoung(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+	uint64_t i;
+
+	for (i = 0; i < pages; i++)
+		/* The old entry: zero only when there was no valid leaf. */
+		if (!kvm_pgtable_stage2_mkyoung(&t->pgt, ipa + i * BENCH_PAGE))
+			return -1;
+	return 0;
+}
+
+static int test_clear_young(void *p, uint64_t ipa, uint64_t pages, bool *young)
+{
+	*young = kvm_pgtable_stage2_test_clear_young(&((struct table *)p)->pgt, ipa,
+						     pages * BENCH_PAGE, true);
+	return 0;
+}
+
+static int split(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+#ifdef BENCH_SIDE_LINUX
+	/* The kernel finds the MMU from the cache (container_of): it must be
+	 * the MMU's split cache. */
+	struct kvm_mmu_memory_cache *mc = &t->mmu.split_page_cache;
+#else
+	struct kvm_mmu_memory_cache *mc = &t->mc;
+#endif
+
+	mc->nobjs = MC_FULL;
+	return kvm_pgtable_stage2_split(&t->pgt, ipa, pages * BENCH_PAGE, mc);
+}
+
+static int set_owner(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+
+	t->mc.nobjs = MC_FULL;
+	return kvm_pgtable_stage2_set_owner(&t->pgt, ipa, pages * BENCH_PAGE, &t->mc, 1);
+}
+
+#ifdef BENCH_SIDE_PGWALK
+static int count_valid_typed(struct pgw_visit *v)
+{
+	*(uint64_t *)v->arg += v->old & 1;
+	return 0;
+}
+
+static int pgw_walk_rows(void *p, uint64_t ipa, uint64_t pages, uint64_t *valid)
+{
+	struct table *t = p;
+	struct pgw_walker w = {
+		.cb = count_valid_typed,
+		.arg = valid,
+		.flags = KVM_PGTABLE_WALK_LEAF,
+		.capability = PGW_EXCLUSIVE,
+	};
+	struct pgw_walk_result res;
+
+	*valid = 0;
+	return pgw_walk(&t->pgt, ipa, pages * BENCH_PAGE, &w, &res);
+}
+
+static int pgw_fault_in(void *p, uint64_t ipa, uint64_t pages, uint64_t pa)
+{
+	struct table *t = p;
+	pgw_fault_outcome outcome;
+	uint64_t i;
+	int ret;
+
+	t->mc.nobjs = MC_FULL;
+	for (i = 0; i < pages; i++) {
+		ret = pgw_stage2_fault_map(&t->pgt, ipa + i * BENCH_PAGE, BENCH_PAGE,
+					   pa + i * BENCH_PAGE, PROT_RW, &t->mc, 0, &outcome);
+		if (ret)
+			return ret;
+		if (outcome != PGW_FAULT_FIXED)
+			return -1;
+	}
+	return 0;
+}
+
+static int pgw_relax(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+	pgw_fault_outcome outcome;
+	uint64_t i;
+	int ret;
+
+	for (i = 0; i < pages; i++) {
+		ret = pgw_stage2_fault_relax_perms(&t->pgt, ipa + i * BENCH_PAGE, PROT_RW,
+						   &outcome);
+		if (ret)
+			return ret;
+		if (outcome != PGW_FAULT_FIXED)
+			return -1;
+	}
+	return 0;
+}
+
+static int pgw_mkyoung(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+	pgw_fault_outcome outcome;
+	uint64_t i;
+	int ret;
+
+	for (i = 0; i < pages; i++) {
+		ret = pgw_stage2_fault_mkyoung(&t->pgt, ipa + i * BENCH_PAGE, &outcome);
+		if (ret)
+			return ret;
+		if (outcome != PGW_FAULT_FIXED)
+			return -1;
+	}
+	return 0;
+}
+
+static int pgw_test_clear_young(void *p, uint64_t ipa, uint64_t pages, bool *young)
+{
+	return pgw_stage2_test_clear_young(&((struct table *)p)->pgt, ipa, pages * BENCH_PAGE,
+					   true, young);
+}
+#endif
+
+const struct bench_side SIDE = {
+	.name = SIDE_NAME,
+	.create = create,
+	.destroy = destroy,
+	.map = map,
+	.walk = walk,
+	.wrprotect = wrprotect,
+	.fault_in = fault_in,
+	.relax = relax,
+	.unmap = unmap,
+	.mkyoung = mkyoung,
+	.test_clear_young = test_clear_young,
+	.split = split,
+	.set_owner = set_owner,
+#ifdef BENCH_SIDE_PGWALK
+	.pgw_walk = pgw_walk_rows,
+	.pgw_fault_in = pgw_fault_in,
+	.pgw_relax = pgw_relax,
+	.pgw_mkyoung = pgw_mkyoung,
+	.pgw_test_clear_young = pgw_test_clear_young,
+#endif
+};
