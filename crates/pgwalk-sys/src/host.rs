@@ -9,7 +9,7 @@ use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use pgwalk::geometry::{Geometry, Level, TableFormat};
+use pgwalk::geometry::{Level, TableFormat};
 use pgwalk::{Ipa, MemoryOps, PhysAddr, Stage2};
 
 use crate::abi::{kvm_pgtable, kvm_pgtable_mm_ops, kvm_pte_t, kvm_s2_mmu};
@@ -336,6 +336,9 @@ pub(crate) struct View {
 /// allocated through its `mm_ops`, and only this library changed the table
 /// (or changes followed its rules: table pages from `mm_ops`, counts of 1
 /// plus the non-zero entries).
+// Inlined into `with_view`, so that the view is built where it is used
+// instead of being copied there (a `memcpy` of its 200 bytes per call).
+#[inline(always)]
 unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
     // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
     let p = unsafe { pgt.as_ref() }.ok_or(-PGW_EFAULT)?;
@@ -349,7 +352,7 @@ unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
     let tlb = unsafe { TlbFns::from_c(p.mmu) }?;
     // SAFETY: `from_c` checked that `mmu` is not NULL.
     let vtcr = unsafe { (*p.mmu).vtcr };
-    let geometry = Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
+    let geometry = crate::vtcr_cache::geometry(vtcr)?;
     if u32::from(geometry.ia_bits()) != p.ia_bits || geometry.start_level().get() != p.start_level {
         return Err(-PGW_EINVAL);
     }

@@ -68,6 +68,7 @@ mod hyp;
 mod panic;
 mod reentry;
 mod typed;
+mod vtcr_cache;
 
 #[cfg(test)]
 mod fuzz;
