@@ -10,8 +10,9 @@
 //! the value is read and compared every time, and `ia_bits` and
 //! `start_level` are checked against the geometry every time.
 //!
-//! The freestanding build has no thread-local of its own to keep it in
-//! and decodes on every call.
+//! A signal handler that interrupts a call and calls the library itself
+//! decodes for itself (see `Last::busy`). The freestanding build has no
+//! thread-local of its own to keep the value in and decodes on every call.
 
 use core::ffi::c_int;
 
@@ -19,22 +20,48 @@ use pgwalk::geometry::Geometry;
 
 use crate::errno::PGW_EINVAL;
 
+/// A thread's remembered value.
+#[cfg(feature = "std")]
+struct Last {
+    /// Set while a call reads or writes `entry`. A signal handler that
+    /// interrupts this thread meanwhile and calls the library finds it set
+    /// and decodes for itself, leaving `entry` alone: it never reads a
+    /// half-written entry, nor writes one that is being read.
+    busy: core::sync::atomic::AtomicBool,
+    /// The last valid value this thread decoded, and its geometry.
+    entry: core::cell::Cell<Option<(u64, Geometry)>>,
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static LAST: Last = const {
+        Last {
+            busy: core::sync::atomic::AtomicBool::new(false),
+            entry: core::cell::Cell::new(None),
+        }
+    };
+}
+
 /// The geometry `vtcr` describes, `-PGW_EINVAL` for one pgwalk refuses.
 #[cfg(feature = "std")]
 pub(crate) fn geometry(vtcr: u64) -> Result<Geometry, c_int> {
-    use core::cell::Cell;
+    use core::sync::atomic::{compiler_fence, Ordering::Relaxed, Ordering::SeqCst};
 
-    std::thread_local! {
-        /// The last valid value this thread decoded, and its geometry.
-        static LAST: Cell<Option<(u64, Geometry)>> = const { Cell::new(None) };
-    }
-    LAST.with(|last| match last.get() {
-        Some((seen, g)) if seen == vtcr => Ok(g),
-        _ => {
-            let g = decode(vtcr)?;
-            last.set(Some((vtcr, g)));
-            Ok(g)
+    LAST.with(|last| {
+        if last.busy.load(Relaxed) {
+            return decode(vtcr);
         }
+        // A handler running between the load and this store finishes
+        // before it and leaves `busy` clear, as it found it.
+        last.busy.store(true, Relaxed);
+        compiler_fence(SeqCst);
+        let g = match last.entry.get() {
+            Some((seen, g)) if seen == vtcr => Ok(g),
+            _ => decode(vtcr).inspect(|&g| last.entry.set(Some((vtcr, g)))),
+        };
+        compiler_fence(SeqCst);
+        last.busy.store(false, Relaxed);
+        g
     })
 }
 
@@ -71,6 +98,27 @@ mod tests {
             "refusals are not remembered as valid"
         );
         assert_eq!(geometry(a), Ok(four));
+    }
+
+    #[test]
+    fn a_call_interrupting_another_leaves_the_entry_alone() {
+        let four = Geometry::new(TableFormat::FOUR_KIB, 40, Level::new(1).unwrap(), 40).unwrap();
+        let sixteen = Geometry::new(Granule::Size16KiB, 36, Level::new(2).unwrap(), 40).unwrap();
+        assert_eq!(geometry(four.vtcr()), Ok(four));
+        // As a signal handler finds it when it interrupts a call that is
+        // reading or writing the entry.
+        LAST.with(|l| l.busy.store(true, core::sync::atomic::Ordering::Relaxed));
+        assert_eq!(geometry(sixteen.vtcr()), Ok(sixteen), "decoded");
+        LAST.with(|l| {
+            assert!(
+                l.busy.load(core::sync::atomic::Ordering::Relaxed),
+                "still the interrupted call's"
+            );
+            assert_eq!(l.entry.get(), Some((four.vtcr(), four)), "not overwritten");
+            l.busy.store(false, core::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(geometry(sixteen.vtcr()), Ok(sixteen));
+        LAST.with(|l| assert_eq!(l.entry.get(), Some((sixteen.vtcr(), sixteen))));
     }
 
     #[test]
