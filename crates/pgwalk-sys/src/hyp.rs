@@ -35,8 +35,8 @@ use pgwalk::hyp::{HypTable, HypTlb};
 use pgwalk::{Ipa, MemoryOps, PhysAddr, Prot, Va};
 
 use crate::abi::*;
-use crate::convert::kvm_prot;
-use crate::errno::{call, from_error, guard_or, PGW_EFAULT, PGW_EINVAL, PGW_ERANGE};
+use crate::convert::{kernel_range, kvm_prot};
+use crate::errno::{call, from_error, guard_or, PGW_EFAULT, PGW_EINVAL};
 use crate::reentry::on_table;
 
 /// The hypervisor's EL2 TLB maintenance and barriers, for every hyp table
@@ -369,22 +369,6 @@ pub(crate) unsafe fn with_hyp<R>(
     })
 }
 
-/// The range a kernel walk over `addr..addr + size` covers, as Linux
-/// 6.12's `kvm_pgtable_walk` computes it: from `addr` aligned down to the
-/// page, to that plus `size` aligned up (so an unaligned `addr` does not
-/// widen the end); `-PGW_ERANGE` when either end lies past the VA size
-/// (checked even for an empty range, as the kernel does). A range that
-/// wraps around is empty (`start == end`), as in the kernel.
-fn page_range(va_bits: u8, page: u64, addr: u64, size: u64) -> Result<(u64, u64), c_int> {
-    let start = addr & !(page - 1);
-    let end = start.wrapping_add(size).wrapping_add(page - 1) & !(page - 1);
-    let limit = 1u64 << va_bits;
-    if start > limit || end > limit {
-        return Err(-PGW_ERANGE);
-    }
-    Ok((start, end.max(start)))
-}
-
 /// Initialises `pgt` as an empty EL2 stage-1 table for `va_bits`-bit
 /// virtual addresses in the format `mm_ops` serves, with the start level
 /// Linux computes (`ARM64_HW_PGTABLE_LEVELS(va_bits)` levels for that page
@@ -576,15 +560,13 @@ pub unsafe extern "C" fn kvm_pgtable_hyp_map(
         unsafe {
             with_hyp(pgt, |table| {
                 let g = table.geometry();
-                let page = g.granule().size();
-                let (start, end) = page_range(g.ia_bits(), page, addr, size)?;
-                if start == end {
+                let Some((Ipa(start), len)) = kernel_range(g, addr, size)? else {
                     return Ok(0);
-                }
-                let phys = PhysAddr(phys & !(page - 1));
+                };
+                let phys = PhysAddr(phys & !(g.granule().size() - 1));
                 table
                     .exclusive()
-                    .map(Va(start), end - start, phys, prot, &mut ())
+                    .map(Va(start), len, phys, prot, &mut ())
                     .map_err(from_error)?;
                 Ok(0)
             })
@@ -618,13 +600,12 @@ pub unsafe extern "C" fn kvm_pgtable_hyp_unmap(pgt: *mut kvm_pgtable, addr: u64,
                     return Ok(0);
                 }
                 let g = table.geometry();
-                let (start, end) = page_range(g.ia_bits(), g.granule().size(), addr, size)?;
-                if start == end {
+                let Some((Ipa(start), len)) = kernel_range(g, addr, size)? else {
                     return Ok(0);
-                }
+                };
                 let done = table
                     .exclusive()
-                    .unmap(Va(start), end - start)
+                    .unmap(Va(start), len)
                     .map_err(from_error)?;
                 Ok(done.bytes())
             })
@@ -703,6 +684,7 @@ fn c_prot(p: Prot) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errno::PGW_ERANGE;
 
     #[test]
     fn pte_prot_is_linuxs() {
@@ -734,22 +716,19 @@ mod tests {
 
     #[test]
     fn ranges_round_as_the_kernels() {
-        assert_eq!(page_range(39, 0x1000, 0x1800, 0x10), Ok((0x1000, 0x2000)));
-        assert_eq!(page_range(39, 0x1000, 0x1000, 0), Ok((0x1000, 0x1000)));
-        assert_eq!(page_range(39, 0x1000, 0x1001, 0), Ok((0x1000, 0x1000)));
-        assert_eq!(
-            page_range(39, 0x1000, (1 << 39) - 0x1000, 0x1001),
-            Err(-PGW_ERANGE)
-        );
-        assert_eq!(page_range(39, 0x1000, u64::MAX, 2), Err(-PGW_ERANGE));
+        // A hyp table's VA range: 39 bits with 4 KiB pages.
+        let g = Geometry::new(TableFormat::FOUR_KIB, 39, Level::new(1).unwrap(), 40).unwrap();
+        let range = |addr, size| kernel_range(&g, addr, size);
+        assert_eq!(range(0x1800, 0x10), Ok(Some((Ipa(0x1000), 0x1000))));
+        assert_eq!(range(0x1000, 0), Ok(None));
+        assert_eq!(range(0x1001, 0), Ok(None));
+        assert_eq!(range((1 << 39) - 0x1000, 0x1001), Err(-PGW_ERANGE));
+        assert_eq!(range(u64::MAX, 2), Err(-PGW_ERANGE));
         // The end is the aligned start plus the size, rounded up: an
         // unaligned address does not add a page.
-        assert_eq!(page_range(39, 0x1000, 0x1800, 0x1000), Ok((0x1000, 0x2000)));
-        assert_eq!(page_range(39, 0x1000, 0x1800, 0x1001), Ok((0x1000, 0x3000)));
+        assert_eq!(range(0x1800, 0x1000), Ok(Some((Ipa(0x1000), 0x1000))));
+        assert_eq!(range(0x1800, 0x1001), Ok(Some((Ipa(0x1000), 0x2000))));
         // Wrapping around is an empty range.
-        assert_eq!(
-            page_range(39, 0x1000, 0x1000, u64::MAX),
-            Ok((0x1000, 0x1000))
-        );
+        assert_eq!(range(0x1000, u64::MAX), Ok(None));
     }
 }
