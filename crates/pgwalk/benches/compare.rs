@@ -37,12 +37,15 @@
 //! of each column is its own function, `pg_*`, `pg64_*` and `ap_*`, for
 //! `valgrind --tool=callgrind --toggle-collect='*pg64_walk*'`).
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
 use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2 as PagingStage2};
+use common::median;
 use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule};
 use pgwalk::host::HeapMemory;
@@ -175,16 +178,6 @@ fn per_page(f: impl FnOnce()) -> f64 {
     let start = Instant::now();
     f();
     start.elapsed().as_nanos() as f64 / PAGES as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 // The timed work of each row, one function per column, kept out of line

@@ -35,9 +35,12 @@
 //! `result ROW IMPL NS` lines (IMPL `rust`, `rust_chost` or `linux`) and a
 //! table.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
+use common::median;
 use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, TableFormat};
 use pgwalk::host::HeapMemory;
@@ -516,16 +519,6 @@ fn run_linux(op: Op, size: u64) -> f64 {
         (s.destroy)(t);
         assert_eq!(linux::bench_host_in_use(), 0, "Linux: pool empty");
         ns
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
