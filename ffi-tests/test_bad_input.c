@@ -346,6 +346,35 @@ static void broken_host(void)
 	CHECK_EQ(pool_stats().in_use, pages);
 }
 
+/* A callback cleared while a call is using it (the documentation forbids
+ * it: the callbacks are read as they are used, not copied at the start of
+ * the call): the call ends with -PGW_ENOTRECOVERABLE instead of calling
+ * through NULL. */
+static struct kvm_pgtable_mm_ops *clearing;
+static void *zalloc_then_clear(void *mc)
+{
+	clearing->get_page = NULL;
+	return host_mm_ops.zalloc_page(mc);
+}
+
+static void cleared_during_a_call(void)
+{
+	struct vm vm;
+	struct kvm_pgtable_mm_ops ops = host_mm_ops;
+
+	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	vm.pgt.mm_ops = &ops;
+	clearing = &ops;
+	ops.zalloc_page = zalloc_then_clear;
+	fprintf(stderr, "test_bad_input: a panic message for a cleared callback is expected next\n");
+	/* The first table the map links needs get_page on its parent. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm), 0),
+		 -PGW_ENOTRECOVERABLE);
+	CHECK(ops.get_page == NULL);
+	ops = host_mm_ops;
+	kvm_pgtable_stage2_destroy(&vm.pgt);
+}
+
 int main(void)
 {
 	struct vm vm;
@@ -374,6 +403,7 @@ int main(void)
 	bad_setup();
 	broken_host();
 	changed_after_init();
+	cleared_during_a_call();
 	pool_quiesce();
 	CHECK_EQ(pool_stats().double_frees, 0);
 	CHECK_EQ(pool_stats().bad_frees, 0);

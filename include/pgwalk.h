@@ -630,6 +630,11 @@ typedef uint64_t kvm_pte_t;
  * of 1; `put_page` frees a page when its count reaches zero; `phys_to_virt`
  * and `virt_to_phys` are inverse for every page handed out; the callbacks
  * may be called from several threads at once under shared walks.
+ *
+ * Each call reads the callbacks it uses from this structure as it goes,
+ * as the kernel does: it may change between calls, not during one (a
+ * required callback found NULL halfway through ends the call with
+ * `-PGW_ENOTRECOVERABLE`).
  */
 struct kvm_pgtable_mm_ops {
   /**
@@ -704,7 +709,8 @@ struct kvm_pgtable_mm_ops {
  * but `tlb_flush_vmid_ipa_nsh` are required: initialisation fails with
  * `-PGW_EINVAL` when one is NULL, and so does every later call if one was
  * cleared, before the table is touched. No invalidation is ever skipped
- * silently.
+ * silently. Like `mm_ops`, the callbacks are read as they are used: they
+ * may change between calls, not during one.
  */
 struct kvm_s2_mmu {
   /**

@@ -184,6 +184,11 @@ pub(crate) const S2_IDMAP: u32 = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP 
 /// of 1; `put_page` frees a page when its count reaches zero; `phys_to_virt`
 /// and `virt_to_phys` are inverse for every page handed out; the callbacks
 /// may be called from several threads at once under shared walks.
+///
+/// Each call reads the callbacks it uses from this structure as it goes,
+/// as the kernel does: it may change between calls, not during one (a
+/// required callback found NULL halfway through ends the call with
+/// `-PGW_ENOTRECOVERABLE`).
 #[repr(C)]
 pub struct kvm_pgtable_mm_ops {
     /// A zeroed page of the table's granule (4, 16 or 64 KiB: as
@@ -235,7 +240,8 @@ pub struct kvm_pgtable_mm_ops {
 /// but `tlb_flush_vmid_ipa_nsh` are required: initialisation fails with
 /// `-PGW_EINVAL` when one is NULL, and so does every later call if one was
 /// cleared, before the table is touched. No invalidation is ever skipped
-/// silently.
+/// silently. Like `mm_ops`, the callbacks are read as they are used: they
+/// may change between calls, not during one.
 #[repr(C)]
 pub struct kvm_s2_mmu {
     /// VTCR_EL2 for this VM: T0SZ, SL0 (and SL2), TG0, PS and DS give the

@@ -16,84 +16,108 @@ use crate::abi::{kvm_pgtable, kvm_pgtable_mm_ops, kvm_pte_t, kvm_s2_mmu};
 use crate::errno::{PGW_EFAULT, PGW_EINVAL};
 use crate::reentry::on_table;
 
-type VirtFn = unsafe extern "C" fn(*mut c_void);
-type SizedFn = unsafe extern "C" fn(*mut c_void, usize);
-
-/// The memory callbacks, copied out of `struct kvm_pgtable_mm_ops` at the
-/// start of a call, so that C changing the structure meanwhile cannot make
-/// a checked callback NULL halfway through.
+/// A `struct kvm_pgtable_mm_ops` whose required callbacks were found set.
+///
+/// The callbacks are not copied out: every use reads its callback from the
+/// C structure, as the kernel's walker does, so that a call costs no more
+/// than the checks (copying the fifteen callbacks of a call into Rust's
+/// own structures was a sixth of a one-page call's instructions). A
+/// callback found NULL at its use (the structure written during the call,
+/// which its documentation forbids) panics, and the boundary answers
+/// `-PGW_ENOTRECOVERABLE`: nothing calls through NULL.
 #[derive(Clone, Copy)]
-pub(crate) struct MmFns {
-    zalloc_page: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
-    zalloc_pages_exact: unsafe extern "C" fn(usize) -> *mut c_void,
-    free_pages_exact: SizedFn,
-    free_unlinked_table: unsafe extern "C" fn(*mut c_void, i8),
-    get_page: VirtFn,
-    put_page: VirtFn,
-    page_count: unsafe extern "C" fn(*mut c_void) -> c_int,
-    phys_to_virt: unsafe extern "C" fn(u64) -> *mut c_void,
-    virt_to_phys: unsafe extern "C" fn(*mut c_void) -> u64,
-    dcache_clean_inval_poc: Option<SizedFn>,
-    icache_inval_pou: Option<SizedFn>,
+pub(crate) struct MmFns(NonNull<kvm_pgtable_mm_ops>);
+
+/// The callback `$f` of `$ops`, a NULL one a panic.
+macro_rules! callback {
+    ($ops:expr, $f:ident) => {
+        match $ops.$f {
+            Some(f) => f,
+            None => missing(stringify!($f)),
+        }
+    };
+}
+
+#[cold]
+#[inline(never)]
+fn missing(name: &str) -> ! {
+    panic!("the callback {name} became NULL during a call")
 }
 
 impl MmFns {
-    /// Copies and checks the callbacks: `-PGW_EFAULT` for a NULL `ops`,
-    /// `-PGW_EINVAL` for a missing required callback.
+    /// Checks the callbacks: `-PGW_EFAULT` for a NULL `ops`, `-PGW_EINVAL`
+    /// for a missing required callback.
     ///
     /// # Safety
     ///
-    /// `ops` is NULL or points to a readable `struct kvm_pgtable_mm_ops`.
+    /// `ops` is NULL or points to a `struct kvm_pgtable_mm_ops` that stays
+    /// readable, and is not written, for as long as the value is used.
+    #[inline(always)]
     pub(crate) unsafe fn from_c(ops: *const kvm_pgtable_mm_ops) -> Result<MmFns, c_int> {
-        // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
-        let ops = unsafe { ops.as_ref() }.ok_or(-PGW_EFAULT)?;
-        let missing = -PGW_EINVAL;
-        Ok(MmFns {
-            zalloc_page: ops.zalloc_page.ok_or(missing)?,
-            zalloc_pages_exact: ops.zalloc_pages_exact.ok_or(missing)?,
-            free_pages_exact: ops.free_pages_exact.ok_or(missing)?,
-            free_unlinked_table: ops.free_unlinked_table.ok_or(missing)?,
-            get_page: ops.get_page.ok_or(missing)?,
-            put_page: ops.put_page.ok_or(missing)?,
-            page_count: ops.page_count.ok_or(missing)?,
-            phys_to_virt: ops.phys_to_virt.ok_or(missing)?,
-            virt_to_phys: ops.virt_to_phys.ok_or(missing)?,
-            dcache_clean_inval_poc: ops.dcache_clean_inval_poc,
-            icache_inval_pou: ops.icache_inval_pou,
-        })
+        let ops = NonNull::new(ops.cast_mut()).ok_or(-PGW_EFAULT)?;
+        // SAFETY: not NULL, so readable (the caller's contract).
+        let o = unsafe { ops.as_ref() };
+        let required = o.zalloc_page.is_some()
+            & o.zalloc_pages_exact.is_some()
+            & o.free_pages_exact.is_some()
+            & o.free_unlinked_table.is_some()
+            & o.get_page.is_some()
+            & o.put_page.is_some()
+            & o.page_count.is_some()
+            & o.phys_to_virt.is_some()
+            & o.virt_to_phys.is_some();
+        if !required {
+            return Err(-PGW_EINVAL);
+        }
+        Ok(MmFns(ops))
+    }
+
+    #[inline(always)]
+    fn get(&self) -> &kvm_pgtable_mm_ops {
+        // SAFETY: readable and unwritten while `self` is used (`from_c`'s
+        // contract).
+        unsafe { self.0.as_ref() }
     }
 }
 
-/// The TLB callbacks of a `struct kvm_s2_mmu`, copied like [`MmFns`].
+/// A `struct kvm_s2_mmu` whose required TLB callbacks were found set; read
+/// at each use like [`MmFns`].
 #[derive(Clone, Copy)]
-pub(crate) struct TlbFns {
-    mmu: *mut kvm_s2_mmu,
-    vmid_ipa: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, c_int),
-    vmid_ipa_nsh: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, c_int),
-    vmid_range: unsafe extern "C" fn(*mut kvm_s2_mmu, u64, u64),
-    vmid: unsafe extern "C" fn(*mut kvm_s2_mmu),
-}
+pub(crate) struct TlbFns(NonNull<kvm_s2_mmu>);
 
 impl TlbFns {
-    /// Copies and checks the callbacks: `-PGW_EFAULT` for a NULL `mmu`,
-    /// `-PGW_EINVAL` for a missing one.
+    /// Checks the callbacks: `-PGW_EFAULT` for a NULL `mmu`, `-PGW_EINVAL`
+    /// for a missing one.
     ///
     /// # Safety
     ///
-    /// `mmu` is NULL or points to a readable `struct kvm_s2_mmu`.
+    /// `mmu` is NULL or points to a `struct kvm_s2_mmu` that stays
+    /// readable, and whose callbacks are not written, for as long as the
+    /// value is used.
+    #[inline(always)]
     pub(crate) unsafe fn from_c(mmu: *mut kvm_s2_mmu) -> Result<TlbFns, c_int> {
-        // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
-        let m = unsafe { mmu.as_ref() }.ok_or(-PGW_EFAULT)?;
-        let missing = -PGW_EINVAL;
-        let vmid_ipa = m.tlb_flush_vmid_ipa.ok_or(missing)?;
-        Ok(TlbFns {
-            mmu,
-            vmid_ipa,
-            // Without a local variant, the broadcast one does.
-            vmid_ipa_nsh: m.tlb_flush_vmid_ipa_nsh.unwrap_or(vmid_ipa),
-            vmid_range: m.tlb_flush_vmid_range.ok_or(missing)?,
-            vmid: m.tlb_flush_vmid.ok_or(missing)?,
-        })
+        let mmu = NonNull::new(mmu).ok_or(-PGW_EFAULT)?;
+        // SAFETY: not NULL, so readable (the caller's contract).
+        let m = unsafe { mmu.as_ref() };
+        let required = m.tlb_flush_vmid_ipa.is_some()
+            & m.tlb_flush_vmid_range.is_some()
+            & m.tlb_flush_vmid.is_some();
+        if !required {
+            return Err(-PGW_EINVAL);
+        }
+        Ok(TlbFns(mmu))
+    }
+
+    #[inline(always)]
+    fn get(&self) -> &kvm_s2_mmu {
+        // SAFETY: as `MmFns::get`.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The MMU, for its callbacks' first argument.
+    #[inline(always)]
+    fn mmu(&self) -> *mut kvm_s2_mmu {
+        self.0.as_ptr()
     }
 }
 
@@ -155,14 +179,14 @@ impl CHost {
     /// a NULL-looking address).
     fn guest_virt(&self, pa: PhysAddr) -> *mut c_void {
         // SAFETY: the host's address conversion callback.
-        unsafe { (self.mm.phys_to_virt)(pa.get()) }
+        unsafe { callback!(self.mm.get(), phys_to_virt)(pa.get()) }
     }
 
     /// The physical address of the host's `va`.
     pub(crate) fn phys(&self, va: *mut c_void) -> PhysAddr {
         // SAFETY: a callback the host registered for exactly this; it only
         // converts an address.
-        PhysAddr(unsafe { (self.mm.virt_to_phys)(va) })
+        PhysAddr(unsafe { callback!(self.mm.get(), virt_to_phys)(va) })
     }
 
     fn tlb(&self) -> &TlbFns {
@@ -203,7 +227,7 @@ unsafe impl MemoryOps for CHost {
         }
         // SAFETY: the host's allocator callback, given the cache its caller
         // passed in for it.
-        let va = unsafe { (self.mm.zalloc_page)(cache.mc) };
+        let va = unsafe { callback!(self.mm.get(), zalloc_page)(cache.mc) };
         if va.is_null() {
             return None;
         }
@@ -212,7 +236,7 @@ unsafe impl MemoryOps for CHost {
 
     fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
         // SAFETY: the host's allocator callback.
-        let va = unsafe { (self.mm.zalloc_pages_exact)(size) };
+        let va = unsafe { callback!(self.mm.get(), zalloc_pages_exact)(size) };
         if va.is_null() {
             return None;
         }
@@ -222,30 +246,30 @@ unsafe impl MemoryOps for CHost {
     unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
         // SAFETY: pgwalk frees what it allocated with `zalloc_pages_exact`,
         // once, after the last use (this method's contract).
-        unsafe { (self.mm.free_pages_exact)(self.virt(pa), size) }
+        unsafe { callback!(self.mm.get(), free_pages_exact)(self.virt(pa), size) }
     }
 
     unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
         // SAFETY: `table` is unlinked and handed over once (this method's
         // contract); the host frees it after its grace period. Both sides
         // mean the level of the entry that linked it.
-        unsafe { (self.mm.free_unlinked_table)(self.virt(table), level.get()) }
+        unsafe { callback!(self.mm.get(), free_unlinked_table)(self.virt(table), level.get()) }
     }
 
     unsafe fn get_page(&self, pa: PhysAddr) {
         // SAFETY: a reference-count callback on a page the host gave pgwalk,
         // for an entry pgwalk is storing in it (this method's contract).
-        unsafe { (self.mm.get_page)(self.virt(pa)) }
+        unsafe { callback!(self.mm.get(), get_page)(self.virt(pa)) }
     }
 
     unsafe fn put_page(&self, pa: PhysAddr) {
         // SAFETY: pgwalk drops a reference it holds (this method's contract).
-        unsafe { (self.mm.put_page)(self.virt(pa)) }
+        unsafe { callback!(self.mm.get(), put_page)(self.virt(pa)) }
     }
 
     fn page_count(&self, pa: PhysAddr) -> usize {
         // SAFETY: a read-only callback on a page the host gave pgwalk.
-        let count = unsafe { (self.mm.page_count)(self.virt(pa)) };
+        let count = unsafe { callback!(self.mm.get(), page_count)(self.virt(pa)) };
         // A negative count is the host's bug; treating it as zero never
         // makes pgwalk free a page that is still counted (it frees at 1).
         usize::try_from(count).unwrap_or(0)
@@ -253,7 +277,7 @@ unsafe impl MemoryOps for CHost {
 
     fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
         // SAFETY: the host's address conversion callback.
-        let va = unsafe { (self.mm.phys_to_virt)(pa.get()) };
+        let va = unsafe { callback!(self.mm.get(), phys_to_virt)(pa.get()) };
         let va = NonNull::new(va.cast::<u8>())
             .unwrap_or_else(|| panic!("phys_to_virt({pa:?}) returned NULL"));
         assert!(
@@ -264,7 +288,7 @@ unsafe impl MemoryOps for CHost {
     }
 
     fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
-        if let Some(f) = self.mm.dcache_clean_inval_poc {
+        if let Some(f) = self.mm.get().dcache_clean_inval_poc {
             // SAFETY: the host's cache maintenance callback, on guest memory
             // the table maps.
             unsafe { f(self.guest_virt(pa), size as usize) }
@@ -272,7 +296,7 @@ unsafe impl MemoryOps for CHost {
     }
 
     fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
-        if let Some(f) = self.mm.icache_inval_pou {
+        if let Some(f) = self.mm.get().icache_inval_pou {
             // SAFETY: as `dcache_clean_inval_poc`.
             unsafe { f(self.guest_virt(pa), size as usize) }
         }
@@ -281,32 +305,42 @@ unsafe impl MemoryOps for CHost {
     fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
         let t = self.tlb();
         // SAFETY: the MMU's callback, given the MMU it was registered in.
-        unsafe { (t.vmid_ipa)(t.mmu, ipa.get(), c_int::from(level.get())) }
+        unsafe {
+            callback!(t.get(), tlb_flush_vmid_ipa)(t.mmu(), ipa.get(), c_int::from(level.get()))
+        }
     }
 
     fn tlb_flush_vmid_ipa_unknown_level(&self, ipa: Ipa) {
         let t = self.tlb();
         // SAFETY: as `tlb_flush_vmid_ipa`.
-        unsafe { (t.vmid_ipa)(t.mmu, ipa.get(), crate::abi::TLBI_TTL_UNKNOWN) }
+        unsafe {
+            callback!(t.get(), tlb_flush_vmid_ipa)(t.mmu(), ipa.get(), crate::abi::TLBI_TTL_UNKNOWN)
+        }
     }
 
     fn tlb_flush_vmid_ipa_local(&self, ipa: Ipa, level: Option<Level>) {
         let t = self.tlb();
         let level = level.map_or(crate::abi::TLBI_TTL_UNKNOWN, |l| c_int::from(l.get()));
+        let m = t.get();
+        // Without a local variant, the broadcast one does.
+        let f = match m.tlb_flush_vmid_ipa_nsh {
+            Some(f) => f,
+            None => callback!(m, tlb_flush_vmid_ipa),
+        };
         // SAFETY: as `tlb_flush_vmid_ipa`.
-        unsafe { (t.vmid_ipa_nsh)(t.mmu, ipa.get(), level) }
+        unsafe { f(t.mmu(), ipa.get(), level) }
     }
 
     fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
         let t = self.tlb();
         // SAFETY: as `tlb_flush_vmid_ipa`.
-        unsafe { (t.vmid_range)(t.mmu, ipa.get(), size) }
+        unsafe { callback!(t.get(), tlb_flush_vmid_range)(t.mmu(), ipa.get(), size) }
     }
 
     fn tlb_flush_vmid(&self) {
         let t = self.tlb();
         // SAFETY: as `tlb_flush_vmid_ipa`.
-        unsafe { (t.vmid)(t.mmu) }
+        unsafe { callback!(t.get(), tlb_flush_vmid)(t.mmu()) }
     }
 }
 
@@ -332,7 +366,8 @@ pub(crate) struct View {
 /// # Safety
 ///
 /// `pgt` is NULL or points to a `struct kvm_pgtable` that is not being
-/// written; if initialised, its `pgd` is the root that initialisation
+/// written, nor are its `mm_ops` and its `mmu`'s callbacks, while the view
+/// is used; if initialised, its `pgd` is the root that initialisation
 /// allocated through its `mm_ops`, and only this library changed the table
 /// (or changes followed its rules: table pages from `mm_ops`, counts of 1
 /// plus the non-zero entries).

@@ -6,14 +6,18 @@ use crate::error::Error;
 
 /// The translation granule: the page size, and with it how many address bits
 /// each level resolves and which levels exist.
+// Each discriminant is the granule's page shift, so that `shift` (which
+// every index and size computation of a walk goes through) is the value
+// itself rather than a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Granule {
     /// 4 KiB pages, 512 entries per table, levels 0..=3 (-1..=3 with LPA2).
-    Size4KiB,
+    Size4KiB = 12,
     /// 16 KiB pages, 2048 entries per table, levels 0..=3.
-    Size16KiB,
+    Size16KiB = 14,
     /// 64 KiB pages, 8192 entries per table, levels 1..=3.
-    Size64KiB,
+    Size64KiB = 16,
 }
 
 impl Granule {
@@ -23,11 +27,7 @@ impl Granule {
     /// log2 of the page size.
     #[inline(always)]
     pub const fn shift(self) -> u32 {
-        match self {
-            Granule::Size4KiB => 12,
-            Granule::Size16KiB => 14,
-            Granule::Size64KiB => 16,
-        }
+        self as u32
     }
 
     /// The page size in bytes: the size of every table page too.

@@ -226,24 +226,36 @@ where
     /// instead of a range loop per table and a recursion per level.
     #[inline(always)]
     fn walk_one(&mut self, table: PhysAddr, level: Level, entries: usize) -> Result<Flow<C>, E> {
-        let (mut table, mut level, mut entries) = (table, level, entries);
         let granule = self.geometry.granule();
+        // What a level costs is kept to what a kernel walker does: the
+        // shift moves down by the granule's bits per level instead of being
+        // computed from the level, and only the root can be concatenated.
+        let bits = granule.bits_per_level();
+        let mut shift = self.geometry.level_shift(level);
+        let mut holder = holder(
+            table,
+            self.geometry.index(self.addr, level, entries),
+            entries,
+            granule,
+        );
+        let (mut table, mut level, mut entries) = (table, level, entries);
         loop {
             // SAFETY: as in `walk_table`: `table` is the root or was read
             // from a table descriptor this walk found linked, `entries`
             // long, and stays allocated for the walk.
             let page = unsafe { TablePage::new(self.mm, table, entries) };
-            let idx = self.geometry.index(self.addr, level, entries);
+            let idx = ((self.addr >> shift) as usize) & (entries - 1);
             if level.is_last() {
                 return self.walk_leaves(page, idx, idx + 1);
             }
-            let holder = holder(table, idx, entries, granule);
-            match self.pre_visit(page.entry(idx), holder, level)? {
+            match self.pre_visit(page.entry(idx), holder, level, 1 << shift)? {
                 Pre::Done(flow) => return Ok(flow),
                 Pre::Descend(child) => {
                     table = child;
+                    holder = child;
                     level = level.next();
                     entries = granule.entries();
+                    shift -= bits;
                 }
             }
         }
@@ -306,16 +318,17 @@ where
         Ok(Flow::Continue)
     }
 
-    /// An entry's visit as a leaf, or as a table before its children:
-    /// whether the walk descends into it.
+    /// An entry's visit as a leaf, or as a table before its children
+    /// (entries at `level` map `size` bytes): whether the walk descends
+    /// into it.
     #[inline(always)]
     fn pre_visit(
         &mut self,
         ptep: &'a AtomicU64,
         table: PhysAddr,
         level: Level,
+        size: u64,
     ) -> Result<Pre<C>, E> {
-        let size = self.geometry.entry_size(level);
         let entry_addr = self.addr & !(size - 1);
         let mut cur = D::from_bits(ptep.load(C::LOAD));
         let mut retries = 0;
@@ -376,7 +389,8 @@ where
         level: Level,
     ) -> Result<Flow<C>, E> {
         let pre_addr = self.addr;
-        let child = match self.pre_visit(ptep, table, level)? {
+        let size = self.geometry.entry_size(level);
+        let child = match self.pre_visit(ptep, table, level, size)? {
             Pre::Done(flow) => return Ok(flow),
             Pre::Descend(child) => child,
         };
@@ -384,7 +398,7 @@ where
         if let Flow::Resume(r) = self.walk_table(child, level.next(), entries)? {
             return Ok(Flow::Resume(r));
         }
-        let entry_addr = pre_addr & !(self.geometry.entry_size(level) - 1);
+        let entry_addr = pre_addr & !(size - 1);
         if self.flags.contains(WalkFlags::TABLE_POST) {
             let mut retries = 0;
             loop {
