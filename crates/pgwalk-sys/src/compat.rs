@@ -13,15 +13,15 @@ use core::ffi::{c_int, c_void};
 use core::mem::ManuallyDrop;
 use core::ptr;
 
-use pgwalk::descriptor::Descriptor;
+use pgwalk::descriptor::{Descriptor, Pte};
 use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, Level, TableFormat};
 use pgwalk::kvm::KvmMapOptions;
-use pgwalk::visit::{Action, ResumeReason, Unfinished, Visit, Walked};
+use pgwalk::visit::{Action, ResumeReason, Unfinished, Visit, VisitCtx, Walked};
 use pgwalk::{
     free_unlinked, Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared, Va,
 };
-use pgwalk::{Prot, Stage2};
+use pgwalk::{MemoryOps, Prot, Stage2};
 
 use crate::abi::*;
 use crate::convert::{kernel_range, kind_of, kvm_prot, visit_flags, visit_kind, Halt, Kind};
@@ -101,6 +101,67 @@ struct LegacyWalker {
     flags: u32,
 }
 
+/// One entry as the kernel's visitor sees it.
+struct LegacyEntry {
+    ptep: *mut kvm_pte_t,
+    old: kvm_pte_t,
+    addr: u64,
+    level: i8,
+    visit: kvm_pgtable_walk_flags,
+}
+
+impl LegacyEntry {
+    /// The entry a visit of either kind of table (stage 2 or hyp) is on.
+    fn of<C: Capability, M: MemoryOps, D: Pte>(ctx: &mut VisitCtx<'_, C, M, D>) -> LegacyEntry {
+        LegacyEntry {
+            ptep: ctx.entry_ptr(),
+            old: ctx.old().bits(),
+            addr: ctx.addr().get(),
+            level: ctx.level().get(),
+            visit: visit_kind(ctx.kind()),
+        }
+    }
+}
+
+impl LegacyWalker {
+    /// Whether the walker handles a fault (what its `-EAGAIN` means).
+    fn handles_fault(&self) -> bool {
+        self.flags & WALK_HANDLE_FAULT != 0
+    }
+
+    /// Calls the visitor on entry `e` of a walk over `start..end`, as the
+    /// kernel calls it, with a context that lives across the call.
+    ///
+    /// # Safety
+    ///
+    /// `cb` is the caller's visitor and `arg` its argument (the contract of
+    /// `kvm_pgtable_walk`); `e.ptep` is the entry the walk is visiting.
+    unsafe fn visit(&self, start: u64, end: u64, e: LegacyEntry) -> c_int {
+        let c = kvm_pgtable_visit_ctx {
+            ptep: e.ptep,
+            old: e.old,
+            arg: self.arg,
+            mm_ops: self.mm_ops,
+            start,
+            addr: e.addr,
+            end,
+            level: e.level,
+            flags: self.flags,
+        };
+        // SAFETY: the caller's contract.
+        unsafe { (self.cb)(&c, e.visit) }
+    }
+}
+
+/// What `kvm_pgtable_walk` returns for a walk that ended with `walked`.
+fn legacy_code<C: Legacy>(walked: Result<Walked<C>, Halt>) -> c_int {
+    match walked {
+        Ok(Walked::Completed) | Err(Halt::Stopped) => 0,
+        Ok(Walked::ResumeGuest(r)) => C::resumed(r),
+        Err(Halt::Errno(e)) => e,
+    }
+}
+
 fn legacy_walk<C: Legacy>(
     mut handle: Handle<'_, C, CHost>,
     addr: u64,
@@ -111,30 +172,14 @@ fn legacy_walk<C: Legacy>(
         return Ok(0);
     };
     let end = start.get() + len;
-    let handles_fault = w.flags & WALK_HANDLE_FAULT != 0;
     let walked = handle.walk_with::<Halt, _>(start, len, visit_flags(w.flags), |ctx| {
-        let visit = visit_kind(ctx.kind());
-        let c = kvm_pgtable_visit_ctx {
-            ptep: ctx.entry_ptr(),
-            old: ctx.old().bits(),
-            arg: w.arg,
-            mm_ops: w.mm_ops,
-            start: start.get(),
-            addr: ctx.addr().get(),
-            end,
-            level: ctx.level().get(),
-            flags: w.flags,
-        };
-        // SAFETY: the caller's visitor, called as the kernel calls it, with
-        // a context that lives across the call.
-        let code = unsafe { (w.cb)(&c, visit) };
-        C::interpret(code, handles_fault)
+        let e = LegacyEntry::of(ctx);
+        // SAFETY: the caller's walker (`kvm_pgtable_walk`'s contract), on
+        // the entry this walk is visiting.
+        let code = unsafe { w.visit(start.get(), end, e) };
+        C::interpret(code, w.handles_fault())
     });
-    Ok(match walked {
-        Ok(Walked::Completed) | Err(Halt::Stopped) => 0,
-        Ok(Walked::ResumeGuest(r)) => C::resumed(r),
-        Err(Halt::Errno(e)) => e,
-    })
+    Ok(legacy_code(walked))
 }
 
 /// `kvm_pgtable_walk` on a hyp table: the kernel's walker is the same for
@@ -154,37 +199,27 @@ unsafe fn legacy_hyp_walk(
     cb: LegacyFn,
     w: &kvm_pgtable_walker,
 ) -> Result<c_int, c_int> {
-    // SAFETY: readable (the caller's contract).
-    let mm_ops = unsafe { (*pgt).mm_ops };
-    let handles_fault = w.flags & WALK_HANDLE_FAULT != 0;
+    let lw = LegacyWalker {
+        cb,
+        arg: w.arg,
+        // SAFETY: readable (the caller's contract).
+        mm_ops: unsafe { (*pgt).mm_ops },
+        flags: w.flags,
+    };
     let walk = |table: &mut ManuallyDrop<pgwalk::hyp::HypTable<_>>| {
         let mut h = table.exclusive();
         let Some((start, len)) = kernel_range(h.geometry(), addr, size)? else {
             return Ok(0);
         };
         let end = start.get() + len;
-        let walked = h.walk_with::<Halt, _>(Va(start.get()), len, visit_flags(w.flags), |ctx| {
-            let c = kvm_pgtable_visit_ctx {
-                ptep: ctx.entry_ptr(),
-                old: ctx.old().bits(),
-                arg: w.arg,
-                mm_ops,
-                start: start.get(),
-                addr: ctx.addr().get(),
-                end,
-                level: ctx.level().get(),
-                flags: w.flags,
-            };
-            // SAFETY: the caller's visitor, called as the kernel
-            // calls it, with a context that lives across the call.
-            let code = unsafe { cb(&c, visit_kind(ctx.kind())) };
-            Exclusive::interpret(code, handles_fault)
+        let walked = h.walk_with::<Halt, _>(Va(start.get()), len, visit_flags(lw.flags), |ctx| {
+            let e = LegacyEntry::of(ctx);
+            // SAFETY: the caller's walker (`kvm_pgtable_walk`'s contract),
+            // on the entry this walk is visiting.
+            let code = unsafe { lw.visit(start.get(), end, e) };
+            Exclusive::interpret(code, lw.handles_fault())
         });
-        Ok(match walked {
-            Ok(Walked::Completed) | Err(Halt::Stopped) => 0,
-            Ok(Walked::ResumeGuest(r)) => match r {},
-            Err(Halt::Errno(e)) => e,
-        })
+        Ok(legacy_code(walked))
     };
     // SAFETY: the caller's contract is `with_hyp`'s.
     unsafe { with_hyp(pgt, walk) }
