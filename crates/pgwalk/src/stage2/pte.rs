@@ -438,13 +438,11 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
         self.written = true;
         self.cur = new;
     }
-}
 
-impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     /// Clears every entry of the last-level table this table entry links,
     /// each the way [`set`](Self::set) to an invalid entry does (its TLB
     /// invalidation included), calling `cleared` with each counted entry
-    /// removed and its address; then unlinks the table and frees it.
+    /// removed; then unlinks the table and frees it.
     ///
     /// What unmap's leaf visits and its post-order visit do for a table
     /// the walk covers whole, with one [`MemoryOps::put_pages`] for the
@@ -454,7 +452,7 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     ///
     /// Call it on a table entry one level above the last.
     #[inline(always)]
-    pub(crate) fn clear_leaf_table(&mut self, mut cleared: impl FnMut(&M, Descriptor, u64)) {
+    pub(crate) fn clear_leaf_table(&mut self, mut cleared: impl FnMut(&M, Descriptor)) {
         /// The references of the entries cleared so far, given back
         /// however this ends: a host callback that unwinds leaves the
         /// counts matching the entries.
@@ -532,7 +530,7 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
             // SAFETY: under `Exclusive` the entry holds what was just read;
             // the reference it gives up goes to `owed`, which returns it.
             unsafe { set(page.entry(idx), &site, old, Descriptor::INVALID) };
-            cleared(self.mm, old, addr);
+            cleared(self.mm, old);
         }
         // Every entry is empty: the page holds its own reference only,
         // plus those `owed` keeps.

@@ -60,7 +60,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
                     if ctx.level().next().is_last() && ctx.covers_entry() {
                         // A last-level table the range covers whole: its
                         // leaves and then the table go in one visit.
-                        ctx.clear_leaf_table(|mm, old, _| clean(mm, old, page_size));
+                        ctx.clear_leaf_table(|mm, old| clean(mm, old, page_size));
                     }
                 }
                 VisitKind::TablePost => free_if_empty(ctx),

@@ -232,7 +232,7 @@ where
         // computed from the level, and only the root can be concatenated.
         let bits = granule.bits_per_level();
         let mut shift = self.geometry.level_shift(level);
-        let mut holder = holder(
+        let mut counted_in = holder(
             table,
             self.geometry.index(self.addr, level, entries),
             entries,
@@ -248,11 +248,11 @@ where
             if level.is_last() {
                 return self.walk_leaves(page, idx, idx + 1);
             }
-            match self.pre_visit(page.entry(idx), holder, level, 1 << shift)? {
+            match self.pre_visit(page.entry(idx), counted_in, level, 1 << shift)? {
                 Pre::Done(flow) => return Ok(flow),
                 Pre::Descend(child) => {
                     table = child;
-                    holder = child;
+                    counted_in = child;
                     level = level.next();
                     entries = granule.entries();
                     shift -= bits;
