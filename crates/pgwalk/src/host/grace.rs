@@ -62,6 +62,21 @@ struct Local {
     light: bool,
 }
 
+impl Local {
+    /// Enters a walk: the outermost makes the slot odd, then passes the
+    /// read side's barrier before the walk loads any table entry.
+    #[inline(always)]
+    fn enter(&self) {
+        let depth = self.depth.get();
+        if depth == 0 {
+            let seq = &self.slot.seq;
+            seq.store(seq.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            light_barrier(self.light);
+        }
+        self.depth.set(depth + 1);
+    }
+}
+
 thread_local! {
     static LOCAL: Local = Local {
         slot: register(),
@@ -119,13 +134,7 @@ pub(super) fn read<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     match LOCAL.try_with(|local| {
-        let depth = local.depth.get();
-        if depth == 0 {
-            let seq = &local.slot.seq;
-            seq.store(seq.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            light_barrier(local.light);
-        }
-        local.depth.set(depth + 1);
+        local.enter();
         local as *const Local
     }) {
         Ok(local) => {
@@ -140,11 +149,10 @@ pub(super) fn read<R>(f: impl FnOnce() -> R) -> R {
         Err(_) => {
             let local = Local {
                 slot: register(),
-                depth: Cell::new(1),
+                depth: Cell::new(0),
                 light: false,
             };
-            local.slot.seq.store(1, Ordering::Relaxed);
-            light_barrier(false);
+            local.enter();
             let _exit = Exit(&local);
             f()
         }
@@ -271,17 +279,27 @@ mod tests {
         true
     }
 
-    #[test]
-    fn a_snapshot_waits_for_the_walks_running_when_it_was_taken_and_no_others() {
+    /// Holds a walk open on another thread: `walk` enters it and calls
+    /// `hold` inside, which returns once the returned sender is sent to;
+    /// the join handle ends that thread. Returns once the walk is entered.
+    fn held_walk(
+        walk: impl FnOnce(&dyn Fn()) + Send + 'static,
+    ) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
         let (entered, inside) = mpsc::channel();
         let (leave, left) = mpsc::channel::<()>();
         let walker = std::thread::spawn(move || {
-            read(|| {
+            walk(&|| {
                 entered.send(()).unwrap();
                 left.recv().unwrap();
             })
         });
         inside.recv().unwrap();
+        (leave, walker)
+    }
+
+    #[test]
+    fn a_snapshot_waits_for_the_walks_running_when_it_was_taken_and_no_others() {
+        let (leave, walker) = held_walk(|hold| read(hold));
         let mut snapshot = Snapshot::take();
         // This thread's own walks, before or after, do not matter.
         read(|| {});
@@ -293,16 +311,12 @@ mod tests {
 
     #[test]
     fn nested_walks_end_with_the_outermost() {
-        let (entered, inside) = mpsc::channel();
-        let (leave, left) = mpsc::channel::<()>();
-        let walker = std::thread::spawn(move || {
+        let (leave, walker) = held_walk(|hold| {
             read(|| {
                 read(|| {});
-                entered.send(()).unwrap();
-                left.recv().unwrap();
+                hold();
             })
         });
-        inside.recv().unwrap();
         let mut snapshot = Snapshot::take();
         assert!(!snapshot.passed(), "the inner walk ended the outer one");
         leave.send(()).unwrap();
@@ -330,16 +344,8 @@ mod tests {
     fn heap_memory_frees_a_retired_table_once_the_walks_of_its_time_are_over() {
         let mm = HeapMemory::new(8);
         let table = mm.zalloc_page(&mut ()).unwrap();
-        let (entered, inside) = mpsc::channel();
-        let (leave, left) = mpsc::channel::<()>();
         let walking = mm.clone();
-        let walker = std::thread::spawn(move || {
-            walking.shared_walk(|| {
-                entered.send(()).unwrap();
-                left.recv().unwrap();
-            })
-        });
-        inside.recv().unwrap();
+        let (leave, walker) = held_walk(move |hold| walking.shared_walk(hold));
         // SAFETY: `table` is an empty table page of `mm` that nothing links
         // (it never was), handed over once; its entries would be level 3.
         unsafe { mm.free_unlinked_table(table, Level::new(2).unwrap()) };
