@@ -11,6 +11,7 @@ use core::ffi::{c_int, c_void};
 use std::alloc::{alloc_zeroed, Layout};
 use std::sync::{Mutex, MutexGuard};
 
+use super::Rng;
 use crate::abi::*;
 use crate::compat::kvm_pgtable_stage2_free_unlinked;
 
@@ -31,7 +32,8 @@ struct State {
     fail_per_mille: u64,
     /// Allocations from this one on (counted from 0) fail.
     fail_from: u64,
-    rng: u64,
+    /// Which allocations fail: the seed's schedule alone.
+    rng: Rng,
     allocs: u64,
     failed_allocs: u64,
     /// The first contract breach seen, if any.
@@ -61,7 +63,7 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
             refs: [0; PAGES],
             fail_per_mille: 0,
             fail_from: u64::MAX,
-            rng: 1,
+            rng: Rng::new(1),
             allocs: 0,
             failed_allocs: 0,
             breach: None,
@@ -87,11 +89,7 @@ impl State {
     }
 
     fn fails(&mut self) -> bool {
-        // xorshift64: the schedule is the seed's alone.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng % 1000 < self.fail_per_mille
+        self.rng.below(1000) < self.fail_per_mille
     }
 
     /// `n` zeroed free pages aligned to `n`, counted once each.
@@ -241,7 +239,7 @@ impl Pool {
     pub(super) fn fail(&self, per_mille: u64, seed: u64) {
         with(|s| {
             s.fail_per_mille = per_mille;
-            s.rng = seed | 1;
+            s.rng = Rng::new(seed);
         });
     }
 
