@@ -558,6 +558,9 @@ static const char *visit_name(uint32_t v)
 	return v == KP_WALK_LEAF ? "LEAF" : v == KP_WALK_TABLE_PRE ? "TABLE_PRE" : "TABLE_POST";
 }
 
+/* What is wrong with an operation's address (and, when ranged, its size)
+ * against the input size: the IPA size of a stage-2 sequence, the VA size
+ * of a hyp one. */
 static const char *input_problem(const struct seq_cfg *cfg, const struct op *op, bool ranged)
 {
 	uint64_t ia = 1ull << cfg->geo->ia_bits;
@@ -566,11 +569,11 @@ static const char *input_problem(const struct seq_cfg *cfg, const struct op *op,
 		if (op->size == 0)
 			return "size 0";
 		if (op->addr >= ia || op->addr + op->size > ia || op->addr + op->size < op->addr)
-			return "range beyond the IPA size";
+			return cfg->hyp ? "range beyond the VA size" : "range beyond the IPA size";
 		if ((op->addr | op->size) & (KP_PAGE_SIZE - 1))
 			return "unaligned addr/size";
 	} else if (op->addr >= ia) {
-		return "address beyond the IPA size";
+		return cfg->hyp ? "address beyond the VA size" : "address beyond the IPA size";
 	}
 	return NULL;
 }
@@ -678,23 +681,6 @@ static struct hyp_overlap hyp_overlap_of(const struct leaves *pre, uint64_t star
 	return o;
 }
 
-static const char *hyp_input_problem(const struct seq_cfg *cfg, const struct op *op, bool ranged)
-{
-	uint64_t ia = 1ull << cfg->geo->ia_bits;
-
-	if (ranged) {
-		if (op->size == 0)
-			return "size 0";
-		if (op->addr >= ia || op->addr + op->size > ia || op->addr + op->size < op->addr)
-			return "range beyond the VA size";
-		if ((op->addr | op->size) & (KP_PAGE_SIZE - 1))
-			return "unaligned addr/size";
-	} else if (op->addr >= ia) {
-		return "address beyond the VA size";
-	}
-	return NULL;
-}
-
 static void hyp_situation(char *sit, size_t n, const struct seq_cfg *cfg, const struct op *op,
 			  const struct leaves *pre, const struct outcome *a, const struct outcome *b)
 {
@@ -722,7 +708,7 @@ static void hyp_situation(char *sit, size_t n, const struct seq_cfg *cfg, const 
 		else if (op->size && KP_LINUX_PA_BITS(kp_caps.lpa2) == 48 &&
 			 (op->phys & ~(KP_PAGE_SIZE - 1)) + (end - start) > (1ull << 48))
 			p = "phys beyond 48 bits";
-		else if ((p = hyp_input_problem(cfg, op, true)) && !strcmp(p, "unaligned addr/size"))
+		else if ((p = input_problem(cfg, op, true)) && !strcmp(p, "unaligned addr/size"))
 			p = NULL;
 		if (!p) {
 			/* What 6.12 misbehaves on (and pgwalk refuses) decides
@@ -743,7 +729,7 @@ static void hyp_situation(char *sit, size_t n, const struct seq_cfg *cfg, const 
 		}
 		break;
 	case OP_HYP_UNMAP:
-		p = hyp_input_problem(cfg, op, true);
+		p = input_problem(cfg, op, true);
 		if (p && !strcmp(p, "unaligned addr/size"))
 			p = NULL;
 		if (!p && !cfg->hyp_page_count)
@@ -944,12 +930,12 @@ void classify(char *out, size_t n, char *full, size_t fn, const struct seq_cfg *
 		break;
 	case OP_WALK:
 		walk_situation(sit, sizeof(sit), op, a, b, diffs);
-		p = cfg->hyp ? hyp_input_problem(cfg, op, true) : input_problem(cfg, op, true);
+		p = input_problem(cfg, op, true);
 		if (p && (strstr(sit, "start/end") || strstr(sit, "visits nothing")))
 			snprintf(sit + strlen(sit), sizeof(sit) - strlen(sit), ", %s", p);
 		break;
 	case OP_GET_LEAF:
-		p = cfg->hyp ? hyp_input_problem(cfg, op, false) : input_problem(cfg, op, false);
+		p = input_problem(cfg, op, false);
 		snprintf(sit, sizeof(sit), "%s", p ? p : "in range");
 		break;
 	case OP_PTE_PROT:

@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
 uint64_t kp_mix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
@@ -94,7 +96,7 @@ static const unsigned ia_list[] = { 40, 48, 36, 52 };
 static const unsigned ia_list[] = { 40, 48, 42, 52 };
 #define NGEO_NO_LPA2 4
 #endif
-#define NGEO (sizeof(ia_list) / sizeof(ia_list[0]))
+#define NGEO NELEM(ia_list)
 
 struct geometry kp_geometries_rw[NGEO];
 const struct geometry *const kp_geometries_p = kp_geometries_rw;
@@ -232,7 +234,7 @@ static uint64_t gen_unknown_bit(struct rng *r)
 	unsigned b;
 
 	do
-		b = bits[rng_below(r, sizeof(bits) / sizeof(bits[0]))];
+		b = bits[rng_below(r, NELEM(bits))];
 	while (b == 5 && kp_pgwalk_translates_prot());
 	return 1ull << b;
 }
@@ -332,7 +334,7 @@ static void gen_walk(struct rng *r, struct op *op)
 	if (rng_pct(r, 5))
 		op->flags |= KP_WALK_SKIP_CMO;
 	op->wseed = rng_next(r);
-	op->rate = rates[rng_below(r, sizeof(rates) / sizeof(rates[0]))];
+	op->rate = rates[rng_below(r, NELEM(rates))];
 	k = (unsigned)rng_below(r, 100);
 	op->code_set = k < 25 ? 0 : k < 50 ? 1 : k < 60 ? 2 : k < 65 ? 3 : k < 70 ? 4 : 5;
 	op->write_rate = rng_pct(r, 40) ? 4 : 0;
@@ -483,7 +485,6 @@ static const unsigned hyp_va_unclean[] = { 25, 24, 14, 52, 58 };
 static const unsigned hyp_va_clean[] = { 48, 52, 42, 36, 29 };
 static const unsigned hyp_va_unclean[] = { 25, 24, 16, 53, 55 };
 #endif
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Every prot, including those hyp_set_prot_attr refuses (no R, W with X,
  * X on DEVICE). NORMAL_NC (which 6.12's hyp tables ignore) and bits 6.12
