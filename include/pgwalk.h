@@ -1295,8 +1295,9 @@ int kvm_pgtable_stage2_unmap(struct kvm_pgtable *pgt, uint64_t addr, uint64_t si
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
- * the write lock (the kernel's contract; updates here are atomic, so a
- * read lock beside fault handlers loses nothing either).
+ * the write lock (the kernel's contract: updates here are plain stores, as
+ * the kernel's are; `pgw_stage2_wrprotect` is the one for a read lock
+ * beside fault handlers).
  */
 int kvm_pgtable_stage2_wrprotect(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
 
@@ -1324,8 +1325,9 @@ kvm_pte_t kvm_pgtable_stage2_mkyoung(struct kvm_pgtable *pgt, uint64_t addr);
  * # Safety
  *
  * `pgt` was initialised by `__kvm_pgtable_stage2_init` (or is NULL); the
- * caller holds the lock the kernel's caller holds (write; a read lock
- * loses nothing either).
+ * caller holds the write lock, as the kernel's caller does (updates here
+ * are plain stores; `pgw_stage2_test_clear_young` is the one for a read
+ * lock).
  */
 bool kvm_pgtable_stage2_test_clear_young(struct kvm_pgtable *pgt,
                                          uint64_t addr,
@@ -1807,6 +1809,22 @@ int pgw_stage2_test_clear_young(struct kvm_pgtable *pgt,
                                 uint64_t size,
                                 bool mkold,
                                 bool *young);
+
+/**
+ * `kvm_pgtable_stage2_wrprotect` for a caller beside other walkers:
+ * removes write permission from every valid leaf in `size` bytes at
+ * `addr` with one compare-and-swap each, so fault handlers may run
+ * meanwhile. The TLB is the caller's, as with the kernel's: invalidate the
+ * range before relying on it. Returns 0, `-PGW_EINVAL` for a range that
+ * is empty or not page-aligned, `-PGW_ERANGE` for one beyond the input
+ * size.
+ *
+ * # Safety
+ *
+ * `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+ * at least the read lock.
+ */
+int pgw_stage2_wrprotect(struct kvm_pgtable *pgt, uint64_t addr, uint64_t size);
 
 /**
  * `kvm_pgtable_stage2_destroy` with its errors: 0, or `-PGW_EFAULT` /

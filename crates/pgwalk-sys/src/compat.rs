@@ -646,8 +646,9 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_unmap(
 /// # Safety
 ///
 /// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
-/// the write lock (the kernel's contract; updates here are atomic, so a
-/// read lock beside fault handlers loses nothing either).
+/// the write lock (the kernel's contract: updates here are plain stores, as
+/// the kernel's are; `pgw_stage2_wrprotect` is the one for a read lock
+/// beside fault handlers).
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
     pgt: *mut kvm_pgtable,
@@ -663,7 +664,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
             };
             // The kernel's contract: the caller invalidates.
             v.table
-                .shared()
+                .exclusive()
                 .wrprotect(ipa, len)
                 .map_err(from_error)?
                 .ignore();
@@ -713,8 +714,9 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr:
 /// # Safety
 ///
 /// `pgt` was initialised by `__kvm_pgtable_stage2_init` (or is NULL); the
-/// caller holds the lock the kernel's caller holds (write; a read lock
-/// loses nothing either).
+/// caller holds the write lock, as the kernel's caller does (updates here
+/// are plain stores; `pgw_stage2_test_clear_young` is the one for a read
+/// lock).
 #[no_mangle]
 pub unsafe extern "C" fn kvm_pgtable_stage2_test_clear_young(
     pgt: *mut kvm_pgtable,
@@ -729,22 +731,16 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_test_clear_young(
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(false);
             };
-            test_clear_young(v, ipa, len, mkold)
+            let mut h = v.table.exclusive();
+            let young = if mkold {
+                h.clear_young(ipa, len)
+            } else {
+                h.test_young(ipa, len)
+            };
+            young.map_err(from_error)
         })
         .unwrap_or(false)
     })
-}
-
-/// The aging walk both APIs share: whether any leaf was young, clearing
-/// the flags with `mkold`.
-pub(crate) fn test_clear_young(v: &View, ipa: Ipa, size: u64, mkold: bool) -> Result<bool, c_int> {
-    let h = v.table.shared();
-    let young = if mkold {
-        h.clear_young(ipa, size)
-    } else {
-        h.test_young(ipa, size)
-    };
-    young.map_err(from_error)
 }
 
 /// Linux 6.12 `kvm_pgtable_stage2_relax_perms`: adds the R, W and X of

@@ -438,9 +438,48 @@ pub unsafe extern "C" fn pgw_stage2_test_clear_young(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let y = crate::compat::test_clear_young(v, Ipa(addr), size, mkold)?;
+            let h = v.table.shared();
+            let y = if mkold {
+                h.clear_young(Ipa(addr), size)
+            } else {
+                h.test_young(Ipa(addr), size)
+            }
+            .map_err(from_error)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(young, y) };
+            Ok(0)
+        })
+    })
+}
+
+/// `kvm_pgtable_stage2_wrprotect` for a caller beside other walkers:
+/// removes write permission from every valid leaf in `size` bytes at
+/// `addr` with one compare-and-swap each, so fault handlers may run
+/// meanwhile. The TLB is the caller's, as with the kernel's: invalidate the
+/// range before relying on it. Returns 0, `-PGW_EINVAL` for a range that
+/// is empty or not page-aligned, `-PGW_ERANGE` for one beyond the input
+/// size.
+///
+/// # Safety
+///
+/// `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+/// at least the read lock.
+#[no_mangle]
+pub unsafe extern "C" fn pgw_stage2_wrprotect(
+    pgt: *mut kvm_pgtable,
+    addr: u64,
+    size: u64,
+) -> c_int {
+    call(|| {
+        // SAFETY: the caller's contract on `pgt`.
+        let pgt = unsafe { TablePtr::new(pgt) };
+        with_view(pgt, |v| {
+            // The caller's, as the doc says.
+            v.table
+                .shared()
+                .wrprotect(Ipa(addr), size)
+                .map_err(from_error)?
+                .ignore();
             Ok(0)
         })
     })

@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | map | `Handle<Exclusive>::map` of 1 GiB, PA offset by 4 KiB so no block fits | `IdMap::map_range_with_constraints(NO_BLOCK_MAPPINGS)` on an inactive table |
 //! | walk | `walk(LEAF)` counting valid leaves | `walk_range` counting valid level-3 entries |
-//! | wrprotect, bulk | `Handle<Shared>::wrprotect` + `TlbFlush::flush` | `modify_range` clearing S2AP write, after `mark_active` |
+//! | wrprotect, bulk | `Handle<Exclusive>::wrprotect` (plain stores, as dirty logging holds the write lock) + `TlbFlush::flush` | `modify_range` clearing S2AP write, after `mark_active` |
 //! | fault-in | 262,144 × `Handle<HandlesFault>::map` of one page | 262,144 × `map_range` of one page, after `mark_active` |
 //! | wrprotect, per page | 262,144 × `wrprotect` + flush of one page | 262,144 × `modify_range` of one page, after `mark_active` |
 //! | unmap | `Handle<Exclusive>::unmap_with` | `map_range` with invalid attributes, after `mark_active` |
@@ -253,21 +253,20 @@ fn ap_walk(a: &Ap) -> u64 {
 }
 
 #[inline(always)]
-fn pg_wrprotect_bulk_in(t: &Stage2<HeapMemory>, c: &Col) {
-    let shared = t.shared();
-    shared
+fn pg_wrprotect_bulk_in(t: &mut Stage2<HeapMemory>, c: &Col) {
+    t.exclusive()
         .wrprotect(Ipa(BASE), c.size())
         .expect("wrprotect")
         .flush();
 }
 
 #[inline(never)]
-fn pg_wrprotect_bulk(t: &Stage2<HeapMemory>) {
+fn pg_wrprotect_bulk(t: &mut Stage2<HeapMemory>) {
     pg_wrprotect_bulk_in(t, &COL_4K)
 }
 
 #[inline(never)]
-fn pg64_wrprotect_bulk(t: &Stage2<HeapMemory>) {
+fn pg64_wrprotect_bulk(t: &mut Stage2<HeapMemory>) {
     pg_wrprotect_bulk_in(t, &COL_64K)
 }
 
@@ -409,15 +408,15 @@ fn rep_walk(p: &Pools) -> [f64; 3] {
 }
 
 fn rep_wrprotect_bulk(p: &Pools) -> [f64; 3] {
-    let t = pg_mapped(&p.k4, &COL_4K);
-    let pg = per_page(|| pg_wrprotect_bulk(&t));
+    let mut t = pg_mapped(&p.k4, &COL_4K);
+    let pg = per_page(|| pg_wrprotect_bulk(&mut t));
     drop(t);
     let mut a = ap_mapped();
     a.mark_active();
     let ap = per_page(|| ap_wrprotect_bulk(&mut a));
     ap_drop(a);
-    let t = pg_mapped(&p.k64, &COL_64K);
-    let pg64 = per_page(|| pg64_wrprotect_bulk(&t));
+    let mut t = pg_mapped(&p.k64, &COL_64K);
+    let pg64 = per_page(|| pg64_wrprotect_bulk(&mut t));
     drop(t);
     [pg, ap, pg64]
 }

@@ -349,7 +349,7 @@ fn timed_pgwalk<M: Host>(op: Op, t: &mut Stage2<M>, size: u64, tables: &[*const 
             return seen;
         }
         Op::Wrprotect => t
-            .shared()
+            .exclusive()
             .wrprotect(Ipa(IPA), size)
             .expect("wrprotect")
             .flush(),
@@ -386,7 +386,7 @@ fn timed_pgwalk<M: Host>(op: Op, t: &mut Stage2<M>, size: u64, tables: &[*const 
                 assert_eq!(black_box(outcome), TableOutcome::Fixed);
             }
         }
-        Op::Young => return t.shared().clear_young(Ipa(IPA), size).expect("young") as u64,
+        Op::Young => return t.exclusive().clear_young(Ipa(IPA), size).expect("young") as u64,
         Op::Split => t
             .exclusive()
             .split(Ipa(IPA), size, &mut pool)

@@ -290,6 +290,9 @@ enum Op {
     Wrprotect {
         start: u64,
         len: u64,
+        /// Through the exclusive handle (plain stores) instead of the
+        /// shared one (compare-and-swap).
+        exclusive: bool,
     },
     Relax {
         addr: u64,
@@ -302,6 +305,8 @@ enum Op {
         start: u64,
         len: u64,
         mkold: bool,
+        /// Through the exclusive handle, as [`Op::Wrprotect`]'s.
+        exclusive: bool,
     },
     FaultMap {
         addr: u64,
@@ -357,11 +362,12 @@ fn op(s: Shape) -> impl Strategy<Value = Op> {
         3 => range(s).prop_map(|(start, len)| Op::Unmap { start, len }),
         1 => (range(s), 0..3u32).prop_map(|((start, len), owner)| Op::Annotate { start, len, owner }),
         1 => range(s).prop_map(move |(start, len)| Op::Split { start, len: len.min(4 * s.block) }),
-        2 => range(s).prop_map(|(start, len)| Op::Wrprotect { start, len }),
+        2 => (range(s), any::<bool>()).prop_map(|((start, len), exclusive)| Op::Wrprotect { start, len, exclusive }),
         2 => (addr(s), prop_oneof![Just(Prot::W), Just(Prot::X), Just(Prot::R | Prot::W)])
             .prop_map(|(addr, prot)| Op::Relax { addr, prot }),
         1 => addr(s).prop_map(|addr| Op::Mkyoung { addr }),
-        2 => (range(s), any::<bool>()).prop_map(|((start, len), mkold)| Op::TestClearYoung { start, len, mkold }),
+        2 => (range(s), any::<bool>(), any::<bool>())
+            .prop_map(|((start, len), mkold, exclusive)| Op::TestClearYoung { start, len, mkold, exclusive }),
         3 => (addr(s), any::<bool>(), skew(s), prot())
             .prop_map(|(addr, block, skew, prot)| Op::FaultMap { addr, block, skew, prot }),
     ]
@@ -428,10 +434,17 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
                 assert!(!leaf.is_valid() || level.is_last(), "{a:#x} not split");
             }
         }
-        Op::Wrprotect { start, len } => {
+        Op::Wrprotect {
+            start,
+            len,
+            exclusive,
+        } => {
             let (b, e) = widen(t, start, start + len);
-            let h = t.shared();
-            h.wrprotect(Ipa(start), len).unwrap().flush();
+            if exclusive {
+                t.exclusive().wrprotect(Ipa(start), len).unwrap().flush();
+            } else {
+                t.shared().wrprotect(Ipa(start), len).unwrap().flush();
+            }
             m.update(b, e, |p, _| p.remove(Prot::W));
         }
         Op::Relax { addr, prot } => {
@@ -446,13 +459,19 @@ fn step(t: &mut Stage2<HeapMemory>, m: &mut Model, op: &Op, s: &Shape) {
             assert_eq!(t.shared().mkyoung(Ipa(addr)).unwrap(), leaf.is_valid());
             m.update(b, e, |_, y| *y = true);
         }
-        Op::TestClearYoung { start, len, mkold } => {
+        Op::TestClearYoung {
+            start,
+            len,
+            mkold,
+            exclusive,
+        } => {
             let (b, e) = widen(t, start, start + len);
             let expect = m.any_young(b, e);
-            let got = if mkold {
-                t.shared().clear_young(Ipa(start), len)
-            } else {
-                t.shared().test_young(Ipa(start), len)
+            let got = match (exclusive, mkold) {
+                (true, true) => t.exclusive().clear_young(Ipa(start), len),
+                (true, false) => t.exclusive().test_young(Ipa(start), len),
+                (false, true) => t.shared().clear_young(Ipa(start), len),
+                (false, false) => t.shared().test_young(Ipa(start), len),
             }
             .unwrap();
             assert_eq!(got, expect, "young in {b:#x}..{e:#x}");

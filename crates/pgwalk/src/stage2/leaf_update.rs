@@ -1,12 +1,13 @@
 //! The visitor behind every attribute change of valid leaves (write
-//! protection, the access flag, relaxing permissions), under a capability
-//! that runs beside others: one compare-and-swap per leaf, a lost race being
-//! the capability's business (retry the entry under `Shared`, resume the
-//! guest under `HandlesFault`).
+//! protection, the access flag, relaxing permissions). Under a capability
+//! that runs beside others it is one compare-and-swap per leaf, a lost race
+//! being the capability's business (retry the entry under `Shared`, resume
+//! the guest under `HandlesFault`); under `Exclusive`, where nobody else
+//! writes the table, one plain store, as the kernel's non-shared walks do.
 
 use super::Handle;
 use crate::addr::Ipa;
-use crate::capability::{Action, Concurrent, Conflict, Walked};
+use crate::capability::{Action, Concurrent, Conflict, Exclusive, Walked};
 use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::geometry::Level;
@@ -57,5 +58,44 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     pub(crate) fn page_of(&self, ipa: Ipa) -> Ipa {
         let page = self.geometry().granule().size();
         Ipa(ipa.get() & !(page - 1))
+    }
+}
+
+impl<M: MemoryOps> Handle<'_, Exclusive, M> {
+    /// [`update_leaves`](Handle::update_leaves) for the table's sole owner:
+    /// a plain store per changed leaf, no race to lose. Returns whether
+    /// anything changed.
+    ///
+    /// The TLB is left stale as there: the caller hands out a
+    /// [`TlbFlush`](crate::TlbFlush) for the range.
+    pub(crate) fn update_leaves_alone(
+        &self,
+        ipa: Ipa,
+        size: u64,
+        update: impl Fn(Descriptor) -> Descriptor,
+        mut seen: impl FnMut(Descriptor),
+    ) -> Result<bool, Error> {
+        let mut changed = false;
+        let Walked::Completed = self.run::<Error, _>(
+            ipa,
+            size,
+            WalkFlags::LEAF,
+            // Inlined into the walker's leaf loop: it runs once per page.
+            #[inline(always)]
+            |ctx| {
+                let old = ctx.old();
+                if !old.is_valid() {
+                    return Ok(Action::Continue);
+                }
+                seen(old);
+                let new = update(old);
+                if new != old {
+                    ctx.set_owing_tlbi(new);
+                    changed = true;
+                }
+                Ok(Action::Continue)
+            },
+        )?;
+        Ok(changed)
     }
 }

@@ -8,7 +8,8 @@
 //! | `walk`, `get_leaf`, `for_each_mapping` | ✓ | ✓ | ✓ |
 //! | `check` (the table's invariants) | ✓ | | |
 //! | `map`, `unmap`, `annotate`, `split`, `create_unlinked` | ✓ | | |
-//! | `wrprotect`, `test_young`, `clear_young`, `clean_dcache` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
+//! | `wrprotect`, `test_young`, `clear_young` | ✓ (plain stores) | ✓ | via [`Handle::as_shared`] |
+//! | `clean_dcache` | via [`Handle::as_shared`] | ✓ | via [`Handle::as_shared`] |
 //! | `mkyoung`, `relax_perms` | via [`Handle::as_shared`] | ✓ | ✓ (a [`TableOutcome`](crate::fault::TableOutcome)) |
 //! | `map` on the fault path | | | ✓ (a [`TableOutcome`](crate::fault::TableOutcome)) |
 //!

@@ -332,8 +332,30 @@ where
     P: EntryCell + ?Sized,
     S: EntrySite + ?Sized,
 {
+    // SAFETY: the caller's contract, which is `set_owing_tlbi`'s.
+    if unsafe { set_owing_tlbi(cell, site, old, new) } {
+        // No break invalidated the TLB, and a stale entry would still
+        // grant what `new` takes away.
+        site.invalidate(old);
+    }
+}
+
+/// [`set`] without the TLB invalidation after a change that removes
+/// permissions, for a caller that invalidates the whole range once
+/// instead. Returns whether that invalidation is owed (`old` still granted
+/// more than `new`, and no break invalidated it).
+///
+/// # Safety
+///
+/// As [`set`].
+#[inline(always)]
+pub unsafe fn set_owing_tlbi<P, S>(cell: &P, site: &S, old: Descriptor, new: Descriptor) -> bool
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
     if old == new {
-        return;
+        return false;
     }
     if must_break(old, new) {
         publish(cell, Descriptor::INVALID);
@@ -349,6 +371,7 @@ where
         publish(cell, new);
         // SAFETY: as above; the store is done.
         unsafe { uncount_after(site, old, new) };
+        false
     } else {
         site.maintain_caches(old, new);
         // SAFETY: the entry holds `old` (the caller's word) and gets `new`.
@@ -356,11 +379,7 @@ where
         publish(cell, new);
         // SAFETY: as above; the store is done.
         unsafe { uncount_after(site, old, new) };
-        if old.removes_permissions(new) {
-            // No break invalidated the TLB, and a stale entry would still
-            // grant what `new` takes away.
-            site.invalidate(old);
-        }
+        old.removes_permissions(new)
     }
 }
 
@@ -421,6 +440,24 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     pub fn set(&mut self, new: Descriptor) {
         self.check_leaf_update(new);
         self.replace(new);
+    }
+
+    /// [`set`](Self::set) without the TLB invalidation after a change that
+    /// removes permissions: for operations that hand the caller a
+    /// [`TlbFlush`](crate::TlbFlush) for the whole range instead. The
+    /// exclusive twin of [`try_set_owing_tlbi`](VisitCtx::try_set_owing_tlbi).
+    #[inline(always)]
+    pub(crate) fn set_owing_tlbi(&mut self, new: Descriptor) {
+        self.check_leaf_update(new);
+        if self.cur == new {
+            return;
+        }
+        // SAFETY: as in `replace`: the entry holds `self.cur`, nobody else
+        // writes the table, and `site()` counts for this entry's page.
+        // Whether an invalidation is owed is this caller's `TlbFlush`.
+        let _owed = unsafe { set_owing_tlbi(self.ptep, &self.site(), self.cur, new) };
+        self.written = true;
+        self.cur = new;
     }
 
     /// [`set`](Self::set) without its leaf-only check, for the operations

@@ -8,7 +8,7 @@
 use super::args::check_range;
 use super::Handle;
 use crate::addr::Ipa;
-use crate::capability::{HandlesFault, Shared, Walked};
+use crate::capability::{Exclusive, HandlesFault, Shared, Walked};
 use crate::error::Error;
 use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
@@ -49,6 +49,33 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
             size,
             |d| if clear { d.with_young(false) } else { d },
             |d, _| young |= d.young(),
+        )?;
+        Ok(young)
+    }
+}
+
+impl<M: MemoryOps> Handle<'_, Exclusive, M> {
+    /// The shared handle's `test_young`, for the holder of
+    /// the write lock (as the kernel's aging holds it).
+    pub fn test_young(&mut self, ipa: Ipa, size: u64) -> Result<bool, Error> {
+        self.young_alone(ipa, size, false)
+    }
+
+    /// The shared handle's `clear_young`, for the holder of
+    /// the write lock, as the kernel's aging runs it: a plain store per
+    /// young leaf instead of a compare-and-swap. The same result.
+    pub fn clear_young(&mut self, ipa: Ipa, size: u64) -> Result<bool, Error> {
+        self.young_alone(ipa, size, true)
+    }
+
+    fn young_alone(&self, ipa: Ipa, size: u64, clear: bool) -> Result<bool, Error> {
+        check_range(self.geometry(), ipa, size)?;
+        let mut young = false;
+        self.update_leaves_alone(
+            ipa,
+            size,
+            |d| if clear { d.with_young(false) } else { d },
+            |d| young |= d.young(),
         )?;
         Ok(young)
     }
