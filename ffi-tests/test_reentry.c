@@ -271,6 +271,12 @@ static int nop_typed(struct pgw_visit *v)
 	return 0;
 }
 
+static int no_run(const struct pgw_leaf_run *run)
+{
+	(void)run;
+	return 0;
+}
+
 /* How many of the nested calls returned -PGW_EDEADLK, and how many were made. */
 static unsigned refused, attempted;
 
@@ -321,6 +327,8 @@ static void call_everything(struct kvm_pgtable *pgt)
 	DEADLK(pgw_stage2_fault_mkyoung(pgt, IPA, &o));
 	DEADLK(pgw_stage2_mkyoung(pgt, IPA, &b));
 	DEADLK(pgw_stage2_test_clear_young(pgt, IPA, PAGE_SIZE, true, &b));
+	DEADLK(pgw_stage2_wrprotect(pgt, IPA, PAGE_SIZE));
+	DEADLK(pgw_walk_leaf_runs(pgt, IPA, PAGE_SIZE, no_run, NULL));
 	DEADLK(pgw_stage2_destroy(pgt));
 	/* The functions that return no errno: they must change nothing, which
 	 * the caller checks afterwards (the access flags, the table); mkyoung
@@ -359,6 +367,15 @@ static int calls_back_typed(struct pgw_visit *v)
 	return 0;
 }
 
+static int calls_back_runs(const struct pgw_leaf_run *run)
+{
+	unsigned *runs = run->arg;
+
+	if ((*runs)++ == 0)
+		call_everything(&pgt_a);
+	return 0;
+}
+
 static void from_every_walker(void)
 {
 	static const uint32_t kinds[] = { LEAF, LEAF | SHARED, LEAF | FAULT };
@@ -373,8 +390,8 @@ static void from_every_walker(void)
 		refused = attempted = 0;
 		CHECK_EQ(kvm_pgtable_walk(&pgt_a, IPA, 4 * PAGE_SIZE, &w), 0);
 		CHECK_EQ(visits, 4);
-		CHECK_EQ(refused, 24);
-		CHECK_EQ(attempted, 27);
+		CHECK_EQ(refused, 26);
+		CHECK_EQ(attempted, 29);
 		CHECK(same_print(fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
@@ -389,7 +406,18 @@ static void from_every_walker(void)
 		CHECK_EQ(pgw_walk(&pgt_a, IPA, 4 * PAGE_SIZE, &w, &res), 0);
 		CHECK_EQ(res.status, PGW_WALK_COMPLETED);
 		CHECK_EQ(visits, 4);
-		CHECK_EQ(refused, 24);
+		CHECK_EQ(refused, 26);
+		CHECK(same_print(fingerprint(&pgt_a), before));
+		CHECK_EQ(live, pages);
+	}
+	{
+		unsigned runs = 0;
+
+		refused = attempted = 0;
+		CHECK_EQ(pgw_walk_leaf_runs(&pgt_a, IPA, 4 * PAGE_SIZE, calls_back_runs, &runs), 0);
+		CHECK_EQ(runs, 1);
+		CHECK_EQ(refused, 26);
+		CHECK_EQ(attempted, 29);
 		CHECK(same_print(fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}

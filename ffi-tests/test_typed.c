@@ -388,6 +388,107 @@ static void wrprotect_beside_walkers(struct vm *vm)
 	CHECK_EQ(leaf(vm, PAGES_IPA) & w, w);
 }
 
+/* pgw_walk_leaf_runs hands over, a run at a time, exactly the entries a
+ * kvm_pgtable_walk LEAF visitor sees one by one. */
+#define SCAN_IPA 0x40000000ull
+#define SCAN_MAX 4096
+#define SZ_2M (2ull << 20)
+
+struct scan {
+	uint64_t addr[SCAN_MAX], pte[SCAN_MAX];
+	int8_t level[SCAN_MAX];
+	unsigned n, runs, stop_at;
+	int ret;
+};
+
+static void scanned(struct scan *s, uint64_t addr, uint64_t pte, int8_t level)
+{
+	CHECK(s->n < SCAN_MAX);
+	if (s->n >= SCAN_MAX)
+		return;
+	s->addr[s->n] = addr;
+	s->pte[s->n] = pte;
+	s->level[s->n] = level;
+	s->n++;
+}
+
+static int scan_one(const struct kvm_pgtable_visit_ctx *ctx, enum kvm_pgtable_walk_flags visit)
+{
+	uint64_t size = 1ull << (12 + 9 * (3 - ctx->level));
+
+	(void)visit;
+	scanned(ctx->arg, ctx->addr & ~(size - 1), ctx->old, ctx->level);
+	return 0;
+}
+
+static int scan_run(const struct pgw_leaf_run *run)
+{
+	struct scan *s = run->arg;
+	uint64_t i;
+
+	CHECK(run->count >= 1 && run->count <= PGW_LEAF_RUN_MAX);
+	CHECK_EQ(run->entry_size, 1ull << (12 + 9 * (3 - run->level)));
+	CHECK_EQ(run->addr & (run->entry_size - 1), 0);
+	for (i = 0; i < run->count; i++)
+		scanned(s, run->addr + i * run->entry_size, run->ptes[i], run->level);
+	return ++s->runs == s->stop_at ? s->ret : 0;
+}
+
+static void leaf_runs(struct vm *vm)
+{
+	static struct scan one, runs;
+	static const uint64_t ranges[][2] = {
+		{ SCAN_IPA, 6 * SZ_2M },
+		{ SCAN_IPA + 3 * PAGE_SIZE, 700 * PAGE_SIZE },
+		{ SCAN_IPA + 4 * SZ_2M + 5 * PAGE_SIZE, SZ_2M },
+		{ SCAN_IPA + 9 * PAGE_SIZE, 1 },
+	};
+	struct kvm_mmu_memory_cache *mc = vm_mc(vm);
+	unsigned i, j;
+
+	/* Pages over three leaf tables, a block, an annotation, holes. */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, SCAN_IPA + 5 * PAGE_SIZE, 1100 * PAGE_SIZE,
+					GUEST_PA + PAGE_SIZE, RW, mc, 0), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, SCAN_IPA + 4 * SZ_2M, SZ_2M, GUEST_PA, R, mc, 0),
+		 0);
+	CHECK_EQ(kvm_pgtable_stage2_set_owner(&vm->pgt, SCAN_IPA + 3 * SZ_2M, PAGE_SIZE, mc, 1), 0);
+	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		struct kvm_pgtable_walker w = { .cb = scan_one, .arg = &one, .flags = LEAF };
+
+		memset(&one, 0, sizeof(one));
+		memset(&runs, 0, sizeof(runs));
+		CHECK_EQ(kvm_pgtable_walk(&vm->pgt, ranges[i][0], ranges[i][1], &w), 0);
+		CHECK_EQ(pgw_walk_leaf_runs(&vm->pgt, ranges[i][0], ranges[i][1], scan_run, &runs),
+			 0);
+		CHECK_EQ(runs.n, one.n);
+		for (j = 0; j < one.n && j < runs.n; j++) {
+			CHECK_EQ(runs.addr[j], one.addr[j]);
+			CHECK_EQ(runs.pte[j], one.pte[j]);
+			CHECK_EQ(runs.level[j], one.level[j]);
+		}
+		CHECK(runs.runs >= (one.n + PGW_LEAF_RUN_MAX - 1) / PGW_LEAF_RUN_MAX);
+	}
+
+	/* The visitor's errno ends the walk at once; a positive return is
+	 * -PGW_EBADMSG. */
+	memset(&runs, 0, sizeof(runs));
+	runs.stop_at = 2;
+	runs.ret = -EIO;
+	CHECK_EQ(pgw_walk_leaf_runs(&vm->pgt, SCAN_IPA, 6 * SZ_2M, scan_run, &runs), -EIO);
+	CHECK_EQ(runs.runs, 2);
+	memset(&runs, 0, sizeof(runs));
+	runs.stop_at = 1;
+	runs.ret = 1;
+	CHECK_EQ(pgw_walk_leaf_runs(&vm->pgt, SCAN_IPA, 6 * SZ_2M, scan_run, &runs), -PGW_EBADMSG);
+	CHECK_EQ(runs.runs, 1);
+	CHECK_EQ(pgw_walk_leaf_runs(&vm->pgt, SCAN_IPA, 6 * SZ_2M, NULL, &runs), -PGW_EFAULT);
+	CHECK_EQ(pgw_walk_leaf_runs(NULL, SCAN_IPA, PAGE_SIZE, scan_run, &runs), -PGW_EFAULT);
+	CHECK_EQ(pgw_walk_leaf_runs(&vm->pgt, 1ull << 40, PAGE_SIZE, scan_run, &runs), -PGW_ERANGE);
+	CHECK_EQ(runs.runs, 1);
+
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, SCAN_IPA, 6 * SZ_2M), 0);
+}
+
 static void unlinked(struct vm *vm)
 {
 	kvm_pte_t *table = NULL;
@@ -416,6 +517,7 @@ int main(void)
 	fault_outcomes(&vm);
 	strict_input(&vm);
 	wrprotect_beside_walkers(&vm);
+	leaf_runs(&vm);
 	unlinked(&vm);
 	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), 0);
 	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), -PGW_EINVAL);

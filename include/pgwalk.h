@@ -211,6 +211,11 @@
 #define TLBI_TTL_UNKNOWN 2147483647
 
 /**
+ * Entries a `struct pgw_leaf_run` holds at most.
+ */
+#define PGW_LEAF_RUN_MAX 64
+
+/**
  * An annotated range belongs to another owner.
  */
 #define PGW_EPERM 1
@@ -944,6 +949,49 @@ struct pgw_hyp_tlb_ops {
 };
 
 /**
+ * A run of leaf entries for `pgw_walk_leaf_runs`' visitor: consecutive
+ * entries of one level, in address order, each `entry_size` bytes of
+ * input addresses, as the walk read them.
+ */
+struct pgw_leaf_run {
+  /**
+   * `count` entries, the first translating from `addr`: copies, read
+   * from the table with one load each (what a shared walk saw; the table
+   * may have changed since). Valid during the call only.
+   */
+  const kvm_pte_t *ptes;
+  /**
+   * Entries at `ptes`: 1 to `PGW_LEAF_RUN_MAX`.
+   */
+  uint64_t count;
+  /**
+   * Input address of the first entry: aligned to `entry_size`, so a
+   * block the range starts inside begins before the walk's `addr`.
+   */
+  uint64_t addr;
+  /**
+   * Bytes each entry maps (the page size at the last level).
+   */
+  uint64_t entry_size;
+  /**
+   * What `pgw_walk_leaf_runs` was given as `arg`.
+   */
+  void *arg;
+  /**
+   * The entries' level.
+   */
+  int8_t level;
+};
+
+/**
+ * `pgw_walk_leaf_runs`' visitor: 0 to go on, or a negative errno that
+ * ends the walk and is returned by `pgw_walk_leaf_runs`; a positive return
+ * ends it with `-PGW_EBADMSG`. Calls on the table being walked return
+ * `-PGW_EDEADLK` (see `struct kvm_pgtable`).
+ */
+typedef int (*pgw_leaf_run_fn)(const struct pgw_leaf_run *run);
+
+/**
  * What the panic hook receives (freestanding builds). The strings are the
  * library's, valid only during the call.
  */
@@ -1653,6 +1701,33 @@ int pgw_hyp_get_leaf(struct kvm_pgtable *pgt, uint64_t addr, kvm_pte_t *ptep, in
  * _W` for AP `0b01`. Like the kernel, it reports no memory type.
  */
 uint64_t kvm_pgtable_hyp_pte_prot(kvm_pte_t pte);
+
+/**
+ * Walks `size` bytes from `addr` (widened to whole pages) and hands every
+ * leaf entry the walk meets (valid or not, at any level) to `cb`, in
+ * address order, as runs of up to `PGW_LEAF_RUN_MAX` consecutive entries
+ * of one level (`struct pgw_leaf_run`), each entry read once, as
+ * `kvm_pgtable_walk` hands a `LEAF` visitor `ctx->old`. Nothing is
+ * changed. A scan of many pages costs a fraction of a visitor call per
+ * entry.
+ *
+ * Returns 0 when `cb` returned 0 for every run, `cb`'s negative errno when
+ * it returned one (no later run is handed over), `-PGW_EBADMSG` when it
+ * returned a positive value, `-PGW_EFAULT` for a NULL `pgt` or `cb`,
+ * `-PGW_EINVAL` for a table that is not initialised, `-PGW_ERANGE` beyond
+ * the input size, `-PGW_EDEADLK` from inside a call on the same table.
+ *
+ * # Safety
+ *
+ * `pgt` was initialised by `__kvm_pgtable_stage2_init`; the caller holds
+ * at least the read lock (the walk is a shared one, beside other readers
+ * and fault handlers); `cb` only reads the run it is given.
+ */
+int pgw_walk_leaf_runs(struct kvm_pgtable *pgt,
+                       uint64_t addr,
+                       uint64_t size,
+                       pgw_leaf_run_fn cb,
+                       void *arg);
 
 /**
  * Registers the hook a freestanding build's panic handler calls (one for

@@ -58,6 +58,9 @@ struct bench_side {
 	int (*pgw_relax)(void *t, uint64_t ipa, uint64_t pages);
 	int (*pgw_mkyoung)(void *t, uint64_t ipa, uint64_t pages);
 	int (*pgw_test_clear_young)(void *t, uint64_t ipa, uint64_t pages, bool *young);
+	/* The walk row's count through pgw_walk_leaf_runs: one C call per run
+	 * of entries instead of one per entry. */
+	int (*pgw_leaf_runs)(void *t, uint64_t ipa, uint64_t pages, uint64_t *valid);
 };
 
 extern const struct bench_side bench_linux;

@@ -10,7 +10,9 @@
  *   linux-bench --quick         5 runs per row
  *   linux-bench --smoke         8 MiB, one run: checks every row works
  *   linux-bench --only ROW      one row (map, walk, wrprotect, fault,
- *                               relax, unmap, mkyoung, young, split, owner)
+ *                               relax, unmap, mkyoung, young, split, owner,
+ *                               runs: the walk row's count through
+ *                               pgw_walk_leaf_runs, pgw only)
  *   linux-bench --impl IMPL     one implementation (linux, kvm, pgw), for
  *                               callgrind --toggle-collect=bench_timed
  *   linux-bench --pages N       N pages instead of 262,144 (a multiple of
@@ -45,7 +47,7 @@
 #define ROOT_PAGES 2
 
 enum op { OP_MAP, OP_WALK, OP_WRPROTECT, OP_FAULT, OP_RELAX, OP_UNMAP, OP_MKYOUNG, OP_YOUNG,
-	  OP_SPLIT, OP_OWNER };
+	  OP_SPLIT, OP_OWNER, OP_RUNS };
 
 static const struct row {
 	const char *key, *what;
@@ -61,6 +63,7 @@ static const struct row {
 	{ "young", "test_clear_young 1 GiB", OP_YOUNG },
 	{ "split", "split 1 GiB block to pages", OP_SPLIT },
 	{ "owner", "set_owner 1 GiB", OP_OWNER },
+	{ "runs", "LEAF walk, batched C visitor (pgw_walk_leaf_runs)", OP_RUNS },
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 
@@ -99,7 +102,7 @@ static bool has(const struct impl *im, enum op op)
 	const struct bench_side *s = im->side;
 
 	if (!im->typed)
-		return true;
+		return op != OP_RUNS;
 	switch (op) {
 	case OP_WALK:
 		return s->pgw_walk;
@@ -111,6 +114,8 @@ static bool has(const struct impl *im, enum op op)
 		return s->pgw_mkyoung;
 	case OP_YOUNG:
 		return s->pgw_test_clear_young;
+	case OP_RUNS:
+		return s->pgw_leaf_runs;
 	default:
 		return false;
 	}
@@ -145,6 +150,8 @@ __attribute__((noinline)) int bench_timed(const struct impl *im, enum op op, voi
 		return s->split(t, IPA_BASE, pages);
 	case OP_OWNER:
 		return s->set_owner(t, IPA_BASE, pages);
+	case OP_RUNS:
+		return s->pgw_leaf_runs(t, IPA_BASE, pages, valid);
 	}
 	return -1;
 }
@@ -173,6 +180,7 @@ static struct sample run(const struct impl *im, const struct row *r)
 	ret = 0;
 	switch (r->op) {
 	case OP_WALK:
+	case OP_RUNS:
 	case OP_WRPROTECT:
 	case OP_UNMAP:
 	case OP_YOUNG:
@@ -203,7 +211,7 @@ static struct sample run(const struct impl *im, const struct row *r)
 	c = bench_host_counts();
 	if (ret)
 		fail(im, r->key, "operation returned", ret);
-	if (r->op == OP_WALK && valid != pages)
+	if ((r->op == OP_WALK || r->op == OP_RUNS) && valid != pages)
 		fail(im, r->key, "valid leaves walked", (long)valid);
 	if (r->op == OP_YOUNG && !young)
 		fail(im, r->key, "test_clear_young found nothing young", 0);
@@ -334,7 +342,7 @@ int main(int argc, char **argv)
 	printf("\n| operation | Linux | pgwalk kvm_* | Linux / kvm_* | pgwalk pgw_* | Linux / pgw_* |\n");
 	printf("|---|---:|---:|---:|---:|---:|\n");
 	for (k = 0; k < (int)NROWS; k++) {
-		if (!done[k][0] && !done[k][1])
+		if (!done[k][0] && !done[k][1] && !done[k][2])
 			continue;
 		printf("| %s |", rows[k].what);
 		for (i = 0; i < 2; i++)

@@ -266,6 +266,24 @@ static int pgw_walk_rows(void *p, uint64_t ipa, uint64_t pages, uint64_t *valid)
 	return pgw_walk(&t->pgt, ipa, pages * BENCH_PAGE, &w, &res);
 }
 
+static int count_valid_run(const struct pgw_leaf_run *run)
+{
+	uint64_t *valid = run->arg, n = 0, i;
+
+	for (i = 0; i < run->count; i++)
+		n += run->ptes[i] & 1;
+	*valid += n;
+	return 0;
+}
+
+static int pgw_leaf_runs(void *p, uint64_t ipa, uint64_t pages, uint64_t *valid)
+{
+	struct table *t = p;
+
+	*valid = 0;
+	return pgw_walk_leaf_runs(&t->pgt, ipa, pages * BENCH_PAGE, count_valid_run, valid);
+}
+
 static int pgw_fault_in(void *p, uint64_t ipa, uint64_t pages, uint64_t pa)
 {
 	struct table *t = p;
@@ -347,5 +365,6 @@ const struct bench_side SIDE = {
 	.pgw_relax = pgw_relax,
 	.pgw_mkyoung = pgw_mkyoung,
 	.pgw_test_clear_young = pgw_test_clear_young,
+	.pgw_leaf_runs = pgw_leaf_runs,
 #endif
 };

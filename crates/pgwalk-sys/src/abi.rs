@@ -562,6 +562,37 @@ pub struct pgw_walk_result {
     pub outcome: pgw_fault_outcome,
 }
 
+/// Entries a `struct pgw_leaf_run` holds at most.
+pub const PGW_LEAF_RUN_MAX: usize = 64;
+
+/// A run of leaf entries for `pgw_walk_leaf_runs`' visitor: consecutive
+/// entries of one level, in address order, each `entry_size` bytes of
+/// input addresses, as the walk read them.
+#[repr(C)]
+pub struct pgw_leaf_run {
+    /// `count` entries, the first translating from `addr`: copies, read
+    /// from the table with one load each (what a shared walk saw; the table
+    /// may have changed since). Valid during the call only.
+    pub ptes: *const kvm_pte_t,
+    /// Entries at `ptes`: 1 to `PGW_LEAF_RUN_MAX`.
+    pub count: u64,
+    /// Input address of the first entry: aligned to `entry_size`, so a
+    /// block the range starts inside begins before the walk's `addr`.
+    pub addr: u64,
+    /// Bytes each entry maps (the page size at the last level).
+    pub entry_size: u64,
+    /// What `pgw_walk_leaf_runs` was given as `arg`.
+    pub arg: *mut c_void,
+    /// The entries' level.
+    pub level: i8,
+}
+
+/// `pgw_walk_leaf_runs`' visitor: 0 to go on, or a negative errno that
+/// ends the walk and is returned by `pgw_walk_leaf_runs`; a positive return
+/// ends it with `-PGW_EBADMSG`. Calls on the table being walked return
+/// `-PGW_EDEADLK` (see `struct kvm_pgtable`).
+pub type pgw_leaf_run_fn = Option<unsafe extern "C" fn(run: *const pgw_leaf_run) -> c_int>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

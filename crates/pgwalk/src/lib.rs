@@ -132,7 +132,7 @@ pub mod visit {
     pub use crate::capability::{
         Action, Conflict, ResumeReason, RetryEntry, SkipEntry, Unfinished, Visit, Walked,
     };
-    pub use crate::walk::{VisitCtx, VisitKind, WalkFlags, RETRY_LIMIT};
+    pub use crate::walk::{LeafTable, VisitCtx, VisitKind, WalkFlags, RETRY_LIMIT};
 }
 
 /// The host's identity map (pKVM's `host_stage2_idmap`): find the largest

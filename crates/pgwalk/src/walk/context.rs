@@ -12,6 +12,7 @@
 use core::marker::PhantomData;
 
 use super::flags::{VisitKind, WalkFlags};
+use super::leaf_table::LeafTable;
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::Capability;
 use crate::descriptor::{Descriptor, Pte};
@@ -152,6 +153,70 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
     pub fn reload(&mut self) -> D {
         self.cur = D::from_bits(self.ptep.load(C::LOAD));
         self.cur
+    }
+
+    /// On the [`TablePre`](VisitKind::TablePre) visit of an entry that
+    /// links a last-level table, the part of that table the walk covers,
+    /// for the visitor to read in one loop; the walk then moves past the
+    /// entry without descending (no leaf visits below it, no post-order
+    /// visit of it). `None`, and the walk goes on as usual, for any other
+    /// visit.
+    ///
+    /// ```
+    /// # #[cfg(feature = "std")] {
+    /// use pgwalk::host::HeapMemory;
+    /// use pgwalk::visit::{Action, VisitKind, WalkFlags};
+    /// use pgwalk::{geometry::Geometry, Ipa, PhysAddr, Prot, Stage2};
+    ///
+    /// let mut table = Stage2::with_geometry(Geometry::for_ia_bits(40, 40)?, HeapMemory::new(64))?;
+    /// let mut h = table.exclusive();
+    /// h.map(Ipa(0x1000), 3 << 12, PhysAddr(0x8000_0000), Prot::RW, &mut ())?;
+    ///
+    /// // Count the valid pages of the first 2 MiB, a leaf table at a time.
+    /// let (mut valid, mut leaf_visits) = (0, 0);
+    /// h.walk(Ipa(0), 2 << 20, WalkFlags::TABLE_PRE | WalkFlags::LEAF, |ctx| {
+    ///     if let Some(t) = ctx.take_leaf_table() {
+    ///         valid += t.iter().filter(|d| d.is_valid()).count();
+    ///     } else if ctx.kind() == VisitKind::Leaf {
+    ///         leaf_visits += 1;
+    ///     }
+    ///     Ok(Action::Continue)
+    /// })?;
+    /// assert_eq!((valid, leaf_visits), (3, 0));
+    /// # }
+    /// # Ok::<(), pgwalk::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn take_leaf_table(&mut self) -> Option<LeafTable<'a, C, D>> {
+        if self.kind != VisitKind::TablePre
+            || !self.level.next().is_last()
+            || !self.cur.is_table(self.level)
+        {
+            return None;
+        }
+        let level = self.level.next();
+        let entries = self.geometry.granule().entries();
+        let shift = self.geometry.level_shift(level);
+        let entry_end = self.entry_addr().get() + self.entry_size();
+        let end = self.end.min(entry_end);
+        let first = self.geometry.index(self.addr, level, entries);
+        let count = (((end - 1) >> shift) - (self.addr >> shift) + 1) as usize;
+        let child = self.cur.table_address(self.geometry.format());
+        // SAFETY: `child` is what a table descriptor of this walk's table
+        // links (the value the walker read, or this visit's own update), a
+        // table page of `mm` of one granule's entries, which stays
+        // allocated for `'a` as every page the walker descends into does:
+        // an exclusive walker is alone and frees nothing under its visitor,
+        // a concurrent one runs inside `shared_walk`, whose grace period
+        // keeps unlinked pages alive.
+        let page = unsafe { crate::table_page::TablePage::new(self.mm, child, entries) };
+        let covered = &page.entries()[first..first + count];
+        self.mark_complete();
+        Some(LeafTable::new(
+            covered,
+            self.addr & !((1 << shift) - 1),
+            1 << shift,
+        ))
     }
 
     /// Tells the walker that this visit has already built everything below

@@ -10,12 +10,14 @@
 
 mod context;
 mod flags;
+mod leaf_table;
 
 use core::cell::Cell;
 use core::marker::PhantomData;
 
 pub use context::VisitCtx;
 pub use flags::{VisitKind, WalkFlags};
+pub use leaf_table::LeafTable;
 
 use crate::addr::{Ipa, PhysAddr};
 use crate::capability::Capability;

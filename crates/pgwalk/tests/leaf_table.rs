@@ -1,0 +1,145 @@
+//! `VisitCtx::take_leaf_table` (`src/walk/leaf_table.rs`): a last-level
+//! table handed to the visitor whole sees exactly the entries a `LEAF`
+//! walk visits one by one, in the same order, and the walk moves past it.
+
+mod common;
+
+use common::*;
+use pgwalk::host::HeapMemory;
+use pgwalk::visit::{Action, VisitCtx, VisitKind, WalkFlags};
+use pgwalk::{Capability, Ipa, PhysAddr, Prot, Stage2};
+
+/// A table with three leaf tables' worth of pages (the first and last
+/// partly filled), a 2 MiB block after them and holes around: leaves at
+/// two levels, and tables at every level above.
+fn mixed() -> Stage2<HeapMemory> {
+    let mut t = table(40);
+    let mut h = t.exclusive();
+    h.map(Ipa(5 * K4), 1100 * K4, PhysAddr(RAM), Prot::RW, &mut ())
+        .unwrap();
+    h.map(Ipa(4 * M2), M2, PhysAddr(RAM + M2), Prot::R, &mut ())
+        .unwrap();
+    h.annotate(Ipa(3 * M2 + 7 * K4), K4, 9, &mut ()).unwrap();
+    t
+}
+
+/// (address, bits, level) of every leaf visit of a plain `LEAF` walk.
+fn one_by_one<C: Capability>(
+    walk: impl FnOnce(&mut dyn FnMut(&mut VisitCtx<'_, C, HeapMemory>)),
+) -> Vec<(u64, u64, i8)> {
+    let mut out = Vec::new();
+    walk(&mut |ctx| out.push((ctx.entry_addr().get(), ctx.old().bits(), ctx.level().get())));
+    out
+}
+
+/// The same, with the leaf tables taken whole; also counts the leaf
+/// visits at the last level, which taking the tables must leave none of.
+fn batched<C: Capability>(
+    walk: impl FnOnce(&mut dyn FnMut(&mut VisitCtx<'_, C, HeapMemory>)),
+) -> (Vec<(u64, u64, i8)>, usize) {
+    let (mut out, mut last_level_visits) = (Vec::new(), 0);
+    walk(&mut |ctx| {
+        if let Some(t) = ctx.take_leaf_table() {
+            assert!(!t.is_empty());
+            assert_eq!(t.iter().len(), t.len());
+            for (i, d) in t.iter().enumerate() {
+                assert_eq!(d, t.get(i));
+                out.push((t.addr().get() + i as u64 * t.entry_size(), d.bits(), 3));
+            }
+        } else if ctx.kind() == VisitKind::Leaf {
+            last_level_visits += usize::from(ctx.level().is_last());
+            out.push((ctx.entry_addr().get(), ctx.old().bits(), ctx.level().get()));
+        }
+    });
+    (out, last_level_visits)
+}
+
+/// Ranges that start and end inside leaf tables, inside the block, on
+/// table boundaries, and one page long.
+const RANGES: [(u64, u64); 5] = [
+    (0, 6 * M2),
+    (3 * K4, 700 * K4),
+    (M2 - K4, 2 * K4),
+    (4 * M2 + 5 * K4, M2),
+    (9 * K4, K4),
+];
+
+#[test]
+fn exclusive_batched_sees_what_one_by_one_sees() {
+    let mut t = mixed();
+    for (addr, size) in RANGES {
+        let want = one_by_one(|f| {
+            let w = t.exclusive().walk(Ipa(addr), size, WalkFlags::LEAF, |ctx| {
+                f(ctx);
+                Ok(Action::Continue)
+            });
+            assert!(w.unwrap().is_completed());
+        });
+        let (got, last_level_visits) = batched(|f| {
+            let flags = WalkFlags::TABLE_PRE | WalkFlags::LEAF;
+            let w = t.exclusive().walk(Ipa(addr), size, flags, |ctx| {
+                f(ctx);
+                Ok(Action::Continue)
+            });
+            assert!(w.unwrap().is_completed());
+        });
+        assert_eq!(got, want, "{addr:#x} + {size:#x}");
+        assert_eq!(last_level_visits, 0, "no last-level entry visited alone");
+    }
+    check(&mut t);
+}
+
+#[test]
+fn shared_batched_sees_what_one_by_one_sees() {
+    let t = mixed();
+    for (addr, size) in RANGES {
+        let want = one_by_one(|f| {
+            let w = t.shared().walk(Ipa(addr), size, WalkFlags::LEAF, |ctx| {
+                f(ctx);
+                Ok(Action::Continue)
+            });
+            assert!(w.unwrap().is_completed());
+        });
+        let (got, last_level_visits) = batched(|f| {
+            let flags = WalkFlags::TABLE_PRE | WalkFlags::LEAF;
+            let w = t.shared().walk(Ipa(addr), size, flags, |ctx| {
+                f(ctx);
+                Ok(Action::Continue)
+            });
+            assert!(w.unwrap().is_completed());
+        });
+        assert_eq!(got, want, "{addr:#x} + {size:#x}");
+        assert_eq!(last_level_visits, 0);
+    }
+}
+
+#[test]
+fn only_a_table_above_the_last_level_is_taken() {
+    let mut t = mixed();
+    let (mut taken, mut refused, mut post) = (0, 0, 0);
+    let flags = WalkFlags::TABLE_PRE | WalkFlags::LEAF | WalkFlags::TABLE_POST;
+    let w = t.exclusive().walk(Ipa(0), 6 * M2, flags, |ctx| {
+        let level = ctx.level().get();
+        match (ctx.kind(), ctx.take_leaf_table()) {
+            (VisitKind::TablePre, Some(_)) => {
+                assert_eq!(level, 2);
+                taken += 1;
+            }
+            (VisitKind::TablePost, None) => {
+                // Only the level-1 table, whose children were not taken.
+                assert_eq!(level, 1);
+                post += 1;
+            }
+            (_, None) => refused += 1,
+            (kind, Some(_)) => panic!("a leaf table on a {kind:?} visit at level {level}"),
+        }
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    // Three leaf tables of pages and the one holding the annotation.
+    assert_eq!(taken, 4);
+    // The level-1 table entry's visit, the block (level-2 entry 4) and the
+    // empty level-2 entry 5.
+    assert_eq!(refused, 1 + 1 + 1);
+    assert_eq!(post, 1);
+}
