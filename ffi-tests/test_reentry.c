@@ -292,8 +292,12 @@ static void expect_deadlk(int r, int line)
 
 #define DEADLK(call) expect_deadlk((call), __LINE__)
 
+/* pgt_a bound, for the pgw_bound_* calls (main binds it). */
+static struct pgw_bound_stage2 bound_a;
+
 static void call_everything(struct kvm_pgtable *pgt)
 {
+	struct pgw_bound_stage2 rebound;
 	struct kvm_pgtable_walker w = { .cb = nop_visit, .flags = LEAF };
 	struct pgw_walker tw = { .cb = nop_typed, .flags = LEAF, .capability = PGW_SHARED };
 	struct pgw_walk_result res;
@@ -329,6 +333,10 @@ static void call_everything(struct kvm_pgtable *pgt)
 	DEADLK(pgw_stage2_test_clear_young(pgt, IPA, PAGE_SIZE, true, &b));
 	DEADLK(pgw_stage2_wrprotect(pgt, IPA, PAGE_SIZE));
 	DEADLK(pgw_walk_leaf_runs(pgt, IPA, PAGE_SIZE, no_run, NULL));
+	DEADLK(pgw_bind_stage2(pgt, &rebound));
+	DEADLK(pgw_bound_fault_map(&bound_a, OTHER_IPA, PAGE_SIZE, GUEST_PA, RW, NULL, 0, &o));
+	DEADLK(pgw_bound_fault_relax_perms(&bound_a, IPA, KVM_PGTABLE_PROT_X, &o));
+	DEADLK(pgw_bound_fault_mkyoung(&bound_a, IPA, &o));
 	DEADLK(pgw_stage2_destroy(pgt));
 	/* The functions that return no errno: they must change nothing, which
 	 * the caller checks afterwards (the access flags, the table); mkyoung
@@ -390,8 +398,8 @@ static void from_every_walker(void)
 		refused = attempted = 0;
 		CHECK_EQ(kvm_pgtable_walk(&pgt_a, IPA, 4 * PAGE_SIZE, &w), 0);
 		CHECK_EQ(visits, 4);
-		CHECK_EQ(refused, 26);
-		CHECK_EQ(attempted, 29);
+		CHECK_EQ(refused, 30);
+		CHECK_EQ(attempted, 33);
 		CHECK(same_print(fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
@@ -406,7 +414,7 @@ static void from_every_walker(void)
 		CHECK_EQ(pgw_walk(&pgt_a, IPA, 4 * PAGE_SIZE, &w, &res), 0);
 		CHECK_EQ(res.status, PGW_WALK_COMPLETED);
 		CHECK_EQ(visits, 4);
-		CHECK_EQ(refused, 26);
+		CHECK_EQ(refused, 30);
 		CHECK(same_print(fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
@@ -416,8 +424,8 @@ static void from_every_walker(void)
 		refused = attempted = 0;
 		CHECK_EQ(pgw_walk_leaf_runs(&pgt_a, IPA, 4 * PAGE_SIZE, calls_back_runs, &runs), 0);
 		CHECK_EQ(runs, 1);
-		CHECK_EQ(refused, 26);
-		CHECK_EQ(attempted, 29);
+		CHECK_EQ(refused, 30);
+		CHECK_EQ(attempted, 33);
 		CHECK(same_print(fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
@@ -596,6 +604,7 @@ int main(void)
 	CHECK_EQ(init(&pgt_a, &mmu_a), 0);
 	CHECK_EQ(init(&pgt_b, &mmu_b), 0);
 	CHECK_EQ(kvm_pgtable_stage2_map(&pgt_a, IPA, 4 * PAGE_SIZE, GUEST_PA, RW, &cache, 0), 0);
+	CHECK_EQ(pgw_bind_stage2(&pgt_a, &bound_a), 0);
 
 	use_after_free_cases();
 	from_every_walker();

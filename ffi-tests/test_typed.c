@@ -393,6 +393,7 @@ static void wrprotect_beside_walkers(struct vm *vm)
 #define SCAN_IPA 0x40000000ull
 #define SCAN_MAX 4096
 #define SZ_2M (2ull << 20)
+#define SZ_1G (1ull << 30)
 
 struct scan {
 	uint64_t addr[SCAN_MAX], pte[SCAN_MAX];
@@ -489,6 +490,75 @@ static void leaf_runs(struct vm *vm)
 	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, SCAN_IPA, 6 * SZ_2M), 0);
 }
 
+/* A table bound once: the fault path's calls, same answers, same checks of
+ * their own arguments; the binding's own errors. */
+static void bound(struct vm *vm)
+{
+	const uint64_t ipa = 0x50000000, twin = 0x50200000;
+	struct pgw_bound_stage2 b, copy, zeroed;
+	struct kvm_mmu_memory_cache mc = { .nobjs = 8 };
+	struct kvm_pgtable blank = { 0 };
+	pgw_fault_outcome o = 0;
+	bool young;
+
+	memset(&zeroed, 0, sizeof(zeroed));
+	CHECK_EQ(pgw_bind_stage2(&vm->pgt, &b), 0);
+	memcpy(&copy, &b, sizeof(b));
+
+	/* The same map as pgw_stage2_fault_map's. */
+	CHECK_EQ(pgw_bound_fault_map(&b, ipa, PAGE_SIZE, GUEST_PA, R, &mc, 0, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(pgw_stage2_fault_map(&vm->pgt, twin, PAGE_SIZE, GUEST_PA, R, &mc, 0, &o), 0);
+	CHECK_EQ(leaf(vm, ipa), leaf(vm, twin));
+	CHECK(leaf(vm, ipa) != 0);
+	CHECK_EQ(pgw_bound_fault_map(&copy, ipa, PAGE_SIZE, GUEST_PA, R, &mc, 0, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_SPURIOUS);
+
+	CHECK_EQ(pgw_bound_fault_relax_perms(&b, ipa, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(pgw_bound_fault_relax_perms(&copy, ipa, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_SPURIOUS);
+	CHECK_EQ(pgw_bound_fault_relax_perms(&b, ipa + SZ_1G, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_RETRY);
+	CHECK_EQ(pgw_stage2_fault_relax_perms(&vm->pgt, twin, KVM_PGTABLE_PROT_W, &o), 0);
+	CHECK_EQ(leaf(vm, ipa), leaf(vm, twin));
+
+	CHECK_EQ(pgw_stage2_test_clear_young(&vm->pgt, ipa, PAGE_SIZE, true, &young), 0);
+	CHECK(young);
+	CHECK_EQ(pgw_bound_fault_mkyoung(&b, ipa, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_FIXED);
+	CHECK_EQ(pgw_bound_fault_mkyoung(&b, ipa, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_SPURIOUS);
+	CHECK_EQ(pgw_bound_fault_mkyoung(&b, ipa + SZ_1G, &o), 0);
+	CHECK_EQ(o, PGW_FAULT_RETRY);
+
+	/* Its calls check their own arguments as the unbound ones do. */
+	o = 0;
+	CHECK_EQ(pgw_bound_fault_map(&b, ipa + 8, PAGE_SIZE, GUEST_PA, R, &mc, 0, &o), -PGW_EINVAL);
+	CHECK_EQ(pgw_bound_fault_map(&b, ipa, PAGE_SIZE, GUEST_PA, R | (1ull << 40), &mc, 0, &o),
+		 -PGW_EINVAL);
+	CHECK_EQ(pgw_bound_fault_map(&b, ipa, PAGE_SIZE, GUEST_PA, R, &mc,
+				     KVM_PGTABLE_WALK_SHARED, &o), -PGW_EINVAL);
+	CHECK_EQ(pgw_bound_fault_map(&b, ipa, PAGE_SIZE, GUEST_PA, R, &mc, 0, NULL), -PGW_EFAULT);
+	CHECK_EQ(pgw_bound_fault_relax_perms(&b, ipa, KVM_PGTABLE_PROT_DEVICE, &o), -PGW_EINVAL);
+	CHECK_EQ(pgw_bound_fault_relax_perms(NULL, ipa, KVM_PGTABLE_PROT_W, &o), -PGW_EFAULT);
+	CHECK_EQ(pgw_bound_fault_mkyoung(&b, ipa, NULL), -PGW_EFAULT);
+	CHECK_EQ(pgw_bound_fault_mkyoung(NULL, ipa, &o), -PGW_EFAULT);
+	/* Storage never bound. */
+	CHECK_EQ(pgw_bound_fault_mkyoung(&zeroed, ipa, &o), -PGW_EINVAL);
+	CHECK_EQ(pgw_bound_fault_map(&zeroed, ipa, PAGE_SIZE, GUEST_PA, R, &mc, 0, &o), -PGW_EINVAL);
+	CHECK_EQ(o, 0);
+
+	/* Binding checks what every call checks. */
+	CHECK_EQ(pgw_bind_stage2(NULL, &b), -PGW_EFAULT);
+	CHECK_EQ(pgw_bind_stage2(&vm->pgt, NULL), -PGW_EFAULT);
+	CHECK_EQ(pgw_bind_stage2(&blank, &zeroed), -PGW_EINVAL);
+	CHECK_EQ(pgw_bound_fault_mkyoung(&zeroed, ipa, &o), -PGW_EINVAL);
+
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, ipa, PAGE_SIZE), 0);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, twin, PAGE_SIZE), 0);
+}
+
 static void unlinked(struct vm *vm)
 {
 	kvm_pte_t *table = NULL;
@@ -518,6 +588,7 @@ int main(void)
 	strict_input(&vm);
 	wrprotect_beside_walkers(&vm);
 	leaf_runs(&vm);
+	bound(&vm);
 	unlinked(&vm);
 	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), 0);
 	CHECK_EQ(pgw_stage2_destroy(&vm.pgt), -PGW_EINVAL);

@@ -216,6 +216,11 @@
 #define PGW_LEAF_RUN_MAX 64
 
 /**
+ * 64-bit words of a `struct pgw_bound_stage2`.
+ */
+#define PGW_BOUND_STAGE2_WORDS 32
+
+/**
  * An annotated range belongs to another owner.
  */
 #define PGW_EPERM 1
@@ -327,6 +332,50 @@
 #define PGW_PANIC_MESSAGE_MAX 256
 
 /**
+ * What handling a stage-2 fault came to (pgwalk's `FaultOutcome`). Every
+ * value is non-zero, so it never collides with 0 or a `-errno`; test it
+ * with a `switch`, never with `if (r)`. `pgw_fault_outcome_name` gives
+ * each a stable name for traces.
+ */
+enum pgw_fault_outcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing decided: the walk completed or a visitor stopped it
+   * (`pgw_walk_result::outcome` only; no fault-path call answers it).
+   */
+  PGW_FAULT_CONTINUE = 1,
+  /**
+   * Resume the guest without a change: another walker got there first;
+   * it faults again if it still needs to.
+   */
+  PGW_FAULT_RETRY = 2,
+  /**
+   * Emulated memory (MMIO): emulate the access. No pgwalk call answers
+   * it (the table alone cannot tell): it is the hypervisor's own, for a
+   * fault handler that returns one of these values.
+   */
+  PGW_FAULT_EMULATE = 3,
+  /**
+   * This call installed or relaxed the mapping.
+   */
+  PGW_FAULT_FIXED = 5,
+  /**
+   * The mapping already was what the fault needed.
+   */
+  PGW_FAULT_SPURIOUS = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pgw_fault_outcome pgw_fault_outcome;
+#else
+typedef uint32_t pgw_fault_outcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * `enum kvm_pgtable_walk_flags`: which entries a walk visits, and how.
  *
  * Functions take these as a `uint32_t` bit set. The `kvm_pgtable_*`
@@ -407,50 +456,6 @@ enum pgw_walk_status
 typedef enum pgw_walk_status pgw_walk_status;
 #else
 typedef uint32_t pgw_walk_status;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
- * What handling a stage-2 fault came to (pgwalk's `FaultOutcome`). Every
- * value is non-zero, so it never collides with 0 or a `-errno`; test it
- * with a `switch`, never with `if (r)`. `pgw_fault_outcome_name` gives
- * each a stable name for traces.
- */
-enum pgw_fault_outcome
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Nothing decided: the walk completed or a visitor stopped it
-   * (`pgw_walk_result::outcome` only; no fault-path call answers it).
-   */
-  PGW_FAULT_CONTINUE = 1,
-  /**
-   * Resume the guest without a change: another walker got there first;
-   * it faults again if it still needs to.
-   */
-  PGW_FAULT_RETRY = 2,
-  /**
-   * Emulated memory (MMIO): emulate the access. No pgwalk call answers
-   * it (the table alone cannot tell): it is the hypervisor's own, for a
-   * fault handler that returns one of these values.
-   */
-  PGW_FAULT_EMULATE = 3,
-  /**
-   * This call installed or relaxed the mapping.
-   */
-  PGW_FAULT_FIXED = 5,
-  /**
-   * The mapping already was what the fault needed.
-   */
-  PGW_FAULT_SPURIOUS = 6,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum pgw_fault_outcome pgw_fault_outcome;
-#else
-typedef uint32_t pgw_fault_outcome;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -831,6 +836,18 @@ struct kvm_pgtable {
 };
 
 /**
+ * Storage for a table bound by `pgw_bind_stage2`: opaque, the caller's
+ * (on its VM structure, say), as long as the binding is used. It holds
+ * no pointer into itself, so it may be copied.
+ */
+struct pgw_bound_stage2 {
+  /**
+   * Not for the caller: `pgw_bind_stage2` fills it.
+   */
+  uint64_t opaque[PGW_BOUND_STAGE2_WORDS];
+};
+
+/**
  * What a legacy visitor sees (the kernel's `struct kvm_pgtable_visit_ctx`).
  */
 struct kvm_pgtable_visit_ctx {
@@ -1144,6 +1161,73 @@ struct pgw_walk_result {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Checks `pgt` as every call on it does (`-PGW_EFAULT` for NULL pointers,
+ * `-PGW_EINVAL` for a table that is not initialised, whose callbacks are
+ * missing or whose `ia_bits` and `start_level` disagree with
+ * `mmu->vtcr`, `-PGW_EDEADLK` from inside a call on it) and keeps what the
+ * calls need in `*out`, for `pgw_bound_fault_map`,
+ * `pgw_bound_fault_relax_perms` and `pgw_bound_fault_mkyoung`. Returns 0
+ * or that errno; `*out` is written only on 0.
+ *
+ * The binding keeps `pgt`'s root, geometry, flags and `force_pte_cb` as
+ * they are now, and the addresses of its `mm_ops` and `mmu`, whose
+ * callbacks it reads at each use as every call does: bind again after
+ * changing `pgt`, or after pointing it at other `mm_ops` or another MMU.
+ * `kvm_pgtable_*` calls on `pgt` may go on beside the binding's: they
+ * change the same table.
+ *
+ * # Safety
+ *
+ * `pgt` is NULL or was initialised by `__kvm_pgtable_stage2_init`; `out`
+ * is NULL or valid for writes.
+ */
+int pgw_bind_stage2(struct kvm_pgtable *pgt, struct pgw_bound_stage2 *out);
+
+/**
+ * `pgw_stage2_fault_map` on a bound table: the same map, checks of its
+ * own arguments and outcomes, without the per-call setup.
+ *
+ * # Safety
+ *
+ * `s2` is NULL or was filled by `pgw_bind_stage2` from a table that is
+ * still initialised and unchanged since (see `pgw_bind_stage2`), and is
+ * not being bound again meanwhile; the caller holds the read lock;
+ * `outcome` is NULL or valid for writes; `mc` is what `zalloc_page`
+ * expects.
+ */
+int pgw_bound_fault_map(const struct pgw_bound_stage2 *s2,
+                        uint64_t addr,
+                        uint64_t size,
+                        uint64_t phys,
+                        uint64_t prot,
+                        void *mc,
+                        uint32_t flags,
+                        pgw_fault_outcome *outcome);
+
+/**
+ * `pgw_stage2_fault_relax_perms` on a bound table.
+ *
+ * # Safety
+ *
+ * As `pgw_bound_fault_map`.
+ */
+int pgw_bound_fault_relax_perms(const struct pgw_bound_stage2 *s2,
+                                uint64_t addr,
+                                uint64_t prot,
+                                pgw_fault_outcome *outcome);
+
+/**
+ * `pgw_stage2_fault_mkyoung` on a bound table.
+ *
+ * # Safety
+ *
+ * As `pgw_bound_fault_map`.
+ */
+int pgw_bound_fault_mkyoung(const struct pgw_bound_stage2 *s2,
+                            uint64_t addr,
+                            pgw_fault_outcome *outcome);
 
 /**
  * Linux 6.12 `kvm_pgtable_walk`: walks the range from `addr` aligned down

@@ -23,7 +23,8 @@
  *   result ROW IMPL NS_PER_PAGE TLBI_PER_PAGE DCACHE_PER_PAGE
  *
  * (IMPL: linux, kvm = pgwalk's kvm_pgtable_* API, pgw = pgwalk's typed C
- * API), then a table with the ratios. Each run checks what it did (return
+ * API, its fault-path rows through pgw_bind_stage2's binding), then a table
+ * with the ratios. Each run checks what it did (return
  * codes, leaves counted, table pages in use), and Linux and pgwalk's
  * kvm_* layer must end each row with as many table pages, TLB
  * invalidations (but for split's, below) and cache cleans; any failure

@@ -5,7 +5,9 @@
  *   shims in kernel-parity/shim, -include linux_pgtable_rename.h): every
  *   kvm_* call below becomes a call into Linux 6.12's pgtable.c;
  * - with -DBENCH_SIDE_PGWALK against include/pgwalk.h: the same calls go
- *   to libpgwalk.a, and the typed pgw_* rows are defined too.
+ *   to libpgwalk.a, and the typed pgw_* rows are defined too (the
+ *   fault-path ones on a table bound once per row, pgw_bind_stage2, as a
+ *   VM's fault path would keep it).
  *
  * The two differ only where the C surfaces do (the MMU structure: the
  * kernel reaches its TLB invalidations through the shim's hypervisor-call
@@ -43,6 +45,10 @@ struct table {
 	struct kvm_pgtable pgt;
 	struct kvm_s2_mmu mmu;
 	struct kvm_mmu_memory_cache mc;
+#ifdef BENCH_SIDE_PGWALK
+	/* The pgw_* fault-path rows' binding of pgt. */
+	struct pgw_bound_stage2 bound;
+#endif
 };
 
 static struct kvm_pgtable_mm_ops mm_ops;
@@ -292,9 +298,12 @@ static int pgw_fault_in(void *p, uint64_t ipa, uint64_t pages, uint64_t pa)
 	int ret;
 
 	t->mc.nobjs = MC_FULL;
+	ret = pgw_bind_stage2(&t->pgt, &t->bound);
+	if (ret)
+		return ret;
 	for (i = 0; i < pages; i++) {
-		ret = pgw_stage2_fault_map(&t->pgt, ipa + i * BENCH_PAGE, BENCH_PAGE,
-					   pa + i * BENCH_PAGE, PROT_RW, &t->mc, 0, &outcome);
+		ret = pgw_bound_fault_map(&t->bound, ipa + i * BENCH_PAGE, BENCH_PAGE,
+					  pa + i * BENCH_PAGE, PROT_RW, &t->mc, 0, &outcome);
 		if (ret)
 			return ret;
 		if (outcome != PGW_FAULT_FIXED)
@@ -310,9 +319,12 @@ static int pgw_relax(void *p, uint64_t ipa, uint64_t pages)
 	uint64_t i;
 	int ret;
 
+	ret = pgw_bind_stage2(&t->pgt, &t->bound);
+	if (ret)
+		return ret;
 	for (i = 0; i < pages; i++) {
-		ret = pgw_stage2_fault_relax_perms(&t->pgt, ipa + i * BENCH_PAGE, PROT_RW,
-						   &outcome);
+		ret = pgw_bound_fault_relax_perms(&t->bound, ipa + i * BENCH_PAGE, PROT_RW,
+						  &outcome);
 		if (ret)
 			return ret;
 		if (outcome != PGW_FAULT_FIXED)
@@ -328,8 +340,11 @@ static int pgw_mkyoung(void *p, uint64_t ipa, uint64_t pages)
 	uint64_t i;
 	int ret;
 
+	ret = pgw_bind_stage2(&t->pgt, &t->bound);
+	if (ret)
+		return ret;
 	for (i = 0; i < pages; i++) {
-		ret = pgw_stage2_fault_mkyoung(&t->pgt, ipa + i * BENCH_PAGE, &outcome);
+		ret = pgw_bound_fault_mkyoung(&t->bound, ipa + i * BENCH_PAGE, &outcome);
 		if (ret)
 			return ret;
 		if (outcome != PGW_FAULT_FIXED)

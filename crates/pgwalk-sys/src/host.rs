@@ -444,6 +444,19 @@ pub(crate) fn with_view<R>(
     })
 }
 
+/// The view of `pgt`, built and checked as [`with_view`] builds it, by
+/// value: for a binding that keeps it (`pgw_bind_stage2`).
+pub(crate) fn take_view(pgt: TablePtr) -> Result<View, c_int> {
+    let pgt = pgt.0;
+    if pgt.is_null() {
+        return Err(-PGW_EFAULT);
+    }
+    // SAFETY: not NULL, so readable (`TablePtr::new`'s contract).
+    let pgd = unsafe { (*pgt).pgd };
+    // SAFETY: `TablePtr::new`'s contract is `view`'s.
+    on_table(pgt, pgd, || unsafe { view(pgt) })
+}
+
 /// The virtual address of a table page, for C.
 pub(crate) fn table_virt(host: &CHost, pa: PhysAddr) -> *mut kvm_pte_t {
     host.virt(pa).cast()

@@ -59,6 +59,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod abi;
+mod bound;
 mod compat;
 mod convert;
 mod errno;
@@ -77,6 +78,7 @@ mod fuzz;
 mod header;
 
 pub use abi::*;
+pub use bound::*;
 pub use compat::*;
 pub use errno::*;
 pub use formats::PGW_MAX_MM_OPS;

@@ -11,13 +11,13 @@ use pgwalk::fault::TableOutcome;
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, Walked,
 };
-use pgwalk::{Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Shared};
+use pgwalk::{Capability, Exclusive, Handle, HandlesFault, Ipa, PhysAddr, Prot, Shared};
 
 use crate::abi::*;
 use crate::compat::destroy;
 use crate::convert::{typed_prot as prot_of, visit_flags, Halt};
 use crate::errno::*;
-use crate::host::{with_view, CHost, Cache, TablePtr};
+use crate::host::{with_view, CHost, Cache, TablePtr, View};
 
 /// A typed visitor's action, checked against the capability `Self`.
 trait Typed: Capability {
@@ -245,7 +245,7 @@ pub unsafe extern "C" fn pgw_walk(
 /// # Safety
 ///
 /// `out` is valid for writes.
-unsafe fn put<T>(out: *mut T, o: T) {
+pub(crate) unsafe fn put<T>(out: *mut T, o: T) {
     // SAFETY: the function's contract.
     unsafe { out.write(o) }
 }
@@ -284,41 +284,83 @@ pub unsafe extern "C" fn pgw_stage2_fault_map(
         if outcome.is_null() {
             return Err(-PGW_EFAULT);
         }
-        let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
-            | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
-        if flags & !maintenance != 0 {
-            return Err(-PGW_EINVAL);
-        }
+        check_fault_map_flags(flags)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let p = prot_of(prot)?;
-            let force = match v.force_pte_cb {
-                // SAFETY: the caller's callback, registered at
-                // initialisation.
-                Some(cb) => unsafe { cb(addr, addr.wrapping_add(size), prot) },
-                None => false,
-            };
-            let mut opts = pgwalk::MapOptions::new();
-            if flags & WALK_SKIP_CMO != 0 {
-                opts = opts.skip_cmo();
-            }
-            if flags & WALK_SKIP_BBM_TLBI != 0 {
-                opts = opts.batch_tlbi();
-            }
-            if force {
-                opts = opts.pages_only();
-            }
-            let o = v
-                .table
-                .fault_handler()
-                .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache::of(mc), opts)
-                .map_err(from_error)?;
+            let o = fault_map(v, addr, size, phys, prot, mc, flags)?;
             // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(outcome, self::outcome(o)) };
+            unsafe { put(outcome, o) };
             Ok(0)
         })
     })
+}
+
+/// `-PGW_EINVAL` for fault-map flags other than the maintenance ones.
+pub(crate) fn check_fault_map_flags(flags: u32) -> Result<(), c_int> {
+    let maintenance = (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_BBM_TLBI as u32)
+        | (kvm_pgtable_walk_flags::KVM_PGTABLE_WALK_SKIP_CMO as u32);
+    if flags & !maintenance != 0 {
+        return Err(-PGW_EINVAL);
+    }
+    Ok(())
+}
+
+/// The typed fault-path map on the view `v`, its flags checked.
+#[inline(always)]
+pub(crate) fn fault_map(
+    v: &View,
+    addr: u64,
+    size: u64,
+    phys: u64,
+    prot: u64,
+    mc: *mut c_void,
+    flags: u32,
+) -> Result<pgw_fault_outcome, c_int> {
+    let p = prot_of(prot)?;
+    let force = match v.force_pte_cb {
+        // SAFETY: the caller's callback, registered at initialisation.
+        Some(cb) => unsafe { cb(addr, addr.wrapping_add(size), prot) },
+        None => false,
+    };
+    let mut opts = pgwalk::MapOptions::new();
+    if flags & WALK_SKIP_CMO != 0 {
+        opts = opts.skip_cmo();
+    }
+    if flags & WALK_SKIP_BBM_TLBI != 0 {
+        opts = opts.batch_tlbi();
+    }
+    if force {
+        opts = opts.pages_only();
+    }
+    let o = v
+        .table
+        .fault_handler()
+        .map_with(Ipa(addr), size, PhysAddr(phys), p, &mut Cache::of(mc), opts)
+        .map_err(from_error)?;
+    Ok(outcome(o))
+}
+
+/// The typed fault-path permission relaxation on the view `v`.
+#[inline(always)]
+pub(crate) fn fault_relax(v: &View, addr: u64, prot: Prot) -> Result<pgw_fault_outcome, c_int> {
+    let o = v
+        .table
+        .fault_handler()
+        .relax_perms(Ipa(addr), prot)
+        .map_err(from_error)?;
+    Ok(outcome(o))
+}
+
+/// The typed fault-path access-flag update on the view `v`.
+#[inline(always)]
+pub(crate) fn fault_mkyoung(v: &View, addr: u64) -> Result<pgw_fault_outcome, c_int> {
+    let o = v
+        .table
+        .fault_handler()
+        .mkyoung(Ipa(addr))
+        .map_err(from_error)?;
+    Ok(outcome(o))
 }
 
 /// The fault path's permission relaxation: adds `prot` (R, W, PX, UX) to
@@ -344,13 +386,9 @@ pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let o = v
-                .table
-                .fault_handler()
-                .relax_perms(Ipa(addr), p)
-                .map_err(from_error)?;
+            let o = fault_relax(v, addr, p)?;
             // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(outcome, self::outcome(o)) };
+            unsafe { put(outcome, o) };
             Ok(0)
         })
     })
@@ -376,13 +414,9 @@ pub unsafe extern "C" fn pgw_stage2_fault_mkyoung(
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
         with_view(pgt, |v| {
-            let o = v
-                .table
-                .fault_handler()
-                .mkyoung(Ipa(addr))
-                .map_err(from_error)?;
+            let o = fault_mkyoung(v, addr)?;
             // SAFETY: checked not NULL; the caller's contract.
-            unsafe { put(outcome, self::outcome(o)) };
+            unsafe { put(outcome, o) };
             Ok(0)
         })
     })

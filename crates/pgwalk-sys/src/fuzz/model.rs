@@ -16,6 +16,9 @@ use pgwalk::{PhysAddr, Prot};
 
 use super::{pool, Rng, Tables, RAM, WBASE, WPAGES, WSIZE};
 use crate::abi::*;
+use crate::bound::{
+    pgw_bind_stage2, pgw_bound_fault_map, pgw_bound_stage2, PGW_BOUND_STAGE2_WORDS,
+};
 use crate::compat::*;
 use crate::convert::kvm_prot;
 use crate::errno::*;
@@ -121,12 +124,14 @@ pub(super) enum Op {
         mc: bool,
         flags: u32,
     },
-    /// The typed API's fault-path map (`pgw_stage2_fault_map`).
+    /// The typed API's fault-path map (`pgw_stage2_fault_map`, or with
+    /// `bound` `pgw_bound_fault_map` on a binding made just before).
     PgwFaultMap {
         addr: u64,
         size: u64,
         phys: u64,
         prot: u64,
+        bound: bool,
     },
     SetOwner {
         addr: u64,
@@ -281,6 +286,7 @@ impl Op {
                 size,
                 phys: phys(rng, addr),
                 prot: prot(rng),
+                bound: rng.chance(50),
             },
             30..=34 => Op::SetOwner {
                 addr,
@@ -340,8 +346,9 @@ impl Op {
             }
         };
         let (s2, hyp) = (t.s2(), t.hyp());
-        // SAFETY: initialised tables, one call at a time; `mc` is what the
-        // pool's `zalloc_page` accepts (it ignores it).
+        // SAFETY: initialised tables, one call at a time (a binding is
+        // made from the table just before the call it serves); `mc` is what
+        // the pool's `zalloc_page` accepts (it ignores it).
         unsafe {
             match *self {
                 Op::Map {
@@ -359,10 +366,29 @@ impl Op {
                     size,
                     phys,
                     prot,
+                    bound,
                 } => {
                     let mut outcome = pgw_fault_outcome::PGW_FAULT_CONTINUE;
-                    let r =
-                        pgw_stage2_fault_map(s2, addr, size, phys, prot, mc(true), 0, &mut outcome);
+                    let r = if bound {
+                        let mut b = pgw_bound_stage2 {
+                            opaque: [0; PGW_BOUND_STAGE2_WORDS],
+                        };
+                        match pgw_bind_stage2(s2, &mut b) {
+                            0 => pgw_bound_fault_map(
+                                &b,
+                                addr,
+                                size,
+                                phys,
+                                prot,
+                                mc(true),
+                                0,
+                                &mut outcome,
+                            ),
+                            e => e,
+                        }
+                    } else {
+                        pgw_stage2_fault_map(s2, addr, size, phys, prot, mc(true), 0, &mut outcome)
+                    };
                     // The outcome, only written on 0, in the visit count.
                     Got {
                         rc: r.into(),
@@ -475,6 +501,7 @@ impl Op {
                 size,
                 phys,
                 prot,
+                ..
             } => {
                 let aligned = (addr | size | phys) & (PAGE - 1) == 0 && size != 0;
                 let attrs = LeafAttrs::from_prot(kvm_prot(prot));
