@@ -11,7 +11,8 @@
  *   the fault is a write, so that the first write faults and is logged).
  *   A write fault that succeeded marks its range dirty.
  * - Access flag (handle_access_fault): kvm_pgtable_stage2_mkyoung.
- * - A passthrough device page: the typed pgw_stage2_fault_map, whose
+ * - A passthrough device page: the typed fault path on the table bound
+ *   once at start-up (pgw_bound_fault_map, _relax_perms), whose
  *   pgw_fault_outcome says what the int of the kernel API cannot (fixed,
  *   spurious, or a lost race).
  * - Anything else: a synchronous external abort for the guest.
@@ -198,12 +199,12 @@ static enum fault_column device_abort(const struct abort *a)
 	grace_read_begin();
 	COUNT(typed_calls);
 	if (a->kind == FK_TRANSLATION) {
-		call = "pgw_stage2_fault_map";
-		r = pgw_stage2_fault_map(&stage2, page, PAGE, page, KVM_PGTABLE_PROT_RW | KVM_PGTABLE_PROT_DEVICE,
-					 mc, 0, &outcome);
+		call = "pgw_bound_fault_map";
+		r = pgw_bound_fault_map(&stage2_bound, page, PAGE, page,
+					KVM_PGTABLE_PROT_RW | KVM_PGTABLE_PROT_DEVICE, mc, 0, &outcome);
 	} else {
-		call = "pgw_stage2_fault_relax_perms";
-		r = pgw_stage2_fault_relax_perms(&stage2, page, KVM_PGTABLE_PROT_RW, &outcome);
+		call = "pgw_bound_fault_relax_perms";
+		r = pgw_bound_fault_relax_perms(&stage2_bound, page, KVM_PGTABLE_PROT_RW, &outcome);
 	}
 	grace_read_end();
 	read_unlock(&mmu_lock);

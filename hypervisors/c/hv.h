@@ -146,6 +146,8 @@ void grace_drain(void);
 /* ---- vm.c: the stage-2 table and the lock around it ---- */
 #define VMID ((uint64_t)1)
 extern struct kvm_pgtable stage2;
+/* stage2, bound once by vm_init for the typed fault-path calls. */
+extern struct pgw_bound_stage2 stage2_bound;
 extern struct kvm_s2_mmu stage2_mmu;
 extern rwlock_t mmu_lock;
 void vm_init(void);

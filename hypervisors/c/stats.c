@@ -32,7 +32,7 @@ void stats_print(uint64_t elapsed_ms)
 		  total, elapsed_ms, total * 1000 / (elapsed_ms ? elapsed_ms : 1), again, races);
 	hv_printf("pgwalk-hv-c: fault handling: %lu ms in all, %lu ns per fault, %lu faults/s of handling time\n",
 		  us / 1000, us * 1000 / (total ? total : 1), total * 1000000 / (us ? us : 1));
-	hv_printf("pgwalk-hv-c: calls: %lu kvm_pgtable_stage2_map (fault path), %lu kvm_pgtable_stage2_relax_perms, %lu mkyoung that found a leaf, %lu typed pgw_stage2_fault_*; %lu memory-cache top-ups\n",
+	hv_printf("pgwalk-hv-c: calls: %lu kvm_pgtable_stage2_map (fault path), %lu kvm_pgtable_stage2_relax_perms, %lu mkyoung that found a leaf, %lu typed pgw_bound_fault_*; %lu memory-cache top-ups\n",
 		  get(&stats.map_calls), get(&stats.relax_calls), get(&stats.mkyoung_young),
 		  get(&stats.typed_calls), get(&stats.topups));
 	hv_printf("pgwalk-hv-c: mapped by faults: %lu RAM blocks (2 MiB), %lu RAM pages (4 KiB), %lu device pages\n",

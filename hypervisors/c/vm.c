@@ -4,7 +4,8 @@
  * struct kvm_s2_mmu whose callbacks are the hypervisor's own TLB
  * maintenance, and the table behind a reader/writer lock (KVM's mmu_lock):
  * fault handlers take it for reading, dirty-logging rounds and the final
- * check for writing.
+ * check for writing. The device fault path calls through a binding of the
+ * table (pgw_bind_stage2), made once here.
  */
 #include "arch.h"
 #include "hv.h"
@@ -12,6 +13,7 @@
 #define IPA_BITS 40
 
 struct kvm_pgtable stage2;
+struct pgw_bound_stage2 stage2_bound;
 rwlock_t mmu_lock;
 
 static void flush_ipa(struct kvm_s2_mmu *mmu, uint64_t ipa, int level)
@@ -115,4 +117,9 @@ void vm_init(void)
 		  kvm_pgtable_stage2_pgd_size(stage2_mmu.vtcr) / PAGE, stage2_mmu.vtcr);
 	reentry_self_test();
 	hv_printf("pgwalk-hv-c: re-entry self-test passed (a call on the table from its own visitor: -PGW_EDEADLK)\n");
+	/* Checked once here, trusted by the device fault path after: the
+	 * table's mm_ops, MMU and force_pte_cb never change. */
+	r = pgw_bind_stage2(&stage2, &stage2_bound);
+	if (r)
+		hv_panic("pgw_bind_stage2: %s", errno_str(r));
 }
