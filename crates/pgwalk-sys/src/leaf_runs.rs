@@ -67,10 +67,7 @@ impl Runs {
         let (addr, size) = (table.addr().get(), table.entry_size());
         let mut done = 0;
         while done < table.len() {
-            let n = (table.len() - done).min(PGW_LEAF_RUN_MAX);
-            for (i, slot) in self.ptes[..n].iter_mut().enumerate() {
-                *slot = table.get(done + i).bits();
-            }
+            let n = table.read_bits(done, &mut self.ptes);
             (self.count, self.level) = (n, level);
             (self.addr, self.entry_size) = (addr + done as u64 * size, size);
             self.flush()?;

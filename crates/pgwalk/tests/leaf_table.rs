@@ -42,8 +42,18 @@ fn batched<C: Capability>(
         if let Some(t) = ctx.take_leaf_table() {
             assert!(!t.is_empty());
             assert_eq!(t.iter().len(), t.len());
+            // Read three ways: one by one, by the iterator, in chunks.
+            let mut chunked = Vec::new();
+            let mut buf = [0u64; 7];
+            while chunked.len() < t.len() {
+                let n = t.read_bits(chunked.len(), &mut buf);
+                assert!(n > 0 && n <= buf.len());
+                chunked.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(t.read_bits(t.len(), &mut buf), 0, "nothing past the end");
             for (i, d) in t.iter().enumerate() {
                 assert_eq!(d, t.get(i));
+                assert_eq!(d.bits(), chunked[i]);
                 out.push((t.addr().get() + i as u64 * t.entry_size(), d.bits(), 3));
             }
         } else if ctx.kind() == VisitKind::Leaf {

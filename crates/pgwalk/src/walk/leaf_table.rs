@@ -69,6 +69,24 @@ impl<'a, C: Capability, D: Pte> LeafTable<'a, C, D> {
         D::from_bits(self.entries[i].load(C::LOAD))
     }
 
+    /// Reads entries `from..` into `out`, as many as both have room for
+    /// (one load each, raw bits), and returns how many: for copying a
+    /// table's entries out in chunks, say to hand them to another
+    /// language.
+    ///
+    /// # Panics
+    ///
+    /// If `from` is beyond [`len`](Self::len).
+    #[inline(always)]
+    pub fn read_bits(&self, from: usize, out: &mut [u64]) -> usize {
+        let src = &self.entries[from..];
+        let n = src.len().min(out.len());
+        for (o, e) in out[..n].iter_mut().zip(&src[..n]) {
+            *o = e.load(C::LOAD);
+        }
+        n
+    }
+
     /// Every entry, read as the iterator reaches it.
     #[inline(always)]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = D> + '_ {
