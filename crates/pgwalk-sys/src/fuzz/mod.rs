@@ -1,7 +1,8 @@
 //! A seeded fuzzer of the C ABI: random `kvm_pgtable_*` calls (stage 2,
-//! the fault path, hyp tables, walks with C visitors) and the typed
-//! `pgw_stage2_fault_map` through their
-//! `extern "C"` signatures, on the pool of `pool.rs`, whose allocations fail
+//! the fault path, hyp tables, walks with C visitors), the typed
+//! `pgw_stage2_fault_map` (or `pgw_bound_fault_map` on a fresh binding)
+//! and `pgw_walk_leaf_runs` (held to a LEAF walk of the same pages)
+//! through their `extern "C"` signatures, on the pool of `pool.rs`, whose allocations fail
 //! on a seeded schedule. After every call it checks the core's invariants
 //! (`Handle::check`), the pool (nothing freed twice, nothing leaked), that
 //! the return code is one the function may return, and what each page of

@@ -173,6 +173,14 @@ pub(super) enum Op {
         code: c_int,
         at: u32,
     },
+    /// `pgw_walk_leaf_runs`, its visitor answering `code` at run `at`,
+    /// held to what a `kvm_pgtable_walk` LEAF visitor sees first.
+    LeafRuns {
+        addr: u64,
+        size: u64,
+        code: c_int,
+        at: u32,
+    },
     HypMap {
         addr: u64,
         size: u64,
@@ -192,6 +200,9 @@ pub(super) struct Got {
     rc: i64,
     visits_after_stop: u32,
     visits: u32,
+    /// `LeafRuns`: what the kernel-compatible walk of the same range
+    /// returned.
+    twin: i64,
 }
 
 impl Got {
@@ -200,6 +211,7 @@ impl Got {
             rc,
             visits_after_stop: 0,
             visits: 0,
+            twin: 0,
         }
     }
 }
@@ -307,7 +319,13 @@ impl Op {
             },
             65..=69 => Op::Split { addr, size },
             70..=71 => Op::Flush { addr, size },
-            72..=79 => Op::Walk {
+            78..=79 => Op::LeafRuns {
+                addr,
+                size,
+                code: [0, 0, -PGW_ENOENT, 1][rng.below(4) as usize],
+                at: 1 + rng.below(12) as u32,
+            },
+            72..=77 => Op::Walk {
                 addr,
                 size,
                 flags: [
@@ -391,9 +409,8 @@ impl Op {
                     };
                     // The outcome, only written on 0, in the visit count.
                     Got {
-                        rc: r.into(),
-                        visits_after_stop: 0,
                         visits: if r == 0 { outcome as u32 } else { 0 },
+                        ..Got::rc(r.into())
                     }
                 }
                 Op::SetOwner { addr, size, owner } => {
@@ -425,6 +442,12 @@ impl Op {
                     code,
                     at,
                 } => walk(s2, addr, size, flags, code, at),
+                Op::LeafRuns {
+                    addr,
+                    size,
+                    code,
+                    at,
+                } => leaf_runs(s2, addr, size, code, at),
                 Op::HypMap {
                     addr,
                     size,
@@ -651,6 +674,30 @@ impl Op {
                 }
                 unchanged()
             }
+            Op::LeafRuns { code, at, .. } => {
+                let want = if got.twin != 0 {
+                    // The range's own error, which both walks report.
+                    got.twin as c_int
+                } else if got.visits >= at && code != 0 {
+                    if code < 0 {
+                        code
+                    } else {
+                        -PGW_EBADMSG
+                    }
+                } else {
+                    0
+                };
+                // A range that wraps around: empty to the kernel's walk,
+                // out of range to the typed one (checked in `leaf_runs`).
+                codes(&[want, if got.visits == 0 { -PGW_ERANGE } else { want }])?;
+                if got.visits_after_stop != 0 {
+                    return Err(format!(
+                        "{} runs after the stop, of the wrong shape, or other entries than the LEAF walk's",
+                        got.visits_after_stop
+                    ));
+                }
+                unchanged()
+            }
             Op::HypMap {
                 addr,
                 size,
@@ -813,8 +860,116 @@ unsafe fn walk(
     // stop it: visits after it are expected.
     let ignored = code == -PGW_EAGAIN && flags & WALK_HANDLE_FAULT == 0;
     Got {
-        rc: rc.into(),
         visits_after_stop: if ignored { 0 } else { v.after_stop },
         visits: v.visits,
+        ..Got::rc(rc.into())
+    }
+}
+
+/// What a LEAF walk saw: each entry's first address, bits and level.
+type Seen = Vec<(u64, u64, i8)>;
+
+unsafe extern "C" fn collect(
+    ctx: *const kvm_pgtable_visit_ctx,
+    _: kvm_pgtable_walk_flags,
+) -> c_int {
+    // SAFETY: the walker passes a valid context whose `arg` is the `Seen`
+    // of `leaf_runs`, alive for the call.
+    let ctx = unsafe { &*ctx };
+    // SAFETY: as above.
+    let seen = unsafe { &mut *ctx.arg.cast::<Seen>() };
+    let size = 1u64 << (12 + 9 * (3 - i32::from(ctx.level)));
+    seen.push((ctx.addr & !(size - 1), ctx.old, ctx.level));
+    0
+}
+
+/// `pgw_walk_leaf_runs`' visitor state: stop with `code` at run `at`.
+struct Runs {
+    seen: Seen,
+    runs: u32,
+    code: c_int,
+    at: u32,
+    stopped: bool,
+    /// Runs after the stop, and runs that broke the documented shape.
+    bad: u32,
+}
+
+unsafe extern "C" fn run(run: *const pgw_leaf_run) -> c_int {
+    // SAFETY: the walk passes a valid run whose `arg` is the `Runs` of
+    // `leaf_runs`, alive for the call.
+    let run = unsafe { &*run };
+    // SAFETY: as above.
+    let r = unsafe { &mut *run.arg.cast::<Runs>() };
+    let shaped = (1..=PGW_LEAF_RUN_MAX as u64).contains(&run.count)
+        && run.entry_size == 1u64 << (12 + 9 * (3 - i32::from(run.level)))
+        && run.addr % run.entry_size == 0;
+    if r.stopped || !shaped {
+        r.bad += 1;
+        return 0;
+    }
+    r.runs += 1;
+    // SAFETY: `count` entries at `ptes`, valid for the call.
+    let ptes = unsafe { core::slice::from_raw_parts(run.ptes, run.count as usize) };
+    for (i, &pte) in ptes.iter().enumerate() {
+        r.seen
+            .push((run.addr + i as u64 * run.entry_size, pte, run.level));
+    }
+    if r.runs == r.at && r.code != 0 {
+        r.stopped = true;
+        return r.code;
+    }
+    0
+}
+
+/// `kvm_pgtable_walk` with a LEAF visitor, then `pgw_walk_leaf_runs` over
+/// the same range stopping with `code` at run `at`: `visits` counts the
+/// runs, `visits_after_stop` what went wrong (runs after the stop, runs of
+/// the wrong shape, entries other than the LEAF walk's), `twin` is the
+/// kernel-compatible walk's code.
+///
+/// # Safety
+///
+/// `pgt` is an initialised table no other call uses.
+unsafe fn leaf_runs(pgt: *mut kvm_pgtable, addr: u64, size: u64, code: c_int, at: u32) -> Got {
+    let mut want: Seen = Vec::new();
+    let mut walker = kvm_pgtable_walker {
+        cb: Some(collect),
+        arg: core::ptr::from_mut(&mut want).cast(),
+        flags: WALK_LEAF,
+    };
+    // The typed walk covers every page the range touches; the kernel's
+    // rounds the size from the aligned-down start. Give the kernel's the
+    // typed one's pages.
+    let start = addr & !(PAGE - 1);
+    let widened = addr
+        .checked_add(size)
+        .and_then(|end| end.checked_add(PAGE - 1))
+        .map_or(size, |end| (end & !(PAGE - 1)) - start);
+    // SAFETY: the caller's contract; `walker` and `want` outlive the call.
+    let twin = unsafe { kvm_pgtable_walk(pgt, start, widened, &mut walker) };
+    let mut r = Runs {
+        seen: Vec::new(),
+        runs: 0,
+        code,
+        at,
+        stopped: false,
+        bad: 0,
+    };
+    let arg = core::ptr::from_mut(&mut r).cast();
+    // SAFETY: the caller's contract; `r` outlives the call.
+    let rc = unsafe { crate::leaf_runs::pgw_walk_leaf_runs(pgt, addr, size, Some(run), arg) };
+    // All of the LEAF walk's entries when the scan completed, the first of
+    // them when it stopped; none when it refused a range that wraps around
+    // (which the kernel-compatible walk reads as empty).
+    let same = if rc == 0 {
+        r.seen == want
+    } else {
+        want.starts_with(&r.seen) && (rc != -PGW_ERANGE || twin != 0 || want.is_empty())
+    };
+    Got {
+        rc: rc.into(),
+        visits_after_stop: r.bad + u32::from(!same),
+        visits: r.runs,
+        twin: twin.into(),
     }
 }
