@@ -75,6 +75,7 @@ impl Drop for Popped<'_> {
 /// Runs `f` as a call on the table `pgt` whose root is `pgd` (NULL for a
 /// table being initialised): `-PGW_EDEADLK` without running it when a call
 /// on the same table is already in progress on this thread.
+#[inline(always)]
 pub(crate) fn on_table<R>(
     pgt: *const kvm_pgtable,
     pgd: *const kvm_pte_t,
