@@ -721,3 +721,23 @@ fn hyp_handle_outlives_table() {
         .unwrap();
     drop(t);
 }
+
+/// Twin of `leaf_table_escapes_the_visit`: what the visitor needs from the
+/// leaf table leaves the visit as values.
+#[test]
+fn leaf_table_escapes_the_visit() {
+    let mut t = table_with_ram(PAGE);
+    let mut h = t.exclusive();
+    let mut kept = None;
+    let walked = h
+        .walk(RAM, PAGE, WalkFlags::TABLE_PRE, |ctx| {
+            if let Some(t) = ctx.take_leaf_table() {
+                kept = Some(t.get(0));
+            }
+            Ok(Action::Continue)
+        })
+        .unwrap();
+    assert!(walked.is_completed());
+    h.unmap(RAM, PAGE).unwrap();
+    assert!(kept.is_some_and(|d| d.is_valid()));
+}
