@@ -1,6 +1,7 @@
 //! Real threads racing on one table under its read lock: fault-ins (pages
 //! and blocks that replace page tables), wrprotect, test_clear_young,
-//! relax_perms and mkyoung, with allocations failing now and then, for
+//! relax_perms, mkyoung and leaf-table scans (`take_leaf_table`, checking
+//! every entry it reads), with allocations failing now and then, for
 //! every table format (4, 16 and 64 KiB; LPA2 with 4 and 16 KiB, output
 //! addresses above 48 bits where the format has them). Bounded: a fixed
 //! number of operations per vCPU, fewer in debug builds, so it finishes in
@@ -28,6 +29,7 @@ use pgwalk::descriptor::Exec;
 use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Granule, TableFormat};
 use pgwalk::host::{check_invariants, HeapMemory};
+use pgwalk::visit::{Action, VisitKind, WalkFlags};
 use pgwalk::{Error, Ipa, PhysAddr, Prot, SpinStage2, Stage2};
 
 /// Region A: pages whose permissions each belong to one vCPU.
@@ -330,6 +332,52 @@ fn ager(s: &Shape, table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
     passes
 }
 
+/// Leaf-table scans (`take_leaf_table`) over both regions until told to
+/// stop: every valid entry of a table taken whole, and every valid leaf
+/// above the last level, maps the right physical page for its address.
+/// In region B the tables it takes are replaced by blocks meanwhile, and
+/// freed after a grace period that its walk holds off.
+fn scanner(s: &Shape, table: &Table, stop: &AtomicBool, seed: u64) -> u64 {
+    let mut rng = Rng(seed);
+    // Leaf tables taken whole.
+    let mut taken = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let guard = table.read();
+        let mut h = guard.shared();
+        let (base, pages, pa) = if rng.below(2) == 0 {
+            (A_IPA, A_PAGES, s.a_pa(0))
+        } else {
+            (B_IPA, s.b_pages(), s.b_pa(0))
+        };
+        let len = 1 + rng.below(pages / 2);
+        let start = rng.below(pages - len);
+        let expect = |addr: u64, size: u64| (pa + (addr - base)) & !(size - 1);
+        let flags = WalkFlags::TABLE_PRE | WalkFlags::LEAF;
+        let walked = h
+            .walk(Ipa(base + start * s.page), len * s.page, flags, |ctx| {
+                if let Some(t) = ctx.take_leaf_table() {
+                    taken += 1;
+                    for (i, d) in t.iter().enumerate() {
+                        let addr = t.addr().get() + i as u64 * t.entry_size();
+                        if d.is_valid() {
+                            assert_eq!(d.output_address(s.format).get(), expect(addr, s.page));
+                        }
+                    }
+                } else if ctx.kind() == VisitKind::Leaf && ctx.old().is_valid() {
+                    let (addr, size) = (ctx.entry_addr().get(), ctx.entry_size());
+                    assert_eq!(
+                        ctx.old().output_address(s.format).get(),
+                        expect(addr.max(base), size)
+                    );
+                }
+                Ok(Action::Continue)
+            })
+            .unwrap();
+        assert!(walked.is_completed());
+    }
+    taken
+}
+
 /// Dirty logging over region B until told to stop.
 fn logger(s: &Shape, table: &Table, stop: &AtomicBool) -> u64 {
     let mut rng = Rng(0x5151_7777);
@@ -393,7 +441,12 @@ fn racing_fault_ins_and_attribute_changes_in(s: &Shape) {
         }
         let aged = scope.spawn(|| ager(s, &table, &stop, 0xa9e5));
         let logged = scope.spawn(|| logger(s, &table, &stop));
+        let scanned = scope.spawn(|| scanner(s, &table, &stop, 0x5ca4));
         let oom = scope.spawn(|| oom_injector(&mm, &stop));
+        assert!(
+            scanned.join().unwrap() > 0,
+            "the scanner took no leaf table"
+        );
         (
             aged.join().unwrap(),
             logged.join().unwrap(),
