@@ -196,11 +196,8 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
         }
         let level = self.level.next();
         let entries = self.geometry.granule().entries();
-        let shift = self.geometry.level_shift(level);
-        let entry_end = self.entry_addr().get() + self.entry_size();
-        let end = self.end.min(entry_end);
-        let first = self.geometry.index(self.addr, level, entries);
-        let count = (((end - 1) >> shift) - (self.addr >> shift) + 1) as usize;
+        let (first, last) = super::covered(self.geometry, self.addr, self.end, level, entries);
+        let size = self.geometry.entry_size(level);
         let child = self.cur.table_address(self.geometry.format());
         // SAFETY: `child` is what a table descriptor of this walk's table
         // links (the value the walker read, or this visit's own update), a
@@ -210,12 +207,11 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
         // a concurrent one runs inside `shared_walk`, whose grace period
         // keeps unlinked pages alive.
         let page = unsafe { crate::table_page::TablePage::new(self.mm, child, entries) };
-        let covered = &page.entries()[first..first + count];
         self.mark_complete();
         Some(LeafTable::new(
-            covered,
-            self.addr & !((1 << shift) - 1),
-            1 << shift,
+            &page.entries()[first..last],
+            self.addr & !(size - 1),
+            size,
         ))
     }
 

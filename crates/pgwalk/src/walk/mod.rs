@@ -155,6 +155,27 @@ fn holder(
     }
 }
 
+/// The entries `first..last` of a table at `level`, `entries` long, that a
+/// walk now at `addr` covers before its `end`.
+///
+/// Each visit moves the walk to the next entry's first address (a descent
+/// moves it to the end of the child's range, or to the walk's end), so the
+/// entries covered are known up front: from the one holding `addr` up to
+/// the one holding the walk's last address, or the table's last.
+#[inline(always)]
+pub(crate) fn covered(
+    geometry: &Geometry,
+    addr: u64,
+    end: u64,
+    level: Level,
+    entries: usize,
+) -> (usize, usize) {
+    let shift = geometry.level_shift(level);
+    let first = geometry.index(addr, level, entries);
+    let count = ((end - 1) >> shift) - (addr >> shift) + 1;
+    (first, entries.min(first.saturating_add(count as usize)))
+}
+
 struct Walker<'a, C, M, D, F> {
     geometry: &'a Geometry,
     mm: &'a M,
@@ -201,15 +222,7 @@ where
         // walk), and a concurrent walker runs inside `shared_walk`, whose
         // grace period keeps unlinked pages alive.
         let page = unsafe { TablePage::new(self.mm, table, entries) };
-        // Per-level constants, computed once per table rather than per entry.
-        let shift = self.geometry.level_shift(level);
-        let first = self.geometry.index(self.addr, level, entries);
-        // Each visit moves the walk to the next entry's first address (a
-        // descent moves it to the end of the child's range, or to the walk's
-        // end), so the entries covered are known up front: this table's from
-        // `first`, up to the one holding the walk's last address.
-        let covered = ((self.end - 1) >> shift) - (self.addr >> shift) + 1;
-        let last = entries.min(first.saturating_add(covered as usize));
+        let (first, last) = covered(self.geometry, self.addr, self.end, level, entries);
         if level.is_last() {
             return self.walk_leaves(page, first, last);
         }
