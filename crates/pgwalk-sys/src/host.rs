@@ -431,6 +431,19 @@ pub(crate) fn with_view<R>(
     pgt: TablePtr,
     f: impl FnOnce(&mut View) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
+    on_view(pgt, |mut v| f(&mut v))
+}
+
+/// The view of `pgt`, built and checked as [`with_view`] builds it, by
+/// value: for a binding that keeps it (`pgw_bind_stage2`).
+pub(crate) fn take_view(pgt: TablePtr) -> Result<View, c_int> {
+    on_view(pgt, Ok)
+}
+
+/// The one body of [`with_view`] and [`take_view`]: `f` given the view,
+/// inside the call on the table.
+#[inline(always)]
+fn on_view<R>(pgt: TablePtr, f: impl FnOnce(View) -> Result<R, c_int>) -> Result<R, c_int> {
     let pgt = pgt.0;
     if pgt.is_null() {
         return Err(-PGW_EFAULT);
@@ -439,22 +452,9 @@ pub(crate) fn with_view<R>(
     let pgd = unsafe { (*pgt).pgd };
     on_table(pgt, pgd, || {
         // SAFETY: `TablePtr::new`'s contract is `view`'s.
-        let mut v = unsafe { view(pgt) }?;
-        f(&mut v)
+        let v = unsafe { view(pgt) }?;
+        f(v)
     })
-}
-
-/// The view of `pgt`, built and checked as [`with_view`] builds it, by
-/// value: for a binding that keeps it (`pgw_bind_stage2`).
-pub(crate) fn take_view(pgt: TablePtr) -> Result<View, c_int> {
-    let pgt = pgt.0;
-    if pgt.is_null() {
-        return Err(-PGW_EFAULT);
-    }
-    // SAFETY: not NULL, so readable (`TablePtr::new`'s contract).
-    let pgd = unsafe { (*pgt).pgd };
-    // SAFETY: `TablePtr::new`'s contract is `view`'s.
-    on_table(pgt, pgd, || unsafe { view(pgt) })
 }
 
 /// The virtual address of a table page, for C.
