@@ -41,12 +41,17 @@ enum Pg {
     Invalid(u64),
 }
 
+/// Bytes an entry at `level` of the fuzzed (4 KiB) tables maps.
+fn entry_size(level: i8) -> u64 {
+    1u64 << (12 + 9 * (3 - i32::from(level).clamp(0, 3)))
+}
+
 impl Pg {
     fn of(pte: u64, level: i8, addr: u64) -> Pg {
         if pte & KVM_PTE_VALID == 0 {
             return Pg::Invalid(pte);
         }
-        let size = 1u64 << (12 + 9 * (3 - i32::from(level).clamp(0, 3)));
+        let size = entry_size(level);
         Pg::Valid {
             pa: (pte & KVM_PTE_ADDR_MASK) + (addr & (size - 1)),
             attrs: pte & ATTRS,
@@ -878,7 +883,7 @@ unsafe extern "C" fn collect(
     let ctx = unsafe { &*ctx };
     // SAFETY: as above.
     let seen = unsafe { &mut *ctx.arg.cast::<Seen>() };
-    let size = 1u64 << (12 + 9 * (3 - i32::from(ctx.level)));
+    let size = entry_size(ctx.level);
     seen.push((ctx.addr & !(size - 1), ctx.old, ctx.level));
     0
 }
@@ -901,7 +906,7 @@ unsafe extern "C" fn run(run: *const pgw_leaf_run) -> c_int {
     // SAFETY: as above.
     let r = unsafe { &mut *run.arg.cast::<Runs>() };
     let shaped = (1..=PGW_LEAF_RUN_MAX as u64).contains(&run.count)
-        && run.entry_size == 1u64 << (12 + 9 * (3 - i32::from(run.level)))
+        && run.entry_size == entry_size(run.level)
         && run.addr % run.entry_size == 0;
     if r.stopped || !shaped {
         r.bad += 1;
