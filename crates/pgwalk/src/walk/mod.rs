@@ -69,6 +69,10 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
 /// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
 /// invalidations and the walk, if one was skipped, invalidates its whole
 /// range once when it ends (finished or not).
+// Inlined into each operation (each has its own visitor type, so its own
+// copy of this function anyway): its flags are then constants, and the
+// one-page descent keeps its walker and the visitor's state in registers.
+#[inline(always)]
 pub(crate) fn walk<C, M, D, E, F>(
     root: Root<'_, M>,
     addr: Ipa,
@@ -85,7 +89,7 @@ where
 {
     let (start, end) = page_range(root.geometry, addr, size)?;
     let owed = Cell::new(false);
-    let mut walker = Walker {
+    let walker = |visitor| Walker {
         geometry: root.geometry,
         mm: root.mm,
         addr: start,
@@ -103,11 +107,16 @@ where
     // straight to its entry, without the range loop and the recursion.
     let one =
         end - start == root.geometry.granule().size() && !flags.contains(WalkFlags::TABLE_POST);
-    let mut run = || {
+    let run = || {
+        // Each branch has a walker of its own: the range walk hands its
+        // walker to a function that is not inlined (it recurses), and a
+        // walker shared with it would live in memory for the one-page
+        // descent too, its flags and visitor reloaded after every host
+        // call instead of folding into the code.
         if one {
-            walker.walk_one(root.pgd, level, entries)
+            walker(visitor).walk_one(root.pgd, level, entries)
         } else {
-            walker.walk_table(root.pgd, level, entries)
+            walker(visitor).walk_table(root.pgd, level, entries)
         }
     };
     let flow = if C::CONCURRENT {
