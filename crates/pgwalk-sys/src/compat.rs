@@ -26,7 +26,9 @@ use pgwalk::{MemoryOps, Prot, Stage2};
 use crate::abi::*;
 use crate::convert::{kernel_range, kind_of, kvm_prot, visit_flags, visit_kind, Halt, Kind};
 use crate::errno::*;
-use crate::host::{table_virt, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View};
+use crate::host::{
+    table_virt, with_fresh_view, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View,
+};
 use crate::hyp::{hyp_get_leaf, is_hyp, with_hyp};
 use crate::reentry::on_table;
 
@@ -401,7 +403,9 @@ pub(crate) unsafe fn destroy(pgt: *mut kvm_pgtable) -> c_int {
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let table = unsafe { TablePtr::new(pgt) };
-        with_view(table, |v| {
+        // A view of its own: the one a thread keeps for its next call must
+        // never be the one dropped.
+        with_fresh_view(table, |v| {
             // Dropping the core's table is what destroys it: this is the one
             // place a view is let go of that way.
             // SAFETY: `v.table` is not used again: the view goes right after

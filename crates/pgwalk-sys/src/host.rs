@@ -358,23 +358,31 @@ pub(crate) struct View {
     pub(crate) force_pte_cb: crate::abi::kvm_pgtable_force_pte_cb_t,
 }
 
-/// Builds the view of `pgt`, checking everything that can be checked:
-/// `-PGW_EFAULT` for NULL pointers, `-PGW_EINVAL` for a table that is not
-/// initialised, whose callbacks are missing, or whose `ia_bits` and
-/// `start_level` no longer agree with `mmu->vtcr`.
+/// What a view is built from: the fields of a `struct kvm_pgtable` and
+/// its MMU's `vtcr`, read once, checked as far as reading goes (pointers
+/// not NULL, required callbacks set).
+pub(crate) struct Parts {
+    pgd: *mut kvm_pte_t,
+    mm: MmFns,
+    tlb: TlbFns,
+    mm_ops: *mut kvm_pgtable_mm_ops,
+    vtcr: u64,
+    ia_bits: u32,
+    start_level: i8,
+    flags: u32,
+    force_pte_cb: crate::abi::kvm_pgtable_force_pte_cb_t,
+}
+
+/// Reads `pgt`: `-PGW_EFAULT` for NULL pointers, `-PGW_EINVAL` for a
+/// table that is not initialised or whose callbacks are missing.
 ///
 /// # Safety
 ///
 /// `pgt` is NULL or points to a `struct kvm_pgtable` that is not being
-/// written, nor are its `mm_ops` and its `mmu`'s callbacks, while the view
-/// is used; if initialised, its `pgd` is the root that initialisation
-/// allocated through its `mm_ops`, and only this library changed the table
-/// (or changes followed its rules: table pages from `mm_ops`, counts of 1
-/// plus the non-zero entries).
-// Inlined into `with_view`, so that the view is built where it is used
-// instead of being copied there (a `memcpy` of its 200 bytes per call).
+/// written, nor are its `mm_ops` and its `mmu`'s callbacks, while the
+/// parts are used.
 #[inline(always)]
-unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
+unsafe fn parts(pgt: *const kvm_pgtable) -> Result<Parts, c_int> {
     // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
     let p = unsafe { pgt.as_ref() }.ok_or(-PGW_EFAULT)?;
     if p.pgd.is_null() {
@@ -387,74 +395,205 @@ unsafe fn view(pgt: *const kvm_pgtable) -> Result<View, c_int> {
     let tlb = unsafe { TlbFns::from_c(p.mmu) }?;
     // SAFETY: `from_c` checked that `mmu` is not NULL.
     let vtcr = unsafe { (*p.mmu).vtcr };
-    let geometry = crate::vtcr_cache::geometry(vtcr)?;
-    if u32::from(geometry.ia_bits()) != p.ia_bits || geometry.start_level().get() != p.start_level {
-        return Err(-PGW_EINVAL);
-    }
-    let host = CHost::new(mm, Some(tlb), geometry.format());
-    let pgd = host.phys(p.pgd.cast());
-    if !pgd.is_aligned(geometry.root_size() as u64) {
-        return Err(-PGW_EINVAL);
-    }
-    // SAFETY: the root and the table below it were built by this library
-    // through the same host callbacks (the caller's contract, checked as far
-    // as possible above), and the `ManuallyDrop` keeps this view from
-    // owning the table: it is never dropped, so it never frees it.
-    let table = unsafe { Stage2::from_raw_parts(geometry, pgd, host) };
-    Ok(View {
-        table: ManuallyDrop::new(table),
+    Ok(Parts {
+        pgd: p.pgd,
+        mm,
+        tlb,
         mm_ops: p.mm_ops,
+        vtcr,
+        ia_bits: p.ia_bits,
+        start_level: p.start_level,
         flags: p.flags,
         force_pte_cb: p.force_pte_cb,
     })
 }
 
+/// Everything a [`View`] is a function of, besides the fields [`refresh`]
+/// copies on every call: equal keys build equal views. The root is known
+/// by its physical address, which the host's `virt_to_phys` gives afresh on
+/// every call, so the key holds no assumption about the host.
+///
+/// Words, compared all at once: a derived comparison of the fields became
+/// a call to `memcmp`.
+// The freestanding build keeps no view (`view_cache.rs`), so never
+// compares keys.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+#[derive(Clone, Copy)]
+pub(crate) struct Key([u64; 5]);
+
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+impl Key {
+    /// Whether both keys hold the same values.
+    #[inline(always)]
+    pub(crate) fn same(&self, other: &Key) -> bool {
+        self.0.iter().zip(&other.0).fold(0, |d, (a, b)| d | (a ^ b)) == 0
+    }
+
+    /// A key for the view cache's own tests, `n` in every word.
+    #[cfg(test)]
+    pub(crate) fn test(n: u64) -> Key {
+        Key([n; 5])
+    }
+}
+
+impl Parts {
+    /// The key of the view these parts build, their root at `pgd`.
+    #[inline(always)]
+    fn key(&self, pgd: PhysAddr) -> Key {
+        Key([
+            pgd.get(),
+            self.mm_ops.addr() as u64,
+            self.tlb.mmu().addr() as u64,
+            self.vtcr,
+            u64::from(self.ia_bits) | (self.start_level as u8 as u64) << 32,
+        ])
+    }
+}
+
+/// Builds the view of the table `parts` were read from, its root at `pgd`:
+/// `-PGW_EINVAL` when `mmu->vtcr` is refused, disagrees with `ia_bits` and
+/// `start_level`, or the root is not aligned to its size.
+///
+/// # Safety
+///
+/// `parts` were read by [`parts`] from a table meeting [`TablePtr::new`]'s
+/// requirements, still met while the view is used, and `pgd` is the host's
+/// `virt_to_phys` of its root.
+// Inlined, so that the view is built where it is used instead of being
+// copied there (a `memcpy` of its 200 bytes per call).
+#[inline(always)]
+unsafe fn build(parts: &Parts, pgd: PhysAddr) -> Result<View, c_int> {
+    let geometry = crate::vtcr_cache::geometry(parts.vtcr)?;
+    if u32::from(geometry.ia_bits()) != parts.ia_bits
+        || geometry.start_level().get() != parts.start_level
+    {
+        return Err(-PGW_EINVAL);
+    }
+    if !pgd.is_aligned(geometry.root_size() as u64) {
+        return Err(-PGW_EINVAL);
+    }
+    let host = CHost::new(parts.mm, Some(parts.tlb), geometry.format());
+    // SAFETY: the root and the table below it were built by this library
+    // through the same host callbacks (the caller's contract, checked as far
+    // as possible above), and the `ManuallyDrop` keeps this view from
+    // owning the table: it is never dropped, so it never frees it.
+    let table = unsafe { Stage2::from_raw_parts(geometry, pgd, host) };
+    let mut v = View {
+        table: ManuallyDrop::new(table),
+        mm_ops: parts.mm_ops,
+        flags: 0,
+        force_pte_cb: None,
+    };
+    refresh(&mut v, parts);
+    Ok(v)
+}
+
+/// Copies into `v` the fields of `parts` that are not part of its key.
+#[inline(always)]
+fn refresh(v: &mut View, parts: &Parts) {
+    v.flags = parts.flags;
+    v.force_pte_cb = parts.force_pte_cb;
+}
+
 /// A `struct kvm_pgtable *` from C that the caller of an exported function
-/// vouched for: NULL, or what [`view`] requires.
+/// vouched for: NULL, or what [`TablePtr::new`] requires.
 #[derive(Clone, Copy)]
 pub(crate) struct TablePtr(*mut kvm_pgtable);
 
 impl TablePtr {
     /// # Safety
     ///
-    /// `pgt` is NULL or meets [`view`]'s requirements for as long as the
-    /// value is used.
+    /// `pgt` is NULL or points to a `struct kvm_pgtable` that is not being
+    /// written, nor are its `mm_ops` and its `mmu`'s callbacks, while the
+    /// value is used; if initialised, its `pgd` is the root that
+    /// initialisation allocated through its `mm_ops`, and only this library
+    /// changed the table (or changes followed its rules: table pages from
+    /// `mm_ops`, counts of 1 plus the non-zero entries).
     pub(crate) unsafe fn new(pgt: *mut kvm_pgtable) -> TablePtr {
         TablePtr(pgt)
     }
 }
 
-/// Runs `f` on the view of `pgt` (see [`view`]) as a call on that table:
-/// `-PGW_EDEADLK`, before anything but the root pointer is read, when this
-/// thread is already inside a call on it (from one of its callbacks).
+/// Runs `f` on the view of `pgt` as a call on that table: `-PGW_EDEADLK`,
+/// before anything but the root pointer is read, when this thread is
+/// already inside a call on it (from one of its callbacks). The other
+/// errors are [`parts`]' and [`build`]'s: every field is read and checked
+/// on every call.
+///
+/// The view may be the one the thread's previous call built from the same
+/// key (see `view_cache.rs`), so `f` must not drop the table through it:
+/// `kvm_pgtable_stage2_destroy` uses [`with_fresh_view`].
 pub(crate) fn with_view<R>(
     pgt: TablePtr,
     f: impl FnOnce(&mut View) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
-    on_view(pgt, |mut v| f(&mut v))
+    // Inlined, as the closures inside: one function from the boundary's
+    // guard down to the operation, not one per layer with its state passed
+    // through memory.
+    on_parts(
+        pgt,
+        #[inline(always)]
+        |parts, pgd| {
+            crate::view_cache::with_cached(
+                parts.key(pgd),
+                // SAFETY: `on_parts` passes parts read under `TablePtr::new`'s
+                // contract and the root's address from `virt_to_phys`.
+                #[inline(always)]
+                || unsafe { build(parts, pgd) },
+                #[inline(always)]
+                |v| {
+                    refresh(v, parts);
+                    f(v)
+                },
+            )
+        },
+    )
+}
+
+/// [`with_view`] on a view of its own, never one kept for later calls:
+/// for `kvm_pgtable_stage2_destroy`, which drops the table through it.
+pub(crate) fn with_fresh_view<R>(
+    pgt: TablePtr,
+    f: impl FnOnce(&mut View) -> Result<R, c_int>,
+) -> Result<R, c_int> {
+    // SAFETY: as in `with_view`.
+    on_parts(pgt, |parts, pgd| f(&mut unsafe { build(parts, pgd) }?))
 }
 
 /// The view of `pgt`, built and checked as [`with_view`] builds it, by
 /// value: for a binding that keeps it (`pgw_bind_stage2`).
 pub(crate) fn take_view(pgt: TablePtr) -> Result<View, c_int> {
-    on_view(pgt, Ok)
+    // SAFETY: as in `with_view`.
+    on_parts(pgt, |parts, pgd| unsafe { build(parts, pgd) })
 }
 
-/// The one body of [`with_view`] and [`take_view`]: `f` given the view,
-/// inside the call on the table.
+/// The one body of the functions above: `f` given the parts of `pgt` and
+/// the physical address of its root, inside the call on the table.
 #[inline(always)]
-fn on_view<R>(pgt: TablePtr, f: impl FnOnce(View) -> Result<R, c_int>) -> Result<R, c_int> {
+fn on_parts<R>(
+    pgt: TablePtr,
+    f: impl FnOnce(&Parts, PhysAddr) -> Result<R, c_int>,
+) -> Result<R, c_int> {
     let pgt = pgt.0;
     if pgt.is_null() {
         return Err(-PGW_EFAULT);
     }
     // SAFETY: not NULL, so readable (`TablePtr::new`'s contract).
     let pgd = unsafe { (*pgt).pgd };
-    on_table(pgt, pgd, || {
-        // SAFETY: `TablePtr::new`'s contract is `view`'s.
-        let v = unsafe { view(pgt) }?;
-        f(v)
-    })
+    on_table(
+        pgt,
+        pgd,
+        #[inline(always)]
+        || {
+            // SAFETY: `TablePtr::new`'s contract is `parts`'.
+            let parts = unsafe { parts(pgt) }?;
+            // SAFETY: a callback the host registered for exactly this; it only
+            // converts an address.
+            let root =
+                PhysAddr(unsafe { callback!(parts.mm.get(), virt_to_phys)(parts.pgd.cast()) });
+            f(&parts, root)
+        },
+    )
 }
 
 /// The virtual address of a table page, for C.

@@ -70,6 +70,7 @@ mod leaf_runs;
 mod panic;
 mod reentry;
 mod typed;
+mod view_cache;
 mod vtcr_cache;
 
 #[cfg(test)]

@@ -146,6 +146,7 @@ mod slot {
     }
 
     /// This thread's slot.
+    #[inline(always)]
     pub(super) fn current() -> Option<*const Cell<*const Frame>> {
         // Without a destructor the thread-local lives as long as its
         // thread, so the pointer outlives any one call.
