@@ -46,6 +46,8 @@ impl MapOptions {
 
     /// One TLB invalidation of the whole range when the walk ends, instead
     /// of one per entry that needs it (`KVM_PGTABLE_WALK_SKIP_BBM_TLBI`).
+    /// A table the map replaces with a block is still invalidated at once,
+    /// before it is freed.
     #[must_use]
     pub const fn batch_tlbi(self) -> MapOptions {
         MapOptions {
@@ -100,7 +102,8 @@ impl UnmapOptions {
     }
 
     /// One TLB invalidation of the whole range when the walk ends, instead
-    /// of one per leaf.
+    /// of one per leaf. A table the unmap empties is still invalidated at
+    /// once, before it is freed.
     #[must_use]
     pub const fn batch_tlbi(self) -> UnmapOptions {
         UnmapOptions {

@@ -712,17 +712,20 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
 
     #[inline(always)]
     fn invalidate(&self, old: Descriptor) {
-        if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
+        if old.is_table(self.level) {
+            // A table may hold many cached walks: invalidate its whole range.
+            // Never left to the end of the walk, even with SKIP_BBM_TLBI:
+            // the table that went is freed before then (at once, or after a
+            // grace period that knows nothing of the TLB), and the MMU must
+            // not walk a page the host has taken back. Linux's unmap does
+            // the same with its deferred invalidations.
+            self.mm
+                .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
+        } else if self.flags.contains(WalkFlags::SKIP_BBM_TLBI) {
             // The walk makes up for it, once for its range, when it ends.
             if old.is_valid() {
                 self.owed.set(true);
             }
-            return;
-        }
-        if old.is_table(self.level) {
-            // A table may hold many cached walks: invalidate its whole range.
-            self.mm
-                .tlb_flush_vmid_range(self.entry_addr(), self.entry_size());
         } else if old.is_valid() {
             // Any address the leaf translates names it; the walk's, as the
             // kernel's break uses.
