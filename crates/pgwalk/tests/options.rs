@@ -31,8 +31,11 @@ fn skipping_per_entry_invalidations_costs_one_for_the_range() {
     let after = mm.stats();
     assert_eq!(after.tlbi_ipa, before.tlbi_ipa, "no per-page invalidation");
     assert_eq!(after.tlbi_range, before.tlbi_range + 1, "one for the range");
+    // Without data-cache maintenance (FEAT_S2FWB): a leaf whose page is
+    // cleaned is invalidated before its clean, batched or not (see
+    // `a_clean_follows_the_invalidation_of_what_it_cleans`).
     t.exclusive()
-        .unmap_with(Ipa(0), 16 * K4, UnmapOptions::new().batch_tlbi())
+        .unmap_with(Ipa(0), 16 * K4, UnmapOptions::new().skip_cmo().batch_tlbi())
         .unwrap();
     let end = mm.stats();
     assert_eq!(end.tlbi_ipa, before.tlbi_ipa, "no per-page invalidation");
@@ -50,6 +53,8 @@ enum Seen {
     /// A table page freed: its last reference put, or handed to
     /// `free_unlinked_table`.
     Freed(u64),
+    /// A data-cache clean of guest memory at this address.
+    Clean(u64),
 }
 
 /// A HeapMemory that logs TLB invalidations and table-page frees.
@@ -110,6 +115,7 @@ unsafe impl MemoryOps for Ordered {
         self.mm.phys_to_virt(pa)
     }
     fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
+        self.seen(Seen::Clean(pa.get()));
         self.mm.dcache_clean_inval_poc(pa, size)
     }
     fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
@@ -135,6 +141,16 @@ unsafe impl MemoryOps for Ordered {
             size: u64::MAX,
         });
         self.mm.tlb_flush_vmid()
+    }
+}
+
+/// Whether an entry of `log` invalidates the TLB entries of the IPA `ipa`.
+fn invalidates(s: &Seen, ipa: u64) -> bool {
+    match *s {
+        Seen::Tlbi { addr, size } => {
+            size == u64::MAX || (addr & !(K4 - 1) <= ipa && ipa < addr.max(1) + size.max(K4))
+        }
+        _ => false,
     }
 }
 
@@ -223,4 +239,36 @@ fn batched_invalidation_still_invalidates_a_table_before_freeing_it() {
             )
             .unwrap();
     });
+}
+
+#[test]
+fn a_clean_follows_the_invalidation_of_what_it_cleans() {
+    // Unmapping cacheable memory cleans it so that the guest's last writes
+    // reach memory; a vCPU still holding the translation could write after
+    // the clean, so the leaf's invalidation comes first. A table covered
+    // whole (its leaves invalidated by runs) and one covered in part (leaf
+    // by leaf), batched and not.
+    for opts in [UnmapOptions::new(), UnmapOptions::new().batch_tlbi()] {
+        let host = Ordered {
+            mm: HeapMemory::new(64),
+            log: Default::default(),
+        };
+        let mut t = Stage2::with_geometry(geometry(), host).unwrap();
+        map(&mut t, K4, M2 - K4, RAM + K4, Prot::RW).unwrap();
+        map(&mut t, M2, 16 * K4, RAM + M2, Prot::RW).unwrap();
+        t.mm().log.lock().unwrap().clear();
+        t.exclusive().unmap_with(Ipa(0), M2 + 8 * K4, opts).unwrap();
+        let log = t.mm().log.lock().unwrap().clone();
+        let mut cleans = 0;
+        for (i, s) in log.iter().enumerate() {
+            let Seen::Clean(pa) = *s else { continue };
+            let ipa = pa - RAM;
+            assert!(
+                log[..i].iter().any(|s| invalidates(s, ipa)),
+                "{opts:?}: {ipa:#x} cleaned before it was invalidated: {log:?}"
+            );
+            cleans += 1;
+        }
+        assert_eq!(cleans, 511 + 8, "{opts:?}: every page cleaned once");
+    }
 }

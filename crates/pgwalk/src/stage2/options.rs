@@ -103,7 +103,9 @@ impl UnmapOptions {
 
     /// One TLB invalidation of the whole range when the walk ends, instead
     /// of one per leaf. A table the unmap empties is still invalidated at
-    /// once, before it is freed.
+    /// once, before it is freed, and a leaf whose data cache is cleaned
+    /// (cacheable memory, without [`skip_cmo`](Self::skip_cmo)) before its
+    /// clean: batching pays with `skip_cmo` (FEAT_S2FWB).
     #[must_use]
     pub const fn batch_tlbi(self) -> UnmapOptions {
         UnmapOptions {

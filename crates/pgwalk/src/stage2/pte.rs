@@ -477,19 +477,24 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     }
 
     /// Clears every entry of the last-level table this table entry links,
-    /// each the way [`set`](Self::set) to an invalid entry does (its TLB
-    /// invalidation included), calling `cleared` with each counted entry
-    /// removed; then unlinks the table and frees it.
+    /// then unlinks the table and frees it; with `clean`, cleans the data
+    /// cache of every cacheable page it unmapped (so that the guest's last
+    /// writes reach memory before the host reuses it).
     ///
     /// What unmap's leaf visits and its post-order visit do for a table
-    /// the walk covers whole, with one [`MemoryOps::put_pages`] for the
-    /// page instead of a reference-count update per entry: an exclusive
-    /// walker is alone, so nobody can tell the counts lag behind the
-    /// entries until the page goes.
+    /// the walk covers whole, with fewer host calls: one
+    /// [`MemoryOps::put_pages`] for the page instead of a reference-count
+    /// update per entry (an exclusive walker is alone, so nobody can tell
+    /// the counts lag behind the entries until the page goes), and TLB
+    /// invalidations by range instead of one per page. Unlinking the table
+    /// invalidates its whole range, which covers every leaf, so without
+    /// `clean` that is the only one. With it, the leaves go in runs of
+    /// [`CLEAR_RUN`] entries, each run invalidated before its pages are
+    /// cleaned: a vCPU writing through a stale translation after the clean
+    /// would leave the write in the cache.
     ///
     /// Call it on a table entry one level above the last.
-    #[inline(always)]
-    pub(crate) fn clear_leaf_table(&mut self, mut cleared: impl FnMut(&M, Descriptor)) {
+    pub(crate) fn clear_leaf_table(&mut self, clean: bool) {
         /// The references of the entries cleared so far, given back
         /// however this ends: a host callback that unwinds leaves the
         /// counts matching the entries.
@@ -506,10 +511,12 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                 unsafe { self.mm.put_pages(self.page, self.n.get()) };
             }
         }
-        /// A site whose `put` is left to `Owed`.
+        /// A site whose `put` is left to `Owed`, and whose leaves' TLB
+        /// invalidations to the run (see above).
         struct Deferred<'s, 'm, M: MemoryOps> {
             site: Site<'m, M>,
             owed: &'s Owed<'m, M>,
+            tlbi: &'s core::cell::Cell<bool>,
         }
         impl<M: MemoryOps> EntrySite for Deferred<'_, '_, M> {
             #[inline(always)]
@@ -523,7 +530,10 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
             }
             #[inline(always)]
             fn invalidate(&self, old: Descriptor) {
-                self.site.invalidate(old)
+                // Only leaves are cleared here.
+                if old.is_valid() {
+                    self.tlbi.set(true);
+                }
             }
             #[inline(always)]
             fn maintain_caches(&self, old: Descriptor, new: Descriptor) {
@@ -546,31 +556,59 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
             page: child,
             n: core::cell::Cell::new(0),
         };
-        for idx in 0..entries {
-            let old: Descriptor = page.load(idx, Exclusive::LOAD);
-            if !old.is_counted() {
-                continue;
+        let format = self.geometry.format();
+        let mut run = [Descriptor::INVALID; CLEAR_RUN];
+        // Whether leaves were cleared since the last invalidation.
+        let tlbi = core::cell::Cell::new(false);
+        let mut first = 0;
+        while first < entries {
+            let last = entries.min(first + CLEAR_RUN);
+            let mut n = 0;
+            for idx in first..last {
+                let old: Descriptor = page.load(idx, Exclusive::LOAD);
+                if !old.is_counted() {
+                    continue;
+                }
+                let site = Deferred {
+                    site: Site {
+                        mm: self.mm,
+                        table: child,
+                        geometry: self.geometry,
+                        addr: start + idx as u64 * size,
+                        level,
+                        flags: self.flags,
+                        owed: self.owed,
+                    },
+                    owed: &owed,
+                    tlbi: &tlbi,
+                };
+                // SAFETY: under `Exclusive` the entry holds what was just
+                // read; the reference it gives up goes to `owed`, which
+                // returns it, and the invalidation it owes is the run's or
+                // the table's, below.
+                unsafe { set(page.entry(idx), &site, old, Descriptor::INVALID) };
+                if clean && old.is_valid() && old.is_cacheable() {
+                    run[n] = old;
+                    n += 1;
+                }
             }
-            let addr = start + idx as u64 * size;
-            let site = Deferred {
-                site: Site {
-                    mm: self.mm,
-                    table: child,
-                    geometry: self.geometry,
-                    addr,
-                    level,
-                    flags: self.flags,
-                    owed: self.owed,
-                },
-                owed: &owed,
-            };
-            // SAFETY: under `Exclusive` the entry holds what was just read;
-            // the reference it gives up goes to `owed`, which returns it.
-            unsafe { set(page.entry(idx), &site, old, Descriptor::INVALID) };
-            cleared(self.mm, old);
+            if n > 0 {
+                if tlbi.replace(false) {
+                    let addr = start + first as u64 * size;
+                    self.mm
+                        .tlb_flush_vmid_range(Ipa(addr), (last - first) as u64 * size);
+                }
+                for old in &run[..n] {
+                    self.mm
+                        .dcache_clean_inval_poc(old.output_address(format), size);
+                }
+            }
+            first = last;
         }
         // Every entry is empty: the page holds its own reference only,
-        // plus those `owed` keeps.
+        // plus those `owed` keeps. Unlinking it invalidates the table's
+        // whole range at once (never deferred), which covers the leaves no
+        // run invalidated.
         self.replace(Descriptor::INVALID);
         // The page's own reference, now that nothing links it (its TLB
         // entries were invalidated with the break): `owed` drops the lot,
@@ -579,6 +617,11 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
         self.mark_complete();
     }
 }
+
+/// Entries [`VisitCtx::clear_leaf_table`] clears between TLB
+/// invalidations when it cleans what it unmaps: 64 pages, 256 KiB of 4 KiB
+/// pages, a run's old entries in 512 bytes of stack.
+pub(crate) const CLEAR_RUN: usize = 64;
 
 impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     /// Replaces this leaf entry with `new` if no other walker changed it

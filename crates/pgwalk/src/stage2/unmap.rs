@@ -1,9 +1,11 @@
 //! Unmapping a range (`kvm_pgtable_stage2_unmap`).
 //!
-//! Leaves are cleared with a TLB invalidation (and, for cacheable memory, a
-//! data-cache clean so the guest's last writes reach memory before the host
-//! reuses the page). On the way back up, a child table left with nothing in
-//! it (reference count 1) is unlinked and freed.
+//! Leaves are cleared with a TLB invalidation (and, for cacheable memory,
+//! then a data-cache clean so the guest's last writes reach memory before
+//! the host reuses the page). On the way back up, a child table left with
+//! nothing in it (reference count 1) is unlinked and freed. A last-level
+//! table the range covers whole goes in one visit, its leaves invalidated
+//! by range (`VisitCtx::clear_leaf_table`).
 
 use super::args::check_range;
 use super::options::UnmapOptions;
@@ -38,29 +40,36 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         let flags =
             opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_PRE | WalkFlags::TABLE_POST;
         let cmo = !flags.contains(WalkFlags::SKIP_CMO);
+        let batched = flags.contains(WalkFlags::SKIP_BBM_TLBI);
         let format = self.geometry().format();
-        let page_size = self.geometry().granule().size();
-        // What a cleared leaf still owes: the guest's last writes reach
-        // memory before the host reuses the page.
-        let clean = move |mm: &M, old: Descriptor, size: u64| {
-            if cmo && old.is_valid() && old.is_cacheable() {
-                mm.dcache_clean_inval_poc(old.output_address(format), size);
-            }
-        };
         let walked = self.run::<Error, _>(ipa, size, flags, |ctx| {
             let old = ctx.old();
             match ctx.kind() {
                 VisitKind::Leaf => {
                     if old.is_counted() {
                         ctx.set(Descriptor::INVALID);
-                        clean(ctx.mm(), old, ctx.entry_size());
+                        // What a cleared leaf still owes: the guest's last
+                        // writes reach memory before the host reuses the
+                        // page. After the leaf's invalidation, even in a
+                        // batched unmap: a vCPU writing through a stale
+                        // translation after the clean would leave the
+                        // write in the cache.
+                        if cmo && old.is_valid() && old.is_cacheable() {
+                            if batched {
+                                ctx.mm().tlb_flush_vmid_ipa(ctx.addr(), ctx.level());
+                            }
+                            ctx.mm().dcache_clean_inval_poc(
+                                old.output_address(format),
+                                ctx.entry_size(),
+                            );
+                        }
                     }
                 }
                 VisitKind::TablePre => {
                     if ctx.level().next().is_last() && ctx.covers_entry() {
                         // A last-level table the range covers whole: its
                         // leaves and then the table go in one visit.
-                        ctx.clear_leaf_table(|mm, old| clean(mm, old, page_size));
+                        ctx.clear_leaf_table(cmo);
                     }
                 }
                 VisitKind::TablePost => free_if_empty(ctx),
