@@ -523,6 +523,7 @@ impl TablePtr {
 /// The view may be the one the thread's previous call built from the same
 /// key (see `view_cache.rs`), so `f` must not drop the table through it:
 /// `kvm_pgtable_stage2_destroy` uses [`with_fresh_view`].
+#[inline(always)]
 pub(crate) fn with_view<R>(
     pgt: TablePtr,
     f: impl FnOnce(&mut View) -> Result<R, c_int>,

@@ -61,35 +61,42 @@ mod slot {
             build: impl FnOnce() -> Result<T, c_int>,
             f: impl FnOnce(&mut T) -> Result<R, c_int>,
         ) -> Result<R, c_int> {
-            if self.busy.load(Relaxed) {
-                return f(&mut build()?);
-            }
-            // A signal handler running between the load and this store
-            // finishes before it and leaves `busy` clear, as it found it.
-            self.busy.store(true, Relaxed);
+            let mut own;
+            let mut _done = None;
+            // `f` has one call site, below, so that it inlines there.
+            let v = if self.busy.load(Relaxed) {
+                own = build()?;
+                &mut own
+            } else {
+                // A signal handler running between the load and this store
+                // finishes before it and leaves `busy` clear, as it found
+                // it.
+                self.busy.store(true, Relaxed);
+                compiler_fence(SeqCst);
+                // Cleared however the call ends, a panic caught at the
+                // boundary included.
+                _done = Some(Done(&self.busy));
+                // SAFETY: `busy` was clear and is now set by this call, and
+                // only the owning thread reaches the slot: no other
+                // reference to `kept` exists until `_done` clears it, after
+                // the last use of this one.
+                let kept = unsafe { &mut *self.kept.get() };
+                match kept {
+                    Some((k, v)) if k.same(&key) => v,
+                    _ => &mut kept.insert((key, build()?)).1,
+                }
+            };
+            f(v)
+        }
+    }
+
+    /// Clears a slot's `busy` when dropped.
+    struct Done<'a>(&'a AtomicBool);
+
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
             compiler_fence(SeqCst);
-            // Cleared however the call ends, a panic caught at the boundary
-            // included.
-            struct Done<'a>(&'a AtomicBool);
-            impl Drop for Done<'_> {
-                fn drop(&mut self) {
-                    compiler_fence(SeqCst);
-                    self.0.store(false, Relaxed);
-                }
-            }
-            let _done = Done(&self.busy);
-            // SAFETY: `busy` was clear and is now set by this call, and only
-            // the owning thread reaches the slot: no other reference to
-            // `kept` exists until `_done` clears it, after the last use of
-            // this one.
-            let kept = unsafe { &mut *self.kept.get() };
-            match kept {
-                Some((k, v)) if k.same(&key) => f(v),
-                _ => {
-                    let (_, v) = kept.insert((key, build()?));
-                    f(v)
-                }
-            }
+            self.0.store(false, Relaxed);
         }
     }
 
