@@ -3,13 +3,12 @@
 
 mod common;
 
-use core::ptr::NonNull;
+use std::sync::{Arc, Mutex};
 
+use common::watched::{Call, Watch, Watched};
 use common::*;
-use pgwalk::geometry::Level;
 use pgwalk::host::HeapMemory;
-use pgwalk::visit::Action;
-use pgwalk::visit::WalkFlags;
+use pgwalk::visit::{Action, WalkFlags};
 use pgwalk::{Ipa, MapOptions, MemoryOps, PhysAddr, Prot, Stage2, UnmapOptions};
 
 #[test]
@@ -57,99 +56,52 @@ enum Seen {
     Clean(u64),
 }
 
-/// A HeapMemory that logs TLB invalidations and table-page frees.
-#[derive(Clone)]
-struct Ordered {
-    mm: HeapMemory,
-    log: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
-}
+/// A watcher that logs TLB invalidations, cache cleans and table-page
+/// frees, in order.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<Seen>>>);
 
-impl Ordered {
-    fn seen(&self, s: Seen) {
-        self.log.lock().unwrap().push(s);
-    }
-}
-
-// SAFETY: every method forwards to a HeapMemory, which upholds the
-// contract; logging changes nothing of the host's.
-unsafe impl MemoryOps for Ordered {
-    type PagePool = ();
-
-    fn zalloc_page(&self, cache: &mut ()) -> Option<PhysAddr> {
-        self.mm.zalloc_page(cache)
-    }
-    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
-        self.mm.zalloc_pages_exact(size)
-    }
-    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.free_pages_exact(pa, size) }
-    }
-    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
-        self.seen(Seen::Freed(table.get()));
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.free_unlinked_table(table, level) }
-    }
-    unsafe fn get_page(&self, pa: PhysAddr) {
-        // SAFETY: forwarded with the caller's promise.
-        unsafe { self.mm.get_page(pa) }
-    }
-    unsafe fn put_page(&self, pa: PhysAddr) {
-        if self.mm.page_count(pa) == 1 {
-            self.seen(Seen::Freed(pa.get()));
-        }
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.put_page(pa) }
-    }
-    unsafe fn put_pages(&self, pa: PhysAddr, n: usize) {
-        if n > 0 && self.mm.page_count(pa) == n {
-            self.seen(Seen::Freed(pa.get()));
-        }
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.put_pages(pa, n) }
-    }
-    fn page_count(&self, pa: PhysAddr) -> usize {
-        self.mm.page_count(pa)
-    }
-    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
-        self.mm.phys_to_virt(pa)
-    }
-    fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
-        self.seen(Seen::Clean(pa.get()));
-        self.mm.dcache_clean_inval_poc(pa, size)
-    }
-    fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
-        self.mm.icache_inval_pou(pa, size)
-    }
-    fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
-        self.seen(Seen::Tlbi {
-            addr: ipa.get(),
-            size: 1,
-        });
-        self.mm.tlb_flush_vmid_ipa(ipa, level)
-    }
-    fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
-        self.seen(Seen::Tlbi {
-            addr: ipa.get(),
-            size,
-        });
-        self.mm.tlb_flush_vmid_range(ipa, size)
-    }
-    fn tlb_flush_vmid(&self) {
-        self.seen(Seen::Tlbi {
-            addr: 0,
-            size: u64::MAX,
-        });
-        self.mm.tlb_flush_vmid()
+impl Watch for Log {
+    fn see(&self, mm: &HeapMemory, call: Call) {
+        let seen = match call {
+            Call::TlbiIpa(ipa, _) => Seen::Tlbi {
+                addr: ipa.get(),
+                size: 1,
+            },
+            Call::TlbiRange(ipa, size) => Seen::Tlbi {
+                addr: ipa.get(),
+                size,
+            },
+            Call::TlbiVmid => Seen::Tlbi {
+                addr: 0,
+                size: u64::MAX,
+            },
+            Call::Dcache(pa, _) => Seen::Clean(pa.get()),
+            Call::FreeUnlinked(pa) => Seen::Freed(pa.get()),
+            // The last references go: the page is freed.
+            Call::Put(pa, n) if n > 0 && mm.page_count(pa) == n => Seen::Freed(pa.get()),
+            Call::Put(..) => return,
+        };
+        self.0.lock().unwrap().push(seen);
     }
 }
 
-/// Whether an entry of `log` invalidates the TLB entries of the IPA `ipa`.
+type Ordered = Watched<Log>;
+
+fn ordered() -> Ordered {
+    Watched {
+        mm: HeapMemory::new(64),
+        watch: Log::default(),
+    }
+}
+
+/// Whether `s` invalidates the TLB entries of the page at `ipa`.
 fn invalidates(s: &Seen, ipa: u64) -> bool {
     match *s {
-        Seen::Tlbi { addr, size } => {
-            size == u64::MAX || (addr & !(K4 - 1) <= ipa && ipa < addr.max(1) + size.max(K4))
-        }
+        Seen::Tlbi { size: u64::MAX, .. } => true,
+        // By IPA: the page that holds the address.
+        Seen::Tlbi { addr, size: 1 } => addr & !(K4 - 1) == ipa & !(K4 - 1),
+        Seen::Tlbi { addr, size } => addr <= ipa && ipa < addr + size,
         _ => false,
     }
 }
@@ -163,9 +115,9 @@ fn frees_follow_invalidations(
     tables: &[(u64, u64, u64)],
     f: impl FnOnce(&mut Stage2<Ordered>),
 ) {
-    t.mm().log.lock().unwrap().clear();
+    t.mm().watch.0.lock().unwrap().clear();
     f(t);
-    let log = t.mm().log.lock().unwrap().clone();
+    let log = t.mm().watch.0.lock().unwrap().clone();
     let mut freed = 0;
     for (i, s) in log.iter().enumerate() {
         let Seen::Freed(pa) = *s else { continue };
@@ -205,11 +157,7 @@ fn tables_under(t: &Stage2<Ordered>, ipa: u64, size: u64) -> Vec<(u64, u64, u64)
 
 #[test]
 fn batched_invalidation_still_invalidates_a_table_before_freeing_it() {
-    let host = Ordered {
-        mm: HeapMemory::new(64),
-        log: Default::default(),
-    };
-    let mut t = Stage2::with_geometry(geometry(), host).unwrap();
+    let mut t = Stage2::with_geometry(geometry(), ordered()).unwrap();
     // Two last-level tables: one the unmap covers whole, one it empties
     // although it covers only the part that is mapped.
     map(&mut t, K4, M2 - K4, RAM, Prot::RW).unwrap();
@@ -249,16 +197,12 @@ fn a_clean_follows_the_invalidation_of_what_it_cleans() {
     // whole (its leaves invalidated by runs) and one covered in part (leaf
     // by leaf), batched and not.
     for opts in [UnmapOptions::new(), UnmapOptions::new().batch_tlbi()] {
-        let host = Ordered {
-            mm: HeapMemory::new(64),
-            log: Default::default(),
-        };
-        let mut t = Stage2::with_geometry(geometry(), host).unwrap();
+        let mut t = Stage2::with_geometry(geometry(), ordered()).unwrap();
         map(&mut t, K4, M2 - K4, RAM + K4, Prot::RW).unwrap();
         map(&mut t, M2, 16 * K4, RAM + M2, Prot::RW).unwrap();
-        t.mm().log.lock().unwrap().clear();
+        t.mm().watch.0.lock().unwrap().clear();
         t.exclusive().unmap_with(Ipa(0), M2 + 8 * K4, opts).unwrap();
-        let log = t.mm().log.lock().unwrap().clone();
+        let log = t.mm().watch.0.lock().unwrap().clone();
         let mut cleans = 0;
         for (i, s) in log.iter().enumerate() {
             let Seen::Clean(pa) = *s else { continue };

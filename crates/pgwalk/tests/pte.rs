@@ -4,105 +4,58 @@
 
 mod common;
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::watched::{Call, Watch, Watched};
 use common::*;
 use pgwalk::fault::TableOutcome;
-use pgwalk::geometry::{Geometry, Granule, Level};
+use pgwalk::geometry::{Geometry, Granule};
 use pgwalk::host::HeapMemory;
 use pgwalk::visit::{Action, ResumeReason, WalkFlags, Walked};
-use pgwalk::{Ipa, MemoryOps, PhysAddr, Prot, Stage2};
+use pgwalk::{Ipa, PhysAddr, Prot, Stage2};
 
 // ---- A walker that meets a break in progress treats it as a race ----
 
 // ---- A walker that meets a break in progress treats it as a race ----
 
-/// A host that can hold the first per-entry TLB invalidation it is asked
-/// for: a walker doing break-before-make then waits with the locked marker
-/// in the entry, between the break and the make.
-#[derive(Clone)]
-struct Gated {
-    mm: HeapMemory,
+/// What makes a [`Watched`] host hold the first per-entry TLB invalidation
+/// it is asked for: a walker doing break-before-make then waits with the
+/// locked marker in the entry, between the break and the make.
+#[derive(Clone, Default)]
+struct Gate {
     armed: Arc<AtomicBool>,
     holding: Arc<AtomicBool>,
     release: Arc<AtomicBool>,
 }
 
-impl Gated {
-    fn new() -> Gated {
-        Gated {
-            mm: HeapMemory::new(256),
-            armed: Arc::new(AtomicBool::new(false)),
-            holding: Arc::new(AtomicBool::new(false)),
-            release: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    fn wait_until_holding(&self) {
-        while !self.holding.load(Ordering::Acquire) {
-            std::thread::yield_now();
+impl Watch for Gate {
+    fn see(&self, _: &HeapMemory, call: Call) {
+        if let Call::TlbiIpa(..) = call {
+            if self.armed.swap(false, Ordering::AcqRel) {
+                self.holding.store(true, Ordering::Release);
+                while !self.release.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+            }
         }
     }
 }
 
-// SAFETY: every method forwards to a HeapMemory, which upholds the
-// contract; holding a TLB invalidation only delays the caller.
-unsafe impl MemoryOps for Gated {
-    type PagePool = ();
+type Gated = Watched<Gate>;
 
-    fn zalloc_page(&self, cache: &mut ()) -> Option<PhysAddr> {
-        self.mm.zalloc_page(cache)
-    }
-    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
-        self.mm.zalloc_pages_exact(size)
-    }
-    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.free_pages_exact(pa, size) }
-    }
-    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.free_unlinked_table(table, level) }
-    }
-    unsafe fn get_page(&self, pa: PhysAddr) {
-        // SAFETY: forwarded with the caller's promise.
-        unsafe { self.mm.get_page(pa) }
-    }
-    unsafe fn put_page(&self, pa: PhysAddr) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.put_page(pa) }
-    }
-    fn page_count(&self, pa: PhysAddr) -> usize {
-        self.mm.page_count(pa)
-    }
-    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
-        self.mm.phys_to_virt(pa)
-    }
-    fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
-        self.mm.dcache_clean_inval_poc(pa, size)
-    }
-    fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
-        self.mm.icache_inval_pou(pa, size)
-    }
-    fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
-        self.mm.shared_walk(walk)
-    }
-    fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
-        if self.armed.swap(false, Ordering::AcqRel) {
-            self.holding.store(true, Ordering::Release);
-            while !self.release.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
+impl Gated {
+    fn new() -> Gated {
+        Watched {
+            mm: HeapMemory::new(256),
+            watch: Gate::default(),
         }
-        self.mm.tlb_flush_vmid_ipa(ipa, level)
     }
-    fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
-        self.mm.tlb_flush_vmid_range(ipa, size)
-    }
-    fn tlb_flush_vmid(&self) {
-        self.mm.tlb_flush_vmid()
+
+    fn wait_until_holding(&self) {
+        while !self.watch.holding.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -118,7 +71,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
         .unwrap();
     let t = &t;
     let finished = AtomicUsize::new(0);
-    gated.armed.store(true, Ordering::Release);
+    gated.watch.armed.store(true, Ordering::Release);
     std::thread::scope(|s| {
         // A vCPU remaps the page: break, then held in the TLB invalidation.
         let remap = s.spawn(|| {
@@ -128,7 +81,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
         });
         gated.wait_until_holding();
         // Whatever fails below, let the held walker finish so the scope ends.
-        let _release = ReleaseOnDrop(&gated.release);
+        let _release = ReleaseOnDrop(&gated.watch.release);
 
         // The fault path resumes the guest: it will fault again.
         let f = t.fault_handler();
@@ -164,7 +117,7 @@ fn a_locked_entry_is_a_race_for_every_capability() {
             0,
             "a shared walker went past a locked entry"
         );
-        gated.release.store(true, Ordering::Release);
+        gated.watch.release.store(true, Ordering::Release);
         assert_eq!(remap.join().unwrap(), TableOutcome::Fixed);
         wrprotect.join().unwrap();
         let seen = lookup.join().unwrap();

@@ -10,10 +10,10 @@
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use common::watched::{Call, Watch, Watched};
 use common::*;
 use pgwalk::descriptor::Descriptor;
 use pgwalk::fault::TableOutcome;
@@ -165,12 +165,10 @@ fn a_visitor_cannot_store_the_locked_marker() {
     });
 }
 
-/// A host whose chosen callback panics, once, as a broken host might.
-#[derive(Clone)]
-struct Faulty {
-    mm: HeapMemory,
-    fail: Arc<AtomicU8>,
-}
+/// A host whose callback of one kind panics once, when armed: a
+/// [`Watched`] host with this as its watcher.
+#[derive(Clone, Default)]
+struct Fail(Arc<AtomicU8>);
 
 const NONE: u8 = 0;
 const TLBI_IPA: u8 = 1;
@@ -178,21 +176,17 @@ const TLBI_RANGE: u8 = 2;
 const DCACHE: u8 = 3;
 const FREE_UNLINKED: u8 = 4;
 
-impl Faulty {
-    fn new() -> Faulty {
-        Faulty {
-            mm: HeapMemory::new(256),
-            fail: Arc::new(AtomicU8::new(NONE)),
-        }
-    }
-
-    fn arm(&self, which: u8) {
-        self.fail.store(which, Ordering::Release);
-    }
-
-    fn maybe_panic(&self, which: u8) {
+impl Watch for Fail {
+    fn see(&self, _: &HeapMemory, call: Call) {
+        let which = match call {
+            Call::TlbiIpa(..) => TLBI_IPA,
+            Call::TlbiRange(..) => TLBI_RANGE,
+            Call::Dcache(..) => DCACHE,
+            Call::FreeUnlinked(..) => FREE_UNLINKED,
+            Call::TlbiVmid | Call::Put(..) => return,
+        };
         if self
-            .fail
+            .0
             .compare_exchange(which, NONE, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
@@ -201,63 +195,18 @@ impl Faulty {
     }
 }
 
-// SAFETY: every method forwards to a HeapMemory, which upholds the
-// contract; a panic before forwarding changes nothing of the host's.
-unsafe impl MemoryOps for Faulty {
-    type PagePool = ();
+type Faulty = Watched<Fail>;
 
-    fn zalloc_page(&self, cache: &mut ()) -> Option<PhysAddr> {
-        self.mm.zalloc_page(cache)
+impl Faulty {
+    fn new() -> Faulty {
+        Watched {
+            mm: HeapMemory::new(256),
+            watch: Fail::default(),
+        }
     }
-    fn zalloc_pages_exact(&self, size: usize) -> Option<PhysAddr> {
-        self.mm.zalloc_pages_exact(size)
-    }
-    unsafe fn free_pages_exact(&self, pa: PhysAddr, size: usize) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.free_pages_exact(pa, size) }
-    }
-    unsafe fn free_unlinked_table(&self, table: PhysAddr, level: Level) {
-        self.maybe_panic(FREE_UNLINKED);
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.free_unlinked_table(table, level) }
-    }
-    unsafe fn get_page(&self, pa: PhysAddr) {
-        // SAFETY: forwarded with the caller's promise.
-        unsafe { self.mm.get_page(pa) }
-    }
-    unsafe fn put_page(&self, pa: PhysAddr) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.mm.put_page(pa) }
-    }
-    fn page_count(&self, pa: PhysAddr) -> usize {
-        self.mm.page_count(pa)
-    }
-    fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
-        self.mm.phys_to_virt(pa)
-    }
-    fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
-        self.maybe_panic(DCACHE);
-        self.mm.dcache_clean_inval_poc(pa, size)
-    }
-    fn icache_inval_pou(&self, pa: PhysAddr, size: u64) {
-        self.mm.icache_inval_pou(pa, size)
-    }
-    fn shared_walk<R>(&self, walk: impl FnOnce() -> R) -> R {
-        self.mm.shared_walk(walk)
-    }
-    fn retry_limit(&self) -> u32 {
-        self.mm.retry_limit()
-    }
-    fn tlb_flush_vmid_ipa(&self, ipa: Ipa, level: Level) {
-        self.maybe_panic(TLBI_IPA);
-        self.mm.tlb_flush_vmid_ipa(ipa, level)
-    }
-    fn tlb_flush_vmid_range(&self, ipa: Ipa, size: u64) {
-        self.maybe_panic(TLBI_RANGE);
-        self.mm.tlb_flush_vmid_range(ipa, size)
-    }
-    fn tlb_flush_vmid(&self) {
-        self.mm.tlb_flush_vmid()
+
+    fn arm(&self, which: u8) {
+        self.watch.0.store(which, Ordering::Release);
     }
 }
 

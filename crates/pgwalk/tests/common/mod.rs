@@ -5,6 +5,8 @@
 // Every test file is a crate of its own and uses only some of these.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use pgwalk::descriptor::Descriptor;
 use pgwalk::geometry::Geometry;
 use pgwalk::host::{check_invariants, HeapMemory, TableReport};
