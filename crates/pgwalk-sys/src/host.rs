@@ -72,6 +72,12 @@ impl MmFns {
         Ok(MmFns(ops))
     }
 
+    /// The C structure, as C passed it.
+    #[inline(always)]
+    fn ptr(&self) -> *mut kvm_pgtable_mm_ops {
+        self.0.as_ptr()
+    }
+
     #[inline(always)]
     fn get(&self) -> &kvm_pgtable_mm_ops {
         // SAFETY: readable and unwritten while `self` is used (`from_c`'s
@@ -365,7 +371,6 @@ pub(crate) struct Parts {
     pgd: *mut kvm_pte_t,
     mm: MmFns,
     tlb: TlbFns,
-    mm_ops: *mut kvm_pgtable_mm_ops,
     vtcr: u64,
     ia_bits: u32,
     start_level: i8,
@@ -399,7 +404,6 @@ unsafe fn parts(pgt: *const kvm_pgtable) -> Result<Parts, c_int> {
         pgd: p.pgd,
         mm,
         tlb,
-        mm_ops: p.mm_ops,
         vtcr,
         ia_bits: p.ia_bits,
         start_level: p.start_level,
@@ -442,7 +446,7 @@ impl Parts {
     fn key(&self, pgd: PhysAddr) -> Key {
         Key([
             pgd.get(),
-            self.mm_ops.addr() as u64,
+            self.mm.ptr().addr() as u64,
             self.tlb.mmu().addr() as u64,
             self.vtcr,
             u64::from(self.ia_bits) | (self.start_level as u8 as u64) << 32,
@@ -480,7 +484,7 @@ unsafe fn build(parts: &Parts, pgd: PhysAddr) -> Result<View, c_int> {
     let table = unsafe { Stage2::from_raw_parts(geometry, pgd, host) };
     let mut v = View {
         table: ManuallyDrop::new(table),
-        mm_ops: parts.mm_ops,
+        mm_ops: parts.mm.ptr(),
         flags: 0,
         force_pte_cb: None,
     };

@@ -621,7 +621,7 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
 /// Entries [`VisitCtx::clear_leaf_table`] clears between TLB
 /// invalidations when it cleans what it unmaps: 64 pages, 256 KiB of 4 KiB
 /// pages, a run's old entries in 512 bytes of stack.
-pub(crate) const CLEAR_RUN: usize = 64;
+const CLEAR_RUN: usize = 64;
 
 impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     /// Replaces this leaf entry with `new` if no other walker changed it
