@@ -42,15 +42,22 @@ static struct {
 } deferred[64];
 static int ndeferred;
 
+static size_t slot_size[SLOTS];
+
+/* The slot of the page holding `p`: the reference-count callbacks get the
+ * address of an entry in the page, as from the kernel's walker. */
 static int slot_of(const void *p)
 {
-	for (int i = 0; i < SLOTS; i++)
-		if (slots[i].page && slots[i].page == p)
+	uintptr_t a = (uintptr_t)p;
+
+	for (int i = 0; i < SLOTS; i++) {
+		uintptr_t page = (uintptr_t)slots[i].page;
+
+		if (page && a >= page && a - page < slot_size[i])
 			return i;
+	}
 	return -1;
 }
-
-static size_t slot_size[SLOTS];
 
 /* `size` bytes aligned to `size`, zeroed (fresh anonymous memory). */
 static void *map_aligned(size_t size)

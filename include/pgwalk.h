@@ -674,11 +674,15 @@ struct kvm_pgtable_mm_ops {
    */
   void (*free_unlinked_table)(void *addr, int8_t level);
   /**
-   * Takes a reference on the page holding `addr`.
+   * Takes a reference on the page holding `addr`. For a reference an
+   * entry holds, `addr` is that entry's address (as the kernel's walker
+   * passes `ctx->ptep`), not the page's: find the page from any address
+   * in it.
    */
   void (*get_page)(void *addr);
   /**
-   * Drops a reference on the page holding `addr`, freeing it at zero.
+   * Drops a reference on the page holding `addr`, freeing it at zero;
+   * `addr` is any address in the page, an entry's as for `get_page`.
    */
   void (*put_page)(void *addr);
   /**

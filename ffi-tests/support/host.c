@@ -121,6 +121,7 @@ static void host_get_page(void *addr)
 {
 	long idx = page_index(addr);
 
+	stats.last_get_page = addr;
 	if (idx < 0 || !pool_refs[idx]) {
 		stats.bad_frees++;
 		return;
@@ -132,6 +133,7 @@ static void host_put_page(void *addr)
 {
 	long idx = page_index(addr);
 
+	stats.last_put_page = addr;
 	if (idx < 0) {
 		stats.bad_frees++;
 		return;

@@ -73,6 +73,8 @@ struct pool_stats {
 	unsigned long dcache;       /* dcache_clean_inval_poc calls */
 	unsigned long icache;       /* icache_inval_pou calls */
 	unsigned long deferred;     /* free_unlinked_table calls */
+	void *last_get_page;        /* the address the last get_page was given */
+	void *last_put_page;        /* and put_page */
 };
 
 void pool_reset(void);

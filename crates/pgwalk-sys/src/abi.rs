@@ -209,9 +209,13 @@ pub struct kvm_pgtable_mm_ops {
     /// walker that may read it has finished (an RCU grace period). `level`
     /// is that of the entry which linked the table.
     pub free_unlinked_table: Option<unsafe extern "C" fn(addr: *mut c_void, level: i8)>,
-    /// Takes a reference on the page holding `addr`.
+    /// Takes a reference on the page holding `addr`. For a reference an
+    /// entry holds, `addr` is that entry's address (as the kernel's walker
+    /// passes `ctx->ptep`), not the page's: find the page from any address
+    /// in it.
     pub get_page: Option<unsafe extern "C" fn(addr: *mut c_void)>,
-    /// Drops a reference on the page holding `addr`, freeing it at zero.
+    /// Drops a reference on the page holding `addr`, freeing it at zero;
+    /// `addr` is any address in the page, an entry's as for `get_page`.
     pub put_page: Option<unsafe extern "C" fn(addr: *mut c_void)>,
     /// The reference count of the page holding `addr`.
     pub page_count: Option<unsafe extern "C" fn(addr: *mut c_void) -> c_int>,

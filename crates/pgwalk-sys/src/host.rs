@@ -273,6 +273,17 @@ unsafe impl MemoryOps for CHost {
         unsafe { callback!(self.mm.get(), put_page)(self.virt(pa)) }
     }
 
+    unsafe fn get_page_at(&self, _pa: PhysAddr, entry: NonNull<u64>) {
+        // SAFETY: as `get_page`. The callback takes any address in the
+        // page, and the kernel's walker gives it the entry's, as here.
+        unsafe { callback!(self.mm.get(), get_page)(entry.as_ptr().cast()) }
+    }
+
+    unsafe fn put_page_at(&self, _pa: PhysAddr, entry: NonNull<u64>) {
+        // SAFETY: as `put_page`, with the entry's address as in `get_page_at`.
+        unsafe { callback!(self.mm.get(), put_page)(entry.as_ptr().cast()) }
+    }
+
     fn page_count(&self, pa: PhysAddr) -> usize {
         // SAFETY: a read-only callback on a page the host gave pgwalk.
         let count = unsafe { callback!(self.mm.get(), page_count)(self.virt(pa)) };

@@ -223,6 +223,40 @@ pub unsafe trait MemoryOps {
     /// links.
     unsafe fn get_page(&self, pa: PhysAddr);
 
+    /// [`get_page`](Self::get_page) for the entry at `entry`, the address
+    /// at which this host's [`phys_to_virt`](Self::phys_to_virt) mapping of
+    /// the table page at `pa` holds the entry being stored. The walker has
+    /// that address at hand where it updates an entry, so a host whose own
+    /// reference counts are found by address (the C ABI's `get_page` takes
+    /// the entry's address, as the kernel's does) can skip converting `pa`
+    /// back. The default calls `get_page(pa)`.
+    ///
+    /// # Safety
+    ///
+    /// As [`get_page`](Self::get_page), and `entry` is an entry of the page
+    /// at `pa`, at the address `phys_to_virt` maps it at.
+    #[inline]
+    unsafe fn get_page_at(&self, pa: PhysAddr, entry: NonNull<u64>) {
+        let _ = entry;
+        // SAFETY: the caller's contract is `get_page`'s.
+        unsafe { self.get_page(pa) }
+    }
+
+    /// [`put_page`](Self::put_page) for the entry at `entry`, as
+    /// [`get_page_at`](Self::get_page_at) is for `get_page`. The default
+    /// calls `put_page(pa)`.
+    ///
+    /// # Safety
+    ///
+    /// As [`put_page`](Self::put_page), and `entry` is an entry of the page
+    /// at `pa`, at the address `phys_to_virt` maps it at.
+    #[inline]
+    unsafe fn put_page_at(&self, pa: PhysAddr, entry: NonNull<u64>) {
+        let _ = entry;
+        // SAFETY: the caller's contract is `put_page`'s.
+        unsafe { self.put_page(pa) }
+    }
+
     /// Adds `n` to the reference count of the page holding `pa`: what `n`
     /// calls to [`get_page`](Self::get_page) do. pgwalk calls it once for a
     /// table page it filled in bulk; a host whose counts are atomic saves an

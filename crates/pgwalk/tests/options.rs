@@ -80,7 +80,7 @@ impl Watch for Log {
             Call::FreeUnlinked(pa) => Seen::Freed(pa.get()),
             // The last references go: the page is freed.
             Call::Put(pa, n) if n > 0 && mm.page_count(pa) == n => Seen::Freed(pa.get()),
-            Call::Put(..) => return,
+            Call::Put(..) | Call::Entry(..) => return,
         };
         self.0.lock().unwrap().push(seen);
     }

@@ -183,7 +183,7 @@ impl Watch for Fail {
             Call::TlbiRange(..) => TLBI_RANGE,
             Call::Dcache(..) => DCACHE,
             Call::FreeUnlinked(..) => FREE_UNLINKED,
-            Call::TlbiVmid | Call::Put(..) => return,
+            Call::TlbiVmid | Call::Put(..) | Call::Entry(..) => return,
         };
         if self
             .0

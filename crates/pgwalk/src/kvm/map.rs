@@ -128,15 +128,22 @@ fn same_but_permissions(old: Descriptor, new: Descriptor) -> bool {
 }
 
 /// Break-before-make of this entry with the kernel's invalidation and cache
-/// maintenance, by compare-and-swap against the value read (which always
-/// succeeds under `Exclusive`).
+/// maintenance: by compare-and-swap against the value read for concurrent
+/// walkers, by plain stores for an exclusive one (as the kernel does).
 #[inline(always)]
 fn break_make<C: Capability, M: MemoryOps>(
     ctx: &mut VisitCtx<'_, C, M>,
     new: Descriptor,
 ) -> Result<(), Conflict> {
     let site = KvmSite::of(ctx);
-    let broken = pte::try_break(ctx.ptep, &site, ctx.cur)?;
+    let broken = if C::CONCURRENT {
+        pte::try_break(ctx.ptep, &site, ctx.cur)?
+    } else {
+        // SAFETY: the walker read `ctx.cur` from this entry (or wrote it),
+        // and without `CONCURRENT` it holds `Exclusive`: nobody else
+        // writes the table.
+        unsafe { pte::break_exclusive(ctx.ptep, &site, ctx.cur)? }
+    };
     pte::make(ctx.ptep, &site, broken, new);
     ctx.written = true;
     ctx.cur = new;

@@ -14,6 +14,7 @@ use crate::Capability;
 pub(super) struct KvmSite<'a, M> {
     mm: &'a M,
     table: PhysAddr,
+    entry: &'a crate::sync::AtomicU64,
     geometry: &'a Geometry,
     /// The walk's address when it reached the entry: the kernel's
     /// `ctx->addr`, which is where it invalidates (not the entry's start).
@@ -28,6 +29,7 @@ impl<'a, M: MemoryOps> KvmSite<'a, M> {
         KvmSite {
             mm: ctx.mm,
             table: ctx.table,
+            entry: ctx.ptep,
             geometry: ctx.geometry,
             addr: ctx.addr,
             level: ctx.level,
@@ -41,15 +43,15 @@ impl<M: MemoryOps> EntrySite for KvmSite<'_, M> {
     #[inline(always)]
     unsafe fn get(&self) {
         // SAFETY: the reference is for a counted entry the caller stores in
-        // this table page (`EntrySite::get`'s contract).
-        unsafe { self.mm.get_page(self.table) };
+        // this table page (`EntrySite::get`'s contract), which holds `entry`.
+        unsafe { crate::stage2::pte::get_entry_page(self.mm, self.table, self.entry) };
     }
 
     #[inline(always)]
     unsafe fn put(&self) {
         // SAFETY: the caller gives back a reference it owns to a page that
-        // stays linked (`EntrySite::put`'s contract).
-        unsafe { self.mm.put_page(self.table) };
+        // stays linked (`EntrySite::put`'s contract), which holds `entry`.
+        unsafe { crate::stage2::pte::put_entry_page(self.mm, self.table, self.entry) };
     }
 
     /// `stage2_try_break_pte`'s invalidation: a table's whole range (the

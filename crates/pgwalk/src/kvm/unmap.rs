@@ -26,8 +26,9 @@ fn clear<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) {
         ctx.mm.tlb_flush_vmid_ipa(Ipa(ctx.addr), ctx.level);
     }
     // SAFETY: the entry held the counted `old`, which is gone: its
-    // reference is ours to give back, and the page keeps its own.
-    unsafe { ctx.mm.put_page(ctx.table) };
+    // reference is ours to give back, and the page keeps its own; `ptep`
+    // is the entry, in that page.
+    unsafe { pte::put_entry_page(ctx.mm, ctx.table, ctx.ptep) };
     ctx.written = true;
     ctx.cur = Descriptor::INVALID;
 }

@@ -239,6 +239,37 @@ where
     Ok(broken)
 }
 
+/// [`try_break`] for an exclusive walker: the marker goes in by a plain
+/// store, as the kernel's `stage2_try_set_pte` writes it without
+/// `KVM_PGTABLE_WALK_SHARED`. Nobody else writes the entry, so the
+/// compare-and-swap could not fail, and its locked read-modify-write costs
+/// a one-page map most of its time on some machines. A locked `old` is
+/// still refused, as the kernel refuses it (with a warning it cannot
+/// reach under exclusive access).
+///
+/// # Safety
+///
+/// `cell` holds `old`, and nobody else writes it until the returned guard
+/// is made or dropped (the caller is an exclusive walker).
+#[inline(always)]
+pub unsafe fn break_exclusive<'c, P, S>(
+    cell: &'c P,
+    site: &S,
+    old: Descriptor,
+) -> Result<Broken<'c, P>, Conflict>
+where
+    P: EntryCell + ?Sized,
+    S: EntrySite + ?Sized,
+{
+    if old.is_locked() {
+        return Err(Conflict::Raced);
+    }
+    publish(cell, Descriptor::LOCKED);
+    let broken = Broken { cell, old };
+    site.invalidate(old);
+    Ok(broken)
+}
+
 /// Make: publishes `new` over an entry this walker broke, after the cache
 /// maintenance it needs, with the count moved from the old value to the new
 /// (taken before a counted `new` is visible, dropped after an uncounted one
@@ -390,6 +421,7 @@ impl<'a, C: Capability, M: MemoryOps> VisitCtx<'a, C, M> {
         Site {
             mm: self.mm,
             table: self.table,
+            entry: self.ptep,
             geometry: self.geometry,
             addr: self.addr,
             level: self.level,
@@ -569,10 +601,12 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                 if !old.is_counted() {
                     continue;
                 }
+                let entry = page.entry(idx);
                 let site = Deferred {
                     site: Site {
                         mm: self.mm,
                         table: child,
+                        entry,
                         geometry: self.geometry,
                         addr: start + idx as u64 * size,
                         level,
@@ -586,7 +620,7 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                 // read; the reference it gives up goes to `owed`, which
                 // returns it, and the invalidation it owes is the run's or
                 // the table's, below.
-                unsafe { set(page.entry(idx), &site, old, Descriptor::INVALID) };
+                unsafe { set(entry, &site, old, Descriptor::INVALID) };
                 if clean && old.is_valid() && old.is_cacheable() {
                     run[n] = old;
                     n += 1;
@@ -712,11 +746,58 @@ impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     }
 }
 
+/// `mm.get_page(table)` for the entry `entry` of that page, through
+/// [`MemoryOps::get_page_at`] with the entry's address.
+///
+/// # Safety
+///
+/// As [`MemoryOps::get_page`], and `entry` is an entry of the table page at
+/// `table`, as the walker reached it through the host's `phys_to_virt`.
+#[inline(always)]
+pub(crate) unsafe fn get_entry_page<M: MemoryOps>(mm: &M, table: PhysAddr, entry: &AtomicU64) {
+    #[cfg(not(loom))]
+    // SAFETY: the caller's contract; the entry is at its address in the
+    // host's mapping of the page.
+    unsafe {
+        mm.get_page_at(table, core::ptr::NonNull::from(entry).cast())
+    };
+    #[cfg(loom)]
+    {
+        // Loom's atomics live outside the table page: no address to give.
+        let _ = entry;
+        // SAFETY: the caller's contract.
+        unsafe { mm.get_page(table) };
+    }
+}
+
+/// `mm.put_page(table)` for the entry `entry` of that page, through
+/// [`MemoryOps::put_page_at`] with the entry's address.
+///
+/// # Safety
+///
+/// As [`MemoryOps::put_page`], and `entry` is an entry of the table page at
+/// `table`, as the walker reached it through the host's `phys_to_virt`.
+#[inline(always)]
+pub(crate) unsafe fn put_entry_page<M: MemoryOps>(mm: &M, table: PhysAddr, entry: &AtomicU64) {
+    #[cfg(not(loom))]
+    // SAFETY: as `get_entry_page`.
+    unsafe {
+        mm.put_page_at(table, core::ptr::NonNull::from(entry).cast())
+    };
+    #[cfg(loom)]
+    {
+        let _ = entry;
+        // SAFETY: the caller's contract.
+        unsafe { mm.put_page(table) };
+    }
+}
+
 /// The host's side of one entry's updates: its table page's reference
 /// count, TLB invalidation for its range, cache maintenance for its leaf.
 struct Site<'a, M> {
     mm: &'a M,
     table: PhysAddr,
+    entry: &'a AtomicU64,
     geometry: &'a Geometry,
     addr: u64,
     level: Level,
@@ -741,16 +822,16 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
     unsafe fn get(&self) {
         // SAFETY: the caller takes the reference for a counted entry it is
         // storing in this table page (the contract of `EntrySite::get`),
-        // which is what `MemoryOps::get_page` asks.
-        unsafe { self.mm.get_page(self.table) };
+        // which is what `MemoryOps::get_page` asks; `entry` is that entry.
+        unsafe { get_entry_page(self.mm, self.table, self.entry) };
     }
 
     #[inline(always)]
     unsafe fn put(&self) {
         // SAFETY: the caller gives back a reference it owns to a page that
         // stays linked (the contract of `EntrySite::put`), so this is never
-        // the page's last reference.
-        unsafe { self.mm.put_page(self.table) };
+        // the page's last reference; `entry` is an entry of the page.
+        unsafe { put_entry_page(self.mm, self.table, self.entry) };
     }
 
     #[inline(always)]

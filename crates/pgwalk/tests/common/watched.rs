@@ -24,6 +24,10 @@ pub enum Call {
     FreeUnlinked(PhysAddr),
     /// `put_page` (one) or `put_pages` (`n`) of the page at this address.
     Put(PhysAddr, usize),
+    /// `get_page_at` or `put_page_at`: a reference of the table page at
+    /// this address, for the entry at this host address (followed by the
+    /// `Put` it is, for `put_page_at`).
+    Entry(PhysAddr, NonNull<u64>),
 }
 
 /// What a test does with the calls of its [`Watched`] host.
@@ -74,6 +78,17 @@ unsafe impl<W: Watch> MemoryOps for Watched<W> {
     unsafe fn get_pages(&self, pa: PhysAddr, n: usize) {
         // SAFETY: forwarded with the caller's promise.
         unsafe { self.mm.get_pages(pa, n) }
+    }
+    unsafe fn get_page_at(&self, pa: PhysAddr, entry: NonNull<u64>) {
+        self.see(Call::Entry(pa, entry));
+        // SAFETY: forwarded with the caller's promise.
+        unsafe { self.mm.get_page_at(pa, entry) }
+    }
+    unsafe fn put_page_at(&self, pa: PhysAddr, entry: NonNull<u64>) {
+        self.see(Call::Entry(pa, entry));
+        // SAFETY: forwarded with the caller's guarantees, through this
+        // host's `put_page`, which the watcher sees too.
+        unsafe { self.put_page(pa) }
     }
     unsafe fn put_page(&self, pa: PhysAddr) {
         self.see(Call::Put(pa, 1));
