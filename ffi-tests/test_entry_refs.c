@@ -44,6 +44,37 @@ static kvm_pte_t *entry_of(struct kvm_pgtable *pgt, uint64_t addr)
 	return f.ptep;
 }
 
+static void no_flush(void *arg, uint64_t va, int8_t level)
+{
+	(void)arg;
+	(void)va;
+	(void)level;
+}
+
+static void no_publish(void *arg) { (void)arg; }
+
+static const struct pgw_hyp_tlb_ops hyp_tlb = {
+	.flush_va = no_flush,
+	.flush_va_walks = no_flush,
+	.publish = no_publish,
+};
+
+/* The hyp walker counts its entries the same way. */
+static void hyp_tables(void)
+{
+	struct kvm_pgtable hyp;
+	uint64_t va = IPA + 5 * PAGE_SIZE;
+
+	CHECK_EQ(pgw_hyp_set_tlb_ops(&hyp_tlb), 0);
+	CHECK_EQ(kvm_pgtable_hyp_init(&hyp, 39, &host_mm_ops), 0);
+	CHECK_EQ(kvm_pgtable_hyp_map(&hyp, va, 2 * PAGE_SIZE, PA, KVM_PGTABLE_PROT_R), 0);
+	CHECK(pool_stats().last_get_page == (void *)entry_of(&hyp, va + PAGE_SIZE));
+	kvm_pte_t *six = entry_of(&hyp, va + PAGE_SIZE);
+	CHECK_EQ(kvm_pgtable_hyp_unmap(&hyp, va + PAGE_SIZE, PAGE_SIZE), PAGE_SIZE);
+	CHECK(pool_stats().last_put_page == (void *)six);
+	kvm_pgtable_hyp_destroy(&hyp);
+}
+
 int main(void)
 {
 	struct vm vm;
@@ -79,6 +110,7 @@ int main(void)
 	CHECK_EQ(*six, 0);
 
 	kvm_pgtable_stage2_destroy(&vm.pgt);
+	hyp_tables();
 	pool_quiesce();
 	struct pool_stats s = pool_stats();
 	CHECK_EQ(s.in_use, 0);

@@ -235,6 +235,17 @@ unsafe impl MemoryOps for CHypHost {
         unsafe { (self.mm.put_page)(self.virt(pa)) }
     }
 
+    unsafe fn get_page_at(&self, _pa: PhysAddr, entry: NonNull<u64>) {
+        // SAFETY: as `get_page`; the callback takes any address in the page,
+        // and the kernel's hyp walker gives it the entry's.
+        unsafe { (self.mm.get_page)(entry.as_ptr().cast()) }
+    }
+
+    unsafe fn put_page_at(&self, _pa: PhysAddr, entry: NonNull<u64>) {
+        // SAFETY: as `put_page`, with the entry's address.
+        unsafe { (self.mm.put_page)(entry.as_ptr().cast()) }
+    }
+
     fn page_count(&self, pa: PhysAddr) -> usize {
         match self.mm.page_count {
             // SAFETY: a read-only callback on a page the host gave pgwalk.

@@ -110,14 +110,15 @@ impl<M: MemoryOps + HypTlb> VisitCtx<'_, Exclusive, M, HypDescriptor> {
             } else {
                 // SAFETY: the valid `old`, which held a reference to this
                 // table page, is gone and invalidated; the page stays
-                // linked, so this is not its last reference.
-                unsafe { self.mm.put_page(self.table) };
+                // linked, so this is not its last reference. `cell` is the
+                // entry, in that page.
+                unsafe { crate::stage2::pte::put_entry_page(self.mm, self.table, cell) };
             }
         } else {
             if !old.is_counted() && new.is_counted() {
                 // SAFETY: the reference is for `new`, a valid entry stored
-                // in this table page just below.
-                unsafe { self.mm.get_page(self.table) };
+                // in this table page just below, at `cell`.
+                unsafe { crate::stage2::pte::get_entry_page(self.mm, self.table, cell) };
             }
             cell.store(new.bits(), Ordering::Release);
             if old.removes_permissions(new) {
