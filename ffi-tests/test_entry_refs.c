@@ -68,8 +68,8 @@ static void hyp_tables(void)
 	CHECK_EQ(pgw_hyp_set_tlb_ops(&hyp_tlb), 0);
 	CHECK_EQ(kvm_pgtable_hyp_init(&hyp, 39, &host_mm_ops), 0);
 	CHECK_EQ(kvm_pgtable_hyp_map(&hyp, va, 2 * PAGE_SIZE, PA, KVM_PGTABLE_PROT_R), 0);
-	CHECK(pool_stats().last_get_page == (void *)entry_of(&hyp, va + PAGE_SIZE));
 	kvm_pte_t *six = entry_of(&hyp, va + PAGE_SIZE);
+	CHECK(pool_stats().last_get_page == (void *)six);
 	CHECK_EQ(kvm_pgtable_hyp_unmap(&hyp, va + PAGE_SIZE, PAGE_SIZE), PAGE_SIZE);
 	CHECK(pool_stats().last_put_page == (void *)six);
 	kvm_pgtable_hyp_destroy(&hyp);

@@ -242,10 +242,10 @@ where
 /// [`try_break`] for an exclusive walker: the marker goes in by a plain
 /// store, as the kernel's `stage2_try_set_pte` writes it without
 /// `KVM_PGTABLE_WALK_SHARED`. Nobody else writes the entry, so the
-/// compare-and-swap could not fail, and its locked read-modify-write costs
-/// a one-page map most of its time on some machines. A locked `old` is
-/// still refused, as the kernel refuses it (with a warning it cannot
-/// reach under exclusive access).
+/// compare-and-swap could not fail: the store spares a locked
+/// read-modify-write per break. A locked `old` is still refused, as the
+/// kernel refuses it (with a warning it cannot reach under exclusive
+/// access).
 ///
 /// # Safety
 ///
@@ -746,6 +746,20 @@ impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
     }
 }
 
+/// Where `entry` is in the host's mapping of its table page, for
+/// [`MemoryOps::get_page_at`] and [`MemoryOps::put_page_at`]; `None` under
+/// `--cfg loom`, whose atomics live outside the table page.
+#[inline(always)]
+fn entry_address(entry: &AtomicU64) -> Option<core::ptr::NonNull<u64>> {
+    #[cfg(not(loom))]
+    return Some(core::ptr::NonNull::from(entry).cast());
+    #[cfg(loom)]
+    {
+        let _ = entry;
+        None
+    }
+}
+
 /// `mm.get_page(table)` for the entry `entry` of that page, through
 /// [`MemoryOps::get_page_at`] with the entry's address.
 ///
@@ -755,18 +769,12 @@ impl<'a, C: Concurrent, M: MemoryOps> VisitCtx<'a, C, M> {
 /// `table`, as the walker reached it through the host's `phys_to_virt`.
 #[inline(always)]
 pub(crate) unsafe fn get_entry_page<M: MemoryOps>(mm: &M, table: PhysAddr, entry: &AtomicU64) {
-    #[cfg(not(loom))]
-    // SAFETY: the caller's contract; the entry is at its address in the
-    // host's mapping of the page.
-    unsafe {
-        mm.get_page_at(table, core::ptr::NonNull::from(entry).cast())
-    };
-    #[cfg(loom)]
-    {
-        // Loom's atomics live outside the table page: no address to give.
-        let _ = entry;
+    match entry_address(entry) {
+        // SAFETY: the caller's contract; `at` is the entry's address in the
+        // host's mapping of the page.
+        Some(at) => unsafe { mm.get_page_at(table, at) },
         // SAFETY: the caller's contract.
-        unsafe { mm.get_page(table) };
+        None => unsafe { mm.get_page(table) },
     }
 }
 
@@ -779,16 +787,11 @@ pub(crate) unsafe fn get_entry_page<M: MemoryOps>(mm: &M, table: PhysAddr, entry
 /// `table`, as the walker reached it through the host's `phys_to_virt`.
 #[inline(always)]
 pub(crate) unsafe fn put_entry_page<M: MemoryOps>(mm: &M, table: PhysAddr, entry: &AtomicU64) {
-    #[cfg(not(loom))]
-    // SAFETY: as `get_entry_page`.
-    unsafe {
-        mm.put_page_at(table, core::ptr::NonNull::from(entry).cast())
-    };
-    #[cfg(loom)]
-    {
-        let _ = entry;
+    match entry_address(entry) {
+        // SAFETY: as in `get_entry_page`.
+        Some(at) => unsafe { mm.put_page_at(table, at) },
         // SAFETY: the caller's contract.
-        unsafe { mm.put_page(table) };
+        None => unsafe { mm.put_page(table) },
     }
 }
 
