@@ -17,6 +17,9 @@ use crate::visit::{VisitCtx, VisitKind, WalkFlags};
 /// `stage2_unmap_put_pte`). A valid one is invalidated by IPA at the walk's
 /// address: with its level for a leaf, with none for a table (whose walks
 /// the TLB may cache at any level below).
+// Inlined, as the visitor is: both run once per page unmapped, and as
+// calls of their own they passed the context through memory.
+#[inline(always)]
 fn clear<M: MemoryOps>(ctx: &mut VisitCtx<'_, Exclusive, M>) {
     let old = ctx.cur;
     pte::publish(ctx.ptep, Descriptor::INVALID);
@@ -40,36 +43,42 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
     pub fn unmap(&mut self, ipa: Ipa, size: u64) -> Result<(), Error> {
         check_range(self.handle.geometry(), ipa, size)?;
         let flags = WalkFlags::LEAF | WalkFlags::TABLE_POST;
-        let walked = self.handle.run::<Error, _>(ipa, size, flags, |ctx| {
-            let old = ctx.cur;
-            if !old.is_valid() {
-                if old.is_counted() {
-                    clear(ctx);
-                }
-                return Ok(Action::Continue);
-            }
-            if ctx.kind() == VisitKind::TablePost {
-                let child = old.output_address(ctx.geometry().format());
-                if ctx.mm().page_count(child) != 1 {
+        let walked = self.handle.run::<Error, _>(
+            ipa,
+            size,
+            flags,
+            #[inline(always)]
+            |ctx| {
+                let old = ctx.cur;
+                if !old.is_valid() {
+                    if old.is_counted() {
+                        clear(ctx);
+                    }
                     return Ok(Action::Continue);
                 }
+                if ctx.kind() == VisitKind::TablePost {
+                    let child = old.output_address(ctx.geometry().format());
+                    if ctx.mm().page_count(child) != 1 {
+                        return Ok(Action::Continue);
+                    }
+                    clear(ctx);
+                    // SAFETY: the child's count was 1 (no entries left), the
+                    // entry that linked it is cleared and invalidated, and an
+                    // exclusive walker has no company: its last reference goes.
+                    unsafe { ctx.mm().put_page(child) };
+                    return Ok(Action::Continue);
+                }
+                let cacheable = old.is_cacheable();
                 clear(ctx);
-                // SAFETY: the child's count was 1 (no entries left), the
-                // entry that linked it is cleared and invalidated, and an
-                // exclusive walker has no company: its last reference goes.
-                unsafe { ctx.mm().put_page(child) };
-                return Ok(Action::Continue);
-            }
-            let cacheable = old.is_cacheable();
-            clear(ctx);
-            if cacheable && !ctx.flags().contains(WalkFlags::SKIP_CMO) {
-                // The guest's last writes reach memory before the host
-                // reuses the page.
-                let pa = old.output_address(ctx.geometry().format());
-                ctx.mm().dcache_clean_inval_poc(pa, ctx.entry_size());
-            }
-            Ok(Action::Continue)
-        })?;
+                if cacheable && !ctx.flags().contains(WalkFlags::SKIP_CMO) {
+                    // The guest's last writes reach memory before the host
+                    // reuses the page.
+                    let pa = old.output_address(ctx.geometry().format());
+                    ctx.mm().dcache_clean_inval_poc(pa, ctx.entry_size());
+                }
+                Ok(Action::Continue)
+            },
+        )?;
         let crate::capability::Walked::Completed = walked;
         Ok(())
     }
