@@ -479,3 +479,44 @@ fn visitor_cannot_overwrite_a_table_entry() {
         Ok(Action::Continue)
     });
 }
+
+#[test]
+fn a_walk_that_panics_still_makes_the_invalidation_it_owes() {
+    // With SKIP_BBM_TLBI the leaves' invalidations are left to the end of
+    // the walk. A visitor that panics after clearing a leaf must not leave
+    // the cleared page reachable through a stale TLB entry once the panic
+    // is caught (a C boundary catches every one): the walk's range is
+    // invalidated while it unwinds.
+    let mut t = table(40);
+    map(&mut t, 0, 2 * K4, 0x8000_0000, Prot::RW).unwrap();
+    let (range0, ipa0) = (t.mm().stats().tlbi_range, t.mm().stats().tlbi_ipa);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let flags = WalkFlags::LEAF | WalkFlags::SKIP_BBM_TLBI;
+        let _ = t.exclusive().walk(Ipa(0), 2 * K4, flags, |ctx| {
+            if ctx.addr().get() == K4 {
+                panic!("the visitor fails after its first update");
+            }
+            ctx.set(Descriptor::INVALID);
+            Ok(Action::Continue)
+        });
+    }));
+    assert!(caught.is_err());
+    let stats = t.mm().stats();
+    assert_eq!(
+        stats.tlbi_ipa, ipa0,
+        "the leaf's own invalidation was skipped"
+    );
+    assert_eq!(
+        stats.tlbi_range,
+        range0 + 1,
+        "the walk's range is invalidated"
+    );
+    // And a walk that ends normally makes it once, as before.
+    let flags = WalkFlags::LEAF | WalkFlags::SKIP_BBM_TLBI;
+    let w = t.exclusive().walk(Ipa(K4), K4, flags, |ctx| {
+        ctx.set(Descriptor::INVALID);
+        Ok(Action::Continue)
+    });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(t.mm().stats().tlbi_range, range0 + 2);
+}

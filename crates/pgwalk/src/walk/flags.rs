@@ -17,7 +17,9 @@ bitflags! {
         /// Visit table entries after their children.
         const TABLE_POST = 1 << 2;
         /// Entry updates skip their own TLB invalidations; the walk, if it
-        /// changed anything, invalidates its whole range once when it ends.
+        /// changed anything, invalidates its whole range once when it ends,
+        /// however it ends (a visitor's panic unwinding through it
+        /// included).
         const SKIP_BBM_TLBI = 1 << 5;
         /// Install leaves without cache maintenance: the caller has done it,
         /// or the hardware has FEAT_S2FWB and coherent instruction caches.

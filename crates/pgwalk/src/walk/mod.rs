@@ -68,7 +68,8 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
 ///
 /// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
 /// invalidations and the walk, if one was skipped, invalidates its whole
-/// range once when it ends (finished or not).
+/// range once when it ends: finished, stopped, or unwinding from a
+/// visitor's panic.
 // Inlined into each operation (each has its own visitor type, so its own
 // copy of this function anyway): its flags are then constants, and the
 // one-page descent keeps its walker and the visitor's state in registers.
@@ -88,7 +89,12 @@ where
     F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
 {
     let (start, end) = page_range(root.geometry, addr, size)?;
-    let owed = Cell::new(false);
+    let owed = Owed {
+        skipped: Cell::new(false),
+        mm: root.mm,
+        start,
+        len: end - start,
+    };
     let walker = |visitor| Walker {
         geometry: root.geometry,
         mm: root.mm,
@@ -96,7 +102,7 @@ where
         end,
         flags,
         visitor,
-        owed: &owed,
+        owed: &owed.skipped,
         retry_limit: root.mm.retry_limit(),
         _marker: PhantomData,
     };
@@ -124,13 +130,34 @@ where
     } else {
         run()
     };
-    if owed.get() {
-        root.mm.tlb_flush_vmid_range(Ipa(start), end - start);
-    }
+    // `owed` makes the invalidation the walk owes as it goes out of scope:
+    // here, or while a visitor's panic unwinds.
     Ok(match flow? {
         Flow::Continue => Walked::Completed,
         Flow::Resume(r) => Walked::ResumeGuest(r),
     })
+}
+
+/// The invalidation a walk owes (`SKIP_BBM_TLBI`), made when the walk
+/// ends however it ends: a visitor that panics after an update whose
+/// invalidation was skipped would otherwise leave the old translation in
+/// the TLB behind a panic the caller catches (the C boundary catches every
+/// one), the page it named perhaps already given back.
+struct Owed<'a, M: MemoryOps> {
+    /// Set by an entry update that skipped an invalidation it needed.
+    skipped: Cell<bool>,
+    mm: &'a M,
+    start: u64,
+    len: u64,
+}
+
+impl<M: MemoryOps> Drop for Owed<'_, M> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.skipped.get() {
+            self.mm.tlb_flush_vmid_range(Ipa(self.start), self.len);
+        }
+    }
 }
 
 enum Flow<C: Capability> {
