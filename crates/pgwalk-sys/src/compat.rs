@@ -174,7 +174,10 @@ fn legacy_walk<C: Legacy>(
         return Ok(0);
     };
     let end = start.get() + len;
-    let walked = handle.walk_with::<Halt, _>(start, len, visit_flags(w.flags), |ctx| {
+    // `move`: the walker's arguments are copied into the visitor, where the
+    // walk keeps them in registers across the C calls, rather than reread
+    // through a reference after each one.
+    let walked = handle.walk_with::<Halt, _>(start, len, visit_flags(w.flags), move |ctx| {
         let e = LegacyEntry::of(ctx);
         // SAFETY: the caller's walker (`kvm_pgtable_walk`'s contract), on
         // the entry this walk is visiting.
