@@ -89,12 +89,17 @@ where
     F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
 {
     let (start, end) = page_range(root.geometry, addr, size)?;
-    let owed = Owed {
-        skipped: Cell::new(false),
-        mm: root.mm,
-        start,
-        len: end - start,
-    };
+    let owed = Cell::new(false);
+    // Only an update of a SKIP_BBM_TLBI walk sets `owed`: other walks
+    // (their flags are constants here) carry no guard at all.
+    let _flush = flags
+        .contains(WalkFlags::SKIP_BBM_TLBI)
+        .then_some(OwedFlush {
+            owed: &owed,
+            mm: root.mm,
+            start,
+            len: end - start,
+        });
     let walker = |visitor| Walker {
         geometry: root.geometry,
         mm: root.mm,
@@ -102,7 +107,7 @@ where
         end,
         flags,
         visitor,
-        owed: &owed.skipped,
+        owed: &owed,
         retry_limit: root.mm.retry_limit(),
         _marker: PhantomData,
     };
@@ -130,8 +135,8 @@ where
     } else {
         run()
     };
-    // `owed` makes the invalidation the walk owes as it goes out of scope:
-    // here, or while a visitor's panic unwinds.
+    // `_flush` makes the invalidation the walk owes as it goes out of
+    // scope: here, or while a visitor's panic unwinds.
     Ok(match flow? {
         Flow::Continue => Walked::Completed,
         Flow::Resume(r) => Walked::ResumeGuest(r),
@@ -143,18 +148,18 @@ where
 /// invalidation was skipped would otherwise leave the old translation in
 /// the TLB behind a panic the caller catches (the C boundary catches every
 /// one), the page it named perhaps already given back.
-struct Owed<'a, M: MemoryOps> {
+struct OwedFlush<'a, M: MemoryOps> {
     /// Set by an entry update that skipped an invalidation it needed.
-    skipped: Cell<bool>,
+    owed: &'a Cell<bool>,
     mm: &'a M,
     start: u64,
     len: u64,
 }
 
-impl<M: MemoryOps> Drop for Owed<'_, M> {
+impl<M: MemoryOps> Drop for OwedFlush<'_, M> {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.skipped.get() {
+        if self.owed.get() {
             self.mm.tlb_flush_vmid_range(Ipa(self.start), self.len);
         }
     }
