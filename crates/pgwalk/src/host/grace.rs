@@ -133,30 +133,29 @@ pub(super) fn read<R>(f: impl FnOnce() -> R) -> R {
             }
         }
     }
-    match LOCAL.try_with(|local| {
-        local.enter();
-        local as *const Local
-    }) {
-        Ok(local) => {
-            // SAFETY: `LOCAL` lives until this thread's thread-local
-            // destructors run, and this call is not one of them (`try_with`
-            // succeeded, and nothing below starts them).
-            let _exit = Exit(unsafe { &*local });
-            f()
-        }
+    let own;
+    let local: &Local = match LOCAL.try_with(|local| local as *const Local) {
+        // SAFETY: `LOCAL` lives until this thread's thread-local
+        // destructors run, and this call is not one of them (`try_with`
+        // succeeded, and nothing below starts them).
+        Ok(local) => unsafe { &*local },
         // Called from a thread-local destructor: a slot of its own, for
         // this one walk.
         Err(_) => {
-            let local = Local {
+            own = Local {
                 slot: register(),
                 depth: Cell::new(0),
                 light: false,
             };
-            local.enter();
-            let _exit = Exit(&local);
-            f()
+            &own
         }
-    }
+    };
+    local.enter();
+    let _exit = Exit(local);
+    // One call site, so that the walk inlines here: called from each
+    // branch above, it was a function of its own with its state passed
+    // through memory.
+    f()
 }
 
 /// The walks a retired page waits for: the slots that were odd when it
@@ -338,6 +337,44 @@ mod tests {
         let (depth, seq) = walker.join().unwrap();
         assert_eq!(depth, 0);
         assert_eq!(seq % 2, 0, "the slot still says the walk runs");
+    }
+
+    #[test]
+    fn a_walk_from_a_thread_local_destructor_has_a_slot_of_its_own() {
+        use std::cell::RefCell;
+        use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+        /// What the destructor saw: 1 once its walk ran, 2 added if the
+        /// thread's own slot was gone by then, 4 if a snapshot taken
+        /// inside the walk waited for it.
+        static SEEN: AtomicU8 = AtomicU8::new(0);
+        struct Probe;
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                if LOCAL.try_with(|_| ()).is_err() {
+                    SEEN.fetch_or(2, SeqCst);
+                }
+                read(|| {
+                    SEEN.fetch_or(1, SeqCst);
+                    if !Snapshot::take().passed() {
+                        SEEN.fetch_or(4, SeqCst);
+                    }
+                });
+            }
+        }
+        std::thread_local! {
+            static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+        }
+        std::thread::spawn(|| {
+            // Registered before `LOCAL`, so destroyed after it (thread-local
+            // destructors run in reverse order of registration).
+            PROBE.with(|p| *p.borrow_mut() = Some(Probe));
+            read(|| {});
+        })
+        .join()
+        .unwrap();
+        assert_eq!(SEEN.load(SeqCst), 1 | 2 | 4);
+        // And the slot it used ended even: nothing waits for it now.
+        assert!(passes(&mut Snapshot::take()));
     }
 
     #[test]
