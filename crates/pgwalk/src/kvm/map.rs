@@ -458,6 +458,7 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
 /// as the kernel's walker needs: a page-aligned, non-empty range inside the
 /// input space, an output range within PS, a protection stage 2 can
 /// express.
+#[inline(always)]
 fn leaves<C: Capability, M: MemoryOps>(
     handle: &crate::stage2::Handle<'_, C, M>,
     ipa: Ipa,

@@ -14,6 +14,7 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
     /// path does, and returns the outcome with the leaf as it was before
     /// (the kernel returns that leaf, or 0 when there was none or another
     /// walker changed it first: [`TableOutcome::Retry`]).
+    #[inline]
     pub fn mkyoung(&self, ipa: Ipa) -> Result<(TableOutcome, Descriptor), Error> {
         let page = self.handle.geometry().granule().size();
         let mut seen = Descriptor::INVALID;

@@ -16,6 +16,7 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     /// entry on this CPU, so that the faulting vCPU does not fault again on
     /// a stale, stricter translation (as the kernel's relax_perms does, also
     /// after a lost race).
+    #[inline(always)]
     fn relax(&self, ipa: Ipa, prot: Prot) -> Result<(Walked<C>, bool), Error> {
         if prot.intersects(!(Prot::RW | Prot::X | Prot::PX | Prot::UX)) {
             return Err(Error::InvalidProt("relax_perms adds R, W and X only"));
@@ -77,6 +78,7 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// [`Spurious`](TableOutcome::Spurious) if it already allowed as much,
     /// [`Retry`](TableOutcome::Retry) if there was no valid leaf or another
     /// walker changed it first.
+    #[inline]
     pub fn relax_perms(&self, ipa: Ipa, prot: Prot) -> Result<TableOutcome, Error> {
         let (walked, changed) = self.relax(ipa, prot)?;
         Ok(TableOutcome::from_walk(walked, changed))
