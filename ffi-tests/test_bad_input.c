@@ -266,11 +266,23 @@ static void bad_setup(void)
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
 	kvm_pgtable_stage2_destroy(&vm.pgt);
 
-	/* A missing memory callback, or a missing TLB callback: no table
-	 * (where the kernel would call through NULL later). */
-	ops.put_page = NULL;
+	/* A missing memory callback: refused by the operations that may call
+	 * it, before they change anything (where the kernel would call through
+	 * NULL); initialisation, which does not, works (test_mm_ops_subsets
+	 * goes through every operation). */
+	ops.zalloc_pages_exact = NULL;
 	CHECK_EQ(kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &ops), -PGW_EINVAL);
+	CHECK(vm.pgt.pgd == NULL);
 	ops = host_mm_ops;
+	ops.put_page = NULL;
+	CHECK_EQ(kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &ops), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm), 0),
+		 -PGW_EINVAL);
+	CHECK_EQ(pool_stats().in_use, pages + 2); /* the root, nothing more */
+	ops = host_mm_ops;
+	kvm_pgtable_stage2_destroy(&vm.pgt);
+	CHECK_EQ(pool_stats().in_use, pages);
+	/* A missing TLB callback: no table. */
 	ops.dcache_clean_inval_poc = NULL; /* optional, as in the kernel */
 	ops.icache_inval_pou = NULL;
 	CHECK_EQ(kvm_pgtable_stage2_init(&vm.pgt, &vm.mmu, &ops), 0);

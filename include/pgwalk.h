@@ -630,10 +630,27 @@ typedef uint64_t kvm_pte_t;
  * in the kernel's order and with its types. Addresses are virtual except
  * for `phys_to_virt`'s argument and `virt_to_phys`'s result.
  *
- * All callbacks are required except `dcache_clean_inval_poc` and
- * `icache_inval_pou`, which may be NULL where the hardware needs no cache
- * maintenance (as in the kernel). A missing one fails initialisation (and
- * every later call) with `-PGW_EINVAL`.
+ * A host sets the callbacks of the operations it calls, as the kernel's
+ * hosts do (pKVM's host stage-2 has no `free_pages_exact`, as it is never
+ * destroyed; its guests' tables no `free_unlinked_table`). Each call
+ * checks those its operation may call before it changes anything, and
+ * refuses with `-PGW_EINVAL` if one is NULL:
+ *
+ * - every call: `phys_to_virt` and `virt_to_phys`;
+ * - `__kvm_pgtable_stage2_init`: `zalloc_pages_exact` (and
+ *   `free_pages_exact`, if set, for a root beyond the output size);
+ * - stage-2 map, `set_owner`, `pgw_stage2_fault_map` and
+ *   `pgw_bind_stage2`: `zalloc_page`, `get_page`, `put_page`,
+ *   `free_unlinked_table`;
+ * - unmap: `put_page`, `page_count`;
+ * - split and `create_unlinked`: `zalloc_page`, `get_page`, `put_page`;
+ * - destroy: `put_page`, `free_pages_exact`;
+ * - `kvm_pgtable_stage2_free_unlinked`: `put_page`;
+ * - walks, `get_leaf` and attribute changes: nothing more;
+ * - every hyp call: `zalloc_page`, `get_page`, `put_page`.
+ *
+ * `dcache_clean_inval_poc` and `icache_inval_pou` may always be NULL,
+ * where the hardware needs no cache maintenance (as in the kernel).
  *
  * The library relies on the host keeping these promises (as the kernel
  * does): pages are zeroed, page-aligned, and start with a reference count
@@ -643,8 +660,9 @@ typedef uint64_t kvm_pte_t;
  *
  * Each call reads the callbacks it uses from this structure as it goes,
  * as the kernel does: it may change between calls, not during one (a
- * required callback found NULL halfway through ends the call with
- * `-PGW_ENOTRECOVERABLE`).
+ * checked callback found NULL halfway through ends the call with
+ * `-PGW_ENOTRECOVERABLE`, as does `free_pages_exact` missing where
+ * initialisation must give back a root).
  */
 struct kvm_pgtable_mm_ops {
   /**
@@ -784,7 +802,8 @@ typedef bool (*kvm_pgtable_force_pte_cb_t)(uint64_t addr, uint64_t end, uint64_t
  *
  * Treat the fields as read-only after initialisation. Every call checks
  * that `ia_bits` and `start_level` still agree with `mmu->vtcr` and that
- * the callbacks are present (`-PGW_EINVAL` otherwise), but a `pgd` pointed
+ * the callbacks it may call are present (`-PGW_EINVAL` otherwise; see
+ * `struct kvm_pgtable_mm_ops`), but a `pgd` pointed
  * elsewhere cannot be detected.
  *
  * Calls on one table do not nest. While a call on a table runs on a
@@ -1168,8 +1187,10 @@ extern "C" {
 
 /**
  * Checks `pgt` as every call on it does (`-PGW_EFAULT` for NULL pointers,
- * `-PGW_EINVAL` for a table that is not initialised, whose callbacks are
- * missing or whose `ia_bits` and `start_level` disagree with
+ * `-PGW_EINVAL` for a table that is not initialised, that lacks a callback
+ * of the bound calls (a map's memory callbacks, see `struct
+ * kvm_pgtable_mm_ops`; the MMU's TLB callbacks) or whose `ia_bits` and
+ * `start_level` disagree with
  * `mmu->vtcr`, `-PGW_EDEADLK` from inside a call on it) and keeps what the
  * calls need in `*out`, for `pgw_bound_fault_map`,
  * `pgw_bound_fault_relax_perms` and `pgw_bound_fault_mkyoung`. Returns 0
@@ -1297,9 +1318,11 @@ size_t kvm_pgtable_stage2_pgd_size(uint64_t vtcr);
  * Returns 0, `-PGW_ENOMEM` when the root cannot be allocated, and (where
  * the kernel would not check) `-PGW_EFAULT` for a NULL pointer and
  * `-PGW_EINVAL` for a VTCR_EL2 the architecture does not allow or a
- * missing callback (among the eleven memory callbacks only the two cache
- * ones may be NULL; `mmu`'s TLB callbacks are required but
- * `tlb_flush_vmid_ipa_nsh`). On error `pgt` and `mmu` are left as they
+ * missing callback (of the memory callbacks, initialisation needs
+ * `zalloc_pages_exact` and the two conversions, and each later call those
+ * of its operation: see `struct kvm_pgtable_mm_ops`; `mmu`'s TLB
+ * callbacks are required but `tlb_flush_vmid_ipa_nsh`). On error `pgt`
+ * and `mmu` are left as they
  * were.
  *
  * # Safety
@@ -1556,8 +1579,9 @@ kvm_pte_t *kvm_pgtable_stage2_create_unlinked(struct kvm_pgtable *pgt,
  * The table is read in the format (granule, LPA2) `mm_ops` was bound to
  * by `__kvm_pgtable_stage2_init`. A NULL `pgtable`, one not aligned to the
  * granule, a level that is not one of the format's table levels (from its
- * first level, -1, 0 or 1, up to 2), missing callbacks or an `mm_ops` no
- * initialisation used leave everything alone.
+ * first level, -1, 0 or 1, up to 2), a NULL `put_page`, `phys_to_virt` or
+ * `virt_to_phys`, or an `mm_ops` no initialisation used leave everything
+ * alone.
  *
  * # Safety
  *

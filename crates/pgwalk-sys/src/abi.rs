@@ -174,10 +174,27 @@ pub(crate) const S2_IDMAP: u32 = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP 
 /// in the kernel's order and with its types. Addresses are virtual except
 /// for `phys_to_virt`'s argument and `virt_to_phys`'s result.
 ///
-/// All callbacks are required except `dcache_clean_inval_poc` and
-/// `icache_inval_pou`, which may be NULL where the hardware needs no cache
-/// maintenance (as in the kernel). A missing one fails initialisation (and
-/// every later call) with `-PGW_EINVAL`.
+/// A host sets the callbacks of the operations it calls, as the kernel's
+/// hosts do (pKVM's host stage-2 has no `free_pages_exact`, as it is never
+/// destroyed; its guests' tables no `free_unlinked_table`). Each call
+/// checks those its operation may call before it changes anything, and
+/// refuses with `-PGW_EINVAL` if one is NULL:
+///
+/// - every call: `phys_to_virt` and `virt_to_phys`;
+/// - `__kvm_pgtable_stage2_init`: `zalloc_pages_exact` (and
+///   `free_pages_exact`, if set, for a root beyond the output size);
+/// - stage-2 map, `set_owner`, `pgw_stage2_fault_map` and
+///   `pgw_bind_stage2`: `zalloc_page`, `get_page`, `put_page`,
+///   `free_unlinked_table`;
+/// - unmap: `put_page`, `page_count`;
+/// - split and `create_unlinked`: `zalloc_page`, `get_page`, `put_page`;
+/// - destroy: `put_page`, `free_pages_exact`;
+/// - `kvm_pgtable_stage2_free_unlinked`: `put_page`;
+/// - walks, `get_leaf` and attribute changes: nothing more;
+/// - every hyp call: `zalloc_page`, `get_page`, `put_page`.
+///
+/// `dcache_clean_inval_poc` and `icache_inval_pou` may always be NULL,
+/// where the hardware needs no cache maintenance (as in the kernel).
 ///
 /// The library relies on the host keeping these promises (as the kernel
 /// does): pages are zeroed, page-aligned, and start with a reference count
@@ -187,8 +204,9 @@ pub(crate) const S2_IDMAP: u32 = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP 
 ///
 /// Each call reads the callbacks it uses from this structure as it goes,
 /// as the kernel does: it may change between calls, not during one (a
-/// required callback found NULL halfway through ends the call with
-/// `-PGW_ENOTRECOVERABLE`).
+/// checked callback found NULL halfway through ends the call with
+/// `-PGW_ENOTRECOVERABLE`, as does `free_pages_exact` missing where
+/// initialisation must give back a root).
 #[repr(C)]
 pub struct kvm_pgtable_mm_ops {
     /// A zeroed page of the table's granule (4, 16 or 64 KiB: as
@@ -292,7 +310,8 @@ pub type kvm_pgtable_force_pte_cb_t =
 ///
 /// Treat the fields as read-only after initialisation. Every call checks
 /// that `ia_bits` and `start_level` still agree with `mmu->vtcr` and that
-/// the callbacks are present (`-PGW_EINVAL` otherwise), but a `pgd` pointed
+/// the callbacks it may call are present (`-PGW_EINVAL` otherwise; see
+/// `struct kvm_pgtable_mm_ops`), but a `pgd` pointed
 /// elsewhere cannot be detected.
 ///
 /// Calls on one table do not nest. While a call on a table runs on a

@@ -17,7 +17,7 @@ use core::mem::{align_of, size_of};
 use crate::abi::{kvm_pgtable, kvm_pte_t, pgw_fault_outcome};
 use crate::convert::typed_prot;
 use crate::errno::{call, PGW_EFAULT, PGW_EINVAL};
-use crate::host::{take_view, TablePtr, View};
+use crate::host::{take_view, Needs, TablePtr, View};
 use crate::reentry::on_table;
 use crate::typed::{check_fault_map_flags, fault_map, fault_mkyoung, fault_relax, put};
 
@@ -50,8 +50,10 @@ const _: () = assert!(size_of::<Bound>() <= size_of::<pgw_bound_stage2>());
 const _: () = assert!(align_of::<Bound>() <= align_of::<pgw_bound_stage2>());
 
 /// Checks `pgt` as every call on it does (`-PGW_EFAULT` for NULL pointers,
-/// `-PGW_EINVAL` for a table that is not initialised, whose callbacks are
-/// missing or whose `ia_bits` and `start_level` disagree with
+/// `-PGW_EINVAL` for a table that is not initialised, that lacks a callback
+/// of the bound calls (a map's memory callbacks, see `struct
+/// kvm_pgtable_mm_ops`; the MMU's TLB callbacks) or whose `ia_bits` and
+/// `start_level` disagree with
 /// `mmu->vtcr`, `-PGW_EDEADLK` from inside a call on it) and keeps what the
 /// calls need in `*out`, for `pgw_bound_fault_map`,
 /// `pgw_bound_fault_relax_perms` and `pgw_bound_fault_mkyoung`. Returns 0
@@ -78,7 +80,7 @@ pub unsafe extern "C" fn pgw_bind_stage2(
             return Err(-PGW_EFAULT);
         }
         // SAFETY: the caller's contract on `pgt`.
-        let view = take_view(unsafe { TablePtr::new(pgt) })?;
+        let view = take_view(unsafe { TablePtr::new(pgt) }, Needs::Map)?;
         let bound = Bound {
             magic: MAGIC,
             pgt,

@@ -27,7 +27,7 @@ use crate::abi::*;
 use crate::convert::{kernel_range, kind_of, kvm_prot, visit_flags, visit_kind, Halt, Kind};
 use crate::errno::*;
 use crate::host::{
-    table_virt, with_fresh_view, with_view, CHost, Cache, MmFns, TablePtr, TlbFns, View,
+    table_virt, with_fresh_view, with_view, CHost, Cache, MmFns, Needs, TablePtr, TlbFns, View,
 };
 use crate::hyp::{hyp_get_leaf, is_hyp, with_hyp};
 use crate::reentry::on_table;
@@ -271,7 +271,7 @@ pub unsafe extern "C" fn kvm_pgtable_walk(
         }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let lw = LegacyWalker {
                 cb,
                 arg: w.arg,
@@ -323,9 +323,11 @@ pub extern "C" fn kvm_pgtable_stage2_pgd_size(vtcr: u64) -> usize {
 /// Returns 0, `-PGW_ENOMEM` when the root cannot be allocated, and (where
 /// the kernel would not check) `-PGW_EFAULT` for a NULL pointer and
 /// `-PGW_EINVAL` for a VTCR_EL2 the architecture does not allow or a
-/// missing callback (among the eleven memory callbacks only the two cache
-/// ones may be NULL; `mmu`'s TLB callbacks are required but
-/// `tlb_flush_vmid_ipa_nsh`). On error `pgt` and `mmu` are left as they
+/// missing callback (of the memory callbacks, initialisation needs
+/// `zalloc_pages_exact` and the two conversions, and each later call those
+/// of its operation: see `struct kvm_pgtable_mm_ops`; `mmu`'s TLB
+/// callbacks are required but `tlb_flush_vmid_ipa_nsh`). On error `pgt`
+/// and `mmu` are left as they
 /// were.
 ///
 /// # Safety
@@ -349,7 +351,7 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
         // may not initialise it again under that call's feet.
         on_table(pgt, ptr::null(), || {
             // SAFETY: NULL or valid (the caller's contract).
-            let mm = unsafe { MmFns::from_c(mm_ops) }?;
+            let mm = unsafe { MmFns::from_c(mm_ops, Needs::Root) }?;
             // SAFETY: as above.
             let tlb = unsafe { TlbFns::from_c(mmu) }?;
             // SAFETY: `from_c` refused a NULL `mmu`.
@@ -408,7 +410,7 @@ pub(crate) unsafe fn destroy(pgt: *mut kvm_pgtable) -> c_int {
         let table = unsafe { TablePtr::new(pgt) };
         // A view of its own: the one a thread keeps for its next call must
         // never be the one dropped.
-        with_fresh_view(table, |v| {
+        with_fresh_view(table, Needs::Destroy, |v| {
             // Dropping the core's table is what destroys it: this is the one
             // place a view is let go of that way.
             // SAFETY: `v.table` is not used again: the view goes right after
@@ -517,7 +519,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_map(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Map, |v| {
             let force = force_pte(v, addr, size, prot);
             if v.flags & S2_IDMAP != 0 && addr != phys {
                 return Err(-PGW_EINVAL);
@@ -595,7 +597,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_set_owner(
         }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Map, |v| {
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(0);
             };
@@ -630,7 +632,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_unmap(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Unmap, |v| {
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(0);
             };
@@ -665,7 +667,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_wrprotect(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(0);
             };
@@ -695,7 +697,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_mkyoung(pgt: *mut kvm_pgtable, addr:
     guard_or(0, || {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let geometry = *v.table.geometry();
             let Some((ipa, _)) = kernel_range(&geometry, addr, 1)? else {
                 return Ok(0);
@@ -734,7 +736,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_test_clear_young(
     guard_or(false, || {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(false);
             };
@@ -775,7 +777,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
         let p = kvm_prot(prot) & (Prot::RW | Prot::X);
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             kernel_range(v.table.geometry(), addr, 1)?;
             match v
                 .table
@@ -808,7 +810,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_flush(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(0);
             };
@@ -846,7 +848,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_split(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Split, |v| {
             let Some((ipa, len)) = kernel_range(v.table.geometry(), addr, size)? else {
                 return Ok(0);
             };
@@ -923,7 +925,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_create_unlinked(
     guard_or(on_panic, || {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        match with_view(pgt, |v| {
+        match with_view(pgt, Needs::Split, |v| {
             let mut cache = unlinked_cache(mc);
             create_unlinked(v, phys, level, kvm_prot(prot), &mut cache, force_pte)
         }) {
@@ -944,8 +946,9 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_create_unlinked(
 /// The table is read in the format (granule, LPA2) `mm_ops` was bound to
 /// by `__kvm_pgtable_stage2_init`. A NULL `pgtable`, one not aligned to the
 /// granule, a level that is not one of the format's table levels (from its
-/// first level, -1, 0 or 1, up to 2), missing callbacks or an `mm_ops` no
-/// initialisation used leave everything alone.
+/// first level, -1, 0 or 1, up to 2), a NULL `put_page`, `phys_to_virt` or
+/// `virt_to_phys`, or an `mm_ops` no initialisation used leave everything
+/// alone.
 ///
 /// # Safety
 ///
@@ -962,7 +965,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_free_unlinked(
             return Err(-PGW_EFAULT);
         }
         // SAFETY: NULL or valid (the caller's contract).
-        let mm = unsafe { MmFns::from_c(mm_ops) }?;
+        let mm = unsafe { MmFns::from_c(mm_ops, Needs::FreeUnlinked) }?;
         let format = crate::formats::bound(mm_ops).ok_or(-PGW_EINVAL)?;
         let level = Level::new(level)
             .filter(|l| *l >= format.first_level() && l.get() <= 2)
@@ -1008,7 +1011,7 @@ pub unsafe extern "C" fn kvm_pgtable_get_leaf(
         }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let (leaf, l) = v.table.shared().get_leaf(Ipa(addr)).map_err(from_error)?;
             // SAFETY: NULL is skipped; otherwise valid for writes (the
             // caller's contract).

@@ -14,9 +14,11 @@ use pgwalk::{Ipa, MemoryOps, PhysAddr, Stage2};
 
 use crate::abi::{kvm_pgtable, kvm_pgtable_mm_ops, kvm_pte_t, kvm_s2_mmu};
 use crate::errno::{PGW_EFAULT, PGW_EINVAL};
+pub(crate) use crate::needs::Needs;
 use crate::reentry::on_table;
 
-/// A `struct kvm_pgtable_mm_ops` whose required callbacks were found set.
+/// A `struct kvm_pgtable_mm_ops` found to have the callbacks of the
+/// operation at hand (see `needs.rs`).
 ///
 /// The callbacks are not copied out: every use reads its callback from the
 /// C structure, as the kernel's walker does, so that a call costs no more
@@ -46,27 +48,20 @@ fn missing(name: &str) -> ! {
 
 impl MmFns {
     /// Checks the callbacks: `-PGW_EFAULT` for a NULL `ops`, `-PGW_EINVAL`
-    /// for a missing required callback.
+    /// when one that the operation may call is missing.
     ///
     /// # Safety
     ///
     /// `ops` is NULL or points to a `struct kvm_pgtable_mm_ops` that stays
     /// readable, and is not written, for as long as the value is used.
     #[inline(always)]
-    pub(crate) unsafe fn from_c(ops: *const kvm_pgtable_mm_ops) -> Result<MmFns, c_int> {
+    pub(crate) unsafe fn from_c(
+        ops: *const kvm_pgtable_mm_ops,
+        needs: Needs,
+    ) -> Result<MmFns, c_int> {
         let ops = NonNull::new(ops.cast_mut()).ok_or(-PGW_EFAULT)?;
         // SAFETY: not NULL, so readable (the caller's contract).
-        let o = unsafe { ops.as_ref() };
-        let required = o.zalloc_page.is_some()
-            & o.zalloc_pages_exact.is_some()
-            & o.free_pages_exact.is_some()
-            & o.free_unlinked_table.is_some()
-            & o.get_page.is_some()
-            & o.put_page.is_some()
-            & o.page_count.is_some()
-            & o.phys_to_virt.is_some()
-            & o.virt_to_phys.is_some();
-        if !required {
+        if !needs.met_by(unsafe { ops.as_ref() }) {
             return Err(-PGW_EINVAL);
         }
         Ok(MmFns(ops))
@@ -390,7 +385,8 @@ pub(crate) struct Parts {
 }
 
 /// Reads `pgt`: `-PGW_EFAULT` for NULL pointers, `-PGW_EINVAL` for a
-/// table that is not initialised or whose callbacks are missing.
+/// table that is not initialised, that lacks a memory callback `needs`
+/// names, or whose MMU lacks a required TLB callback.
 ///
 /// # Safety
 ///
@@ -398,7 +394,7 @@ pub(crate) struct Parts {
 /// written, nor are its `mm_ops` and its `mmu`'s callbacks, while the
 /// parts are used.
 #[inline(always)]
-unsafe fn parts(pgt: *const kvm_pgtable) -> Result<Parts, c_int> {
+unsafe fn parts(pgt: *const kvm_pgtable, needs: Needs) -> Result<Parts, c_int> {
     // SAFETY: NULL is handled by `as_ref`; otherwise the caller's contract.
     let p = unsafe { pgt.as_ref() }.ok_or(-PGW_EFAULT)?;
     if p.pgd.is_null() {
@@ -406,7 +402,7 @@ unsafe fn parts(pgt: *const kvm_pgtable) -> Result<Parts, c_int> {
     }
     // SAFETY: `mm_ops` and `mmu` were set by initialisation (the caller's
     // contract); NULL is refused inside.
-    let mm = unsafe { MmFns::from_c(p.mm_ops) }?;
+    let mm = unsafe { MmFns::from_c(p.mm_ops, needs) }?;
     // SAFETY: as above.
     let tlb = unsafe { TlbFns::from_c(p.mmu) }?;
     // SAFETY: `from_c` checked that `mmu` is not NULL.
@@ -533,7 +529,8 @@ impl TablePtr {
 /// before anything but the root pointer is read, when this thread is
 /// already inside a call on it (from one of its callbacks). The other
 /// errors are [`parts`]' and [`build`]'s: every field is read and checked
-/// on every call.
+/// on every call, the memory callbacks as far as the operation, `needs`,
+/// may call them.
 ///
 /// The view may be the one the thread's previous call built from the same
 /// key (see `view_cache.rs`), so `f` must not drop the table through it:
@@ -541,6 +538,7 @@ impl TablePtr {
 #[inline(always)]
 pub(crate) fn with_view<R>(
     pgt: TablePtr,
+    needs: Needs,
     f: impl FnOnce(&mut View) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
     // Inlined, as the closures inside: one function from the boundary's
@@ -548,6 +546,7 @@ pub(crate) fn with_view<R>(
     // through memory.
     on_parts(
         pgt,
+        needs,
         #[inline(always)]
         |parts, pgd| {
             crate::view_cache::with_cached(
@@ -570,17 +569,20 @@ pub(crate) fn with_view<R>(
 /// for `kvm_pgtable_stage2_destroy`, which drops the table through it.
 pub(crate) fn with_fresh_view<R>(
     pgt: TablePtr,
+    needs: Needs,
     f: impl FnOnce(&mut View) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
-    // SAFETY: as in `with_view`.
-    on_parts(pgt, |parts, pgd| f(&mut unsafe { build(parts, pgd) }?))
+    on_parts(pgt, needs, |parts, pgd| {
+        // SAFETY: as in `with_view`.
+        f(&mut unsafe { build(parts, pgd) }?)
+    })
 }
 
 /// The view of `pgt`, built and checked as [`with_view`] builds it, by
 /// value: for a binding that keeps it (`pgw_bind_stage2`).
-pub(crate) fn take_view(pgt: TablePtr) -> Result<View, c_int> {
+pub(crate) fn take_view(pgt: TablePtr, needs: Needs) -> Result<View, c_int> {
     // SAFETY: as in `with_view`.
-    on_parts(pgt, |parts, pgd| unsafe { build(parts, pgd) })
+    on_parts(pgt, needs, |parts, pgd| unsafe { build(parts, pgd) })
 }
 
 /// The one body of the functions above: `f` given the parts of `pgt` and
@@ -588,6 +590,7 @@ pub(crate) fn take_view(pgt: TablePtr) -> Result<View, c_int> {
 #[inline(always)]
 fn on_parts<R>(
     pgt: TablePtr,
+    needs: Needs,
     f: impl FnOnce(&Parts, PhysAddr) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
     let pgt = pgt.0;
@@ -602,7 +605,7 @@ fn on_parts<R>(
         #[inline(always)]
         || {
             // SAFETY: `TablePtr::new`'s contract is `parts`'.
-            let parts = unsafe { parts(pgt) }?;
+            let parts = unsafe { parts(pgt, needs) }?;
             // SAFETY: a callback the host registered for exactly this; it only
             // converts an address.
             let root =

@@ -19,7 +19,7 @@ use pgwalk::Ipa;
 use crate::abi::{kvm_pgtable, kvm_pte_t, pgw_leaf_run, pgw_leaf_run_fn, PGW_LEAF_RUN_MAX};
 use crate::convert::Halt;
 use crate::errno::{call, is_errno_or_zero, PGW_EBADMSG, PGW_EFAULT};
-use crate::host::{with_view, TablePtr};
+use crate::host::{with_view, Needs, TablePtr};
 
 type RunFn = unsafe extern "C" fn(*const pgw_leaf_run) -> c_int;
 
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn pgw_walk_leaf_runs(
         let cb = cb.ok_or(-PGW_EFAULT)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let mut runs = Runs {
                 ptes: [0; PGW_LEAF_RUN_MAX],
                 count: 0,

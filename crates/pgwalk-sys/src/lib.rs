@@ -67,6 +67,7 @@ mod formats;
 mod host;
 mod hyp;
 mod leaf_runs;
+mod needs;
 mod panic;
 mod reentry;
 mod typed;

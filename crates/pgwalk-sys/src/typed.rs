@@ -17,7 +17,7 @@ use crate::abi::*;
 use crate::compat::destroy;
 use crate::convert::{typed_prot as prot_of, visit_flags, Halt};
 use crate::errno::*;
-use crate::host::{with_view, CHost, Cache, TablePtr, View};
+use crate::host::{with_view, CHost, Cache, Needs, TablePtr, View};
 
 /// A typed visitor's action, checked against the capability `Self`.
 trait Typed: Capability {
@@ -219,7 +219,7 @@ pub unsafe extern "C" fn pgw_walk(
         let cap = pgw_capability::try_from(w.capability).map_err(|_| -PGW_EINVAL)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let (arg, flags) = (w.arg, w.flags);
             let r = match cap {
                 pgw_capability::PGW_EXCLUSIVE => {
@@ -287,7 +287,7 @@ pub unsafe extern "C" fn pgw_stage2_fault_map(
         check_fault_map_flags(flags)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Map, |v| {
             let o = fault_map(v, addr, size, phys, prot, mc, flags)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(outcome, o) };
@@ -385,7 +385,7 @@ pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let o = fault_relax(v, addr, p)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(outcome, o) };
@@ -413,7 +413,7 @@ pub unsafe extern "C" fn pgw_stage2_fault_mkyoung(
         }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let o = fault_mkyoung(v, addr)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(outcome, o) };
@@ -439,7 +439,7 @@ pub unsafe extern "C" fn pgw_stage2_mkyoung(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let f = v.table.shared().mkyoung(Ipa(addr)).map_err(from_error)?;
             if !found.is_null() {
                 // SAFETY: not NULL; the caller's contract.
@@ -471,7 +471,7 @@ pub unsafe extern "C" fn pgw_stage2_test_clear_young(
         }
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             let h = v.table.shared();
             let y = if mkold {
                 h.clear_young(Ipa(addr), size)
@@ -507,7 +507,7 @@ pub unsafe extern "C" fn pgw_stage2_wrprotect(
     call(|| {
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Conversions, |v| {
             // The caller's, as the doc says.
             v.table
                 .shared()
@@ -562,7 +562,7 @@ pub unsafe extern "C" fn pgw_stage2_create_unlinked(
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, |v| {
+        with_view(pgt, Needs::Split, |v| {
             let va =
                 crate::compat::create_unlinked(v, phys, level, p, &mut Cache::of(mc), force_pte)?;
             // SAFETY: checked not NULL; the caller's contract.

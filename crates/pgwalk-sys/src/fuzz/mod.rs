@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::abi::*;
 use crate::compat::*;
 use crate::errno::*;
-use crate::host::{with_view, TablePtr};
+use crate::host::{with_view, Needs, TablePtr};
 use crate::hyp::*;
 use model::{Op, Snapshot};
 use pool::Pool;
@@ -148,7 +148,8 @@ impl Tables {
     pub(super) fn check(&mut self) -> Result<pgwalk::check::TableReport, String> {
         // SAFETY: an initialised table, used by no other call.
         let pgt = unsafe { TablePtr::new(self.s2()) };
-        let report = with_view(pgt, |v| {
+        // The check reads page counts, as unmap does.
+        let report = with_view(pgt, Needs::Unmap, |v| {
             Ok(v.table.exclusive().check_with(|pa| Pool::holds(pa.get())))
         })
         .map_err(|e| format!("no view of the table: {e}"))?
