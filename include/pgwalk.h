@@ -934,6 +934,12 @@ struct kvm_pgtable_visit_ctx {
  *
  * A visitor may not call the library on the table being walked: such a call
  * returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
+ *
+ * `ctx` is valid for the visit only, and `const`: one context serves every
+ * visit of a walk, its entry fields (`ptep`, `old`, `addr`, `level`)
+ * written afresh each time and the walker's (`arg`, `mm_ops`, `start`,
+ * `end`, `flags`) once, so a visitor that cast the `const` away and wrote
+ * those would find its own values there at its next visit.
  */
 typedef int (*kvm_pgtable_visitor_fn_t)(const struct kvm_pgtable_visit_ctx *ctx,
                                         kvm_pgtable_walk_flags visit);

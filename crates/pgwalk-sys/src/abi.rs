@@ -402,6 +402,12 @@ pub struct kvm_pgtable_visit_ctx {
 ///
 /// A visitor may not call the library on the table being walked: such a call
 /// returns `-PGW_EDEADLK` and changes nothing (see `struct kvm_pgtable`).
+///
+/// `ctx` is valid for the visit only, and `const`: one context serves every
+/// visit of a walk, its entry fields (`ptep`, `old`, `addr`, `level`)
+/// written afresh each time and the walker's (`arg`, `mm_ops`, `start`,
+/// `end`, `flags`) once, so a visitor that cast the `const` away and wrote
+/// those would find its own values there at its next visit.
 pub type kvm_pgtable_visitor_fn_t = Option<
     unsafe extern "C" fn(ctx: *const kvm_pgtable_visit_ctx, visit: kvm_pgtable_walk_flags) -> c_int,
 >;

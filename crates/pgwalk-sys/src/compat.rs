@@ -131,27 +131,44 @@ impl LegacyWalker {
         self.flags & WALK_HANDLE_FAULT != 0
     }
 
-    /// Calls the visitor on entry `e` of a walk over `start..end`, as the
-    /// kernel calls it, with a context that lives across the call.
+    /// The visitor's context for a walk over `start..end`, its entry
+    /// fields left for [`visit`](Self::visit) to fill in.
+    fn context(&self, start: u64, end: u64) -> kvm_pgtable_visit_ctx {
+        kvm_pgtable_visit_ctx {
+            ptep: core::ptr::null_mut(),
+            old: 0,
+            arg: self.arg,
+            mm_ops: self.mm_ops,
+            start,
+            addr: 0,
+            end,
+            level: 0,
+            flags: self.flags,
+        }
+    }
+
+    /// Calls the visitor on entry `e`, as the kernel calls it, with `c`
+    /// from [`context`](Self::context) of this walk.
+    ///
+    /// One context serves every visit of a walk, so that a visit writes the
+    /// entry's four fields and not the walker's five again: the kernel
+    /// passes it `const`, and a visitor that wrote it anyway would find its
+    /// own values in the walker's fields at its next visit (never a
+    /// problem for pgwalk, which reads nothing back from it).
     ///
     /// # Safety
     ///
     /// `cb` is the caller's visitor and `arg` its argument (the contract of
     /// `kvm_pgtable_walk`); `e.ptep` is the entry the walk is visiting.
-    unsafe fn visit(&self, start: u64, end: u64, e: LegacyEntry) -> c_int {
-        let c = kvm_pgtable_visit_ctx {
-            ptep: e.ptep,
-            old: e.old,
-            arg: self.arg,
-            mm_ops: self.mm_ops,
-            start,
-            addr: e.addr,
-            end,
-            level: e.level,
-            flags: self.flags,
-        };
-        // SAFETY: the caller's contract.
-        unsafe { (self.cb)(&c, e.visit) }
+    #[inline(always)]
+    unsafe fn visit(&self, c: &mut kvm_pgtable_visit_ctx, e: LegacyEntry) -> c_int {
+        c.ptep = e.ptep;
+        c.old = e.old;
+        c.addr = e.addr;
+        c.level = e.level;
+        // SAFETY: the caller's contract; the pointer may be written through
+        // (it comes from `&mut`), and nothing is read back from it.
+        unsafe { (self.cb)(core::ptr::from_mut(c).cast_const(), e.visit) }
     }
 }
 
@@ -174,6 +191,8 @@ fn legacy_walk<C: Legacy>(
         return Ok(0);
     };
     let end = start.get() + len;
+    let mut c = w.context(start.get(), end);
+    let c = &mut c;
     // `move`: the walker's arguments are copied into the visitor, where the
     // walk keeps them in registers across the C calls, rather than reread
     // through a reference after each one.
@@ -181,7 +200,7 @@ fn legacy_walk<C: Legacy>(
         let e = LegacyEntry::of(ctx);
         // SAFETY: the caller's walker (`kvm_pgtable_walk`'s contract), on
         // the entry this walk is visiting.
-        let code = unsafe { w.visit(start.get(), end, e) };
+        let code = unsafe { w.visit(c, e) };
         C::interpret(code, w.handles_fault())
     });
     Ok(legacy_code(walked))
@@ -217,11 +236,12 @@ unsafe fn legacy_hyp_walk(
             return Ok(0);
         };
         let end = start.get() + len;
+        let mut c = lw.context(start.get(), end);
         let walked = h.walk_with::<Halt, _>(Va(start.get()), len, visit_flags(lw.flags), |ctx| {
             let e = LegacyEntry::of(ctx);
             // SAFETY: the caller's walker (`kvm_pgtable_walk`'s contract),
             // on the entry this walk is visiting.
-            let code = unsafe { lw.visit(start.get(), end, e) };
+            let code = unsafe { lw.visit(&mut c, e) };
             Exclusive::interpret(code, lw.handles_fault())
         });
         Ok(legacy_code(walked))
