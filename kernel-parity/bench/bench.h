@@ -51,6 +51,12 @@ struct bench_side {
 	int (*split)(void *t, uint64_t ipa, uint64_t pages);
 	/* kvm_pgtable_stage2_set_owner of the range, owner 1. */
 	int (*set_owner)(void *t, uint64_t ipa, uint64_t pages);
+	/* The walk row's visitor on the same entries, called by a plain loop
+	 * over the last-level tables that floor_prepare finds beforehand: what
+	 * calling C once per entry costs with no walk around it. The same code
+	 * on both sides. */
+	int (*floor_prepare)(void *t, uint64_t ipa, uint64_t pages);
+	int (*walk_floor)(void *t, uint64_t ipa, uint64_t pages, uint64_t *valid);
 	/* The same rows through the typed C API (pgw_*); NULL where the side
 	 * has none (Linux) or the API has no such operation. */
 	int (*pgw_walk)(void *t, uint64_t ipa, uint64_t pages, uint64_t *valid);

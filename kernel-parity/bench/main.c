@@ -13,8 +13,8 @@
  *                               relax, unmap, mkyoung, young, split, owner,
  *                               runs: the walk row's count through
  *                               pgw_walk_leaf_runs, pgw only)
- *   linux-bench --impl IMPL     one implementation (linux, kvm, pgw), for
- *                               callgrind --toggle-collect=bench_timed
+ *   linux-bench --impl IMPL     one implementation (linux, kvm, pgw, floor),
+ *                               for callgrind --toggle-collect=bench_timed
  *   linux-bench --pages N       N pages instead of 262,144 (a multiple of
  *                               512, at most 262,144)
  *
@@ -23,7 +23,9 @@
  *   result ROW IMPL NS_PER_PAGE TLBI_PER_PAGE DCACHE_PER_PAGE
  *
  * (IMPL: linux, kvm = pgwalk's kvm_pgtable_* API, pgw = pgwalk's typed C
- * API, its fault-path rows through pgw_bind_stage2's binding), then a table
+ * API, its fault-path rows through pgw_bind_stage2's binding; floor = the
+ * walk row's visitor called on the same entries by a plain loop: what
+ * calling C per entry costs with no walk around it), then a table
  * with the ratios. Each run checks what it did (return
  * codes, leaves counted, table pages in use), and Linux and pgwalk's
  * kvm_* layer must end each row with as many table pages, TLB
@@ -68,18 +70,21 @@ static const struct row {
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 
-/* An implementation of a row: a side, through its kvm_* or pgw_* API. */
+/* An implementation of a row: a side, through its kvm_* or pgw_* API; or
+ * for the walk row, its visitor called by a plain loop (no walker). */
 struct impl {
 	const char *name;
 	const struct bench_side *side;
 	bool typed;
+	bool floor;
 };
 static const struct impl impls[] = {
-	{ "linux", &bench_linux, false },
-	{ "kvm", &bench_pgwalk, false },
-	{ "pgw", &bench_pgwalk, true },
+	{ "linux", &bench_linux, false, false },
+	{ "kvm", &bench_pgwalk, false, false },
+	{ "pgw", &bench_pgwalk, true, false },
+	{ "floor", &bench_pgwalk, false, true },
 };
-#define NIMPLS 3
+#define NIMPLS 4
 
 static uint64_t pages = (1ull << 30) / BENCH_PAGE;
 
@@ -102,6 +107,8 @@ static bool has(const struct impl *im, enum op op)
 {
 	const struct bench_side *s = im->side;
 
+	if (im->floor)
+		return op == OP_WALK;
 	if (!im->typed)
 		return op != OP_RUNS;
 	switch (op) {
@@ -133,6 +140,8 @@ __attribute__((noinline)) int bench_timed(const struct impl *im, enum op op, voi
 	case OP_MAP:
 		return s->map(t, IPA_BASE, pages, PA_PAGES);
 	case OP_WALK:
+		if (im->floor)
+			return s->walk_floor(t, IPA_BASE, pages, valid);
 		return (im->typed ? s->pgw_walk : s->walk)(t, IPA_BASE, pages, valid);
 	case OP_WRPROTECT:
 		return s->wrprotect(t, IPA_BASE, pages);
@@ -181,6 +190,10 @@ static struct sample run(const struct impl *im, const struct row *r)
 	ret = 0;
 	switch (r->op) {
 	case OP_WALK:
+		ret = s->map(t, IPA_BASE, pages, PA_PAGES);
+		if (!ret && im->floor)
+			ret = s->floor_prepare(t, IPA_BASE, pages);
+		break;
 	case OP_RUNS:
 	case OP_WRPROTECT:
 	case OP_UNMAP:
@@ -352,5 +365,9 @@ int main(int argc, char **argv)
 		done[k][2] ? printf(" %.2f |", ns[k][2]) : printf(" — |");
 		done[k][0] && done[k][2] ? printf(" %.2f× |\n", ns[k][0] / ns[k][2]) : printf(" — |\n");
 	}
+	for (k = 0; k < (int)NROWS; k++)
+		if (done[k][3])
+			printf("\n%s: the visitor alone, called by a plain loop over the same entries: %.2f\n",
+			       rows[k].what, ns[k][3]);
 	return 0;
 }

@@ -41,10 +41,19 @@ _Static_assert(sizeof(struct kvm_mmu_memory_cache) == sizeof(struct bench_mc),
 #define MC_FULL (1 << 30)
 #define PROT_RW (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W)
 
+/* A last-level table of the walk row's range, for its floor. */
+struct leaf_table {
+	kvm_pte_t *entries;
+	uint64_t ipa;
+};
+
 struct table {
 	struct kvm_pgtable pgt;
 	struct kvm_s2_mmu mmu;
 	struct kvm_mmu_memory_cache mc;
+	/* The last-level tables found by floor_prepare. */
+	struct leaf_table *leaves;
+	size_t nleaves;
 #ifdef BENCH_SIDE_PGWALK
 	/* The pgw_* fault-path rows' binding of pgt. */
 	struct pgw_bound_stage2 bound;
@@ -136,6 +145,7 @@ static void destroy(void *p)
 	struct table *t = p;
 
 	kvm_pgtable_stage2_destroy(&t->pgt);
+	free(t->leaves);
 	free(t);
 }
 
@@ -165,6 +175,91 @@ static int walk(void *p, uint64_t ipa, uint64_t pages, uint64_t *valid)
 
 	*valid = 0;
 	return kvm_pgtable_walk(&t->pgt, ipa, pages * BENCH_PAGE, &w);
+}
+
+/* Records each last-level table the walk reaches (its TABLE_PRE visit at
+ * level 2). */
+static int collect_leaf_tables(const struct kvm_pgtable_visit_ctx *ctx,
+			       enum kvm_pgtable_walk_flags visit)
+{
+	struct table *t = ctx->arg;
+	struct leaf_table *l;
+
+	(void)visit;
+	if (ctx->level != KVM_PGTABLE_LAST_LEVEL - 1)
+		return 0;
+	l = realloc(t->leaves, (t->nleaves + 1) * sizeof(*l));
+	if (!l)
+		return -1;
+	t->leaves = l;
+	l[t->nleaves].entries = ctx->mm_ops->phys_to_virt(ctx->old & KVM_PTE_ADDR_MASK);
+	l[t->nleaves].ipa = ctx->addr;
+	t->nleaves++;
+	return 0;
+}
+
+static int floor_prepare(void *p, uint64_t ipa, uint64_t pages)
+{
+	struct table *t = p;
+	struct kvm_pgtable_walker w = {
+		.cb = collect_leaf_tables,
+		.arg = t,
+		.flags = KVM_PGTABLE_WALK_TABLE_PRE,
+	};
+
+	return kvm_pgtable_walk(&t->pgt, ipa, pages * BENCH_PAGE, &w);
+}
+
+/* Reached through memory, so that the loop below calls it indirectly, as a
+ * walker calls its caller's visitor. */
+static int (*volatile floor_visitor)(const struct kvm_pgtable_visit_ctx *,
+				     enum kvm_pgtable_walk_flags) = count_valid;
+
+/*
+ * The walk row without a walk: its visitor called on its entries by a
+ * plain loop over the tables floor_prepare found, with the context a
+ * walker must give it (the walker's fields set once, the entry's four per
+ * entry): what the per-entry call costs by itself.
+ */
+static int walk_floor(void *p, uint64_t ipa, uint64_t pages, uint64_t *valid)
+{
+	struct table *t = p;
+	int (*cb)(const struct kvm_pgtable_visit_ctx *, enum kvm_pgtable_walk_flags) =
+		floor_visitor;
+	uint64_t end = ipa + pages * BENCH_PAGE;
+	struct kvm_pgtable_visit_ctx c = {
+		.arg = valid,
+		.mm_ops = &mm_ops,
+		.start = ipa,
+		.end = end,
+		.flags = KVM_PGTABLE_WALK_LEAF,
+	};
+	size_t k;
+
+	*valid = 0;
+	for (k = 0; k < t->nleaves; k++) {
+		uint64_t base = t->leaves[k].ipa;
+		uint64_t first = base < ipa ? (ipa - base) / BENCH_PAGE : 0;
+		uint64_t last = (end - base) / BENCH_PAGE;
+		/* Locals, kept in registers across the calls (the visitor may
+		 * write any memory it can reach). */
+		kvm_pte_t *e = t->leaves[k].entries + first;
+		kvm_pte_t *stop = t->leaves[k].entries + (last > 512 ? 512 : last);
+		uint64_t addr = base + first * BENCH_PAGE;
+
+		for (; e < stop; e++, addr += BENCH_PAGE) {
+			int ret;
+
+			c.ptep = e;
+			c.old = __atomic_load_n(e, __ATOMIC_RELAXED);
+			c.addr = addr;
+			c.level = KVM_PGTABLE_LAST_LEVEL;
+			ret = cb(&c, KVM_PGTABLE_WALK_LEAF);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
 }
 
 static int wrprotect(void *p, uint64_t ipa, uint64_t pages)
@@ -374,6 +469,8 @@ const struct bench_side SIDE = {
 	.test_clear_young = test_clear_young,
 	.split = split,
 	.set_owner = set_owner,
+	.floor_prepare = floor_prepare,
+	.walk_floor = walk_floor,
 #ifdef BENCH_SIDE_PGWALK
 	.pgw_walk = pgw_walk_rows,
 	.pgw_fault_in = pgw_fault_in,
