@@ -16,6 +16,6 @@ CC="${CC:-gcc}"
 cargo build --release -p pgwalk-sys --manifest-path "$root/Cargo.toml" >&2
 mkdir -p "$target/ffi-bench"
 "$CC" -std=c11 -O2 -Wall -Wextra -Werror -I "$root/include" -I "$here/support" \
-    "$here/bench_walk.c" "$here/support/host.c" \
+    "$here/bench_walk.c" "$here/support/host.c" "$here/support/check.c" \
     "$target/release/libpgwalk.a" -lpthread -ldl -lm -o "$target/ffi-bench/bench_walk"
 exec "$target/ffi-bench/bench_walk" "$@"

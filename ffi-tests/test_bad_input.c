@@ -17,43 +17,11 @@
 #define RW (KVM_PGTABLE_PROT_R | KVM_PGTABLE_PROT_W)
 #define SZ_2M (2ull << 20)
 
-/* A fingerprint of every non-zero entry: a table that changed shows. */
-struct print {
-	unsigned long entries;
-	uint64_t hash;
-};
-
-static int fingerprint_visit(const struct kvm_pgtable_visit_ctx *ctx,
-			     enum kvm_pgtable_walk_flags visit)
+static void same(struct vm *vm, struct table_print before, unsigned long pages, int line)
 {
-	struct print *p = ctx->arg;
+	struct table_print now = table_fingerprint(&vm->pgt);
 
-	(void)visit;
-	if (ctx->old) {
-		p->entries++;
-		p->hash = p->hash * 1000003u ^ ctx->addr ^ (ctx->old << 1) ^ (uint64_t)ctx->level;
-	}
-	return 0;
-}
-
-static struct print fingerprint(struct vm *vm)
-{
-	struct print p = { 0, 0 };
-	struct kvm_pgtable_walker w = {
-		.cb = fingerprint_visit,
-		.arg = &p,
-		.flags = KVM_PGTABLE_WALK_LEAF | KVM_PGTABLE_WALK_TABLE_PRE,
-	};
-
-	CHECK_EQ(kvm_pgtable_walk(&vm->pgt, 0, 1ull << 40, &w), 0);
-	return p;
-}
-
-static void same(struct vm *vm, struct print before, unsigned long pages, int line)
-{
-	struct print now = fingerprint(vm);
-
-	check_record(now.entries == before.entries && now.hash == before.hash, __FILE__, line,
+	check_record(table_print_eq(now, before), __FILE__, line,
 		     "table unchanged", (long long)now.entries, (long long)before.entries);
 	check_record(pool_stats().in_use == pages, __FILE__, line, "no page leaked",
 		     (long long)pool_stats().in_use, (long long)pages);
@@ -192,7 +160,7 @@ static void bad_bits(struct vm *vm)
 static void out_of_memory(struct vm *vm)
 {
 	struct kvm_mmu_memory_cache empty = { .nobjs = 0 }, one = { .nobjs = 1 };
-	struct print before = fingerprint(vm);
+	struct table_print before = table_fingerprint(&vm->pgt);
 	unsigned long pages = pool_stats().in_use;
 	pgw_fault_outcome o = 0;
 	kvm_pte_t *t;
@@ -308,12 +276,12 @@ static void changed_after_init(void)
 {
 	struct vm vm;
 	uint64_t vtcr;
-	struct print before;
+	struct table_print before;
 	unsigned long pages;
 
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
 	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, SZ_2M, GUEST_PA, RW, vm_mc(&vm), 0), 0);
-	before = fingerprint(&vm);
+	before = table_fingerprint(&vm.pgt);
 	pages = pool_stats().in_use;
 
 	/* A required TLB callback cleared after init: every call refuses,
@@ -390,7 +358,7 @@ static void cleared_during_a_call(void)
 int main(void)
 {
 	struct vm vm;
-	struct print before;
+	struct table_print before;
 	unsigned long pages;
 
 	pool_reset();
@@ -398,7 +366,7 @@ int main(void)
 	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, SZ_2M, GUEST_PA, RW, vm_mc(&vm), 0), 0);
 	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA + SZ_2M, PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm), 0),
 		 0);
-	before = fingerprint(&vm);
+	before = table_fingerprint(&vm.pgt);
 	pages = pool_stats().in_use;
 
 	null_pointers(&vm);

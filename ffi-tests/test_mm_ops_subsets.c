@@ -68,37 +68,14 @@ static void keep(unsigned mask)
 	}
 }
 
-/* A fingerprint of every non-zero entry, taken with every callback set. */
-struct print {
-	unsigned long entries;
-	uint64_t hash;
-};
-
-static int fingerprint_visit(const struct kvm_pgtable_visit_ctx *ctx,
-			     enum kvm_pgtable_walk_flags visit)
+/* The table's fingerprint, taken with every callback set. */
+static struct table_print fingerprint(struct vm *vm)
 {
-	struct print *p = ctx->arg;
-
-	(void)visit;
-	if (ctx->old) {
-		p->entries++;
-		p->hash = p->hash * 1000003u ^ ctx->addr ^ (ctx->old << 1) ^ (uint64_t)ctx->level;
-	}
-	return 0;
-}
-
-static struct print fingerprint(struct vm *vm)
-{
-	struct print p = { 0, 0 };
-	struct kvm_pgtable_walker w = {
-		.cb = fingerprint_visit,
-		.arg = &p,
-		.flags = KVM_PGTABLE_WALK_LEAF | KVM_PGTABLE_WALK_TABLE_PRE,
-	};
 	struct kvm_pgtable_mm_ops saved = ops;
+	struct table_print p;
 
 	keep(ALL);
-	CHECK_EQ(kvm_pgtable_walk(&vm->pgt, 0, 1ull << 40, &w), 0);
+	p = table_fingerprint(&vm->pgt);
 	ops = saved;
 	return p;
 }
@@ -215,7 +192,7 @@ static void each_operation(void)
 		fresh(&vm);
 		op->prepare(&vm);
 		for (bit = 1; bit & ALL; bit <<= 1) {
-			struct print before;
+			struct table_print before;
 			unsigned long in_use;
 
 			if (!(op->needs & bit))
@@ -259,7 +236,7 @@ static void walks_and_attributes(void)
 		.arg = &leaves,
 		.flags = KVM_PGTABLE_WALK_LEAF,
 	};
-	struct print before;
+	struct table_print before;
 	kvm_pte_t pte = 0;
 	int8_t level = 0;
 	struct vm vm;

@@ -228,41 +228,6 @@ static int init(struct kvm_pgtable *pgt, struct kvm_s2_mmu *mmu)
 
 /* --- What "nothing changed" means: the same leaves and table pages. ------ */
 
-struct print {
-	unsigned long entries;
-	uint64_t hash;
-};
-
-static int print_visit(const struct kvm_pgtable_visit_ctx *ctx, enum kvm_pgtable_walk_flags visit)
-{
-	struct print *p = ctx->arg;
-
-	(void)visit;
-	if (ctx->old) {
-		p->entries++;
-		p->hash = p->hash * 1000003u ^ ctx->addr ^ (ctx->old << 1) ^ (uint64_t)ctx->level;
-	}
-	return 0;
-}
-
-static struct print fingerprint(struct kvm_pgtable *pgt)
-{
-	struct print p = { 0, 0 };
-	struct kvm_pgtable_walker w = {
-		.cb = print_visit,
-		.arg = &p,
-		.flags = LEAF | KVM_PGTABLE_WALK_TABLE_PRE,
-	};
-
-	CHECK_EQ(kvm_pgtable_walk(pgt, 0, 1ull << 40, &w), 0);
-	return p;
-}
-
-static int same_print(struct print a, struct print b)
-{
-	return a.entries == b.entries && a.hash == b.hash;
-}
-
 /* --- Every function that takes the table, called on pgt_a from inside. --- */
 
 static int nop_visit(const struct kvm_pgtable_visit_ctx *ctx, enum kvm_pgtable_walk_flags visit)
@@ -395,7 +360,7 @@ static void from_every_walker(void)
 {
 	static const uint32_t kinds[] = { LEAF, LEAF | SHARED, LEAF | FAULT };
 	static const uint32_t caps[] = { PGW_EXCLUSIVE, PGW_SHARED, PGW_HANDLES_FAULT };
-	struct print before = fingerprint(&pgt_a);
+	struct table_print before = table_fingerprint(&pgt_a);
 	long pages = live;
 
 	for (unsigned i = 0; i < 3; i++) {
@@ -407,7 +372,7 @@ static void from_every_walker(void)
 		CHECK_EQ(visits, 4);
 		CHECK_EQ(refused, 30);
 		CHECK_EQ(attempted, 33);
-		CHECK(same_print(fingerprint(&pgt_a), before));
+		CHECK(table_print_eq(table_fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
 	for (unsigned i = 0; i < 3; i++) {
@@ -422,7 +387,7 @@ static void from_every_walker(void)
 		CHECK_EQ(res.status, PGW_WALK_COMPLETED);
 		CHECK_EQ(visits, 4);
 		CHECK_EQ(refused, 30);
-		CHECK(same_print(fingerprint(&pgt_a), before));
+		CHECK(table_print_eq(table_fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
 	{
@@ -433,7 +398,7 @@ static void from_every_walker(void)
 		CHECK_EQ(runs, 1);
 		CHECK_EQ(refused, 30);
 		CHECK_EQ(attempted, 33);
-		CHECK(same_print(fingerprint(&pgt_a), before));
+		CHECK(table_print_eq(table_fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
 }
@@ -474,7 +439,7 @@ static int misbehaves(const struct kvm_pgtable_visit_ctx *ctx, enum kvm_pgtable_
 static void use_after_free_cases(void)
 {
 	static const enum misdeed all[] = { UNMAP, MAP_BLOCK, DESTROY };
-	struct print before = fingerprint(&pgt_a);
+	struct table_print before = table_fingerprint(&pgt_a);
 	long pages = live;
 
 	for (unsigned i = 0; i < 3; i++) {
@@ -485,7 +450,7 @@ static void use_after_free_cases(void)
 		CHECK_EQ(m.nested, -PGW_EDEADLK);
 		CHECK_EQ(m.visits, 4);
 		CHECK(pgt_a.pgd != NULL);
-		CHECK(same_print(fingerprint(&pgt_a), before));
+		CHECK(table_print_eq(table_fingerprint(&pgt_a), before));
 		CHECK_EQ(live, pages);
 	}
 }

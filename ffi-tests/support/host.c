@@ -1,5 +1,7 @@
 #include "host.h"
 
+#include "check.h"
+
 #include <string.h>
 
 static _Alignas(4096) unsigned char pool_mem[POOL_PAGES][PAGE_SIZE];
@@ -305,4 +307,35 @@ struct kvm_mmu_memory_cache *vm_mc(struct vm *vm)
 {
 	vm->mc.nobjs = 4 * POOL_PAGES;
 	return &vm->mc;
+}
+
+static int fingerprint_visit(const struct kvm_pgtable_visit_ctx *ctx,
+			     enum kvm_pgtable_walk_flags visit)
+{
+	struct table_print *p = ctx->arg;
+
+	(void)visit;
+	if (ctx->old) {
+		p->entries++;
+		p->hash = p->hash * 1000003u ^ ctx->addr ^ (ctx->old << 1) ^ (uint64_t)ctx->level;
+	}
+	return 0;
+}
+
+struct table_print table_fingerprint(struct kvm_pgtable *pgt)
+{
+	struct table_print p = { 0, 0 };
+	struct kvm_pgtable_walker w = {
+		.cb = fingerprint_visit,
+		.arg = &p,
+		.flags = KVM_PGTABLE_WALK_LEAF | KVM_PGTABLE_WALK_TABLE_PRE,
+	};
+
+	CHECK_EQ(kvm_pgtable_walk(pgt, 0, 1ull << 40, &w), 0);
+	return p;
+}
+
+int table_print_eq(struct table_print a, struct table_print b)
+{
+	return a.entries == b.entries && a.hash == b.hash;
 }

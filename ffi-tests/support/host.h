@@ -99,4 +99,17 @@ struct kvm_mmu_memory_cache *vm_mc(struct vm *vm);
 /* Forgets the logged TLB callback calls (the counters stay). */
 void tlbi_clear(struct vm *vm);
 
+/* A fingerprint of every non-zero entry of a table, as kvm_pgtable_walk
+ * visits them (address, old value, level): two prints differ when the
+ * table changed. */
+struct table_print {
+	unsigned long entries;
+	uint64_t hash;
+};
+
+/* Walks the whole 40-bit IPA space of `pgt` with the table's own mm_ops;
+ * a walk that fails is a failed check. */
+struct table_print table_fingerprint(struct kvm_pgtable *pgt);
+int table_print_eq(struct table_print a, struct table_print b);
+
 #endif
