@@ -110,6 +110,22 @@ static void callbacks_changed(struct vm *a, struct vm *b)
 	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
 	CHECK_EQ(counted, 0);
 
+	/* The same mm_ops, its phys_to_virt changed in place between calls
+	 * (the one callback a call reads once, at its start): the next call
+	 * uses the new one, and the one after the old one again. */
+	ops.phys_to_virt = host_mm_ops.phys_to_virt;
+	a->pgt.mm_ops = &ops;
+	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+	ops.phys_to_virt = counting_phys_to_virt;
+	counted = 0;
+	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+	CHECK(counted > 0);
+	ops.phys_to_virt = host_mm_ops.phys_to_virt;
+	counted = 0;
+	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+	CHECK_EQ(counted, 0);
+	a->pgt.mm_ops = &host_mm_ops;
+
 	/* Pointed at b's MMU (same VTCR_EL2), a's invalidations go to b's
 	 * callbacks; pointed back, to a's. */
 	unsigned long ta = a->tlbi_ipa_nsh + a->tlbi_ipa, tb = b->tlbi_ipa_nsh + b->tlbi_ipa;

@@ -655,14 +655,17 @@ typedef uint64_t kvm_pte_t;
  * The library relies on the host keeping these promises (as the kernel
  * does): pages are zeroed, page-aligned, and start with a reference count
  * of 1; `put_page` frees a page when its count reaches zero; `phys_to_virt`
- * and `virt_to_phys` are inverse for every page handed out; the callbacks
- * may be called from several threads at once under shared walks.
+ * and `virt_to_phys` are inverse for every page handed out, and give the
+ * same answers for as long as it stays handed out (the kernel converts a
+ * root once, at initialisation); the callbacks may be called from several
+ * threads at once under shared walks.
  *
  * Each call reads the callbacks it uses from this structure as it goes,
  * as the kernel does: it may change between calls, not during one (a
  * checked callback found NULL halfway through ends the call with
  * `-PGW_ENOTRECOVERABLE`, as does `free_pages_exact` missing where
- * initialisation must give back a root).
+ * initialisation must give back a root). `phys_to_virt` and
+ * `virt_to_phys`, which every call needs, are read once, at its start.
  */
 struct kvm_pgtable_mm_ops {
   /**
@@ -1203,9 +1206,10 @@ extern "C" {
  * or that errno; `*out` is written only on 0.
  *
  * The binding keeps `pgt`'s root, geometry, flags and `force_pte_cb` as
- * they are now, and the addresses of its `mm_ops` and `mmu`, whose
- * callbacks it reads at each use as every call does: bind again after
- * changing `pgt`, or after pointing it at other `mm_ops` or another MMU.
+ * they are now, its `mm_ops`' `phys_to_virt` and `virt_to_phys`, and the
+ * addresses of its `mm_ops` and `mmu`, whose other callbacks it reads at
+ * each use as every call does: bind again after changing `pgt` or those
+ * two callbacks, or after pointing it at other `mm_ops` or another MMU.
  * `kvm_pgtable_*` calls on `pgt` may go on beside the binding's: they
  * change the same table.
  *

@@ -199,14 +199,17 @@ pub(crate) const S2_IDMAP: u32 = kvm_pgtable_stage2_flags::KVM_PGTABLE_S2_IDMAP 
 /// The library relies on the host keeping these promises (as the kernel
 /// does): pages are zeroed, page-aligned, and start with a reference count
 /// of 1; `put_page` frees a page when its count reaches zero; `phys_to_virt`
-/// and `virt_to_phys` are inverse for every page handed out; the callbacks
-/// may be called from several threads at once under shared walks.
+/// and `virt_to_phys` are inverse for every page handed out, and give the
+/// same answers for as long as it stays handed out (the kernel converts a
+/// root once, at initialisation); the callbacks may be called from several
+/// threads at once under shared walks.
 ///
 /// Each call reads the callbacks it uses from this structure as it goes,
 /// as the kernel does: it may change between calls, not during one (a
 /// checked callback found NULL halfway through ends the call with
 /// `-PGW_ENOTRECOVERABLE`, as does `free_pages_exact` missing where
-/// initialisation must give back a root).
+/// initialisation must give back a root). `phys_to_virt` and
+/// `virt_to_phys`, which every call needs, are read once, at its start.
 #[repr(C)]
 pub struct kvm_pgtable_mm_ops {
     /// A zeroed page of the table's granule (4, 16 or 64 KiB: as

@@ -60,9 +60,10 @@ const _: () = assert!(align_of::<Bound>() <= align_of::<pgw_bound_stage2>());
 /// or that errno; `*out` is written only on 0.
 ///
 /// The binding keeps `pgt`'s root, geometry, flags and `force_pte_cb` as
-/// they are now, and the addresses of its `mm_ops` and `mmu`, whose
-/// callbacks it reads at each use as every call does: bind again after
-/// changing `pgt`, or after pointing it at other `mm_ops` or another MMU.
+/// they are now, its `mm_ops`' `phys_to_virt` and `virt_to_phys`, and the
+/// addresses of its `mm_ops` and `mmu`, whose other callbacks it reads at
+/// each use as every call does: bind again after changing `pgt` or those
+/// two callbacks, or after pointing it at other `mm_ops` or another MMU.
 /// `kvm_pgtable_*` calls on `pgt` may go on beside the binding's: they
 /// change the same table.
 ///

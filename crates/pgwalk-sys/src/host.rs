@@ -20,15 +20,32 @@ use crate::reentry::on_table;
 /// A `struct kvm_pgtable_mm_ops` found to have the callbacks of the
 /// operation at hand (see `needs.rs`).
 ///
-/// The callbacks are not copied out: every use reads its callback from the
-/// C structure, as the kernel's walker does, so that a call costs no more
-/// than the checks (copying the fifteen callbacks of a call into Rust's
-/// own structures was a sixth of a one-page call's instructions). A
-/// callback found NULL at its use (the structure written during the call,
-/// which its documentation forbids) panics, and the boundary answers
-/// `-PGW_ENOTRECOVERABLE`: nothing calls through NULL.
+/// The callbacks are not copied out but for the two conversions: every use
+/// reads its callback from the C structure, as the kernel's walker does, so
+/// that a call costs no more than the checks (copying the fifteen callbacks
+/// of a call into Rust's own structures was a sixth of a one-page call's
+/// instructions). A callback found NULL at its use (the structure written
+/// during the call, which its documentation forbids) panics, and the
+/// boundary answers `-PGW_ENOTRECOVERABLE`: nothing calls through NULL.
+/// `phys_to_virt`, called at every level of every walk, is read and checked
+/// once per call instead (a twentieth of a one-page call), and
+/// `virt_to_phys` with it.
 #[derive(Clone, Copy)]
-pub(crate) struct MmFns(NonNull<kvm_pgtable_mm_ops>);
+pub(crate) struct MmFns {
+    ops: NonNull<kvm_pgtable_mm_ops>,
+    /// `phys_to_virt` as the call found it: the one callback of every
+    /// level of every walk, kept where the walk reads it without going
+    /// through the structure (or checking it again) per level.
+    p2v: PhysToVirt,
+    /// `virt_to_phys` as the call found it: the key of a kept view names
+    /// it (see [`Key`]).
+    v2p: VirtToPhys,
+}
+
+/// The type of `kvm_pgtable_mm_ops::phys_to_virt`.
+type PhysToVirt = unsafe extern "C" fn(phys: u64) -> *mut c_void;
+/// The type of `kvm_pgtable_mm_ops::virt_to_phys`.
+type VirtToPhys = unsafe extern "C" fn(addr: *mut c_void) -> u64;
 
 /// The callback `$f` of `$ops`, a NULL one a panic.
 macro_rules! callback {
@@ -61,23 +78,25 @@ impl MmFns {
     ) -> Result<MmFns, c_int> {
         let ops = NonNull::new(ops.cast_mut()).ok_or(-PGW_EFAULT)?;
         // SAFETY: not NULL, so readable (the caller's contract).
-        if !needs.met_by(unsafe { ops.as_ref() }) {
+        let c = unsafe { ops.as_ref() };
+        // Every `needs` has the conversions.
+        let (true, Some(p2v), Some(v2p)) = (needs.met_by(c), c.phys_to_virt, c.virt_to_phys) else {
             return Err(-PGW_EINVAL);
-        }
-        Ok(MmFns(ops))
+        };
+        Ok(MmFns { ops, p2v, v2p })
     }
 
     /// The C structure, as C passed it.
     #[inline(always)]
     fn ptr(&self) -> *mut kvm_pgtable_mm_ops {
-        self.0.as_ptr()
+        self.ops.as_ptr()
     }
 
     #[inline(always)]
     fn get(&self) -> &kvm_pgtable_mm_ops {
         // SAFETY: readable and unwritten while `self` is used (`from_c`'s
         // contract).
-        unsafe { self.0.as_ref() }
+        unsafe { self.ops.as_ref() }
     }
 }
 
@@ -180,14 +199,14 @@ impl CHost {
     /// a NULL-looking address).
     fn guest_virt(&self, pa: PhysAddr) -> *mut c_void {
         // SAFETY: the host's address conversion callback.
-        unsafe { callback!(self.mm.get(), phys_to_virt)(pa.get()) }
+        unsafe { (self.mm.p2v)(pa.get()) }
     }
 
     /// The physical address of the host's `va`.
     pub(crate) fn phys(&self, va: *mut c_void) -> PhysAddr {
         // SAFETY: a callback the host registered for exactly this; it only
         // converts an address.
-        PhysAddr(unsafe { callback!(self.mm.get(), virt_to_phys)(va) })
+        PhysAddr(unsafe { (self.mm.v2p)(va) })
     }
 
     fn tlb(&self) -> &TlbFns {
@@ -289,7 +308,7 @@ unsafe impl MemoryOps for CHost {
 
     fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
         // SAFETY: the host's address conversion callback.
-        let va = unsafe { callback!(self.mm.get(), phys_to_virt)(pa.get()) };
+        let va = unsafe { (self.mm.p2v)(pa.get()) };
         let va = NonNull::new(va.cast::<u8>())
             .unwrap_or_else(|| panic!("phys_to_virt({pa:?}) returned NULL"));
         assert!(
@@ -421,8 +440,11 @@ unsafe fn parts(pgt: *const kvm_pgtable, needs: Needs) -> Result<Parts, c_int> {
 
 /// Everything a [`View`] is a function of, besides the fields [`refresh`]
 /// copies on every call: equal keys build equal views. The root is known
-/// by its physical address, which the host's `virt_to_phys` gives afresh on
-/// every call, so the key holds no assumption about the host.
+/// by `pgd`, its virtual address, and the `virt_to_phys` that converts it:
+/// the view holds the physical address that callback gave when it was
+/// built, which `struct kvm_pgtable_mm_ops` promises stays the answer while
+/// the page is handed out (the kernel itself converts `pgd` once, at
+/// initialisation, for `VTTBR_EL2`).
 ///
 /// Words, compared all at once: a derived comparison of the fields became
 /// a call to `memcmp`.
@@ -430,7 +452,7 @@ unsafe fn parts(pgt: *const kvm_pgtable, needs: Needs) -> Result<Parts, c_int> {
 // compares keys.
 #[cfg_attr(not(feature = "std"), allow(dead_code))]
 #[derive(Clone, Copy)]
-pub(crate) struct Key([u64; 5]);
+pub(crate) struct Key([u64; 7]);
 
 #[cfg_attr(not(feature = "std"), allow(dead_code))]
 impl Key {
@@ -443,17 +465,19 @@ impl Key {
     /// A key for the view cache's own tests, `n` in every word.
     #[cfg(test)]
     pub(crate) fn test(n: u64) -> Key {
-        Key([n; 5])
+        Key([n; 7])
     }
 }
 
 impl Parts {
-    /// The key of the view these parts build, their root at `pgd`.
+    /// The key of the view these parts build.
     #[inline(always)]
-    fn key(&self, pgd: PhysAddr) -> Key {
+    fn key(&self) -> Key {
         Key([
-            pgd.get(),
+            self.pgd.addr() as u64,
             self.mm.ptr().addr() as u64,
+            self.mm.p2v as usize as u64,
+            self.mm.v2p as usize as u64,
             self.tlb.mmu().addr() as u64,
             self.vtcr,
             u64::from(self.ia_bits) | (self.start_level as u8 as u64) << 32,
@@ -461,19 +485,21 @@ impl Parts {
     }
 }
 
-/// Builds the view of the table `parts` were read from, its root at `pgd`:
-/// `-PGW_EINVAL` when `mmu->vtcr` is refused, disagrees with `ia_bits` and
+/// Builds the view of the table `parts` were read from: `-PGW_EINVAL`
+/// when `mmu->vtcr` is refused, disagrees with `ia_bits` and
 /// `start_level`, or the root is not aligned to its size.
 ///
 /// # Safety
 ///
 /// `parts` were read by [`parts`] from a table meeting [`TablePtr::new`]'s
-/// requirements, still met while the view is used, and `pgd` is the host's
-/// `virt_to_phys` of its root.
+/// requirements, still met while the view is used.
 // Inlined, so that the view is built where it is used instead of being
 // copied there (a `memcpy` of its 200 bytes per call).
 #[inline(always)]
-unsafe fn build(parts: &Parts, pgd: PhysAddr) -> Result<View, c_int> {
+unsafe fn build(parts: &Parts) -> Result<View, c_int> {
+    // SAFETY: a callback the host registered for exactly this; it only
+    // converts an address.
+    let pgd = PhysAddr(unsafe { (parts.mm.v2p)(parts.pgd.cast()) });
     let geometry = crate::vtcr_cache::geometry(parts.vtcr)?;
     if u32::from(geometry.ia_bits()) != parts.ia_bits
         || geometry.start_level().get() != parts.start_level
@@ -548,13 +574,13 @@ pub(crate) fn with_view<R>(
         pgt,
         needs,
         #[inline(always)]
-        |parts, pgd| {
+        |parts| {
             crate::view_cache::with_cached(
-                parts.key(pgd),
+                parts.key(),
                 // SAFETY: `on_parts` passes parts read under `TablePtr::new`'s
-                // contract and the root's address from `virt_to_phys`.
+                // contract.
                 #[inline(always)]
-                || unsafe { build(parts, pgd) },
+                || unsafe { build(parts) },
                 #[inline(always)]
                 |v| {
                     refresh(v, parts);
@@ -572,9 +598,9 @@ pub(crate) fn with_fresh_view<R>(
     needs: Needs,
     f: impl FnOnce(&mut View) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
-    on_parts(pgt, needs, |parts, pgd| {
+    on_parts(pgt, needs, |parts| {
         // SAFETY: as in `with_view`.
-        f(&mut unsafe { build(parts, pgd) }?)
+        f(&mut unsafe { build(parts) }?)
     })
 }
 
@@ -582,16 +608,16 @@ pub(crate) fn with_fresh_view<R>(
 /// value: for a binding that keeps it (`pgw_bind_stage2`).
 pub(crate) fn take_view(pgt: TablePtr, needs: Needs) -> Result<View, c_int> {
     // SAFETY: as in `with_view`.
-    on_parts(pgt, needs, |parts, pgd| unsafe { build(parts, pgd) })
+    on_parts(pgt, needs, |parts| unsafe { build(parts) })
 }
 
-/// The one body of the functions above: `f` given the parts of `pgt` and
-/// the physical address of its root, inside the call on the table.
+/// The one body of the functions above: `f` given the parts of `pgt`,
+/// inside the call on the table.
 #[inline(always)]
 fn on_parts<R>(
     pgt: TablePtr,
     needs: Needs,
-    f: impl FnOnce(&Parts, PhysAddr) -> Result<R, c_int>,
+    f: impl FnOnce(&Parts) -> Result<R, c_int>,
 ) -> Result<R, c_int> {
     let pgt = pgt.0;
     if pgt.is_null() {
@@ -606,11 +632,7 @@ fn on_parts<R>(
         || {
             // SAFETY: `TablePtr::new`'s contract is `parts`'.
             let parts = unsafe { parts(pgt, needs) }?;
-            // SAFETY: a callback the host registered for exactly this; it only
-            // converts an address.
-            let root =
-                PhysAddr(unsafe { callback!(parts.mm.get(), virt_to_phys)(parts.pgd.cast()) });
-            f(&parts, root)
+            f(&parts)
         },
     )
 }

@@ -7,12 +7,13 @@
 //! assembling the `Stage2`) was a third of a one-page call. A VM's calls
 //! find the same values every time. So each thread keeps the last view it
 //! built together with its key: everything the view is a function of (see
-//! `host::Key`), the root by the physical address the host's
-//! `virt_to_phys` gives on this very call. A call whose key equals the kept
-//! one uses the kept view; any other builds its own and keeps that.
-//! Nothing is trusted from an earlier call: every field is read and every
+//! `host::Key`), the root by its virtual address and the conversion
+//! callbacks. A call whose key equals the kept one uses the kept view; any
+//! other builds its own and keeps that. Every field is read and every
 //! required callback checked on every call, and only what follows from
-//! them alone is reused.
+//! them is reused: the decoded geometry, and the root's physical address,
+//! which `struct kvm_pgtable_mm_ops` promises `virt_to_phys` keeps giving
+//! for a page while it is handed out (so a hit costs no conversion call).
 //!
 //! A call that runs while the kept view is in use, from inside a callback
 //! of a call on another table or from a signal handler that interrupts

@@ -38,3 +38,50 @@ fn fault_relax_perms_outcomes() {
         "no leaf"
     );
 }
+
+/// The exception levels a prot lets execute from, as a set: bit 1 EL1,
+/// bit 0 EL0.
+fn exec_levels(p: Prot) -> u8 {
+    u8::from(p.el1_exec()) << 1 | u8::from(p.el0_exec())
+}
+
+// Execution is granted per exception level (FEAT_XNX): relaxing adds the
+// levels asked for to those the leaf had, from every XN state, and takes
+// none away.
+#[test]
+fn relax_perms_adds_execution_per_exception_level() {
+    use pgwalk::descriptor::Exec;
+    use pgwalk::PhysAddr;
+
+    let execs = [Prot::empty(), Prot::PX, Prot::UX, Prot::X];
+    for from in execs {
+        for add in execs {
+            for rw in [Prot::empty(), Prot::R, Prot::W] {
+                let mut t = table(40);
+                t.exclusive()
+                    .map(Ipa(0), K4, PhysAddr(RAM), Prot::R | from, &mut ())
+                    .unwrap();
+                let f = t.fault_handler();
+                let outcome = f.relax_perms(Ipa(0), add | rw).unwrap();
+                let (d, _) = f.as_shared().get_leaf(Ipa(0)).unwrap();
+                let got = match d.exec() {
+                    Exec::Both => 0b11,
+                    Exec::El1Only => 0b10,
+                    Exec::El0Only => 0b01,
+                    Exec::Never => 0b00,
+                };
+                let want = exec_levels(from) | exec_levels(add);
+                assert_eq!(got, want, "{from:?} + {add:?}");
+                assert!(d.readable());
+                assert_eq!(d.writable(), rw == Prot::W, "{from:?} + {add:?} + {rw:?}");
+                let added = want != exec_levels(from) || rw == Prot::W;
+                let expected = if added {
+                    TableOutcome::Fixed
+                } else {
+                    TableOutcome::Spurious
+                };
+                assert_eq!(outcome, expected, "{from:?} + {add:?} + {rw:?}");
+            }
+        }
+    }
+}

@@ -93,6 +93,37 @@ pub enum Exec {
     El1Only = 0b11,
 }
 
+/// The exception levels XN\[1:0\] = `xn` lets execute from, as a set: bit
+/// 1 for EL1, bit 0 for EL0.
+#[inline(always)]
+const fn xn_levels(xn: u64) -> u8 {
+    // Field `xn` of the byte's 2-bit fields: 0b11, 0b01, 0b00, 0b10.
+    (0b10_00_01_11u8 >> (2 * (xn & 0b11))) & 0b11
+}
+
+impl Exec {
+    /// The exception levels this lets execute from, as a set: bit 1 for
+    /// EL1, bit 0 for EL0.
+    #[inline(always)]
+    pub(crate) const fn levels(self) -> u8 {
+        xn_levels(self as u64)
+    }
+
+    /// The value that lets execute from exactly `levels` (as in
+    /// [`levels`](Self::levels); higher bits are ignored).
+    #[inline(always)]
+    pub(crate) const fn from_levels(levels: u8) -> Exec {
+        // Index `levels` of the byte's 2-bit fields: Never, El0Only,
+        // El1Only, Both.
+        match (0b00_11_01_10u8 >> (2 * (levels & 0b11))) & 0b11 {
+            0b00 => Exec::Both,
+            0b01 => Exec::El0Only,
+            0b10 => Exec::Never,
+            _ => Exec::El1Only,
+        }
+    }
+}
+
 impl Descriptor {
     /// A table descriptor of a `format` table pointing at `table`. Only the
     /// crate builds these: the walker follows them, so they must point at
@@ -261,17 +292,8 @@ impl Descriptor {
         }
         let s2ap = S2AP_R | S2AP_W;
         let lost_access = self.0 & s2ap & !new.0 != 0;
-        // The exception levels XN[1:0] lets execute from (FEAT_XNX), as a
-        // set: bit 0 for EL0, bit 1 for EL1.
-        const fn allowed(d: u64) -> u8 {
-            match (d & XN_MASK) >> XN_SHIFT {
-                0b00 => 0b11,
-                0b01 => 0b01,
-                0b11 => 0b10,
-                _ => 0b00,
-            }
-        }
-        let lost_exec = allowed(self.0) & !allowed(new.0) != 0;
+        let allowed = xn_levels((self.0 & XN_MASK) >> XN_SHIFT);
+        let lost_exec = allowed & !xn_levels((new.0 & XN_MASK) >> XN_SHIFT) != 0;
         lost_access || lost_exec
     }
 

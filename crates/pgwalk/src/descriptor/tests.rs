@@ -197,3 +197,35 @@ fn a_change_of_the_top_address_bits_needs_break_before_make() {
         assert!(!old.needs_break_to(old.with_writable(false)));
     }
 }
+
+/// Each XN value and the exception levels it lets execute from, as its
+/// documentation says: bit 1 EL1, bit 0 EL0.
+const EXEC_LEVELS: [(Exec, u8); 4] = [
+    (Exec::Both, 0b11),
+    (Exec::El1Only, 0b10),
+    (Exec::El0Only, 0b01),
+    (Exec::Never, 0b00),
+];
+
+#[test]
+fn exec_levels_both_ways() {
+    for (exec, levels) in EXEC_LEVELS {
+        assert_eq!(exec.levels(), levels, "{exec:?}");
+        assert_eq!(Exec::from_levels(levels), exec, "{levels:#b}");
+    }
+}
+
+#[test]
+fn removing_execution_at_either_level_removes_permissions() {
+    let base = leaf(Prot::RW, 3);
+    for (from, had) in EXEC_LEVELS {
+        for (to, has) in EXEC_LEVELS {
+            let lost = had & !has != 0;
+            assert_eq!(
+                base.with_exec(from).removes_permissions(base.with_exec(to)),
+                lost,
+                "{from:?} -> {to:?}"
+            );
+        }
+    }
+}

@@ -44,6 +44,7 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
 }
 
 /// `d` with the permissions in `prot` added.
+#[inline(always)]
 fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
     let mut d = d;
     if prot.contains(Prot::R) {
@@ -52,14 +53,11 @@ fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
     if prot.contains(Prot::W) {
         d = d.with_writable(true);
     }
-    let px = prot.el1_exec() || matches!(d.exec(), Exec::Both | Exec::El1Only);
-    let ux = prot.el0_exec() || matches!(d.exec(), Exec::Both | Exec::El0Only);
-    d.with_exec(match (px, ux) {
-        (true, true) => Exec::Both,
-        (true, false) => Exec::El1Only,
-        (false, true) => Exec::El0Only,
-        (false, false) => Exec::Never,
-    })
+    // Relaxing never takes a level away: as sets of exception levels, the
+    // leaf's execution is the union of what it allowed and what `prot`
+    // asks for.
+    let wanted = u8::from(prot.el1_exec()) << 1 | u8::from(prot.el0_exec());
+    d.with_exec(Exec::from_levels(d.exec().levels() | wanted))
 }
 
 impl<M: MemoryOps> Handle<'_, Shared, M> {
