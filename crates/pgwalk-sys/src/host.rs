@@ -28,7 +28,7 @@ use crate::reentry::on_table;
 /// during the call, which its documentation forbids) panics, and the
 /// boundary answers `-PGW_ENOTRECOVERABLE`: nothing calls through NULL.
 /// `phys_to_virt`, called at every level of every walk, is read and checked
-/// once per call instead (a twentieth of a one-page call), and
+/// once per call instead (12 of a relax_perms' 454 instructions), and
 /// `virt_to_phys` with it.
 #[derive(Clone, Copy)]
 pub(crate) struct MmFns {

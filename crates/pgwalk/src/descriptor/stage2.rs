@@ -97,8 +97,12 @@ pub enum Exec {
 /// 1 for EL1, bit 0 for EL0.
 #[inline(always)]
 const fn xn_levels(xn: u64) -> u8 {
-    // Field `xn` of the byte's 2-bit fields: 0b11, 0b01, 0b00, 0b10.
-    (0b10_00_01_11u8 >> (2 * (xn & 0b11))) & 0b11
+    match xn & 0b11 {
+        0b00 => 0b11,
+        0b01 => 0b01,
+        0b11 => 0b10,
+        _ => 0b00,
+    }
 }
 
 impl Exec {
@@ -113,13 +117,11 @@ impl Exec {
     /// [`levels`](Self::levels); higher bits are ignored).
     #[inline(always)]
     pub(crate) const fn from_levels(levels: u8) -> Exec {
-        // Index `levels` of the byte's 2-bit fields: Never, El0Only,
-        // El1Only, Both.
-        match (0b00_11_01_10u8 >> (2 * (levels & 0b11))) & 0b11 {
-            0b00 => Exec::Both,
+        match levels & 0b11 {
+            0b11 => Exec::Both,
+            0b10 => Exec::El1Only,
             0b01 => Exec::El0Only,
-            0b10 => Exec::Never,
-            _ => Exec::El1Only,
+            _ => Exec::Never,
         }
     }
 }

@@ -44,7 +44,6 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
 }
 
 /// `d` with the permissions in `prot` added.
-#[inline(always)]
 fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
     let mut d = d;
     if prot.contains(Prot::R) {
