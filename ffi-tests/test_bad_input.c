@@ -305,6 +305,12 @@ static void *broken_phys_to_virt(uint64_t phys)
 	return NULL;
 }
 
+/* virt_to_phys of the page holding the address. */
+static uint64_t page_virt_to_phys(void *addr)
+{
+	return host_mm_ops.virt_to_phys((void *)((uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1)));
+}
+
 static void broken_host(void)
 {
 	struct vm vm;
@@ -312,12 +318,25 @@ static void broken_host(void)
 	unsigned long pages = pool_stats().in_use;
 
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	/* A page mapped, so that a lookup converts the tables below the root
+	 * (a walk starts from pgd itself). */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm), 0), 0);
 	vm.pgt.mm_ops = &ops;
 	ops.phys_to_virt = broken_phys_to_virt;
 	fprintf(stderr, "test_bad_input: a panic message from a broken host is expected next\n");
 	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), -PGW_ENOTRECOVERABLE);
 	ops.phys_to_virt = host_mm_ops.phys_to_virt;
 	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), 0);
+	/* A pgd that is no page's address (not even 8-byte aligned), which a
+	 * sloppy virt_to_phys still takes to the root: refused, not read. */
+	kvm_pte_t *pgd = vm.pgt.pgd;
+	ops.virt_to_phys = page_virt_to_phys;
+	vm.pgt.pgd = (kvm_pte_t *)(void *)((char *)pgd + 4);
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), -PGW_EINVAL);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&vm.pgt, IPA, KVM_PGTABLE_PROT_R), -PGW_EINVAL);
+	vm.pgt.pgd = pgd;
+	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), 0);
+	ops.virt_to_phys = host_mm_ops.virt_to_phys;
 	/* A VTCR_EL2 changed under the table no longer matches it. */
 	vm.mmu.vtcr = 0x80023559; /* 39-bit IPA */
 	CHECK_EQ(kvm_pgtable_get_leaf(&vm.pgt, IPA, NULL, NULL), -PGW_EINVAL);

@@ -58,6 +58,11 @@ int main(void)
 	CHECK_EQ(pgw_set_panic_hook(hook), 0);
 	CHECK_EQ(pgw_set_reentry_slot(slot), 0);
 	CHECK_EQ(vm_init(&vm, VTCR_IPA40), 0);
+	/* A page mapped, so that a lookup converts the tables below the root
+	 * (a walk starts from pgd itself). */
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA, 4096, 0x100000000ull, KVM_PGTABLE_PROT_R,
+					vm_mc(&vm), 0),
+		 0);
 
 	/* A panic is still caught and returned; the hook is not called. */
 	vm.pgt.mm_ops = &ops;

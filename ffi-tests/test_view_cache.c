@@ -139,6 +139,41 @@ static void callbacks_changed(struct vm *a, struct vm *b)
 	CHECK_EQ(b->tlbi_ipa_nsh + b->tlbi_ipa, tb + 1);
 }
 
+/* A one-page call starts from pgd, as the kernel's walker does: it converts
+ * each table below the root (here a level-2 and a level-3 one), never the
+ * root itself. */
+static uint64_t converted[8];
+static void *recording_phys_to_virt(uint64_t phys)
+{
+	if (counted < 8)
+		converted[counted] = phys;
+	counted++;
+	return host_mm_ops.phys_to_virt(phys);
+}
+
+static void root_not_converted(struct vm *a)
+{
+	struct kvm_pgtable_mm_ops ops = host_mm_ops;
+	uint64_t root = a->mmu.pgd_phys, root_end = root + 2 * PAGE_SIZE;
+	int8_t level;
+
+	ops.phys_to_virt = recording_phys_to_virt;
+	a->pgt.mm_ops = &ops;
+	for (int call = 0; call < 3; call++) {
+		counted = 0;
+		if (call == 0)
+			CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+		else if (call == 1)
+			CHECK_EQ(kvm_pgtable_stage2_relax_perms(&a->pgt, IPA, KVM_PGTABLE_PROT_R), 0);
+		else
+			CHECK(kvm_pgtable_stage2_mkyoung(&a->pgt, IPA) & 1);
+		CHECK_EQ(counted, 2);
+		for (unsigned long i = 0; i < counted && i < 8; i++)
+			CHECK(converted[i] < root || converted[i] >= root_end);
+	}
+	a->pgt.mm_ops = &host_mm_ops;
+}
+
 /* flags and force_pte_cb, set after a call, rule the next one. */
 static bool force_all(uint64_t addr, uint64_t end, uint64_t prot)
 {
@@ -237,6 +272,7 @@ int main(void)
 	root_changed(&a, &b);
 	geometry_changed(&a);
 	callbacks_changed(&a, &b);
+	root_not_converted(&a);
 	flags_changed(&a);
 	nested_call(&a, &b);
 	recreated(&a);

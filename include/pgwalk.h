@@ -657,7 +657,8 @@ typedef uint64_t kvm_pte_t;
  * of 1; `put_page` frees a page when its count reaches zero; `phys_to_virt`
  * and `virt_to_phys` are inverse for every page handed out, and give the
  * same answers for as long as it stays handed out (the kernel converts a
- * root once, at initialisation); the callbacks may be called from several
+ * root once, at initialisation; its walks, and pgwalk's, start from `pgd`
+ * without converting it); the callbacks may be called from several
  * threads at once under shared walks.
  *
  * Each call reads the callbacks it uses from this structure as it goes,

@@ -181,11 +181,35 @@ pub(crate) struct CHost {
     tlb: Option<TlbFns>,
     /// The granule of the pages `zalloc_page` returns, and LPA2.
     format: TableFormat,
+    /// The table's root and `pgd`, its virtual address: the kernel's walker
+    /// starts from `pgd` without converting, and so does a walk here (a
+    /// host call and its checks fewer in every one-page call).
+    root: Option<(PhysAddr, NonNull<u8>)>,
 }
 
 impl CHost {
     pub(crate) fn new(mm: MmFns, tlb: Option<TlbFns>, format: TableFormat) -> CHost {
-        CHost { mm, tlb, format }
+        CHost {
+            mm,
+            tlb,
+            format,
+            root: None,
+        }
+    }
+
+    /// This host, for the table whose root is `pa`, at `pgd`: `None` when
+    /// `pgd` is NULL or not 8-byte aligned, which no page from the host's
+    /// allocator is.
+    ///
+    /// `pgd` is what `virt_to_phys` took to `pa`, so `phys_to_virt` gives it
+    /// back (`struct kvm_pgtable_mm_ops` promises both agree, and do not
+    /// change, while a page is handed out).
+    fn with_root(self, pa: PhysAddr, pgd: *mut kvm_pte_t) -> Option<CHost> {
+        let va = NonNull::new(pgd.cast::<u8>())?;
+        (va.as_ptr().align_offset(8) == 0).then_some(CHost {
+            root: Some((pa, va)),
+            ..self
+        })
     }
 
     /// The host's virtual address for `pa`, checked.
@@ -229,11 +253,16 @@ impl CHost {
 
 // SAFETY: the promises `MemoryOps` asks for are the ones `struct
 // kvm_pgtable_mm_ops` documents for the C host (zeroed pages of the
-// granule `mmu->vtcr` names, aligned to it, starting at count 1; `phys_to_virt` mapping them for as long as they are
-// allocated; `put_page` freeing at zero; `free_unlinked_table` waiting for
-// a grace period). What can be checked here is checked, with a panic that
-// the boundary turns into an error: NULL or misaligned pointers from
-// `phys_to_virt`, and allocations not aligned to their size.
+// granule `mmu->vtcr` names, aligned to it, starting at count 1;
+// `phys_to_virt` mapping them for as long as they are allocated, and
+// agreeing with `virt_to_phys`, so that the root's `pgd`, which
+// `virt_to_phys` took to the root, is where `phys_to_virt` maps it, as
+// `root_to_virt` answers; `put_page` freeing at zero;
+// `free_unlinked_table` waiting for a grace period). What can be checked
+// here is checked, with a panic that the boundary turns into an error:
+// NULL or misaligned pointers from `phys_to_virt` (and a NULL or
+// misaligned `pgd` refused when the view is built), and allocations not
+// aligned to their size.
 unsafe impl MemoryOps for CHost {
     type PagePool = Cache;
 
@@ -320,6 +349,16 @@ unsafe impl MemoryOps for CHost {
             "phys_to_virt({pa:?}) returned a pointer that is not 8-byte aligned"
         );
         va
+    }
+
+    // The root's address as the table keeps it, instead of a conversion.
+    // Any other page (an unlinked table's root, say) is converted.
+    #[inline(always)]
+    fn root_to_virt(&self, root: PhysAddr) -> NonNull<u8> {
+        match self.root {
+            Some((pa, va)) if pa == root => va,
+            _ => self.phys_to_virt(root),
+        }
     }
 
     fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
@@ -494,7 +533,8 @@ impl Parts {
 
 /// Builds the view of the table `parts` were read from: `-PGW_EINVAL`
 /// when `mmu->vtcr` is refused, disagrees with `ia_bits` and
-/// `start_level`, or the root is not aligned to its size.
+/// `start_level`, the root is not aligned to its size, or `pgd` is not
+/// 8-byte aligned.
 ///
 /// # Safety
 ///
@@ -516,7 +556,9 @@ unsafe fn build(parts: &Parts) -> Result<View, c_int> {
     if !pgd.is_aligned(geometry.root_size() as u64) {
         return Err(-PGW_EINVAL);
     }
-    let host = CHost::new(parts.mm, Some(parts.tlb), geometry.format());
+    let host = CHost::new(parts.mm, Some(parts.tlb), geometry.format())
+        .with_root(pgd, parts.pgd)
+        .ok_or(-PGW_EINVAL)?;
     // SAFETY: the root and the table below it were built by this library
     // through the same host callbacks (the caller's contract, checked as far
     // as possible above), and the `ManuallyDrop` keeps this view from

@@ -27,7 +27,9 @@ use crate::geometry::{Level, TableFormat};
 ///   reference count of 1;
 /// - [`phys_to_virt`](Self::phys_to_virt) maps every such page to memory
 ///   valid for reads and writes of its whole size, 8-byte aligned, for as
-///   long as the page is allocated;
+///   long as the page is allocated, and
+///   [`root_to_virt`](Self::root_to_virt) maps a table's root to the same
+///   memory;
 /// - [`put_page`](Self::put_page) frees a page only when its count drops to
 ///   zero, [`page_count`](Self::page_count) reports the count, and no count
 ///   ever wraps round (a [`get_page`](Self::get_page) that would overflow
@@ -304,6 +306,16 @@ pub unsafe trait MemoryOps {
 
     /// Where the host can read and write the page at `pa`.
     fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8>;
+
+    /// [`phys_to_virt`](Self::phys_to_virt) of the root of a table, where
+    /// every one-page walk (a fault, a permission change) starts: a host
+    /// that keeps the root's virtual address (as the kernel's `struct
+    /// kvm_pgtable` keeps `pgd`) returns it here without converting. The
+    /// default converts.
+    #[inline(always)]
+    fn root_to_virt(&self, root: PhysAddr) -> NonNull<u8> {
+        self.phys_to_virt(root)
+    }
 
     /// Cleans and invalidates the data cache to the point of coherency for
     /// `size` bytes of guest memory at `pa`, before it is mapped cacheable.

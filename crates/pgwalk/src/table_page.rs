@@ -49,6 +49,22 @@ impl<'a> TablePage<'a> {
         TablePage { entries, pa }
     }
 
+    /// [`new`](Self::new) for the root of a table, through
+    /// [`MemoryOps::root_to_virt`].
+    ///
+    /// # Safety
+    ///
+    /// As [`new`](Self::new), and `pa` is the root of a table that `mm`
+    /// serves.
+    #[inline(always)]
+    pub(crate) unsafe fn new_root<M: MemoryOps>(mm: &'a M, pa: PhysAddr, entries: usize) -> Self {
+        let base = mm.root_to_virt(pa).cast::<AtomicU64>();
+        // SAFETY: as in `new`: `MemoryOps` promises that `root_to_virt` maps
+        // a root to the memory `phys_to_virt` maps it to.
+        let entries = unsafe { core::slice::from_raw_parts(base.as_ptr(), entries) };
+        TablePage { entries, pa }
+    }
+
     /// The page's physical address.
     #[inline(always)]
     pub(crate) fn pa(&self) -> PhysAddr {

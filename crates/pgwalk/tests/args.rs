@@ -57,3 +57,31 @@ fn errors_for_bad_input_leave_the_table_alone() {
     );
     check(&mut t);
 }
+
+#[test]
+fn one_page_operations_beyond_the_input_size_name_the_page() {
+    let t = table(40);
+    let page_at = |start: u64| Error::OutOfRange {
+        start,
+        end: start.saturating_add(K4),
+        ia_bits: 40,
+    };
+    let top = !(K4 - 1);
+    for (addr, want) in [
+        ((1 << 40) + 0x123, page_at(1 << 40)),
+        (1 << 52, page_at(1 << 52)),
+        (u64::MAX, page_at(top)),
+    ] {
+        let ipa = Ipa(addr);
+        let s = t.shared();
+        assert_eq!(s.relax_perms(ipa, Prot::W), Err(want), "{addr:#x}");
+        assert_eq!(s.mkyoung(ipa), Err(want), "{addr:#x}");
+        let f = t.fault_handler();
+        assert_eq!(f.relax_perms(ipa, Prot::W), Err(want), "{addr:#x}");
+        assert_eq!(f.mkyoung(ipa), Err(want), "{addr:#x}");
+        assert_eq!(f.kvm().mkyoung(ipa).map(|(o, _)| o), Err(want), "{addr:#x}");
+    }
+    // The last page below the limit is in range.
+    let last = Ipa((1 << 40) - 1);
+    assert_eq!(t.shared().mkyoung(last), Ok(false));
+}

@@ -140,6 +140,7 @@ fn every_geometry_matches_the_architecture_and_round_trips() {
                         assert_eq!(Geometry::from_vtcr(g.vtcr()), Ok(g), "{g:?}");
                         assert!((1..=MAX_ROOT_PAGES).contains(&g.root_pages()));
                         assert_eq!(g.format(), format);
+                        assert_eq!(g.root_shift(), g.level_shift(g.start_level()), "{g:?}");
                     }
                 }
             }

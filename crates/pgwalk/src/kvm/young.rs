@@ -8,6 +8,7 @@ use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
+use crate::walk::Span;
 
 impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
     /// Sets the access flag on the leaf translating `ipa`, as the fault
@@ -16,14 +17,10 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
     /// walker changed it first: [`TableOutcome::Retry`]).
     #[inline]
     pub fn mkyoung(&self, ipa: Ipa) -> Result<(TableOutcome, Descriptor), Error> {
-        let page = self.handle.geometry().granule().size();
         let mut seen = Descriptor::INVALID;
-        let (walked, changed) = self.handle.update_leaves(
-            self.handle.page_of(ipa),
-            page,
-            |d| d.with_young(true),
-            |d, _| seen = d,
-        )?;
+        let (walked, changed) =
+            self.handle
+                .update_leaves(Span::Page(ipa), |d| d.with_young(true), |d, _| seen = d)?;
         let outcome = TableOutcome::from_walk(walked, changed);
         let old = match outcome {
             TableOutcome::Retry => Descriptor::INVALID,

@@ -12,7 +12,7 @@ use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::geometry::Level;
 use crate::memory::MemoryOps;
-use crate::walk::WalkFlags;
+use crate::walk::{Span, WalkFlags};
 
 impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     /// Applies `update` to every valid leaf in the range; `seen` gets each
@@ -26,15 +26,13 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     #[inline(always)]
     pub(crate) fn update_leaves(
         &self,
-        ipa: Ipa,
-        size: u64,
+        span: Span,
         update: impl Fn(Descriptor) -> Descriptor,
         mut seen: impl FnMut(Descriptor, Level),
     ) -> Result<(Walked<C>, bool), Error> {
         let mut changed = false;
-        let walked = self.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.run_span::<Error, _>(
+            span,
             WalkFlags::LEAF,
             // Inlined into the walker's leaf loop: it runs once per page.
             #[inline(always)]
@@ -56,12 +54,6 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
             },
         )?;
         Ok((walked, changed))
-    }
-
-    /// The page of `ipa`: what the single-page operations walk.
-    pub(crate) fn page_of(&self, ipa: Ipa) -> Ipa {
-        let page = self.geometry().granule().size();
-        Ipa(ipa.get() & !(page - 1))
     }
 }
 

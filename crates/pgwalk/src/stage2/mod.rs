@@ -61,7 +61,7 @@ use crate::capability::{Capability, Exclusive, HandlesFault, Shared, Visit, Walk
 use crate::error::Error;
 use crate::geometry::Geometry;
 use crate::memory::MemoryOps;
-use crate::walk::{self, Root, VisitCtx, WalkFlags};
+use crate::walk::{self, Root, Span, VisitCtx, WalkFlags};
 
 /// A stage-2 translation table: its geometry, its root and the host's
 /// operations (`struct kvm_pgtable`).
@@ -298,7 +298,23 @@ impl<'t, C: Capability, M: MemoryOps> Handle<'t, C, M> {
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
     {
-        walk::walk(self.table.walk_root(), addr, size, flags, visitor)
+        self.run_span(Span::Range(addr, size), flags, visitor)
+    }
+
+    /// [`run`](Self::run) of a [`Span`]: for the one-page operations,
+    /// [`Span::Page`].
+    #[inline(always)]
+    pub(crate) fn run_span<E, F>(
+        &self,
+        span: Span,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<C>, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut VisitCtx<'_, C, M>) -> Visit<C, E>,
+    {
+        walk::walk_span(self.table.walk_root(), span, flags, visitor)
     }
 }
 

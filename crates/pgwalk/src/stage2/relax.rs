@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
+use crate::walk::Span;
 
 impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     /// Relaxes permissions on the leaf at `ipa`, then invalidates its TLB
@@ -21,11 +22,9 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
         if prot.intersects(!(Prot::RW | Prot::X | Prot::PX | Prot::UX)) {
             return Err(Error::InvalidProt("relax_perms adds R, W and X only"));
         }
-        let page = self.geometry().granule().size();
         let mut level = None;
         let (walked, changed) = self.update_leaves(
-            self.page_of(ipa),
-            page,
+            Span::Page(ipa),
             |d| relaxed(d, prot),
             |_, l| level = Some(l),
         )?;

@@ -7,6 +7,7 @@ use crate::addr::Ipa;
 use crate::capability::{Exclusive, Shared, Walked};
 use crate::error::Error;
 use crate::memory::MemoryOps;
+use crate::walk::Span;
 
 impl<'t, M: MemoryOps> Handle<'t, Shared, M> {
     /// Removes write permission from every leaf in `size` bytes at `ipa`
@@ -18,8 +19,11 @@ impl<'t, M: MemoryOps> Handle<'t, Shared, M> {
     pub fn wrprotect(&self, ipa: Ipa, size: u64) -> Result<TlbFlush<'t, M>, Error> {
         check_range(self.geometry(), ipa, size)?;
         let flush = TlbFlush::new(self.mm(), ipa, size);
-        let (Walked::Completed, _) =
-            self.update_leaves(ipa, size, |d| d.with_writable(false), |_, _| {})?;
+        let (Walked::Completed, _) = self.update_leaves(
+            Span::Range(ipa, size),
+            |d| d.with_writable(false),
+            |_, _| {},
+        )?;
         Ok(flush)
     }
 }

@@ -12,19 +12,15 @@ use crate::capability::{Exclusive, HandlesFault, Shared, Walked};
 use crate::error::Error;
 use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
+use crate::walk::Span;
 
 impl<M: MemoryOps> Handle<'_, Shared, M> {
     /// Sets the access flag on the leaf at `ipa` (`kvm_pgtable_stage2_mkyoung`).
     /// Returns whether a valid leaf was there.
     pub fn mkyoung(&self, ipa: Ipa) -> Result<bool, Error> {
-        let page = self.geometry().granule().size();
         let mut found = false;
-        let (Walked::Completed, _) = self.update_leaves(
-            self.page_of(ipa),
-            page,
-            |d| d.with_young(true),
-            |_, _| found = true,
-        )?;
+        let (Walked::Completed, _) =
+            self.update_leaves(Span::Page(ipa), |d| d.with_young(true), |_, _| found = true)?;
         Ok(found)
     }
 
@@ -45,8 +41,7 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
         check_range(self.geometry(), ipa, size)?;
         let mut young = false;
         let (Walked::Completed, _) = self.update_leaves(
-            ipa,
-            size,
+            Span::Range(ipa, size),
             |d| if clear { d.with_young(false) } else { d },
             |d, _| young |= d.young(),
         )?;
@@ -88,9 +83,8 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// [`Retry`](TableOutcome::Retry) if there was no valid leaf or another
     /// walker changed it first.
     pub fn mkyoung(&self, ipa: Ipa) -> Result<TableOutcome, Error> {
-        let page = self.geometry().granule().size();
         let (walked, changed) =
-            self.update_leaves(self.page_of(ipa), page, |d| d.with_young(true), |_, _| {})?;
+            self.update_leaves(Span::Page(ipa), |d| d.with_young(true), |_, _| {})?;
         Ok(TableOutcome::from_walk(walked, changed))
     }
 }

@@ -64,15 +64,25 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
     Ok((start, end))
 }
 
+/// What a walk covers.
+#[derive(Clone, Copy)]
+pub(crate) enum Span {
+    /// `addr..addr + size`, page-aligned outwards.
+    Range(Ipa, u64),
+    /// The page holding the address: what the calls a running VM makes
+    /// most (a fault, a permission change) walk, known to be one page
+    /// where the walk is written, so that neither the range arithmetic and
+    /// its overflow checks nor the choice between the one-page descent and
+    /// the range walk is left for run time.
+    Page(Ipa),
+}
+
 /// Walks `addr..addr + size` (page-aligned outwards) of the table at `root`.
 ///
 /// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
 /// invalidations and the walk, if one was skipped, invalidates its whole
 /// range once when it ends: finished, stopped, or unwinding from a
 /// visitor's panic.
-// Inlined into each operation (each has its own visitor type, so its own
-// copy of this function anyway): its flags are then constants, and the
-// one-page descent keeps its walker and the visitor's state in registers.
 #[inline(always)]
 pub(crate) fn walk<C, M, D, E, F>(
     root: Root<'_, M>,
@@ -88,7 +98,54 @@ where
     E: From<Error>,
     F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
 {
-    let (start, end) = page_range(root.geometry, addr, size)?;
+    walk_span(root, Span::Range(addr, size), flags, visitor)
+}
+
+/// [`walk`] of a [`Span`]. A page beyond the input size is the same
+/// [`Error::OutOfRange`] as the range of that page.
+// Inlined into each operation (each has its own visitor type, so its own
+// copy of this function anyway): its flags are then constants, and the
+// one-page descent keeps its walker and the visitor's state in registers.
+#[inline(always)]
+pub(crate) fn walk_span<C, M, D, E, F>(
+    root: Root<'_, M>,
+    span: Span,
+    flags: WalkFlags,
+    visitor: F,
+) -> Result<Walked<C>, E>
+where
+    C: Capability,
+    M: MemoryOps,
+    D: Pte,
+    E: From<Error>,
+    F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
+{
+    let page = root.geometry.granule().size();
+    let (start, end, one) = match span {
+        Span::Range(addr, size) => {
+            let (start, end) = page_range(root.geometry, addr, size)?;
+            // A walk of one page with no post-order visit descends
+            // straight to its entry, without the range loop and the
+            // recursion.
+            (start, end, end - start == page)
+        }
+        Span::Page(addr) => {
+            let start = addr.get() & !(page - 1);
+            // Both ends are page-aligned, so the page fits below the
+            // limit exactly when it starts below it; and it cannot wrap
+            // around (the limit is far below the top of the address space).
+            if start >= root.geometry.ia_limit() {
+                return Err(Error::OutOfRange {
+                    start,
+                    end: start.saturating_add(page),
+                    ia_bits: root.geometry.ia_bits(),
+                }
+                .into());
+            }
+            (start, start + page, true)
+        }
+    };
+    let one = one && !flags.contains(WalkFlags::TABLE_POST);
     let owed = Cell::new(false);
     // Only an update of a SKIP_BBM_TLBI walk sets `owed`: other walks
     // (their flags are constants here) carry no guard at all.
@@ -113,11 +170,6 @@ where
     };
     let level = root.geometry.start_level();
     let entries = root.geometry.root_entries();
-    // A walk of one page with no post-order visit (a fault, a permission
-    // change, a lookup: the calls a running VM makes most) descends
-    // straight to its entry, without the range loop and the recursion.
-    let one =
-        end - start == root.geometry.granule().size() && !flags.contains(WalkFlags::TABLE_POST);
     let run = || {
         // Each branch has a walker of its own: the range walk hands its
         // walker to a function that is not inlined (it recurses), and a
@@ -125,7 +177,7 @@ where
         // descent too, its flags and visitor reloaded after every host
         // call instead of folding into the code.
         if one {
-            walker(visitor).walk_one(root.pgd, level, entries)
+            walker(visitor).walk_one(root.pgd, entries)
         } else {
             walker(visitor).walk_table(root.pgd, level, entries)
         }
@@ -281,25 +333,23 @@ where
     /// post-order visits: one entry per level, so a loop down the levels
     /// instead of a range loop per table and a recursion per level.
     #[inline(always)]
-    fn walk_one(&mut self, table: PhysAddr, level: Level, entries: usize) -> Result<Flow<C>, E> {
+    fn walk_one(&mut self, root: PhysAddr, entries: usize) -> Result<Flow<C>, E> {
         let granule = self.geometry.granule();
         // What a level costs is kept to what a kernel walker does: the
         // shift moves down by the granule's bits per level instead of being
-        // computed from the level, and only the root can be concatenated.
+        // computed from the level (the root's is kept in the geometry), and
+        // only the root can be concatenated.
         let bits = granule.bits_per_level();
-        let mut shift = self.geometry.level_shift(level);
-        let mut counted_in = holder(
-            table,
-            self.geometry.index(self.addr, level, entries),
-            entries,
-            granule,
-        );
-        let (mut table, mut level, mut entries) = (table, level, entries);
+        let mut level = self.geometry.start_level();
+        let mut shift = self.geometry.root_shift();
+        let root_idx = ((self.addr >> shift) as usize) & (entries - 1);
+        let mut counted_in = holder(root, root_idx, entries, granule);
+        let mut entries = entries;
+        // SAFETY: as in `walk_table`, `root` being the table's root. The
+        // host may know its address without a conversion, as the kernel's
+        // walker does (it starts from `pgd`).
+        let mut page = unsafe { TablePage::new_root(self.mm, root, entries) };
         loop {
-            // SAFETY: as in `walk_table`: `table` is the root or was read
-            // from a table descriptor this walk found linked, `entries`
-            // long, and stays allocated for the walk.
-            let page = unsafe { TablePage::new(self.mm, table, entries) };
             let idx = ((self.addr >> shift) as usize) & (entries - 1);
             if level.is_last() {
                 return self.walk_leaves(page, idx, idx + 1);
@@ -307,11 +357,14 @@ where
             match self.pre_visit(page.entry(idx), counted_in, level, 1 << shift)? {
                 Pre::Done(flow) => return Ok(flow),
                 Pre::Descend(child) => {
-                    table = child;
                     counted_in = child;
                     level = level.next();
                     entries = granule.entries();
                     shift -= bits;
+                    // SAFETY: as in `walk_table`: `child` was read from a
+                    // table descriptor this walk found linked, a full
+                    // table, and stays allocated for the walk.
+                    page = unsafe { TablePage::new(self.mm, child, entries) };
                 }
             }
         }
