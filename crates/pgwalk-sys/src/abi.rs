@@ -264,10 +264,15 @@ pub struct kvm_pgtable_mm_ops {
 /// `__kvm_tlb_flush_vmid_ipa`, `__kvm_tlb_flush_vmid_ipa_nsh` and
 /// `__kvm_tlb_flush_vmid`, and its helper `kvm_tlb_flush_vmid_range`. All
 /// but `tlb_flush_vmid_ipa_nsh` are required: initialisation fails with
-/// `-PGW_EINVAL` when one is NULL, and so does every later call if one was
-/// cleared, before the table is touched. No invalidation is ever skipped
-/// silently. Like `mm_ops`, the callbacks are read as they are used: they
-/// may change between calls, not during one.
+/// `-PGW_EINVAL` when one is NULL. Later, each call checks those its
+/// operation may call, as for `mm_ops`, and fails the same way before the
+/// table is touched: map, unmap, `set_owner`, split, `create_unlinked`,
+/// destroy and the fault path's map need all three; `relax_perms` needs
+/// `tlb_flush_vmid_ipa` (its stand-in for the local one); lookups, walks,
+/// `mkyoung`, `test_clear_young`, `wrprotect` (whose caller invalidates)
+/// and `flush` call none. No invalidation is ever skipped silently. Like
+/// `mm_ops`, the callbacks are read as they are used: they may change
+/// between calls, not during one.
 #[repr(C)]
 pub struct kvm_s2_mmu {
     /// VTCR_EL2 for this VM: T0SZ, SL0 (and SL2), TG0, PS and DS give the

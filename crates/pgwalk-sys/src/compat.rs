@@ -373,7 +373,7 @@ pub unsafe extern "C" fn __kvm_pgtable_stage2_init(
             // SAFETY: NULL or valid (the caller's contract).
             let mm = unsafe { MmFns::from_c(mm_ops, Needs::Root) }?;
             // SAFETY: as above.
-            let tlb = unsafe { TlbFns::from_c(mmu) }?;
+            let tlb = unsafe { TlbFns::from_c(mmu, Needs::Root) }?;
             // SAFETY: `from_c` refused a NULL `mmu`.
             let vtcr = unsafe { (*mmu).vtcr };
             let geometry = Geometry::from_vtcr(vtcr).map_err(|_| -PGW_EINVAL)?;
@@ -794,7 +794,7 @@ pub unsafe extern "C" fn kvm_pgtable_stage2_relax_perms(
         let p = kvm_prot(prot) & (Prot::RW | Prot::X);
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, Needs::Conversions, |v| {
+        with_view(pgt, Needs::Relax, |v| {
             // The operation pages `addr` down and refuses a page beyond the
             // input size (-PGW_ERANGE), as `kernel_range` would: checking
             // here too cost 16 of the call's 470 instructions.

@@ -100,14 +100,14 @@ impl MmFns {
     }
 }
 
-/// A `struct kvm_s2_mmu` whose required TLB callbacks were found set; read
-/// at each use like [`MmFns`].
+/// A `struct kvm_s2_mmu` whose TLB callbacks that the operation may call
+/// were found set (see `needs.rs`); read at each use like [`MmFns`].
 #[derive(Clone, Copy)]
 pub(crate) struct TlbFns(NonNull<kvm_s2_mmu>);
 
 impl TlbFns {
     /// Checks the callbacks: `-PGW_EFAULT` for a NULL `mmu`, `-PGW_EINVAL`
-    /// for a missing one.
+    /// when one that the operation may call is missing.
     ///
     /// # Safety
     ///
@@ -115,14 +115,10 @@ impl TlbFns {
     /// readable, and whose callbacks are not written, for as long as the
     /// value is used.
     #[inline(always)]
-    pub(crate) unsafe fn from_c(mmu: *mut kvm_s2_mmu) -> Result<TlbFns, c_int> {
+    pub(crate) unsafe fn from_c(mmu: *mut kvm_s2_mmu, needs: Needs) -> Result<TlbFns, c_int> {
         let mmu = NonNull::new(mmu).ok_or(-PGW_EFAULT)?;
         // SAFETY: not NULL, so readable (the caller's contract).
-        let m = unsafe { mmu.as_ref() };
-        let required = m.tlb_flush_vmid_ipa.is_some()
-            & m.tlb_flush_vmid_range.is_some()
-            & m.tlb_flush_vmid.is_some();
-        if !required {
+        if !needs.tlb_met_by(unsafe { mmu.as_ref() }) {
             return Err(-PGW_EINVAL);
         }
         Ok(TlbFns(mmu))
@@ -469,7 +465,7 @@ unsafe fn parts(pgt: *const kvm_pgtable, needs: Needs) -> Result<Parts, c_int> {
     // contract); NULL is refused inside.
     let mm = unsafe { MmFns::from_c(p.mm_ops, needs) }?;
     // SAFETY: as above.
-    let tlb = unsafe { TlbFns::from_c(p.mmu) }?;
+    let tlb = unsafe { TlbFns::from_c(p.mmu, needs) }?;
     // SAFETY: `from_c` checked that `mmu` is not NULL.
     let vtcr = unsafe { (*p.mmu).vtcr };
     Ok(Parts {

@@ -1,5 +1,5 @@
-//! Which memory callbacks each operation may call, checked before it
-//! changes anything.
+//! Which callbacks each operation may call, memory and TLB, checked before
+//! it changes anything.
 //!
 //! The kernel calls a callback only where an operation needs it, and its
 //! own hosts leave out the ones their operations never reach: pKVM's host
@@ -10,8 +10,16 @@
 //! changed, at the first callback it finds missing. So each call checks
 //! the callbacks its operation may call, and only those, before it starts:
 //! a missing one is `-PGW_EINVAL` with nothing changed.
+//!
+//! The MMU's TLB callbacks likewise: initialisation requires all but the
+//! local one, and so does every operation that may invalidate a range or
+//! the VMID; `relax_perms` needs the broadcast invalidation by address
+//! (the local one is optional: it falls back to the broadcast one);
+//! lookups, walks and the attribute changes that leave invalidation to
+//! their caller call none (the checks a running VM's most frequent calls
+//! skip).
 
-use crate::abi::kvm_pgtable_mm_ops;
+use crate::abi::{kvm_pgtable_mm_ops, kvm_s2_mmu};
 
 /// An operation's memory callbacks besides `phys_to_virt` and
 /// `virt_to_phys`, which every call makes (the second for the root). The
@@ -19,9 +27,13 @@ use crate::abi::kvm_pgtable_mm_ops;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Needs {
     /// Walks and attribute changes (`get_leaf`, `walk`, `wrprotect`,
-    /// `mkyoung`, `test_clear_young`, `relax_perms`, `flush`): entries
-    /// change but none comes or goes, so no count moves.
+    /// `mkyoung`, `test_clear_young`, `flush`): entries change but none
+    /// comes or goes, so no count moves, and the TLB is the caller's.
     Conversions,
+    /// `relax_perms`: as [`Conversions`](Needs::Conversions), and the TLB
+    /// entry of the page invalidated on this CPU: `tlb_flush_vmid_ipa`,
+    /// which stands in for the optional `tlb_flush_vmid_ipa_nsh`.
+    Relax,
     /// Initialisation: `zalloc_pages_exact` for the root. (A root it cannot
     /// use, beyond the output size, goes back through `free_pages_exact`
     /// if the host has it.)
@@ -54,7 +66,7 @@ impl Needs {
         let counts = ops.get_page.is_some() & ops.put_page.is_some();
         conversions
             & match self {
-                Needs::Conversions => true,
+                Needs::Conversions | Needs::Relax => true,
                 Needs::Root => ops.zalloc_pages_exact.is_some(),
                 Needs::Map => {
                     counts & ops.zalloc_page.is_some() & ops.free_unlinked_table.is_some()
@@ -65,12 +77,31 @@ impl Needs {
                 Needs::FreeUnlinked => ops.put_page.is_some(),
             }
     }
+
+    /// Whether `mmu` has every TLB callback this operation may call.
+    #[inline(always)]
+    pub(crate) fn tlb_met_by(self, mmu: &kvm_s2_mmu) -> bool {
+        match self {
+            Needs::Conversions => true,
+            Needs::Relax => mmu.tlb_flush_vmid_ipa.is_some(),
+            Needs::Root
+            | Needs::Map
+            | Needs::Unmap
+            | Needs::Split
+            | Needs::Destroy
+            | Needs::FreeUnlinked => {
+                mmu.tlb_flush_vmid_ipa.is_some()
+                    & mmu.tlb_flush_vmid_range.is_some()
+                    & mmu.tlb_flush_vmid.is_some()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Needs;
-    use crate::abi::kvm_pgtable_mm_ops;
+    use crate::abi::{kvm_pgtable_mm_ops, kvm_s2_mmu};
 
     unsafe extern "C" fn zalloc(_: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
         core::ptr::null_mut()
@@ -107,8 +138,9 @@ mod tests {
         }
     }
 
-    const EVERY: [Needs; 7] = [
+    const EVERY: [Needs; 8] = [
         Needs::Conversions,
+        Needs::Relax,
         Needs::Root,
         Needs::Map,
         Needs::Unmap,
@@ -127,6 +159,40 @@ mod tests {
             let mut ops = all();
             ops.virt_to_phys = None;
             assert!(!needs.met_by(&ops), "{needs:?} without virt_to_phys");
+        }
+    }
+
+    #[test]
+    fn tlb_callbacks_are_checked_for_the_operations_that_call_them() {
+        unsafe extern "C" fn ipa(_: *mut kvm_s2_mmu, _: u64, _: core::ffi::c_int) {}
+        unsafe extern "C" fn range(_: *mut kvm_s2_mmu, _: u64, _: u64) {}
+        unsafe extern "C" fn vmid(_: *mut kvm_s2_mmu) {}
+        let all = || kvm_s2_mmu {
+            vtcr: 0,
+            pgd_phys: 0,
+            pgt: core::ptr::null_mut(),
+            tlb_flush_vmid_ipa: Some(ipa),
+            tlb_flush_vmid_range: Some(range),
+            tlb_flush_vmid: Some(vmid),
+            tlb_flush_vmid_ipa_nsh: None,
+        };
+        let without: [fn(&mut kvm_s2_mmu); 3] = [
+            |m| m.tlb_flush_vmid_ipa = None,
+            |m| m.tlb_flush_vmid_range = None,
+            |m| m.tlb_flush_vmid = None,
+        ];
+        for needs in EVERY {
+            assert!(needs.tlb_met_by(&all()), "{needs:?}");
+            for (i, clear) in without.iter().enumerate() {
+                let mut m = all();
+                clear(&mut m);
+                let want = match needs {
+                    Needs::Conversions => true,
+                    Needs::Relax => i != 0,
+                    _ => false,
+                };
+                assert_eq!(needs.tlb_met_by(&m), want, "{needs:?} without callback {i}");
+            }
         }
     }
 

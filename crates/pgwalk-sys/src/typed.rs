@@ -385,7 +385,7 @@ pub unsafe extern "C" fn pgw_stage2_fault_relax_perms(
         let p = prot_of(prot)?;
         // SAFETY: the caller's contract on `pgt`.
         let pgt = unsafe { TablePtr::new(pgt) };
-        with_view(pgt, Needs::Conversions, |v| {
+        with_view(pgt, Needs::Relax, |v| {
             let o = fault_relax(v, addr, p)?;
             // SAFETY: checked not NULL; the caller's contract.
             unsafe { put(outcome, o) };
