@@ -206,6 +206,30 @@ static void flags_changed(struct vm *a)
 	a->pgt.flags = 0;
 	CHECK_EQ(kvm_pgtable_stage2_map(&a->pgt, ipa, PAGE_SIZE, PA_A, RW, vm_mc(a), 0), 0);
 	CHECK_EQ(kvm_pgtable_stage2_unmap(&a->pgt, ipa, PAGE_SIZE), 0);
+
+	/* Changed while only calls that do not read them run (a lookup, the
+	 * fault path's relax_perms and mkyoung): the next map still reads
+	 * what the structure holds. */
+	a->pgt.flags = KVM_PGTABLE_S2_IDMAP;
+	a->pgt.force_pte_cb = force_all;
+	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&a->pgt, IPA, KVM_PGTABLE_PROT_R), 0);
+	CHECK(kvm_pgtable_stage2_mkyoung(&a->pgt, IPA) & 1);
+	CHECK_EQ(kvm_pgtable_stage2_map(&a->pgt, ipa, PAGE_SIZE, PA_A, RW, vm_mc(a), 0),
+		 -PGW_EINVAL);
+	a->pgt.flags = 0;
+	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+	pgw_fault_outcome o;
+	CHECK_EQ(pgw_stage2_fault_map(&a->pgt, ipa, SZ_2M, PA_A, RW, vm_mc(a), 0, &o), 0);
+	CHECK_EQ(leaf_oa(&a->pgt, ipa, &level), PA_A);
+	CHECK_EQ(level, 3); /* force_pte_cb, read by the fault path's map */
+	a->pgt.force_pte_cb = NULL;
+	CHECK_EQ(leaf_oa(&a->pgt, IPA, &level), PA_A);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&a->pgt, ipa, SZ_2M), 0);
+	CHECK_EQ(kvm_pgtable_stage2_map(&a->pgt, ipa, SZ_2M, PA_A, RW, vm_mc(a), 0), 0);
+	CHECK_EQ(leaf_oa(&a->pgt, ipa, &level), PA_A);
+	CHECK_EQ(level, 2);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&a->pgt, ipa, SZ_2M), 0);
 }
 
 /* A call on b from inside a call on a (a's TLB callback): it gets b's

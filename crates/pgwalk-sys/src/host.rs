@@ -426,7 +426,10 @@ pub(crate) struct View {
     pub(crate) table: ManuallyDrop<Stage2<CHost>>,
     /// The caller's `mm_ops`, for `kvm_pgtable_visit_ctx::mm_ops`.
     pub(crate) mm_ops: *mut kvm_pgtable_mm_ops,
-    /// The table's `enum kvm_pgtable_stage2_flags`.
+    /// The table's `enum kvm_pgtable_stage2_flags`, and below its
+    /// `force_pte_cb`: what the call's `struct kvm_pgtable` holds in a call
+    /// whose [`Needs::reads_map_fields`] (and in a view just built); in a
+    /// kept view, other calls leave what an earlier call found.
     pub(crate) flags: u32,
     pub(crate) force_pte_cb: crate::abi::kvm_pgtable_force_pte_cb_t,
 }
@@ -628,7 +631,12 @@ pub(crate) fn with_view<R>(
                 || unsafe { build(parts) },
                 #[inline(always)]
                 |v| {
-                    refresh(v, parts);
+                    // Only the map family reads these; the other calls
+                    // (the fault path's relax_perms and mkyoung among them)
+                    // skip copying them (see `View::flags`).
+                    if needs.reads_map_fields() {
+                        refresh(v, parts);
+                    }
                     f(v)
                 },
             )

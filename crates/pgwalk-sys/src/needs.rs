@@ -78,6 +78,14 @@ impl Needs {
             }
     }
 
+    /// Whether the operation reads the table's `flags` and `force_pte_cb`
+    /// (map, `set_owner`, the fault path's map, a binding for it), so that
+    /// a kept view must be given the call's own.
+    #[inline(always)]
+    pub(crate) fn reads_map_fields(self) -> bool {
+        matches!(self, Needs::Map)
+    }
+
     /// Whether `mmu` has every TLB callback this operation may call.
     #[inline(always)]
     pub(crate) fn tlb_met_by(self, mmu: &kvm_s2_mmu) -> bool {
