@@ -125,6 +125,9 @@ mod linux {
 trait Host: MemoryOps<PagePool: Sized> + Clone {
     fn pool() -> Self::PagePool;
     fn in_use(&self) -> usize;
+    /// Told the root of the table just built on this host, which a host
+    /// may keep the address of (as the kernel keeps `pgd`).
+    fn keep_root(&self, _root: PhysAddr) {}
 }
 
 impl Host for HeapMemory {
@@ -140,6 +143,7 @@ impl Host for HeapMemory {
 /// column's margin over Linux is the walker's.
 #[cfg(pgwalk_linux_peer)]
 mod chost {
+    use std::cell::Cell;
     use std::ffi::c_void;
     use std::marker::PhantomData;
     use std::ptr::NonNull;
@@ -173,14 +177,26 @@ mod chost {
     /// The kernel's `TLBI_TTL_UNKNOWN`.
     const TTL_UNKNOWN: i32 = i32::MAX;
 
-    /// The host. Not `Send` nor `Sync` (the raw-pointer marker): the C pool
-    /// is single-threaded, and this type cannot leave the thread.
-    #[derive(Clone, Copy)]
-    pub struct CHost(PhantomData<*const ()>);
+    /// The host. Not `Send` nor `Sync` (the raw-pointer marker, and the
+    /// `Cell`): the C pool is single-threaded, and this type cannot leave
+    /// the thread.
+    ///
+    /// It keeps its table's root and the root's address, converted once
+    /// when the table is built, as the kernel keeps `pgd` (and as pgwalk's
+    /// C layer starts from it): a walk starts there without a conversion,
+    /// on both sides of the comparison.
+    #[derive(Clone)]
+    pub struct CHost {
+        root: Cell<Option<(PhysAddr, NonNull<u8>)>>,
+        _thread: PhantomData<*const ()>,
+    }
 
     impl CHost {
         pub fn new() -> CHost {
-            CHost(PhantomData)
+            CHost {
+                root: Cell::new(None),
+                _thread: PhantomData,
+            }
         }
     }
 
@@ -198,7 +214,9 @@ mod chost {
     // SAFETY: host.c hands out zeroed, 4 KiB-aligned pages with count 1 and
     // reuses a page only after its count reached 0 (it aborts on misuse);
     // the root comes 64 KiB-aligned off the pool's bottom; `phys_to_virt`
-    // maps every pool page for the life of the process. The pool is not
+    // maps every pool page for the life of the process, always to the
+    // same address, so the root's address kept by `keep_root` is what
+    // `phys_to_virt` gives for it, as `root_to_virt` answers. The pool is not
     // thread-safe, and nothing here can reach another thread (`CHost` is
     // neither `Send` nor `Sync`), so no walker ever runs beside another and
     // an unlinked table may be freed at once.
@@ -235,6 +253,12 @@ mod chost {
         }
         fn phys_to_virt(&self, pa: PhysAddr) -> NonNull<u8> {
             NonNull::new(va(pa).cast()).expect("a pool address")
+        }
+        fn root_to_virt(&self, root: PhysAddr) -> NonNull<u8> {
+            match self.root.get() {
+                Some((pa, va)) if pa == root => va,
+                _ => self.phys_to_virt(root),
+            }
         }
         fn dcache_clean_inval_poc(&self, pa: PhysAddr, size: u64) {
             // SAFETY: counts the call; the address is not dereferenced.
@@ -277,13 +301,18 @@ mod chost {
             // SAFETY: reads the pool's count.
             unsafe { bench_host_in_use() }
         }
+        fn keep_root(&self, root: PhysAddr) {
+            self.root.set(Some((root, self.phys_to_virt(root))));
+        }
     }
 }
 
 /// pgwalk's side of one run: a table on `mm`.
 fn pg_table<M: Host>(mm: &M) -> Stage2<M> {
     let geometry = Geometry::for_ia_bits(40, 40).expect("geometry");
-    Stage2::with_geometry(geometry, mm.clone()).expect("root")
+    let t = Stage2::with_geometry(geometry, mm.clone()).expect("root");
+    t.mm().keep_root(t.root());
+    t
 }
 
 fn pg_map<M: Host>(t: &mut Stage2<M>, size: u64, pa: u64) {
