@@ -65,7 +65,7 @@ use crate::error::Error;
 use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::stage2::tables::alloc_table;
-use crate::walk::{self, Root, VisitCtx, WalkFlags};
+use crate::walk::{self, Root, Span, VisitCtx, WalkFlags};
 
 /// What the EL2 translation regime asks of the host besides table pages:
 /// TLB maintenance by virtual address and the barrier after new entries.
@@ -340,10 +340,9 @@ impl<'t, M: MemoryOps + HypTlb> HypHandle<'t, M> {
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, Exclusive, M, HypDescriptor>) -> Visit<Exclusive, E>,
     {
-        walk::walk(
+        walk::walk_span(
             self.table.walk_root(),
-            Ipa(va.get()),
-            size,
+            Span::Range(Ipa(va.get()), size),
             flags.difference(HYP_IGNORED_FLAGS),
             visitor,
         )

@@ -77,32 +77,14 @@ pub(crate) enum Span {
     Page(Ipa),
 }
 
-/// Walks `addr..addr + size` (page-aligned outwards) of the table at `root`.
+/// Walks `span` of the table at `root` (a range page-aligned outwards).
+/// A page beyond the input size is the same [`Error::OutOfRange`] as the
+/// range of that page.
 ///
 /// With [`WalkFlags::SKIP_BBM_TLBI`], entry updates skip their own TLB
 /// invalidations and the walk, if one was skipped, invalidates its whole
 /// range once when it ends: finished, stopped, or unwinding from a
 /// visitor's panic.
-#[inline(always)]
-pub(crate) fn walk<C, M, D, E, F>(
-    root: Root<'_, M>,
-    addr: Ipa,
-    size: u64,
-    flags: WalkFlags,
-    visitor: F,
-) -> Result<Walked<C>, E>
-where
-    C: Capability,
-    M: MemoryOps,
-    D: Pte,
-    E: From<Error>,
-    F: FnMut(&mut VisitCtx<'_, C, M, D>) -> Visit<C, E>,
-{
-    walk_span(root, Span::Range(addr, size), flags, visitor)
-}
-
-/// [`walk`] of a [`Span`]. A page beyond the input size is the same
-/// [`Error::OutOfRange`] as the range of that page.
 // Inlined into each operation (each has its own visitor type, so its own
 // copy of this function anyway): its flags are then constants, and the
 // one-page descent keeps its walker and the visitor's state in registers.
