@@ -296,7 +296,8 @@ static void changed_after_init(void)
 	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, IPA + 4 * SZ_2M, PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm), 0),
 		 -PGW_EINVAL);
 	/* relax_perms invalidates on this CPU, or broadcast without a local
-	 * callback: with neither, it refuses and changes nothing. */
+	 * callback; it needs the broadcast one either way: without it, it
+	 * refuses and changes nothing. */
 	vm.mmu.tlb_flush_vmid_ipa_nsh = NULL;
 	unsigned long ipa_calls = vm.tlbi_ipa;
 	CHECK_EQ(kvm_pgtable_stage2_relax_perms(&vm.pgt, IPA, KVM_PGTABLE_PROT_R), 0);

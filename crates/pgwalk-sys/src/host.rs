@@ -348,7 +348,7 @@ unsafe impl MemoryOps for CHost {
     }
 
     // The root's address as the table keeps it, instead of a conversion.
-    // Any other page (an unlinked table's root, say) is converted.
+    // Any other root (this host serving some other table) is converted.
     #[inline(always)]
     fn root_to_virt(&self, root: PhysAddr) -> NonNull<u8> {
         match self.root {

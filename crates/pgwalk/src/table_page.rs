@@ -8,6 +8,7 @@
 //! panic and never a stray write, and two walkers touching one entry are
 //! never a data race.
 
+use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
 use crate::addr::PhysAddr;
@@ -38,15 +39,9 @@ impl<'a> TablePage<'a> {
     /// its grace period).
     #[inline(always)]
     pub(crate) unsafe fn new<M: MemoryOps>(mm: &'a M, pa: PhysAddr, entries: usize) -> Self {
-        let base = mm.phys_to_virt(pa).cast::<AtomicU64>();
-        // SAFETY: `MemoryOps` promises that `phys_to_virt` maps a page it
-        // handed out to memory valid for reads and writes of its whole size
-        // and 8-byte aligned, for as long as it is allocated; the caller
-        // promises it is such a page, `entries` long, allocated for `'a`.
-        // Every access goes through `AtomicU64`, so other walkers (and the
-        // MMU) changing entries meanwhile is no data race.
-        let entries = unsafe { core::slice::from_raw_parts(base.as_ptr(), entries) };
-        TablePage { entries, pa }
+        // SAFETY: `phys_to_virt` is the host's mapping of `pa`, which meets
+        // this function's contract (the caller's).
+        unsafe { Self::mapped(mm.phys_to_virt(pa), pa, entries) }
     }
 
     /// [`new`](Self::new) for the root of a table, through
@@ -58,10 +53,28 @@ impl<'a> TablePage<'a> {
     /// serves.
     #[inline(always)]
     pub(crate) unsafe fn new_root<M: MemoryOps>(mm: &'a M, pa: PhysAddr, entries: usize) -> Self {
-        let base = mm.root_to_virt(pa).cast::<AtomicU64>();
-        // SAFETY: as in `new`: `MemoryOps` promises that `root_to_virt` maps
-        // a root to the memory `phys_to_virt` maps it to.
-        let entries = unsafe { core::slice::from_raw_parts(base.as_ptr(), entries) };
+        // SAFETY: `MemoryOps` promises that `root_to_virt` maps a root to
+        // the memory `phys_to_virt` maps it to; the rest is the caller's.
+        unsafe { Self::mapped(mm.root_to_virt(pa), pa, entries) }
+    }
+
+    /// The entries at `base`, the host's mapping of the table page at `pa`.
+    ///
+    /// # Safety
+    ///
+    /// `base` is what the host's `phys_to_virt` (or `root_to_virt`, for a
+    /// root) gives for `pa`, and `pa` meets [`new`](Self::new)'s contract.
+    #[inline(always)]
+    unsafe fn mapped(base: NonNull<u8>, pa: PhysAddr, entries: usize) -> Self {
+        // SAFETY: `MemoryOps` promises that `phys_to_virt` maps a page it
+        // handed out to memory valid for reads and writes of its whole size
+        // and 8-byte aligned, for as long as it is allocated; the caller
+        // promises `base` is that mapping of such a page, `entries` long,
+        // allocated for `'a`. Every access goes through `AtomicU64`, so
+        // other walkers (and the MMU) changing entries meanwhile is no data
+        // race.
+        let entries =
+            unsafe { core::slice::from_raw_parts(base.cast::<AtomicU64>().as_ptr(), entries) };
         TablePage { entries, pa }
     }
 
