@@ -254,6 +254,23 @@ impl Geometry {
         level.0 == 3 || self.block_allowed(level)
     }
 
+    /// The coarsest level at which a leaf of at most `size` bytes may sit:
+    /// [`Level::LAST`] when `size` is below the smallest block, otherwise the
+    /// largest block level whose entries `size` can hold.
+    ///
+    /// A map decides this once per call, so its walk need not test at every
+    /// level above it whether a block could fit there: for the one-page maps
+    /// of a fault path none can.
+    #[inline(always)]
+    pub(crate) const fn coarsest_leaf(&self, size: u64) -> Level {
+        let mut level = Level::LAST;
+        while self.block_allowed(Level(level.0 - 1)) && self.entry_size(Level(level.0 - 1)) <= size
+        {
+            level = Level(level.0 - 1);
+        }
+        level
+    }
+
     /// Whether `level` is one of this table's levels: from the start level
     /// to the last.
     #[inline(always)]

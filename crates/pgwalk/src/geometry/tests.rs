@@ -285,3 +285,35 @@ fn output_address_layouts() {
     assert_eq!(TableFormat::FOUR_KIB.decode(0x300 | 0x1000), 0x1000);
     assert!(!lpa2_4k.has_shareability() && f64k.has_shareability());
 }
+
+#[test]
+fn coarsest_leaf_is_the_largest_allowed_entry_a_size_holds() {
+    for format in all_formats() {
+        let g = Geometry::for_ia_bits_in(format, 48, 48).unwrap();
+        let page = g.granule().size();
+        for size in [
+            page,
+            2 * page,
+            g.entry_size(Level(2)) - page,
+            g.entry_size(Level(2)),
+            g.entry_size(Level(1)),
+            g.entry_size(Level(1)) * 3,
+            1 << 48,
+        ] {
+            // The finest-to-coarsest scan the walk would otherwise make at
+            // every level.
+            let expected = (-1..=3)
+                .map(Level)
+                .filter(|&l| g.leaf_allowed(l) && g.entry_size(l) <= size)
+                .min()
+                .unwrap();
+            assert_eq!(g.coarsest_leaf(size), expected, "{format:?}, {size:#x}");
+        }
+        assert_eq!(g.coarsest_leaf(page), Level::LAST);
+        assert_eq!(
+            g.coarsest_leaf(1 << 48),
+            g.granule().min_block_level(),
+            "{format:?}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use crate::capability::{Unfinished, Visit};
 use crate::descriptor::{Descriptor, LeafAttrs};
 use crate::error::Error;
 use crate::fault::TableOutcome;
+use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::stage2::args::{check_output, check_range};
@@ -76,13 +77,36 @@ enum Install {
 /// The kernel's `stage2_map_data`, for one walk.
 struct MapData<'p, P: ?Sized> {
     install: Install,
-    force_pte: bool,
+    /// The coarsest level a leaf may take: the last with `force_pte`, else
+    /// the largest block level the walk's size can fill. Tested once per
+    /// entry in place of the kernel's level, granule and size checks, which
+    /// never pass above it.
+    coarsest: Level,
     pool: &'p mut P,
     /// Whether the walk changed anything (for the fault path's outcome).
     changed: bool,
 }
 
-impl<P: ?Sized> MapData<'_, P> {
+impl<'p, P: ?Sized> MapData<'p, P> {
+    fn new(
+        geometry: &Geometry,
+        install: Install,
+        size: u64,
+        force_pte: bool,
+        pool: &'p mut P,
+    ) -> Self {
+        MapData {
+            install,
+            coarsest: if force_pte {
+                Level::LAST
+            } else {
+                geometry.coarsest_leaf(size)
+            },
+            pool,
+            changed: false,
+        }
+    }
+
     /// The leaf for this entry, if one may sit here (the kernel's
     /// `stage2_leaf_mapping_allowed` and `kvm_block_mapping_supported`).
     #[inline(always)]
@@ -91,10 +115,7 @@ impl<P: ?Sized> MapData<'_, P> {
         ctx: &VisitCtx<'_, C, M>,
     ) -> Option<Descriptor> {
         let level = ctx.level();
-        if self.force_pte && !level.is_last() {
-            return None;
-        }
-        if !ctx.geometry().leaf_allowed(level) {
+        if level < self.coarsest {
             return None;
         }
         let size = ctx.entry_size();
@@ -302,12 +323,7 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         opts: KvmMapOptions,
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
-        let mut data = MapData {
-            install,
-            force_pte: opts.force_pte,
-            pool,
-            changed: false,
-        };
+        let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
         let walked = self.handle.run::<Error, _>(
             ipa,
             size,
@@ -339,12 +355,7 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         opts: KvmMapOptions,
     ) -> Result<TableOutcome, Error> {
         let install = leaves(&self.handle, ipa, size, phys, prot)?;
-        let mut data = MapData {
-            install,
-            force_pte: opts.force_pte,
-            pool,
-            changed: false,
-        };
+        let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
         let walked = self.handle.run::<Halt, _>(
             ipa,
             size,
@@ -389,12 +400,7 @@ impl<M: MemoryOps> Kvm<'_, crate::capability::Shared, M> {
         opts: KvmMapOptions,
     ) -> Result<(), Error> {
         let install = leaves(&self.handle, ipa, size, phys, prot)?;
-        let mut data = MapData {
-            install,
-            force_pte: opts.force_pte,
-            pool,
-            changed: false,
-        };
+        let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
         let walked = self.handle.run::<Error, _>(
             ipa,
             size,
@@ -427,12 +433,7 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
         opts: KvmMapOptions,
     ) -> Result<TableOutcome, Error> {
         let install = leaves(&self.handle, ipa, size, phys, prot)?;
-        let mut data = MapData {
-            install,
-            force_pte: opts.force_pte,
-            pool,
-            changed: false,
-        };
+        let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
         let walked = self.handle.run::<Error, _>(
             ipa,
             size,
