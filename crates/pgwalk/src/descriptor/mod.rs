@@ -24,11 +24,13 @@ use crate::addr::PhysAddr;
 use crate::geometry::{Level, TableFormat};
 
 mod attrs;
+mod grant;
 mod hyp;
 mod software;
 mod stage2;
 
 pub use attrs::LeafAttrs;
+pub(crate) use grant::Grant;
 pub use hyp::{HypAttrs, HypDescriptor, HypMemType, HYP_MAIR};
 pub use software::MAX_OWNER_ID;
 pub use stage2::{Exec, MemAttr, Shareability};

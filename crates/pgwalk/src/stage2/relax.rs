@@ -5,7 +5,7 @@
 use super::Handle;
 use crate::addr::Ipa;
 use crate::capability::{Concurrent, HandlesFault, Shared, Walked};
-use crate::descriptor::{Descriptor, Exec};
+use crate::descriptor::Grant;
 use crate::error::Error;
 use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
@@ -22,10 +22,11 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
         if prot.intersects(!(Prot::RW | Prot::X | Prot::PX | Prot::UX)) {
             return Err(Error::InvalidProt("relax_perms adds R, W and X only"));
         }
+        let grant = grant(prot);
         let mut level = None;
         let (walked, changed) = self.update_leaves(
             Span::Page(ipa),
-            |d| relaxed(d, prot),
+            |d| d.granted(grant),
             |_, l| level = Some(l),
         )?;
         // Only this CPU faulted on the stricter entry; another that holds it
@@ -42,20 +43,17 @@ impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     }
 }
 
-/// `d` with the permissions in `prot` added.
-fn relaxed(d: Descriptor, prot: Prot) -> Descriptor {
-    let mut d = d;
-    if prot.contains(Prot::R) {
-        d = d.with_readable(true);
-    }
-    if prot.contains(Prot::W) {
-        d = d.with_writable(true);
-    }
-    // Relaxing never takes a level away: as sets of exception levels, the
-    // leaf's execution is the union of what it allowed and what `prot`
-    // asks for.
-    let wanted = u8::from(prot.el1_exec()) << 1 | u8::from(prot.el0_exec());
-    d.with_exec(Exec::from_levels(d.exec().levels() | wanted))
+/// What relaxing to `prot` adds. Relaxing never takes a level away: as
+/// sets of exception levels, the leaf's execution becomes the union of
+/// what it allowed and what `prot` asks for.
+#[inline(always)]
+fn grant(prot: Prot) -> Grant {
+    Grant::new(
+        prot.contains(Prot::R),
+        prot.contains(Prot::W),
+        prot.el1_exec(),
+        prot.el0_exec(),
+    )
 }
 
 impl<M: MemoryOps> Handle<'_, Shared, M> {
