@@ -6,6 +6,7 @@ mod common;
 use std::ptr::NonNull;
 
 use common::*;
+use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Geometry, Level};
 use pgwalk::host::HeapMemory;
 use pgwalk::{Error, Ipa, MemoryOps, PhysAddr, Prot, Stage2};
@@ -18,6 +19,31 @@ fn concatenated_root_covers_the_whole_input_space() {
     map(&mut t, (1 << 40) - M2, M2, 0x8000_0000, Prot::R).unwrap();
     map(&mut t, 0, M2, 0x8000_0000, Prot::R).unwrap();
     assert_eq!(leaf(&mut t, (1 << 40) - K4).1, 2);
+    check(&mut t);
+}
+
+/// The one-page descent (the fault path's map, relax_perms, mkyoung)
+/// finds the root page holding its entry by arithmetic of its own: a table
+/// it links from the second page of a concatenated root must be counted
+/// there, and unmapping it must give the count back there.
+#[test]
+fn a_one_page_walk_counts_in_the_root_page_holding_its_entry() {
+    let mut t = table(40);
+    let second = PhysAddr(t.root().get() + K4);
+    let top = (1 << 40) - K4;
+    let outcome = t
+        .fault_handler()
+        .map(Ipa(top), K4, PhysAddr(0x8000_0000), Prot::R, &mut ())
+        .unwrap();
+    assert_eq!(outcome, TableOutcome::Fixed);
+    assert_eq!(t.mm().page_count(t.root()), 1);
+    assert_eq!(t.mm().page_count(second), 2);
+    let relaxed = t.fault_handler().relax_perms(Ipa(top), Prot::W).unwrap();
+    assert_eq!(relaxed, TableOutcome::Fixed);
+    assert_eq!(leaf(&mut t, top).1, 3);
+    check(&mut t);
+    t.exclusive().unmap(Ipa(top), K4).unwrap();
+    assert_eq!(t.mm().page_count(second), 1);
     check(&mut t);
 }
 

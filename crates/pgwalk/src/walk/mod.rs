@@ -325,7 +325,12 @@ where
         let mut level = self.geometry.start_level();
         let mut shift = self.geometry.root_shift();
         let root_idx = ((self.addr >> shift) as usize) & (entries - 1);
-        let mut counted_in = holder(root, root_idx, entries, granule);
+        // `holder` without its test: below a root of one page the shift
+        // leaves nothing of the index, and a one-page walk has no loop to
+        // hoist the test out of.
+        let mut counted_in = PhysAddr(
+            root.get() + (((root_idx >> granule.bits_per_level()) as u64) << granule.shift()),
+        );
         let mut entries = entries;
         // SAFETY: as in `walk_table`, `root` being the table's root. The
         // host may know its address without a conversion, as the kernel's
