@@ -428,8 +428,9 @@ pub(crate) struct View {
     pub(crate) mm_ops: *mut kvm_pgtable_mm_ops,
     /// The table's `enum kvm_pgtable_stage2_flags`, and below its
     /// `force_pte_cb`: what the call's `struct kvm_pgtable` holds in a call
-    /// whose [`Needs::reads_map_fields`] (and in a view just built); in a
-    /// kept view, other calls leave what an earlier call found.
+    /// whose [`Needs::reads_map_fields`]. Other calls neither read nor
+    /// copy them: a view one of them builds holds 0 and `None`, and in a
+    /// kept view they leave what an earlier call found.
     pub(crate) flags: u32,
     pub(crate) force_pte_cb: crate::abi::kvm_pgtable_force_pte_cb_t,
 }
@@ -478,8 +479,15 @@ unsafe fn parts(pgt: *const kvm_pgtable, needs: Needs) -> Result<Parts, c_int> {
         vtcr,
         ia_bits: p.ia_bits,
         start_level: p.start_level,
-        flags: p.flags,
-        force_pte_cb: p.force_pte_cb,
+        // Read only where used: the other calls neither copy them into a
+        // kept view nor look at them in a new one (see `View::flags`), and
+        // reading them anyway cost them two loads and two spills.
+        flags: if needs.reads_map_fields() { p.flags } else { 0 },
+        force_pte_cb: if needs.reads_map_fields() {
+            p.force_pte_cb
+        } else {
+            None
+        },
     })
 }
 
