@@ -251,6 +251,57 @@ static void writes_through_ptep(struct vm *vm)
 	CHECK_EQ(level, 3);
 }
 
+/*
+ * A visitor that writes the context the kernel passes const: each visit
+ * must still show its entry's own level. The walker keeps one context per
+ * walk (the entry's four fields written per visit, the walker's
+ * once), so a walker that skipped writing an unchanged level would hand
+ * the next visit the visitor's scribble.
+ */
+#define SCRIBBLE_MAX 2048
+
+struct scribble {
+	unsigned leaves;
+	uint64_t addr[SCRIBBLE_MAX];
+	int8_t level[SCRIBBLE_MAX];
+};
+
+static int scribble_level(const struct kvm_pgtable_visit_ctx *ctx,
+			  enum kvm_pgtable_walk_flags visit)
+{
+	struct scribble *s = ctx->arg;
+
+	if (visit == KVM_PGTABLE_WALK_LEAF && s->leaves < SCRIBBLE_MAX) {
+		s->addr[s->leaves] = ctx->addr;
+		s->level[s->leaves] = ctx->level;
+		s->leaves++;
+	}
+	((struct kvm_pgtable_visit_ctx *)ctx)->level = 42;
+	return 0;
+}
+
+static void a_scribbled_level_is_restored(struct vm *vm)
+{
+	static struct scribble s;
+	struct kvm_pgtable_walker w = { .cb = scribble_level, .arg = &s, .flags = LEAF | PRE };
+
+	/* The four pages, the empty entries between them and the block (at
+	 * levels 3, 2 and 1), and the block. */
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ(kvm_pgtable_walk(&vm->pgt, PAGES_IPA, BLOCK_IPA + (2ull << 20) - PAGES_IPA, &w),
+		 0);
+	CHECK(s.leaves > 8 && s.leaves < SCRIBBLE_MAX);
+	for (unsigned i = 0; i < s.leaves; i++) {
+		kvm_pte_t pte = 0;
+		int8_t level = -1;
+
+		CHECK_EQ(kvm_pgtable_get_leaf(&vm->pgt, s.addr[i], &pte, &level), 0);
+		CHECK_EQ(s.level[i], level);
+	}
+	CHECK_EQ(s.level[0], 3);
+	CHECK_EQ(s.level[s.leaves - 1], 2);
+}
+
 static void flags_and_ranges(struct vm *vm)
 {
 	struct script s;
@@ -303,6 +354,7 @@ int main(void)
 	no_retry_no_skip(&vm);
 	context_fields(&vm);
 	writes_through_ptep(&vm);
+	a_scribbled_level_is_restored(&vm);
 	flags_and_ranges(&vm);
 
 	kvm_pgtable_stage2_destroy(&vm.pgt);
