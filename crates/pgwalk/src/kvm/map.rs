@@ -115,7 +115,9 @@ impl<'p, P: ?Sized> MapData<'p, P> {
         ctx: &VisitCtx<'_, C, M>,
     ) -> Option<Descriptor> {
         let level = ctx.level();
-        if level < self.coarsest {
+        // `coarsest` is never finer than the last level: said first, it
+        // folds the test away in the leaf loop, where the level is known.
+        if !level.is_last() && level < self.coarsest {
             return None;
         }
         let size = ctx.entry_size();
