@@ -47,6 +47,27 @@ fn a_one_page_walk_counts_in_the_root_page_holding_its_entry() {
     check(&mut t);
 }
 
+/// A root beyond what the format's table descriptors can name (48 bits
+/// with 4 KiB pages and no LPA2) is refused, and given back: a host whose
+/// memory sits up there loses nothing by trying.
+#[test]
+fn a_root_beyond_the_output_size_is_refused_and_given_back() {
+    let mm = HeapMemory::at(1 << 48, 8);
+    let refused = Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), mm.clone());
+    assert!(
+        matches!(refused, Err(Error::OutputTooLarge { oa_bits: 48, .. })),
+        "{:?}",
+        refused.err()
+    );
+    assert_eq!(mm.live_pages(), 0);
+    // Just below the limit the same pool serves a table.
+    let low = HeapMemory::at((1 << 48) - 8 * K4, 8);
+    let t = Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), low.clone()).unwrap();
+    assert_eq!(low.live_pages(), 2);
+    drop(t);
+    assert_eq!(low.live_pages(), 0);
+}
+
 /// A host that hands out a root not aligned to its size (the contract says
 /// it must be): the table used to take it, and the MMU, which ignores the
 /// low bits of VTTBR_EL2.BADDR, would have walked another table.
