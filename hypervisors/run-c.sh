@@ -5,7 +5,7 @@
 # dirty-logging rounds saw writes while the guest's workload ran, the
 # final table check passed, QEMU exited 0. Before the boot, the
 # freestanding library's panic hook is tested on the same machine
-# (hypervisors/c/panic_test.c, two short QEMU runs), and so is the fault
+# (hypervisors/c/panic_test.c, three short QEMU runs), and so is the fault
 # path's error path (a build whose fault path passes no memory cache must stop
 # the guest with -PGW_ENOMEM printed by name).
 #
@@ -38,7 +38,7 @@ bash "$here/c/build.sh"
 out=$root/target/c-hv
 
 echo "==> the panic hook of the freestanding library (QEMU, a few seconds)" >&2
-for mode in exit return; do
+for mode in exit return recurse; do
     # No guest: only the machine and semihosting.
     log=$out/panic-test-$mode.log
     set +e

@@ -1862,7 +1862,9 @@ int pgw_walk_leaf_runs(struct kvm_pgtable *pgt,
  * the whole library, any CPU may call it), or with NULL withdraws it.
  * The hook receives a `struct pgw_panic_info` and must not return; if it
  * does, or none is registered, the panicking CPU spins forever and never
- * returns into the library or its caller.
+ * returns into the library or its caller. It is called for the first
+ * panic only: a later one (the hook calling the library, which panics
+ * again, or another CPU panicking after it) spins without calling it.
  *
  * Panics come from host callbacks breaking their contract
  * (`phys_to_virt` returning NULL or misaligned memory, allocations not

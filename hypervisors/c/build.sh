@@ -55,10 +55,12 @@ done
 "$cc" "${cflags[@]}" -DHV_TEST_NO_MEMCACHE_AFTER=0 -c "$here/fault.c" -o "$out/fault_enomem.o"
 "$cc" "${ldflags[@]}" -o "$out/pgwalk-hv-c-enomem.elf" "${objs_enomem[@]}" "$out/fault_enomem.o" "$lib"
 
-# The panic-hook tests: the hook exits QEMU, or returns (and the library
-# must then never come back).
-for mode in exit return; do
-    "$cc" "${cflags[@]}" -DHOOK_RETURNS=$([ $mode = return ] && echo 1 || echo 0) \
+# The panic-hook tests: the hook exits QEMU, returns (and the library must
+# then never come back), or calls the library into a second panic (which
+# must then not reach the hook).
+for mode in exit return recurse; do
+    case $mode in exit) hook_mode=0 ;; return) hook_mode=1 ;; recurse) hook_mode=2 ;; esac
+    "$cc" "${cflags[@]}" -DHOOK_MODE=$hook_mode \
         -c "$here/panic_test.c" -o "$out/panic_test_$mode.o"
     "$cc" "${ldflags[@]}" -o "$out/panic-test-$mode.elf" "$out/boot.o" "$out/panic_test_$mode.o" \
         "$out/console.o" "$out/lock.o" "$lib"

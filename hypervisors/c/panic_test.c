@@ -5,23 +5,34 @@
  * panic. The hook registered with pgw_set_panic_hook must receive the
  * library's file, line and message.
  *
- * Built twice (build.sh): with HOOK_RETURNS 0 the hook checks what it got
- * and ends QEMU with status 0; with HOOK_RETURNS 1 it returns, and the
- * library must never come back into its caller: CPU 1, started before the
- * test, watches for 200 ms after the hook returned and ends QEMU with 0
- * only if CPU 0 did not get out of kvm_pgtable_hyp_init.
- * Any other exit status is a failure (run.sh's panic-test step).
+ * Built three times (build.sh), by HOOK_MODE:
+ * - 0 (exit): the hook checks what it got and ends QEMU with status 0;
+ * - 1 (return): the hook returns, and the library must never come back
+ *   into its caller: CPU 1, started before the test, watches for 200 ms
+ *   after the hook returned and ends QEMU with 0 only if CPU 0 did not get
+ *   out of kvm_pgtable_hyp_init;
+ * - 2 (recurse): the hook calls the library again, which its contract
+ *   forbids, and the call panics again: that panic must not reach the hook
+ *   (a hook that did this on every call would recurse until the stack ran
+ *   out). CPU 1 watches for 200 ms and ends QEMU with 0 only if the hook
+ *   ran once and the nested call never came back.
+ * Any other exit status is a failure (run-c.sh's panic-test step).
  */
 #include "arch.h"
 #include "hv.h"
 
-#ifndef HOOK_RETURNS
-#error "build with -DHOOK_RETURNS=0 or 1"
+#ifndef HOOK_MODE
+#error "build with -DHOOK_MODE=0, 1 or 2"
 #endif
+#define HOOK_RETURNS (HOOK_MODE == 1)
+#define HOOK_RECURSES (HOOK_MODE == 2)
+/* A second CPU watches what CPU 0 does after its hook. */
+#define WATCHED (HOOK_RETURNS || HOOK_RECURSES)
 
 /* Plain flags between the two CPUs: memory is Device with the MMU off
  * (coherent, no exclusives needed). */
 static volatile int hook_returned, library_returned, watcher_up;
+static volatile int hook_calls, nested_returned;
 static _Alignas(4096) unsigned char pages[2][4096];
 
 static void *misaligned_page(void *mc)
@@ -70,6 +81,12 @@ static bool contains(const char *s, size_t n, const char *word)
 
 static void hook(const struct pgw_panic_info *info)
 {
+	if (HOOK_RECURSES && hook_calls++ > 0) {
+		/* The nested panic reached the hook: it returns, and CPU 1
+		 * reports the recursion. */
+		hv_printf("PGWALK-PANIC-TEST: the hook was called again, from the nested panic\n");
+		return;
+	}
 	bool ok = info->file && info->message && info->line > 0 && info->column > 0 &&
 		  ends_with(info->file, info->file_len, ".rs") &&
 		  contains(info->message, info->message_len, "not aligned") &&
@@ -79,6 +96,16 @@ static void hook(const struct pgw_panic_info *info)
 		  info->line, info->column, info->message, ok ? "as documented" : "NOT as documented");
 	if (!ok)
 		hv_semihost_exit(2);
+	if (HOOK_RECURSES) {
+		struct kvm_pgtable again;
+
+		hv_printf("PGWALK-PANIC-TEST: the hook calls the library again\n");
+		hook_returned = 1;
+		(void)kvm_pgtable_hyp_init(&again, 32, &broken);
+		nested_returned = 1;
+		hv_printf("PGWALK-PANIC-TEST: the nested call RETURNED into the hook\n");
+		return;
+	}
 	if (!HOOK_RETURNS)
 		hv_semihost_exit(0);
 	hv_printf("PGWALK-PANIC-TEST: the hook returns\n");
@@ -94,6 +121,13 @@ static _Noreturn void watch(void)
 	while (counter() < end)
 		if (library_returned)
 			break;
+	if (HOOK_RECURSES) {
+		bool once = hook_calls == 1 && !nested_returned && !library_returned;
+
+		hv_printf("PGWALK-PANIC-TEST: the hook ran %d time(s); the nested panic %s\n", hook_calls,
+			  once ? "spun without calling it" : "was NOT stopped");
+		hv_semihost_exit(once ? 0 : 3);
+	}
 	hv_printf("PGWALK-PANIC-TEST: after the hook returned, the library %s\n",
 		  library_returned ? "RETURNED into its caller" : "did not return (it spins)");
 	hv_semihost_exit(library_returned ? 3 : 0);
@@ -107,7 +141,7 @@ _Noreturn void hv_main(uint64_t cpu)
 	console_panicking();
 	if (cpu == 1)
 		watch();
-	if (HOOK_RETURNS) {
+	if (WATCHED) {
 		if ((int64_t)hv_smc(0xc4000003, 1, (uint64_t)(uintptr_t)hv_secondary_entry, 1) != 0) {
 			hv_printf("PGWALK-PANIC-TEST: CPU_ON for the watcher failed\n");
 			hv_semihost_exit(4);
@@ -122,7 +156,7 @@ _Noreturn void hv_main(uint64_t cpu)
 		r = kvm_pgtable_hyp_init(&pgt, 32, &broken);
 	library_returned = 1;
 	hv_printf("PGWALK-PANIC-TEST: kvm_pgtable_hyp_init returned %d instead of panicking\n", r);
-	if (!HOOK_RETURNS)
+	if (!WATCHED)
 		hv_semihost_exit(3);
 	for (;;)
 		cpu_relax();

@@ -7,7 +7,10 @@
 //! its panic handler stops there: it formats the message into a buffer on
 //! its own stack (no allocator), hands it with the location to the hook the
 //! C side registered, and, should the hook return or none be registered,
-//! spins forever rather than return into the code that panicked.
+//! spins forever rather than return into the code that panicked. Only the
+//! first panic reaches the hook: one raised while it is reported (the hook
+//! calling the library, which its contract forbids) spins at once, rather
+//! than call the hook again and recurse until the stack runs out.
 
 use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -49,7 +52,9 @@ static HOOK: AtomicUsize = AtomicUsize::new(0);
 /// the whole library, any CPU may call it), or with NULL withdraws it.
 /// The hook receives a `struct pgw_panic_info` and must not return; if it
 /// does, or none is registered, the panicking CPU spins forever and never
-/// returns into the library or its caller.
+/// returns into the library or its caller. It is called for the first
+/// panic only: a later one (the hook calling the library, which panics
+/// again, or another CPU panicking after it) spins without calling it.
 ///
 /// Panics come from host callbacks breaking their contract
 /// (`phys_to_virt` returning NULL or misaligned memory, allocations not
@@ -74,8 +79,19 @@ pub unsafe extern "C" fn pgw_set_panic_hook(hook: pgw_panic_hook_fn) -> c_int {
 mod handler {
     use core::fmt::{self, Write};
     use core::panic::PanicInfo;
+    use core::sync::atomic::AtomicBool;
 
     use super::*;
+
+    /// Set by the first panic, before anything else it does. Any panic that
+    /// finds it set spins at once: one raised inside the report (the
+    /// message's formatting, the hook calling the library), or another
+    /// CPU's once the store reaches it. Read and written with plain loads
+    /// and stores, not an atomic swap: the handler may run where exclusives
+    /// do not work (EL2 with the MMU off, where memory is Device), and a
+    /// panic nested in the report runs on the same CPU, after the store (two
+    /// CPUs panicking at the same instant may both report).
+    static REPORTING: AtomicBool = AtomicBool::new(false);
 
     /// The message, formatted on the panicking CPU's stack.
     struct Message {
@@ -95,6 +111,10 @@ mod handler {
 
     #[panic_handler]
     fn panic(info: &PanicInfo<'_>) -> ! {
+        if REPORTING.load(Ordering::Relaxed) {
+            spin();
+        }
+        REPORTING.store(true, Ordering::Relaxed);
         let mut message = Message {
             buf: [0; PGW_PANIC_MESSAGE_MAX],
             len: 0,
@@ -123,6 +143,12 @@ mod handler {
             // points to live until the call returns.
             unsafe { hook(&report) };
         }
+        spin();
+    }
+
+    /// Where a panicking CPU stays: never back into the code that
+    /// panicked.
+    fn spin() -> ! {
         loop {
             core::hint::spin_loop();
         }
