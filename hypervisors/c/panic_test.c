@@ -31,7 +31,9 @@
 
 /* Plain flags between the two CPUs: memory is Device with the MMU off
  * (coherent, no exclusives needed). */
-static volatile int hook_returned, library_returned, watcher_up;
+/* `reported`: the hook has checked and printed its report, and returns or
+ * (recurse mode) calls the library again; CPU 1 starts watching then. */
+static volatile int reported, library_returned, watcher_up;
 static volatile int hook_calls, nested_returned;
 static _Alignas(4096) unsigned char pages[2][4096];
 
@@ -100,7 +102,7 @@ static void hook(const struct pgw_panic_info *info)
 		struct kvm_pgtable again;
 
 		hv_printf("PGWALK-PANIC-TEST: the hook calls the library again\n");
-		hook_returned = 1;
+		reported = 1;
 		(void)kvm_pgtable_hyp_init(&again, 32, &broken);
 		nested_returned = 1;
 		hv_printf("PGWALK-PANIC-TEST: the nested call RETURNED into the hook\n");
@@ -109,13 +111,13 @@ static void hook(const struct pgw_panic_info *info)
 	if (!HOOK_RETURNS)
 		hv_semihost_exit(0);
 	hv_printf("PGWALK-PANIC-TEST: the hook returns\n");
-	hook_returned = 1;
+	reported = 1;
 }
 
 static _Noreturn void watch(void)
 {
 	watcher_up = 1;
-	while (!hook_returned)
+	while (!reported)
 		cpu_relax();
 	uint64_t end = counter() + counter_freq() / 5;
 	while (counter() < end)
