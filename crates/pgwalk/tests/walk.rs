@@ -12,7 +12,7 @@ use pgwalk::host::{check_invariants, HeapMemory};
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, VisitKind, WalkFlags, Walked,
 };
-use pgwalk::{Error, Ipa, PhysAddr, Prot};
+use pgwalk::{Error, Ipa, PhysAddr, Prot, Stage2};
 
 #[test]
 fn exclusive_continue_visits_everything() {
@@ -519,4 +519,105 @@ fn a_walk_that_panics_still_makes_the_invalidation_it_owes() {
     });
     assert!(w.unwrap().is_completed());
     assert_eq!(t.mm().stats().tlbi_range, range0 + 2);
+}
+
+/// The one invalidation a `SKIP_BBM_TLBI` walk owes covers exactly the
+/// walk's page-aligned range: its start and its length, not just "some
+/// range", so that a walk not starting at 0 neither leaves the end of its
+/// range stale nor invalidates beyond it.
+#[test]
+fn a_skip_bbm_walk_invalidates_exactly_its_range_once() {
+    use common::watched::{Call, Watch, Watched};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Ranges(Arc<Mutex<Vec<(u64, u64)>>>);
+    impl Watch for Ranges {
+        fn see(&self, _: &HeapMemory, call: Call) {
+            if let Call::TlbiRange(ipa, size) = call {
+                self.0.lock().unwrap().push((ipa.get(), size));
+            }
+        }
+    }
+    let ranges = Ranges::default();
+    let mm = Watched {
+        mm: HeapMemory::new(64),
+        watch: ranges.clone(),
+    };
+    let mut t = Stage2::with_geometry(geometry(), mm).unwrap();
+    map(&mut t, 0, 8 * K4, RAM, Prot::RW).unwrap();
+    ranges.0.lock().unwrap().clear();
+    let flags = WalkFlags::LEAF | WalkFlags::SKIP_BBM_TLBI;
+    // 3 KiB into page 2 for 2 pages: page-aligned outwards to pages 2..5.
+    let w = t
+        .exclusive()
+        .walk(Ipa(2 * K4 + 0xc00), 2 * K4, flags, |ctx| {
+            ctx.set(Descriptor::INVALID);
+            Ok(Action::Continue)
+        });
+    assert!(w.unwrap().is_completed());
+    assert_eq!(*ranges.0.lock().unwrap(), [(2 * K4, 3 * K4)]);
+}
+
+/// A walk that visits tables but not leaves still steps over the leaf
+/// tables it does not enter: the next table it meets is visited at the
+/// address where its range starts, and the walk reaches the end of its
+/// range.
+#[test]
+fn a_walk_without_leaves_visits_the_next_table_where_its_range_starts() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    // One page in each of two 2 MiB regions: two leaf tables under one
+    // level-2 table.
+    map(&mut t, 0, K4, RAM, Prot::RW).unwrap();
+    map(&mut t, M2, K4, RAM + K4, Prot::RW).unwrap();
+    let mut seen = Vec::new();
+    let flags = WalkFlags::TABLE_PRE | WalkFlags::TABLE_POST;
+    // From inside the first leaf table, so that the step over it starts
+    // part-way in.
+    let w = t
+        .exclusive()
+        .walk(Ipa(3 * K4), 2 * M2 - 3 * K4, flags, |ctx| {
+            seen.push((ctx.kind(), ctx.level().get(), ctx.addr().get()));
+            Ok(Action::Continue)
+        });
+    assert!(w.unwrap().is_completed());
+    use VisitKind::{TablePost as Post, TablePre as Pre};
+    assert_eq!(
+        seen,
+        [
+            (Pre, 1, 3 * K4),
+            (Pre, 2, 3 * K4),
+            (Post, 2, 3 * K4),
+            (Pre, 2, M2),
+            (Post, 2, M2),
+            (Post, 1, 3 * K4),
+        ]
+    );
+}
+
+/// A one-page walk whose visitor keeps retrying an entry above the last
+/// level names that entry in its error: its address and level, as the range
+/// walk does, so that a livelock report points at the entry that caused it.
+#[test]
+fn a_one_page_walk_that_retries_too_often_names_the_entry() {
+    let mm = HeapMemory::new(64);
+    mm.set_retry_limit(8);
+    let mut t = Stage2::with_geometry(geometry(), mm).unwrap();
+    map(&mut t, G1, K4, RAM, Prot::RW).unwrap();
+    // 4 MiB above it the level-2 entry is empty: a leaf visit at level 2,
+    // for a page that is not the entry's first.
+    let mut visits = 0;
+    let w = t
+        .shared()
+        .walk(Ipa(G1 + 2 * M2 + K4), K4, WalkFlags::LEAF, |_| {
+            visits += 1;
+            Err(Unfinished::Retry(RetryEntry(Conflict::Raced)))
+        });
+    match w {
+        Err(Error::RetryLimit { addr, level }) => {
+            assert_eq!((addr, level.get()), (G1 + 2 * M2, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(visits, 8, "as many visits as the limit");
 }
