@@ -346,3 +346,47 @@ impl<M: MemoryOps> Clone for Handle<'_, HandlesFault, M> {
     }
 }
 impl<M: MemoryOps> Copy for Handle<'_, HandlesFault, M> {}
+
+#[cfg(test)]
+mod tests {
+    use crate::geometry::Geometry;
+    use crate::host::HeapMemory;
+    use crate::visit::Action;
+    use crate::walk::{Span, WalkFlags};
+    use crate::{Error, Ipa, PhysAddr, Prot, Stage2};
+
+    /// `Span::Page`, the one-page operations' shortcut, is the walk of that
+    /// page as a range: every visit sees the same context (the end of the
+    /// walk included, which its present visitors happen not to read), and
+    /// a page beyond the input size is refused as the range is.
+    #[test]
+    fn a_page_span_walks_as_its_one_page_range() {
+        let mut t =
+            Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), HeapMemory::new(64))
+                .unwrap();
+        let page = 0x4020_3000;
+        t.exclusive()
+            .map(Ipa(page), 0x1000, PhysAddr(0x8000_0000), Prot::RW, &mut ())
+            .unwrap();
+        let h = t.exclusive();
+        let flags = WalkFlags::LEAF | WalkFlags::TABLE_PRE;
+        let visits = |span| {
+            let mut seen = Vec::new();
+            let walked = h.run_span::<Error, _>(span, flags, |ctx| {
+                seen.push((ctx.kind(), ctx.level().get(), ctx.addr(), ctx.end()));
+                Ok(Action::Continue)
+            });
+            assert!(walked.unwrap().is_completed());
+            seen
+        };
+        let by_page = visits(Span::Page(Ipa(page + 0x123)));
+        assert_eq!(by_page, visits(Span::Range(Ipa(page + 0x123), 1)));
+        assert_eq!(by_page.len(), 3, "levels 1 and 2 before the leaf");
+        assert!(by_page.iter().all(|v| v.3 == Ipa(page + 0x1000)));
+        let beyond = |span| h.run_span::<Error, _>(span, flags, |_| Ok(Action::Continue));
+        assert_eq!(
+            beyond(Span::Page(Ipa(1 << 40))),
+            beyond(Span::Range(Ipa(1 << 40), 0x1000))
+        );
+    }
+}
