@@ -621,3 +621,95 @@ fn a_one_page_walk_that_retries_too_often_names_the_entry() {
     }
     assert_eq!(visits, 8, "as many visits as the limit");
 }
+
+/// A table entry a shared visitor skips is stepped over whole: the walk
+/// resumes at the next entry's first address, entering that entry's table
+/// at the place its range starts, and visits nothing under the skipped one.
+#[test]
+fn a_skipped_table_entry_resumes_the_walk_at_the_next_entry() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    // Two leaf tables under one level-2 table, as above.
+    map(&mut t, 0, K4, RAM, Prot::RW).unwrap();
+    map(&mut t, M2, 2 * K4, RAM + K4, Prot::RW).unwrap();
+    let mut seen = Vec::new();
+    // From part-way into the first leaf table, so that the entry skipped
+    // is not entered at its first address.
+    let w = t.shared().walk(
+        Ipa(3 * K4),
+        M2 - K4,
+        WalkFlags::LEAF | WalkFlags::TABLE_PRE,
+        |ctx| {
+            seen.push((ctx.kind(), ctx.level().get(), ctx.addr().get()));
+            if ctx.kind() == VisitKind::TablePre && ctx.level().get() == 2 && ctx.addr().get() < M2
+            {
+                return Ok(Action::SKIP);
+            }
+            Ok(Action::Continue)
+        },
+    );
+    assert!(w.unwrap().is_completed());
+    use VisitKind::{Leaf, TablePre as Pre};
+    assert_eq!(
+        seen,
+        [
+            (Pre, 1, 3 * K4),
+            (Pre, 2, 3 * K4),
+            (Pre, 2, M2),
+            (Leaf, 3, M2),
+            (Leaf, 3, M2 + K4),
+        ]
+    );
+}
+
+/// A post-order visit that keeps retrying names its table entry in the
+/// `RetryLimit` error: the entry's first address, not the walk's, which may
+/// start part-way into it.
+#[test]
+fn a_table_post_visit_that_retries_too_often_names_the_entry() {
+    let mm = HeapMemory::new(64);
+    mm.set_retry_limit(8);
+    let mut t = Stage2::with_geometry(geometry(), mm).unwrap();
+    map(&mut t, G1 + 2 * M2, K4, RAM, Prot::RW).unwrap();
+    let mut posts = 0;
+    let w = t.shared().walk(
+        Ipa(G1 + 2 * M2 + 3 * K4),
+        K4,
+        WalkFlags::LEAF | WalkFlags::TABLE_POST,
+        |ctx| {
+            if ctx.kind() == VisitKind::TablePost {
+                posts += 1;
+                return Err(Unfinished::Retry(RetryEntry(Conflict::Raced)));
+            }
+            Ok(Action::Continue)
+        },
+    );
+    match w {
+        Err(Error::RetryLimit { addr, level }) => {
+            assert_eq!((addr, level.get()), (G1 + 2 * M2, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(posts, 8, "as many post-order visits as the limit");
+}
+
+/// Every visit's context reports the flags its walk was given, whatever
+/// the kind of visit.
+#[test]
+fn every_visit_reports_the_walks_flags() {
+    let mut t = table_with_pages(2);
+    for flags in [
+        WalkFlags::LEAF,
+        WalkFlags::TABLE_PRE,
+        WalkFlags::LEAF | WalkFlags::TABLE_POST,
+        ALL_VISITS,
+    ] {
+        let mut visits = 0;
+        let w = t.exclusive().walk(Ipa(0), 2 * K4, flags, |ctx| {
+            assert_eq!(ctx.flags(), flags, "in a {:?} visit", ctx.kind());
+            visits += 1;
+            Ok(Action::Continue)
+        });
+        assert!(w.unwrap().is_completed());
+        assert!(visits > 0, "{flags:?}: something was visited");
+    }
+}
