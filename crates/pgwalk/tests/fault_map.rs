@@ -138,3 +138,57 @@ fn a_split_that_narrows_the_faulting_page_invalidates_it() {
     };
     assert_eq!(split_with(Prot::R), split_with(Prot::RW) + 1);
 }
+
+/// A leaf already there keeps its permissions wherever it sits, the first
+/// entry of the address space and the entry just past a block this walk
+/// split included: only the pages a split makes are this call's.
+#[test]
+fn a_page_this_walk_did_not_split_keeps_its_permissions() {
+    // IPA 0: nothing has been split when the walk gets there.
+    let mut t = table_with_pages(0);
+    let f = t.fault_handler();
+    assert_eq!(
+        f.map(Ipa(0), K4, PhysAddr(RAM), Prot::R, &mut ()).unwrap(),
+        TableOutcome::Fixed
+    );
+    assert_eq!(
+        f.map(Ipa(0), K4, PhysAddr(RAM), Prot::RW, &mut ()).unwrap(),
+        TableOutcome::Spurious
+    );
+    assert!(!f.get_leaf(Ipa(0)).unwrap().0.writable());
+    check_invariants(&mut t).unwrap();
+
+    // A read-only block at [0, 2 MiB) and a read-only page at 2 MiB; one
+    // map over the block's last page and that page splits the block.
+    let mut t = table_with_pages(0);
+    let mut h = t.exclusive();
+    h.map(Ipa(0), M2, PhysAddr(RAM), Prot::R, &mut ()).unwrap();
+    h.map(Ipa(M2), K4, PhysAddr(RAM + M2), Prot::R, &mut ())
+        .unwrap();
+    let f = t.fault_handler();
+    assert_eq!(
+        f.map(
+            Ipa(M2 - K4),
+            2 * K4,
+            PhysAddr(RAM + M2 - K4),
+            Prot::RW,
+            &mut ()
+        )
+        .unwrap(),
+        TableOutcome::Fixed
+    );
+    let (split, level) = f.get_leaf(Ipa(M2 - K4)).unwrap();
+    assert_eq!(level.get(), 3);
+    assert!(
+        split.writable(),
+        "the split made this page: it is the call's"
+    );
+    assert!(!f.get_leaf(Ipa(0)).unwrap().0.writable(), "the rest stays");
+    let (after, level) = f.get_leaf(Ipa(M2)).unwrap();
+    assert_eq!(level.get(), 3);
+    assert!(
+        after.is_valid() && !after.writable(),
+        "the split ended before it"
+    );
+    check_invariants(&mut t).unwrap();
+}

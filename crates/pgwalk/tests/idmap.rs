@@ -38,6 +38,14 @@ fn largest_block_inside_the_region() {
         PhysAddr(G1),
         "identity"
     );
+    // Exactly the range: nothing on either side of the block.
+    for outside in [G1 - K4, 2 * G1] {
+        assert!(
+            !h.get_leaf(Ipa(outside)).unwrap().0.is_valid(),
+            "{outside:#x}"
+        );
+    }
+    check_invariants(&mut t).unwrap();
 }
 
 #[test]
@@ -66,6 +74,23 @@ fn existing_entries_bound_the_range() {
     .unwrap();
     let range = h.idmap_range(Ipa(G1 + M2 + 5), &[RAM]).unwrap();
     assert_eq!(range.range(), (Ipa(G1 + M2), M2));
+}
+
+/// A region's end is one past its last byte: the address there is in no
+/// region (and not "misaligned" in this one).
+#[test]
+fn a_region_ends_before_its_end_address() {
+    assert!(RAM.contains(PhysAddr(3 * G1 - 1)));
+    assert!(!RAM.contains(PhysAddr(3 * G1)));
+    assert!(!RAM.contains(PhysAddr(G1 - 1)));
+    let mut t = table();
+    let mut h = t.exclusive();
+    assert!(matches!(
+        h.idmap_range(Ipa(3 * G1), &[RAM]),
+        Err(Error::NoRegion { addr }) if addr == 3 * G1
+    ));
+    let range = h.idmap_range(Ipa(3 * G1 - K4), &[RAM]).unwrap();
+    assert_eq!(range.range(), (Ipa(2 * G1), G1));
 }
 
 #[test]
