@@ -7,8 +7,9 @@ mod common;
 
 use common::*;
 use pgwalk::descriptor::{Exec, MemAttr, Shareability};
-use pgwalk::geometry::Level;
-use pgwalk::{Error, PhysAddr, Prot};
+use pgwalk::fault::TableOutcome;
+use pgwalk::geometry::{Granule, Level};
+use pgwalk::{Error, Ipa, MapOptions, PhysAddr, Prot};
 
 #[test]
 fn blocks_where_size_and_alignment_allow() {
@@ -52,6 +53,30 @@ fn misaligned_output_forces_pages() {
     // IPA 2M-aligned but PA only 4K-aligned: no block can be used.
     map(&mut t, 0, M2, 0x8000_1000, Prot::R).unwrap();
     assert_eq!(check(&mut t).leaves, [0, 0, 0, 512]);
+}
+
+/// `MapOptions::pages_only` (the kernel's `force_pte`): a range that could
+/// be one block is mapped as pages, by the exclusive map and by the fault
+/// path alike.
+#[test]
+fn pages_only_maps_a_block_sized_range_as_pages() {
+    let opts = MapOptions::new().pages_only();
+    let mut t = table(40);
+    t.exclusive()
+        .map_with(Ipa(0), M2, PhysAddr(RAM), Prot::RW, &mut (), opts)
+        .unwrap();
+    let f = t.fault_handler();
+    assert_eq!(
+        f.map_with(Ipa(G1), M2, PhysAddr(RAM + M2), Prot::RW, &mut (), opts)
+            .unwrap(),
+        TableOutcome::Fixed
+    );
+    assert_eq!(check(&mut t).leaves, [0, 0, 0, 1024]);
+    for (ipa, pa) in [(0, RAM), (M2 - K4, RAM + M2 - K4), (G1 + K4, RAM + M2 + K4)] {
+        let (d, l) = leaf(&mut t, ipa);
+        assert_eq!(l, 3, "{ipa:#x}");
+        assert_eq!(d.output_address(Granule::Size4KiB), PhysAddr(pa));
+    }
 }
 
 #[test]
