@@ -79,6 +79,28 @@ fn pages_only_maps_a_block_sized_range_as_pages() {
     }
 }
 
+/// A block remapped whole to an address aligned only for the next level
+/// down: the block is split and every piece then remapped. The split's
+/// table page holds the block's pieces (and their references), so it is
+/// not one that may be filled in one go as if it were empty.
+#[test]
+fn a_block_remapped_to_a_finer_aligned_address_is_split_then_remapped() {
+    let mut t = table(40);
+    map(&mut t, G1, G1, RAM, Prot::RW).unwrap();
+    assert_eq!(check(&mut t).leaves, [0, 1, 0, 0]);
+    map(&mut t, G1, G1, 2 * RAM + M2, Prot::R).unwrap();
+    assert_eq!(check(&mut t).leaves, [0, 0, 512, 0]);
+    for off in [0, M2, G1 - M2] {
+        let (d, l) = leaf(&mut t, G1 + off);
+        assert_eq!(l, 2);
+        assert_eq!(
+            d.output_address(Granule::Size4KiB),
+            PhysAddr(2 * RAM + M2 + off)
+        );
+        assert!(!d.writable());
+    }
+}
+
 #[test]
 fn attributes_reach_the_descriptor() {
     let mut t = table(40);
