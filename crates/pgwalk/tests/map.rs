@@ -9,7 +9,8 @@ use common::*;
 use pgwalk::descriptor::{Exec, MemAttr, Shareability};
 use pgwalk::fault::TableOutcome;
 use pgwalk::geometry::{Granule, Level};
-use pgwalk::{Error, Ipa, MapOptions, PhysAddr, Prot};
+use pgwalk::host::HeapMemory;
+use pgwalk::{Error, Ipa, MapOptions, PhysAddr, Prot, Stage2};
 
 #[test]
 fn blocks_where_size_and_alignment_allow() {
@@ -99,6 +100,65 @@ fn a_block_remapped_to_a_finer_aligned_address_is_split_then_remapped() {
         );
         assert!(!d.writable());
     }
+}
+
+/// The cache maintenance a map owes the guest (without FEAT_S2FWB): a page
+/// newly mapped cacheable is cleaned to the point of coherency first, one
+/// newly mapped executable is also invalidated from the instruction cache;
+/// a change that keeps the page, and keeps it executable, owes neither.
+/// `skip_cmo` leaves it all to the caller.
+#[test]
+fn a_map_owes_the_caches_what_the_guest_will_see_anew() {
+    let mut t = table(40);
+    let cmo = |t: &Stage2<HeapMemory>| {
+        let s = t.mm().stats();
+        (s.dcache_cleans, s.icache_invals)
+    };
+    let owed = |t: &mut Stage2<HeapMemory>, ipa, pa, prot| {
+        let before = cmo(t);
+        map(t, ipa, K4, pa, prot).unwrap();
+        let after = cmo(t);
+        (after.0 - before.0, after.1 - before.1)
+    };
+    assert_eq!(owed(&mut t, 0, RAM, Prot::RW), (1, 0), "new, cacheable");
+    assert_eq!(
+        owed(&mut t, K4, RAM + K4, Prot::RWX),
+        (1, 1),
+        "new, executable"
+    );
+    assert_eq!(
+        owed(&mut t, K4, RAM + K4, Prot::R | Prot::X),
+        (0, 0),
+        "the same page, still executable"
+    );
+    assert_eq!(
+        owed(&mut t, 0, RAM, Prot::RWX),
+        (0, 1),
+        "the same page, now executable"
+    );
+    assert_eq!(
+        owed(&mut t, K4, RAM + 2 * K4, Prot::RWX),
+        (1, 1),
+        "an executable page moved"
+    );
+    assert_eq!(
+        owed(&mut t, 2 * K4, 0x0900_0000, Prot::RW | Prot::DEVICE),
+        (0, 0),
+        "device memory"
+    );
+    let before = cmo(&t);
+    t.exclusive()
+        .map_with(
+            Ipa(3 * K4),
+            K4,
+            PhysAddr(RAM + 3 * K4),
+            Prot::RWX,
+            &mut (),
+            MapOptions::new().skip_cmo(),
+        )
+        .unwrap();
+    assert_eq!(cmo(&t), before, "skip_cmo");
+    check(&mut t);
 }
 
 #[test]

@@ -216,3 +216,36 @@ fn a_clean_follows_the_invalidation_of_what_it_cleans() {
         assert_eq!(cleans, 511 + 8, "{opts:?}: every page cleaned once");
     }
 }
+
+/// An unmap that clears a last-level table whole, cleaning its pages,
+/// invalidates its leaves run by run, each invalidation covering exactly
+/// its run, cleaned right after it (neighbours beyond the run are not
+/// invalidated early for nothing).
+#[test]
+fn a_cleaned_table_is_invalidated_run_by_run() {
+    let mut t = Stage2::with_geometry(geometry(), ordered()).unwrap();
+    map(&mut t, 0, M2, RAM + K4, Prot::RW).unwrap();
+    t.mm().watch.0.lock().unwrap().clear();
+    t.exclusive().unmap(Ipa(0), M2).unwrap();
+    let log = t.mm().watch.0.lock().unwrap().clone();
+    let run = 64 * K4;
+    let mut expected = Vec::new();
+    for first in (0..M2).step_by(run as usize) {
+        expected.push(Seen::Tlbi {
+            addr: first,
+            size: run,
+        });
+        expected.extend(
+            (first..first + run)
+                .step_by(K4 as usize)
+                .map(|ipa| Seen::Clean(RAM + K4 + ipa)),
+        );
+    }
+    assert_eq!(log[..expected.len()], expected[..]);
+    assert!(
+        !log[expected.len()..]
+            .iter()
+            .any(|s| matches!(s, Seen::Clean(_))),
+        "every page cleaned once: {log:?}"
+    );
+}
