@@ -68,6 +68,28 @@ fn a_root_beyond_the_output_size_is_refused_and_given_back() {
     assert_eq!(low.live_pages(), 0);
 }
 
+/// The same for a table page below the root: the map is refused, naming
+/// the page's last byte, and the page is given back.
+#[test]
+fn a_table_page_beyond_the_output_size_is_refused_and_given_back() {
+    // The root takes the last two pages below 2^48; the next page is above.
+    let mm = HeapMemory::at((1 << 48) - 2 * K4, 8);
+    let mut t = Stage2::with_geometry(Geometry::for_ia_bits(40, 40).unwrap(), mm.clone()).unwrap();
+    assert_eq!(t.root(), PhysAddr((1 << 48) - 2 * K4));
+    let refused = t
+        .exclusive()
+        .map(Ipa(0), K4, PhysAddr(RAM), Prot::R, &mut ());
+    assert_eq!(
+        refused,
+        Err(Error::OutputTooLarge {
+            pa: (1 << 48) + K4 - 1,
+            oa_bits: 48
+        })
+    );
+    assert_eq!(mm.live_pages(), 2, "only the root");
+    assert!(!leaf(&mut t, 0).0.is_valid());
+}
+
 /// A host that hands out a root not aligned to its size (the contract says
 /// it must be): the table used to take it, and the MMU, which ignores the
 /// low bits of VTTBR_EL2.BADDR, would have walked another table.
