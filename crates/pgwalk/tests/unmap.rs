@@ -95,3 +95,21 @@ fn partial_block_unmap_is_refused_untouched() {
     t.exclusive().unmap(Ipa(K4), K4).unwrap();
     assert_eq!(check(&mut t).leaves, [0, 0, 0, 511]);
 }
+
+/// A range that starts clear of any block but ends inside one is refused
+/// at its end, with nothing changed.
+#[test]
+fn an_unmap_ending_inside_a_block_is_refused_untouched() {
+    let mut t = table(40);
+    map(&mut t, K4, K4, 0x8000_0000, Prot::RW).unwrap();
+    map(&mut t, M2, M2, 0x8020_0000, Prot::RW).unwrap();
+    let err = t.exclusive().unmap(Ipa(K4), M2).unwrap_err();
+    assert_eq!(
+        err,
+        Error::SplitsBlock {
+            addr: M2 + K4,
+            level: Level::new(2).unwrap()
+        }
+    );
+    assert_eq!(check(&mut t).leaves, [0, 0, 1, 1], "nothing changed");
+}
