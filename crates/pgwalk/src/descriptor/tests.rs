@@ -229,3 +229,49 @@ fn removing_execution_at_either_level_removes_permissions() {
         }
     }
 }
+
+#[test]
+fn access_bits_read_back_as_they_were_set() {
+    let rw = leaf(Prot::RW, 3);
+    assert!(rw.readable() && rw.writable());
+    let w_only = rw.with_readable(false);
+    assert!(!w_only.readable() && w_only.writable());
+    assert_eq!(w_only.bits(), rw.bits() & !(1 << 6), "S2AP[0] is bit 6");
+    assert!(w_only.with_readable(true).readable());
+}
+
+#[test]
+fn software_bits_are_bits_58_to_55() {
+    let plain = leaf(Prot::RW, 3);
+    assert_eq!(plain.sw_bits(), 0);
+    for sw in [0b0001u8, 0b1010, 0b1111] {
+        let tagged = Descriptor::from_bits(plain.bits() | u64::from(sw) << 55);
+        assert_eq!(tagged.sw_bits(), sw);
+        assert!(
+            !tagged.differs_beyond_sw(plain),
+            "{sw:#b}: software bits only"
+        );
+        assert!(!plain.differs_beyond_sw(tagged));
+    }
+    assert!(!plain.differs_beyond_sw(plain));
+    assert!(plain.with_writable(false).differs_beyond_sw(plain));
+    assert!(
+        leaf(Prot::RW, 2).differs_beyond_sw(plain),
+        "block against page"
+    );
+}
+
+#[test]
+fn losing_read_or_write_removes_permissions() {
+    let rw = leaf(Prot::RW, 3);
+    let r = rw.with_writable(false);
+    let w = rw.with_readable(false);
+    assert!(rw.removes_permissions(r) && rw.removes_permissions(w));
+    assert!(!r.removes_permissions(rw) && !w.removes_permissions(rw));
+    assert!(!rw.removes_permissions(rw));
+    // Only a change between two valid leaves takes anything away: a new
+    // leaf was never cached, and a cleared one is invalidated anyway.
+    let nx = leaf(Prot::R, 3);
+    assert!(!Descriptor::INVALID.removes_permissions(nx));
+    assert!(!nx.removes_permissions(Descriptor::INVALID));
+}

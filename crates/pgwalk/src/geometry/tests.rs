@@ -179,8 +179,26 @@ fn illegal_configurations_are_rejected_naming_the_rule() {
     refused(vtcr(16, 3, TG64K, 5), "no level 0");
     refused(vtcr(8, 3, TG16K, 6) | DS, "above 52 bits");
     // A geometry asked for directly.
-    assert!(Geometry::new(Granule::Size64KiB, 48, Level(0), 48).is_err());
-    assert!(Geometry::new(Granule::Size4KiB, 48, Level(-1), 52).is_err());
+    let refused = |g: Result<Geometry, Error>, words: &str| match g {
+        Err(Error::Geometry(why)) => assert!(why.contains(words), "{why}"),
+        other => panic!("{other:?}, expected a refusal about {words:?}"),
+    };
+    refused(
+        Geometry::new(Granule::Size64KiB, 48, Level(0), 48),
+        "starts at level 1, 2 or 3",
+    );
+    refused(
+        Geometry::new(Granule::Size4KiB, 48, Level(-1), 52),
+        "52-bit output size needs",
+    );
+    refused(
+        Geometry::new(Granule::Size4KiB, 48, Level(-1), 48),
+        "start level -1 needs LPA2",
+    );
+    refused(
+        Geometry::new(Granule::Size4KiB, 40, Level(3), 40),
+        "FEAT_TTST",
+    );
     assert!(TableFormat::new(Granule::Size64KiB, true).is_err());
 }
 
@@ -316,4 +334,29 @@ fn coarsest_leaf_is_the_largest_allowed_entry_a_size_holds() {
             "{format:?}"
         );
     }
+}
+
+#[test]
+fn a_geometry_has_the_levels_from_its_start_to_the_last() {
+    let g = Geometry::for_ia_bits(40, 40).unwrap();
+    assert_eq!(g.start_level(), Level(1));
+    assert!(!g.has_level(Level(0)) && !g.has_level(Level(-1)));
+    assert!(g.has_level(Level(1)) && g.has_level(Level(2)) && g.has_level(Level(3)));
+    let lpa2 = Geometry::from_vtcr(vtcr(12, 0, TG4K, 6) | DS | SL2).unwrap();
+    assert!(lpa2.has_level(Level(-1)) && lpa2.has_level(Level(3)));
+}
+
+/// Every field of the encoded VTCR_EL2, the ones decoding ignores
+/// included: the walk's cacheability (IRGN0, ORGN0: write-back
+/// write-allocate, 0b01), its shareability (SH0: inner, 0b11) and RES1.
+#[test]
+fn vtcr_encodes_every_field() {
+    // T0SZ 24, SL0 1, TG0 0b00, PS 0b010.
+    assert_eq!(Geometry::for_ia_bits(40, 40).unwrap().vtcr(), 0x8002_3558);
+    // 64 KiB, 42 bits from level 2: T0SZ 22, SL0 1, TG0 0b01, PS 0b101.
+    let g = Geometry::new(Granule::Size64KiB, 42, Level(2), 48).unwrap();
+    assert_eq!(g.vtcr(), 0x8005_7556);
+    // 4 KiB with LPA2 from level -1: T0SZ 12, SL0 0, PS 0b110, DS, SL2.
+    let lpa2 = Geometry::from_vtcr(vtcr(12, 0, TG4K, 6) | DS | SL2).unwrap();
+    assert_eq!(lpa2.vtcr(), 0x3_8006_350c);
 }
