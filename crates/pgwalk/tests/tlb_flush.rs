@@ -29,3 +29,17 @@ fn a_tlb_flush_invalidates_its_own_table_even_when_dropped() {
     assert_eq!(b_mm.stats().tlbi_range, b0, "never the other table");
     drop(b);
 }
+
+/// A token shows the range it owes, so that a hypervisor can log what it
+/// is about to invalidate.
+#[test]
+fn a_tlb_flush_shows_its_range() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    map(&mut t, M2, 2 * K4, RAM, Prot::RW).unwrap();
+    let token = t.shared().wrprotect(Ipa(M2), 2 * K4).unwrap();
+    let shown = format!("{token:?}");
+    assert!(shown.starts_with("TlbFlush"), "{shown}");
+    assert!(shown.contains(&format!("{:?}", Ipa(M2))), "{shown}");
+    assert!(shown.contains("size: 8192"), "{shown}");
+    token.flush();
+}
