@@ -192,3 +192,29 @@ fn a_page_this_walk_did_not_split_keeps_its_permissions() {
     );
     check_invariants(&mut t).unwrap();
 }
+
+/// A page the guest saw uncached was never cleaned; the fault path that
+/// maps it cacheable owes the clean, as an exclusive map does.
+#[test]
+fn a_fault_path_map_that_makes_a_page_cacheable_cleans_it() {
+    let mut t = table_with_pages(0);
+    let f = t.fault_handler();
+    let cleans = |t: &Stage2<HeapMemory>| t.mm().stats().dcache_cleans;
+    let nc = Prot::RW | Prot::NORMAL_NC;
+    assert_eq!(
+        f.map(Ipa(0), K4, PhysAddr(RAM), nc, &mut ()).unwrap(),
+        TableOutcome::Fixed
+    );
+    let before = cleans(&t);
+    assert_eq!(
+        f.map(Ipa(0), K4, PhysAddr(RAM), Prot::RW, &mut ()).unwrap(),
+        TableOutcome::Fixed
+    );
+    assert_eq!(cleans(&t), before + 1, "now cacheable: cleaned");
+    assert_eq!(
+        f.map(Ipa(0), K4, PhysAddr(RAM), Prot::RW, &mut ()).unwrap(),
+        TableOutcome::Spurious
+    );
+    assert_eq!(cleans(&t), before + 1, "no change: nothing owed");
+    check_invariants(&mut t).unwrap();
+}

@@ -146,6 +146,18 @@ fn a_map_owes_the_caches_what_the_guest_will_see_anew() {
         (0, 0),
         "device memory"
     );
+    // Nothing cleaned the page while the guest saw it uncached, so the
+    // host's dirty lines for it may still be in the cache.
+    assert_eq!(
+        owed(&mut t, 4 * K4, RAM + 4 * K4, Prot::RW | Prot::NORMAL_NC),
+        (0, 0),
+        "non-cacheable memory"
+    );
+    assert_eq!(
+        owed(&mut t, 4 * K4, RAM + 4 * K4, Prot::RW),
+        (1, 0),
+        "the same page, now cacheable"
+    );
     let before = cmo(&t);
     t.exclusive()
         .map_with(

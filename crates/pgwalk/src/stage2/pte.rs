@@ -869,7 +869,9 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
         // Comparing the address bits themselves spares a decode per entry
         // on the common path (a permission or access-flag change).
         let same_page = old.is_leaf(self.level) && new.same_output_bits(old);
-        let clean = new.is_cacheable() && !same_page;
+        // A page the guest saw uncached was never cleaned: the host's lines
+        // for it may still be dirty, so becoming cacheable owes a clean.
+        let clean = new.is_cacheable() && !(same_page && old.is_cacheable());
         let inval = new.is_executable() && !(same_page && old.is_executable());
         if !clean && !inval {
             return;
