@@ -871,8 +871,17 @@ impl<M: MemoryOps> EntrySite for Site<'_, M> {
         let same_page = old.is_leaf(self.level) && new.same_output_bits(old);
         // A page the guest saw uncached was never cleaned: the host's lines
         // for it may still be dirty, so becoming cacheable owes a clean.
-        let clean = new.is_cacheable() && !(same_page && old.is_cacheable());
-        let inval = new.is_executable() && !(same_page && old.is_executable());
+        // Two branches rather than one expression: a new page (a fault)
+        // then tests `new` alone, where `old`'s tests cost it ten
+        // instructions.
+        let (clean, inval) = if same_page {
+            (
+                new.is_cacheable() && !old.is_cacheable(),
+                new.is_executable() && !old.is_executable(),
+            )
+        } else {
+            (new.is_cacheable(), new.is_executable())
+        };
         if !clean && !inval {
             return;
         }
