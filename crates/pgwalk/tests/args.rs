@@ -85,3 +85,72 @@ fn one_page_operations_beyond_the_input_size_name_the_page() {
     let last = Ipa((1 << 40) - 1);
     assert_eq!(t.shared().mkyoung(last), Ok(false));
 }
+
+/// Every operation that checks its range before walking it (and then walks
+/// it as checked) refuses a range that leaves the input size with the
+/// range itself named, and takes the last page below the limit.
+#[test]
+fn range_operations_refuse_a_range_past_the_input_size_naming_it() {
+    use pgwalk::kvm::KvmMapOptions;
+    use pgwalk::PhysAddr;
+
+    /// What each range operation answers for `start..start + size`, in order.
+    fn answers(
+        t: &mut pgwalk::Stage2<pgwalk::host::HeapMemory>,
+        start: u64,
+        size: u64,
+    ) -> Vec<Result<(), Error>> {
+        let (ipa, pa, prot) = (Ipa(start), PhysAddr(RAM), Prot::RW);
+        let kvm = KvmMapOptions::default;
+        vec![
+            t.exclusive().map(ipa, size, pa, prot, &mut ()),
+            t.fault_handler()
+                .map(ipa, size, pa, prot, &mut ())
+                .map(drop),
+            t.exclusive().kvm().map(ipa, size, pa, prot, &mut (), kvm()),
+            t.exclusive()
+                .kvm()
+                .map_stopping(ipa, size, pa, prot, &mut (), kvm())
+                .map(drop),
+            t.shared().kvm().map(ipa, size, pa, prot, &mut (), kvm()),
+            t.fault_handler()
+                .kvm()
+                .map(ipa, size, pa, prot, &mut (), kvm())
+                .map(drop),
+            t.exclusive().kvm().set_owner(ipa, size, 1, &mut ()),
+            t.exclusive().split(ipa, size, &mut ()),
+            t.shared().wrprotect(ipa, size).map(|f| f.flush()),
+            t.exclusive().wrprotect(ipa, size).map(|f| f.flush()),
+            t.shared().clear_young(ipa, size).map(drop),
+            t.exclusive().test_young(ipa, size).map(drop),
+            t.shared().clean_dcache(ipa, size),
+            t.exclusive().kvm().unmap(ipa, size),
+            t.exclusive().unmap(ipa, size),
+        ]
+    }
+
+    let mut t = table(40);
+    let live = t.mm().live_pages();
+    let limit = 1u64 << 40;
+    let top = !(K4 - 1);
+    // Past the limit; straddling it; wrapping around the top.
+    for (start, size) in [(limit, K4), (limit - K4, 2 * K4), (top, 2 * K4)] {
+        let want = Error::OutOfRange {
+            start,
+            end: start.saturating_add(size),
+            ia_bits: 40,
+        };
+        for (i, got) in answers(&mut t, start, size).into_iter().enumerate() {
+            assert_eq!(got, Err(want), "operation {i} on {start:#x}+{size:#x}");
+        }
+        assert_eq!(
+            t.mm().live_pages(),
+            live,
+            "nothing was built for {start:#x}"
+        );
+    }
+    for (i, got) in answers(&mut t, limit - K4, K4).into_iter().enumerate() {
+        assert_eq!(got, Ok(()), "operation {i} on the last page");
+    }
+    check(&mut t);
+}

@@ -24,6 +24,7 @@ use crate::stage2::args::{check_output, check_range};
 use crate::stage2::pte::{self, EntrySite};
 use crate::stage2::tables::alloc_table;
 use crate::visit::{VisitCtx, VisitKind, WalkFlags};
+use crate::walk::{CheckedRange, Span};
 
 /// How a kernel-compatible map runs: the kernel's `force_pte` and the two
 /// maintenance flags of `enum kvm_pgtable_walk_flags`.
@@ -289,8 +290,8 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         pool: &mut M::PagePool,
         opts: KvmMapOptions,
     ) -> Result<(), Error> {
-        let install = leaves(&self.handle, ipa, size, phys, prot)?;
-        self.run(ipa, size, install, opts, pool)
+        let (install, range) = leaves(&self.handle, ipa, size, phys, prot)?;
+        self.run(range, size, install, opts, pool)
     }
 
     /// `kvm_pgtable_stage2_set_owner`: annotates `size` bytes at `ipa` as
@@ -302,7 +303,7 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         owner: u32,
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
-        check_range(self.handle.geometry(), ipa, size)?;
+        let range = check_range(self.handle.geometry(), ipa, size)?;
         if owner > KVM_MAX_OWNER_ID {
             return Err(Error::InvalidOwner {
                 id: owner,
@@ -314,21 +315,20 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
             force_pte: true,
             ..KvmMapOptions::default()
         };
-        self.run(ipa, size, install, opts, pool)
+        self.run(range, size, install, opts, pool)
     }
 
     fn run(
         &mut self,
-        ipa: Ipa,
+        range: CheckedRange,
         size: u64,
         install: Install,
         opts: KvmMapOptions,
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
         let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
-        let walked = self.handle.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.handle.run_span::<Error, _>(
+            Span::Checked(range),
             opts.walk_flags(),
             #[inline(always)]
             |ctx| visit(ctx, &mut data, |_| Ok(Action::Continue)),
@@ -356,11 +356,10 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         pool: &mut M::PagePool,
         opts: KvmMapOptions,
     ) -> Result<TableOutcome, Error> {
-        let install = leaves(&self.handle, ipa, size, phys, prot)?;
+        let (install, range) = leaves(&self.handle, ipa, size, phys, prot)?;
         let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
-        let walked = self.handle.run::<Halt, _>(
-            ipa,
-            size,
+        let walked = self.handle.run_span::<Halt, _>(
+            Span::Checked(range),
             opts.walk_flags(),
             #[inline(always)]
             |ctx| visit(ctx, &mut data, |_| Err(Unfinished::Stop(Halt::Again))),
@@ -401,11 +400,10 @@ impl<M: MemoryOps> Kvm<'_, crate::capability::Shared, M> {
         pool: &mut M::PagePool,
         opts: KvmMapOptions,
     ) -> Result<(), Error> {
-        let install = leaves(&self.handle, ipa, size, phys, prot)?;
+        let (install, range) = leaves(&self.handle, ipa, size, phys, prot)?;
         let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
-        let walked = self.handle.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.handle.run_span::<Error, _>(
+            Span::Checked(range),
             opts.walk_flags(),
             #[inline(always)]
             |ctx| visit(ctx, &mut data, |_| Ok(Action::Continue)),
@@ -434,11 +432,10 @@ impl<M: MemoryOps> Kvm<'_, HandlesFault, M> {
         pool: &mut M::PagePool,
         opts: KvmMapOptions,
     ) -> Result<TableOutcome, Error> {
-        let install = leaves(&self.handle, ipa, size, phys, prot)?;
+        let (install, range) = leaves(&self.handle, ipa, size, phys, prot)?;
         let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
-        let walked = self.handle.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.handle.run_span::<Error, _>(
+            Span::Checked(range),
             opts.walk_flags(),
             #[inline(always)]
             |ctx| {
@@ -468,9 +465,9 @@ fn leaves<C: Capability, M: MemoryOps>(
     size: u64,
     phys: PhysAddr,
     prot: Prot,
-) -> Result<Install, Error> {
+) -> Result<(Install, CheckedRange), Error> {
     let geometry = handle.geometry();
-    check_range(geometry, ipa, size)?;
+    let range = check_range(geometry, ipa, size)?;
     let granule = geometry.granule().size();
     if !phys.is_aligned(granule) {
         return Err(Error::Misaligned {
@@ -480,9 +477,10 @@ fn leaves<C: Capability, M: MemoryOps>(
         });
     }
     check_output(geometry, phys, size)?;
-    Ok(Install::Leaves {
+    let install = Install::Leaves {
         start: ipa.get(),
         phys: phys.get(),
         attrs: LeafAttrs::from_prot(prot)?,
-    })
+    };
+    Ok((install, range))
 }

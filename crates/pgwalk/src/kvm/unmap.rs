@@ -12,6 +12,7 @@ use crate::memory::MemoryOps;
 use crate::stage2::args::check_range;
 use crate::stage2::pte;
 use crate::visit::{VisitCtx, VisitKind, WalkFlags};
+use crate::walk::Span;
 
 /// Clears the entry and drops its count (the kernel's
 /// `stage2_unmap_put_pte`). A valid one is invalidated by IPA at the walk's
@@ -41,11 +42,10 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
     /// page-aligned, non-empty range touches, blocks whole, and frees the
     /// tables it empties.
     pub fn unmap(&mut self, ipa: Ipa, size: u64) -> Result<(), Error> {
-        check_range(self.handle.geometry(), ipa, size)?;
+        let range = check_range(self.handle.geometry(), ipa, size)?;
         let flags = WalkFlags::LEAF | WalkFlags::TABLE_POST;
-        let walked = self.handle.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.handle.run_span::<Error, _>(
+            Span::Checked(range),
             flags,
             #[inline(always)]
             |ctx| {

@@ -3,31 +3,18 @@
 use crate::addr::{Ipa, PhysAddr};
 use crate::error::Error;
 use crate::geometry::Geometry;
-use crate::walk;
+use crate::walk::CheckedRange;
 
 /// Checks an IPA range an operation was given: page-aligned, non-empty,
-/// inside the input space.
+/// inside the input space. The range it returns is what the operation's
+/// walk may then take without checking it again.
 #[inline]
-pub(crate) fn check_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(), Error> {
-    let granule = geometry.granule().size();
-    if size == 0 {
-        return Err(Error::EmptyRange);
-    }
-    if !addr.is_aligned(granule) {
-        return Err(Error::Misaligned {
-            what: "IPA",
-            value: addr.get(),
-            granule,
-        });
-    }
-    if size & (granule - 1) != 0 {
-        return Err(Error::Misaligned {
-            what: "size",
-            value: size,
-            granule,
-        });
-    }
-    walk::page_range(geometry, addr, size).map(|_| ())
+pub(crate) fn check_range(
+    geometry: &Geometry,
+    addr: Ipa,
+    size: u64,
+) -> Result<CheckedRange, Error> {
+    CheckedRange::new(geometry, addr, size)
 }
 
 /// Checks that `phys..phys + size` fits the output address size.

@@ -11,15 +11,15 @@ use crate::capability::Action;
 use crate::capability::Shared;
 use crate::error::Error;
 use crate::memory::MemoryOps;
-use crate::walk::WalkFlags;
+use crate::walk::{Span, WalkFlags};
 
 impl<M: MemoryOps> Handle<'_, Shared, M> {
     /// Cleans and invalidates the data cache for every cacheable page mapped
     /// in `size` bytes at `ipa`, so that memory seen with the caches off (or
     /// by a non-coherent device) matches what the guest wrote.
     pub fn clean_dcache(&self, ipa: Ipa, size: u64) -> Result<(), Error> {
-        check_range(self.geometry(), ipa, size)?;
-        let walked = self.run::<Error, _>(ipa, size, WalkFlags::LEAF, |ctx| {
+        let range = check_range(self.geometry(), ipa, size)?;
+        let walked = self.run_span::<Error, _>(Span::Checked(range), WalkFlags::LEAF, |ctx| {
             let old = ctx.old();
             if old.is_valid() && old.is_cacheable() {
                 let pa = old.output_address(ctx.geometry().format());

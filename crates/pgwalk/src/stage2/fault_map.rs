@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::fault::TableOutcome;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
-use crate::walk::WalkFlags;
+use crate::walk::{Span, WalkFlags};
 
 impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
     /// Maps `size` bytes at `ipa` to `phys` for a faulting vCPU, with the
@@ -77,16 +77,15 @@ impl<M: MemoryOps> Handle<'_, HandlesFault, M> {
         pool: &mut M::PagePool,
         opts: MapOptions,
     ) -> Result<TableOutcome, Error> {
-        let target = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
+        let (target, range) = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
         let flags = opts.walk_flags() | WalkFlags::LEAF | WalkFlags::TABLE_PRE;
         let mut installed = false;
         // Where the block this walk split ends: the pages a split makes
         // are this call's, so they get the requested permissions, where a
         // leaf that was already there keeps its own.
         let mut split_until = 0u64;
-        let walked = self.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.run_span::<Error, _>(
+            Span::Checked(range),
             flags,
             // Inlined into the walker's loops, and `ctx` handed to nothing
             // out of line, so that the context stays in registers and what

@@ -21,7 +21,7 @@ use crate::geometry::{Geometry, Level, TableFormat};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::table_page::TablePage;
-use crate::walk::{VisitCtx, WalkFlags};
+use crate::walk::{CheckedRange, VisitCtx, WalkFlags};
 
 /// What a map or annotate walk installs.
 #[derive(Clone, Copy)]
@@ -44,7 +44,7 @@ impl Target {
     /// What mapping `size` bytes at `ipa` to `phys` with `prot` installs,
     /// once the arguments are checked: page-aligned, non-empty, inside the
     /// input space, output addresses within PS, a protection stage 2 can
-    /// express.
+    /// express. With it, the range as checked, for the walk.
     #[inline(always)]
     pub(crate) fn map(
         geometry: &Geometry,
@@ -53,8 +53,8 @@ impl Target {
         phys: PhysAddr,
         prot: Prot,
         opts: &MapOptions,
-    ) -> Result<Target, Error> {
-        check_range(geometry, ipa, size)?;
+    ) -> Result<(Target, CheckedRange), Error> {
+        let range = check_range(geometry, ipa, size)?;
         let granule = geometry.granule().size();
         if !phys.is_aligned(granule) {
             return Err(Error::Misaligned {
@@ -64,13 +64,14 @@ impl Target {
             });
         }
         check_output(geometry, phys, size)?;
-        Ok(Target::Map {
+        let target = Target::Map {
             start: ipa.get(),
             phys: phys.get(),
             attrs: LeafAttrs::from_prot(prot)?,
             format: geometry.format(),
             pages_only: opts.is_pages_only(),
-        })
+        };
+        Ok((target, range))
     }
 
     /// The leaf to install at this entry, if one fits here.
@@ -294,7 +295,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         pool: &mut M::PagePool,
         opts: MapOptions,
     ) -> Result<(), Error> {
-        let target = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
+        let (target, _) = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
         self.install_range(ipa, size, target, pool, opts.walk_flags())
     }
 

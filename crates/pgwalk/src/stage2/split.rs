@@ -9,19 +9,18 @@ use crate::capability::Action;
 use crate::capability::Exclusive;
 use crate::error::Error;
 use crate::memory::MemoryOps;
-use crate::walk::WalkFlags;
+use crate::walk::{Span, WalkFlags};
 
 impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     /// Splits every block that intersects `size` bytes at `ipa` into pages,
     /// keeping what it mapped. Tables come from `pool`; on
     /// [`Error::NoMemory`] the blocks split so far stay split.
     pub fn split(&mut self, ipa: Ipa, size: u64, pool: &mut M::PagePool) -> Result<(), Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         // Inlined into the walker's leaf loop, where it has nothing to do
         // for a page: a call per page was most of the split's cost.
-        let walked = self.run::<Error, _>(
-            ipa,
-            size,
+        let walked = self.run_span::<Error, _>(
+            Span::Checked(range),
             WalkFlags::LEAF,
             #[inline(always)]
             |ctx| {

@@ -17,7 +17,7 @@ use crate::capability::Exclusive;
 use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::memory::MemoryOps;
-use crate::walk::{VisitKind, WalkFlags};
+use crate::walk::{Span, VisitKind, WalkFlags};
 
 impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     /// Removes every mapping and annotation in `size` bytes at `ipa`, and
@@ -34,7 +34,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     /// [`unmap`](Self::unmap), with [`UnmapOptions`] other than the
     /// defaults.
     pub fn unmap_with(&mut self, ipa: Ipa, size: u64, opts: UnmapOptions) -> Result<(), Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         self.check_block_boundary(ipa)?;
         self.check_block_boundary(Ipa(ipa.get() + size))?;
         let flags =
@@ -42,7 +42,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         let cmo = !flags.contains(WalkFlags::SKIP_CMO);
         let batched = flags.contains(WalkFlags::SKIP_BBM_TLBI);
         let format = self.geometry().format();
-        let walked = self.run::<Error, _>(ipa, size, flags, |ctx| {
+        let walked = self.run_span::<Error, _>(Span::Checked(range), flags, |ctx| {
             let old = ctx.old();
             match ctx.kind() {
                 VisitKind::Leaf => {

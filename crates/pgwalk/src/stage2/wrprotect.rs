@@ -17,13 +17,10 @@ impl<'t, M: MemoryOps> Handle<'t, Shared, M> {
     /// an error, the leaves before the failure may be write-protected, and
     /// their range is invalidated before returning.
     pub fn wrprotect(&self, ipa: Ipa, size: u64) -> Result<TlbFlush<'t, M>, Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         let flush = TlbFlush::new(self.mm(), ipa, size);
-        let (Walked::Completed, _) = self.update_leaves(
-            Span::Range(ipa, size),
-            |d| d.with_writable(false),
-            |_, _| {},
-        )?;
+        let (Walked::Completed, _) =
+            self.update_leaves(Span::Checked(range), |d| d.with_writable(false), |_, _| {})?;
         Ok(flush)
     }
 }

@@ -38,10 +38,10 @@ impl<M: MemoryOps> Handle<'_, Shared, M> {
     }
 
     fn young(&self, ipa: Ipa, size: u64, clear: bool) -> Result<bool, Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         let mut young = false;
         let (Walked::Completed, _) = self.update_leaves(
-            Span::Range(ipa, size),
+            Span::Checked(range),
             |d| if clear { d.with_young(false) } else { d },
             |d, _| young |= d.young(),
         )?;

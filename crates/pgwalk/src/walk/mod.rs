@@ -64,11 +64,66 @@ pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u
     Ok((start, end))
 }
 
+/// A range of whole pages inside a geometry's input size, as an operation
+/// that has checked its arguments knows it: its walk takes the range as it
+/// is, where [`Span::Range`] aligns it and checks it again: a fault-path
+/// map, checked twice, paid for it on every call.
+///
+/// Nothing unsafe rests on it: a walk masks every index it computes to its
+/// table, so a range checked against another geometry would walk the wrong
+/// entries, never outside a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CheckedRange {
+    start: u64,
+    end: u64,
+}
+
+impl CheckedRange {
+    /// `addr..addr + size`, if it is not empty, page-aligned at both ends
+    /// and inside `geometry`'s input size.
+    #[inline]
+    pub(crate) fn new(geometry: &Geometry, addr: Ipa, size: u64) -> Result<Self, Error> {
+        let granule = geometry.granule().size();
+        if size == 0 {
+            return Err(Error::EmptyRange);
+        }
+        if !addr.is_aligned(granule) {
+            return Err(Error::Misaligned {
+                what: "IPA",
+                value: addr.get(),
+                granule,
+            });
+        }
+        if size & (granule - 1) != 0 {
+            return Err(Error::Misaligned {
+                what: "size",
+                value: size,
+                granule,
+            });
+        }
+        // Both ends are aligned already: what is left of `page_range` is
+        // its bound, with the same error.
+        match addr.get().checked_add(size) {
+            Some(end) if end <= geometry.ia_limit() => Ok(CheckedRange {
+                start: addr.get(),
+                end,
+            }),
+            _ => Err(Error::OutOfRange {
+                start: addr.get(),
+                end: addr.get().saturating_add(size),
+                ia_bits: geometry.ia_bits(),
+            }),
+        }
+    }
+}
+
 /// What a walk covers.
 #[derive(Clone, Copy)]
 pub(crate) enum Span {
     /// `addr..addr + size`, page-aligned outwards.
     Range(Ipa, u64),
+    /// A range already checked.
+    Checked(CheckedRange),
     /// The page holding the address: what the calls a running VM makes
     /// most (a fault, a permission change) walk, known to be one page
     /// where the walk is written, so that neither the range arithmetic and
@@ -111,6 +166,7 @@ where
             // recursion.
             (start, end, end - start == page)
         }
+        Span::Checked(CheckedRange { start, end }) => (start, end, end - start == page),
         Span::Page(addr) => {
             let start = addr.get() & !(page - 1);
             // Both ends are page-aligned, so the page fits below the
