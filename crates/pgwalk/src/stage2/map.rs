@@ -81,7 +81,9 @@ impl Target {
         ctx: &VisitCtx<'_, C, M>,
     ) -> Option<Descriptor> {
         let level = ctx.level();
-        if !ctx.geometry().leaf_allowed(level) || !ctx.covers_entry() {
+        // The cheaper test first: above the last level, a page's map (the
+        // fault path's) fails it without the granule's block levels.
+        if !ctx.covers_entry() || !ctx.geometry().leaf_allowed(level) {
             return None;
         }
         match *self {
