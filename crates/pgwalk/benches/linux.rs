@@ -247,6 +247,25 @@ mod chost {
             // SAFETY: the caller owns a reference on the page.
             unsafe { bench_put_page(va(pa)) }
         }
+        unsafe fn get_page_at(&self, _: PhysAddr, entry: NonNull<u64>) {
+            // SAFETY: `entry` is an entry of a live table page (the
+            // caller's contract); host.c finds the page by any address in
+            // it, as the kernel's walker hands `get_page` its `ptep`.
+            unsafe { bench_get_page(entry.as_ptr().cast()) }
+        }
+        unsafe fn put_page_at(&self, _: PhysAddr, entry: NonNull<u64>) {
+            // SAFETY: as above, for a reference the caller owns.
+            unsafe { bench_put_page(entry.as_ptr().cast()) }
+        }
+        unsafe fn put_pages(&self, pa: PhysAddr, n: usize) {
+            // One conversion for the page, as a host with the kernel's
+            // `put_page(addr)` would make.
+            let page = va(pa);
+            for _ in 0..n {
+                // SAFETY: as `put_page`, for `n` references the caller owns.
+                unsafe { bench_put_page(page) }
+            }
+        }
         fn page_count(&self, pa: PhysAddr) -> usize {
             // SAFETY: host.c checks the address (it aborts outside the pool).
             unsafe { bench_page_count(va(pa)) as usize }
