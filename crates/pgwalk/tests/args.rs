@@ -118,6 +118,7 @@ fn range_operations_refuse_a_range_past_the_input_size_naming_it() {
                 .map(ipa, size, pa, prot, &mut (), kvm())
                 .map(drop),
             t.exclusive().kvm().set_owner(ipa, size, 1, &mut ()),
+            t.exclusive().annotate(ipa, size, 1, &mut ()),
             t.exclusive().split(ipa, size, &mut ()),
             t.shared().wrprotect(ipa, size).map(|f| f.flush()),
             t.exclusive().wrprotect(ipa, size).map(|f| f.flush()),

@@ -291,7 +291,7 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
         opts: KvmMapOptions,
     ) -> Result<(), Error> {
         let (install, range) = leaves(&self.handle, ipa, size, phys, prot)?;
-        self.run(range, size, install, opts, pool)
+        self.run(range, install, opts, pool)
     }
 
     /// `kvm_pgtable_stage2_set_owner`: annotates `size` bytes at `ipa` as
@@ -315,18 +315,18 @@ impl<M: MemoryOps> Kvm<'_, Exclusive, M> {
             force_pte: true,
             ..KvmMapOptions::default()
         };
-        self.run(range, size, install, opts, pool)
+        self.run(range, install, opts, pool)
     }
 
     fn run(
         &mut self,
         range: CheckedRange,
-        size: u64,
         install: Install,
         opts: KvmMapOptions,
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
-        let mut data = MapData::new(self.handle.geometry(), install, size, opts.force_pte, pool);
+        let geometry = self.handle.geometry();
+        let mut data = MapData::new(geometry, install, range.len(), opts.force_pte, pool);
         let walked = self.handle.run_span::<Error, _>(
             Span::Checked(range),
             opts.walk_flags(),

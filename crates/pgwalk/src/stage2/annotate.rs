@@ -23,11 +23,10 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         owner: u32,
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         let annotation = Descriptor::annotation(owner)?;
         self.install_range(
-            ipa,
-            size,
+            range,
             Target::Annotate(annotation),
             pool,
             WalkFlags::empty(),

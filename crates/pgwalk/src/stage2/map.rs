@@ -21,7 +21,7 @@ use crate::geometry::{Geometry, Level, TableFormat};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::table_page::TablePage;
-use crate::walk::{CheckedRange, VisitCtx, WalkFlags};
+use crate::walk::{CheckedRange, Span, VisitCtx, WalkFlags};
 
 /// What a map or annotate walk installs.
 #[derive(Clone, Copy)]
@@ -297,14 +297,13 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         pool: &mut M::PagePool,
         opts: MapOptions,
     ) -> Result<(), Error> {
-        let (target, _) = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
-        self.install_range(ipa, size, target, pool, opts.walk_flags())
+        let (target, range) = Target::map(self.geometry(), ipa, size, phys, prot, &opts)?;
+        self.install_range(range, target, pool, opts.walk_flags())
     }
 
     pub(crate) fn install_range(
         &mut self,
-        ipa: Ipa,
-        size: u64,
+        range: CheckedRange,
         target: Target,
         pool: &mut M::PagePool,
         flags: WalkFlags,
@@ -312,9 +311,8 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         let flags = flags & (WalkFlags::SKIP_CMO | WalkFlags::SKIP_BBM_TLBI)
             | WalkFlags::LEAF
             | WalkFlags::TABLE_PRE;
-        let walked = self.run(
-            ipa,
-            size,
+        let walked = self.run_span(
+            Span::Checked(range),
             flags,
             // Inlined into both of the walker's loops: see `install`.
             #[inline(always)]
@@ -322,7 +320,7 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
         );
         if walked.is_err() {
             // Tables installed before the failure may have stayed empty.
-            self.prune_empty(ipa, size);
+            self.prune_empty(range.start(), range.len());
         }
         let crate::capability::Walked::Completed = walked?;
         Ok(())

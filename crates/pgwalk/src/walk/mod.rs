@@ -115,6 +115,18 @@ impl CheckedRange {
             }),
         }
     }
+
+    /// The first address.
+    #[inline(always)]
+    pub(crate) fn start(self) -> Ipa {
+        Ipa(self.start)
+    }
+
+    /// Bytes covered.
+    #[inline(always)]
+    pub(crate) fn len(self) -> u64 {
+        self.end - self.start
+    }
 }
 
 /// What a walk covers.
