@@ -109,3 +109,23 @@ fn references_name_the_entry_they_are_for() {
     assert_eq!(stats.double_frees, 0);
     assert_eq!(stats.pages_allocated - stats.pages_freed, 2, "{stats:?}");
 }
+
+/// An unmap that empties a whole last-level table, on a host whose
+/// `put_pages` is not one update, gives each cleaned page's reference back
+/// beside its clean, by its entry: every entry of the table, in order,
+/// before anything above it.
+#[test]
+fn a_whole_table_unmap_gives_each_cleaned_pages_reference_back_by_its_entry() {
+    const { assert!(!<Watched<Entries> as MemoryOps>::BULK_PUT_PAGES) };
+    let mut t = watched();
+    // Off a block boundary: a table of 512 pages.
+    map(&mut t, 0, M2, RAM + K4, Prot::RW).unwrap();
+    take(&t);
+    t.exclusive().unmap(Ipa(0), M2).unwrap();
+    let seen = take(&t);
+    let leaves: Vec<usize> = (0..512).map(|i| i * 8).collect();
+    assert_eq!(seen[..512], leaves[..], "{seen:?}");
+    let stats = t.mm().mm.stats();
+    assert_eq!(stats.double_frees, 0);
+    assert_eq!(stats.pages_allocated - stats.pages_freed, 2, "{stats:?}");
+}

@@ -388,6 +388,9 @@ unsafe impl MemoryOps for HeapMemory {
         }
     }
 
+    // One atomic update for any `n`.
+    const BULK_PUT_PAGES: bool = true;
+
     #[inline]
     unsafe fn put_pages(&self, pa: PhysAddr, n: usize) {
         if n == 0 {

@@ -514,11 +514,12 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     /// writes reach memory before the host reuses it).
     ///
     /// What unmap's leaf visits and its post-order visit do for a table
-    /// the walk covers whole, with fewer host calls: one
-    /// [`MemoryOps::put_pages`] for the page instead of a reference-count
-    /// update per entry (an exclusive walker is alone, so nobody can tell
-    /// the counts lag behind the entries until the page goes), and TLB
-    /// invalidations by range instead of one per page. Unlinking the table
+    /// the walk covers whole, with fewer host calls: on a host whose
+    /// [`MemoryOps::put_pages`] is one update
+    /// ([`MemoryOps::BULK_PUT_PAGES`]), one call for the page instead of a
+    /// reference-count update per entry (an exclusive walker is alone, so
+    /// nobody can tell the counts lag behind the entries until the page
+    /// goes), and TLB invalidations by range instead of one per page. Unlinking the table
     /// invalidates its whole range, which covers every leaf, so without
     /// `clean` that is the only one. With it, the leaves go in runs of
     /// [`CLEAR_RUN`] entries, each run invalidated before its pages are
@@ -543,7 +544,8 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                 unsafe { self.mm.put_pages(self.page, self.n.get()) };
             }
         }
-        /// A site whose `put` is left to `Owed`, and whose leaves' TLB
+        /// A site whose `put` is left to `Owed` (or, on a host without
+        /// `BULK_PUT_PAGES`, to the run's cleans), and whose leaves' TLB
         /// invalidations to the run (see above).
         struct Deferred<'s, 'm, M: MemoryOps> {
             site: Site<'m, M>,
@@ -590,6 +592,8 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
         };
         let format = self.geometry.format();
         let mut run = [Descriptor::INVALID; CLEAR_RUN];
+        // Where each of `run`'s entries sits in the page.
+        let mut run_idx = [0usize; CLEAR_RUN];
         // Whether leaves were cleared since the last invalidation.
         let tlbi = core::cell::Cell::new(false);
         let mut first = 0;
@@ -602,6 +606,7 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                     continue;
                 }
                 let entry = page.entry(idx);
+                let cleans = clean && old.is_valid() && old.is_cacheable();
                 let site = Deferred {
                     site: Site {
                         mm: self.mm,
@@ -621,8 +626,9 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                 // returns it, and the invalidation it owes is the run's or
                 // the table's, below.
                 unsafe { set(entry, &site, old, Descriptor::INVALID) };
-                if clean && old.is_valid() && old.is_cacheable() {
+                if cleans {
                     run[n] = old;
+                    run_idx[n] = idx;
                     n += 1;
                 }
             }
@@ -632,9 +638,22 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
                     self.mm
                         .tlb_flush_vmid_range(Ipa(addr), (last - first) as u64 * size);
                 }
-                for old in &run[..n] {
+                for (old, &idx) in run[..n].iter().zip(&run_idx[..n]) {
                     self.mm
                         .dcache_clean_inval_poc(old.output_address(format), size);
+                    // Without a bulk `put_pages`, a cleaned page's
+                    // reference goes back beside its clean, where the
+                    // host's count updates overlap the cleans; left to
+                    // `owed`, they ran in a row at the end, each waiting
+                    // for the last.
+                    if !M::BULK_PUT_PAGES {
+                        owed.n.set(owed.n.get() - 1);
+                        // SAFETY: the reference `owed` took for this
+                        // cleared entry, given back once; never the page's
+                        // last, since the page keeps its own until it is
+                        // unlinked below.
+                        unsafe { put_entry_page(self.mm, child, page.entry(idx)) };
+                    }
                 }
             }
             first = last;
