@@ -350,3 +350,26 @@ fn out_of_memory_in_the_middle_maps_exactly_the_part_before() {
     map(&mut t, start, M2 + 3 * K4, RAM, Prot::RW).unwrap();
     assert_eq!(check(&mut t).leaves[3], 2 + 512 + 1);
 }
+
+/// A map or an annotation that runs out of memory after linking a new
+/// table frees that table again, wherever its range lies: the clean-up
+/// after the failure walks the call's own range (here in the last GiB of
+/// the input space, where a fresh level-2 table is linked and the leaf
+/// table under it cannot be had).
+#[test]
+fn out_of_memory_after_a_new_table_frees_it_at_the_calls_own_range() {
+    let mut t = table(40);
+    let live = t.mm().live_pages();
+    let ipa = (1 << 40) - G1 + K4;
+    t.mm().set_page_limit(live + 1);
+    assert_eq!(map(&mut t, ipa, K4, RAM, Prot::RW), Err(Error::NoMemory));
+    assert_eq!(check(&mut t).empty_tables, 0);
+    assert_eq!(t.mm().live_pages(), live);
+    assert_eq!(
+        t.exclusive().annotate(Ipa(ipa), K4, 1, &mut ()),
+        Err(Error::NoMemory)
+    );
+    assert_eq!(check(&mut t).empty_tables, 0);
+    assert_eq!(t.mm().live_pages(), live);
+    assert_eq!(t.mm().stats().double_frees, 0);
+}
