@@ -519,12 +519,12 @@ impl<M: MemoryOps> VisitCtx<'_, Exclusive, M> {
     /// ([`MemoryOps::BULK_PUT_PAGES`]), one call for the page instead of a
     /// reference-count update per entry (an exclusive walker is alone, so
     /// nobody can tell the counts lag behind the entries until the page
-    /// goes), and TLB invalidations by range instead of one per page. Unlinking the table
-    /// invalidates its whole range, which covers every leaf, so without
-    /// `clean` that is the only one. With it, the leaves go in runs of
-    /// [`CLEAR_RUN`] entries, each run invalidated before its pages are
-    /// cleaned: a vCPU writing through a stale translation after the clean
-    /// would leave the write in the cache.
+    /// goes), and TLB invalidations by range instead of one per page.
+    /// Unlinking the table invalidates its whole range, which covers every
+    /// leaf, so without `clean` that is the only one. With it, the leaves
+    /// go in runs of [`CLEAR_RUN`] entries, each run invalidated before its
+    /// pages are cleaned: a vCPU writing through a stale translation after
+    /// the clean would leave the write in the cache.
     ///
     /// Call it on a table entry one level above the last.
     pub(crate) fn clear_leaf_table(&mut self, clean: bool) {

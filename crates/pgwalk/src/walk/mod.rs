@@ -46,15 +46,22 @@ pub(crate) struct Root<'a, M> {
     pub(crate) mm: &'a M,
 }
 
+/// The error for `start..start + size` beyond `geometry`'s input size:
+/// the range as given, its end saturated.
+#[inline]
+fn out_of_range(geometry: &Geometry, start: u64, size: u64) -> Error {
+    Error::OutOfRange {
+        start,
+        end: start.saturating_add(size),
+        ia_bits: geometry.ia_bits(),
+    }
+}
+
 /// Page-aligns `addr..addr + size` and checks it against the input size.
 #[inline]
 pub(crate) fn page_range(geometry: &Geometry, addr: Ipa, size: u64) -> Result<(u64, u64), Error> {
     let page = geometry.granule().size();
-    let out_of_range = || Error::OutOfRange {
-        start: addr.get(),
-        end: addr.get().saturating_add(size),
-        ia_bits: geometry.ia_bits(),
-    };
+    let out_of_range = || out_of_range(geometry, addr.get(), size);
     let end = addr.get().checked_add(size).ok_or_else(out_of_range)?;
     let start = addr.get() & !(page - 1);
     let end = end.checked_add(page - 1).ok_or_else(out_of_range)? & !(page - 1);
@@ -108,11 +115,7 @@ impl CheckedRange {
                 start: addr.get(),
                 end,
             }),
-            _ => Err(Error::OutOfRange {
-                start: addr.get(),
-                end: addr.get().saturating_add(size),
-                ia_bits: geometry.ia_bits(),
-            }),
+            _ => Err(out_of_range(geometry, addr.get(), size)),
         }
     }
 
@@ -185,12 +188,7 @@ where
             // limit exactly when it starts below it; and it cannot wrap
             // around (the limit is far below the top of the address space).
             if start >= root.geometry.ia_limit() {
-                return Err(Error::OutOfRange {
-                    start,
-                    end: start.saturating_add(page),
-                    ia_bits: root.geometry.ia_bits(),
-                }
-                .into());
+                return Err(out_of_range(root.geometry, start, page).into());
             }
             (start, start + page, true)
         }
