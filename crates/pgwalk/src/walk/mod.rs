@@ -445,6 +445,11 @@ where
             return Ok(Flow::Continue);
         }
         let mut addr = start;
+        // Where the walk goes on from, stored before the loop, not copied
+        // from `addr` after it: the address is then dead in the loop when
+        // the visitor never reads it. Only an exit that stops early at an
+        // entry overwrites it.
+        self.addr = start + (last - first) as u64 * size;
         for ptep in &page.entries()[first..last] {
             let mut cur = D::from_bits(ptep.load(C::LOAD));
             let mut retries = 0;
@@ -476,7 +481,6 @@ where
             }
             addr += size;
         }
-        self.addr = addr;
         Ok(Flow::Continue)
     }
 
