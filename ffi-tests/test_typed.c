@@ -573,6 +573,66 @@ static void unlinked(struct vm *vm)
 					    NULL), -PGW_EFAULT);
 }
 
+struct places {
+	unsigned n;
+	struct {
+		int8_t level;
+		uint64_t addr, entry_addr, entry_size, end;
+	} v[8];
+};
+
+static int record_place(struct pgw_visit *v)
+{
+	struct places *p = v->arg;
+
+	if (p->n < 8 && (v->old & 1)) {
+		p->v[p->n].level = v->level;
+		p->v[p->n].addr = v->addr;
+		p->v[p->n].entry_addr = v->entry_addr;
+		p->v[p->n].entry_size = v->entry_size;
+		p->v[p->n].end = v->end;
+		p->n++;
+	}
+	return 0;
+}
+
+/* What a visit says of its entry's place, on walks that start inside a
+ * page and inside a block: the walk is paged outwards, each page visited
+ * at its start, a block at the walk's address with its own start. */
+static void visit_places(struct vm *vm)
+{
+	const uint64_t block_ipa = 0x20000000ull;
+	struct places p;
+	struct pgw_walker w = { .cb = record_place, .arg = &p, .flags = LEAF,
+				.capability = PGW_EXCLUSIVE };
+	struct pgw_walk_result res;
+	unsigned i;
+
+	memset(&p, 0, sizeof(p));
+	CHECK_EQ(pgw_walk(&vm->pgt, PAGES_IPA + 0x600, 2 * PAGE_SIZE, &w, &res), 0);
+	CHECK_EQ(res.status, PGW_WALK_COMPLETED);
+	CHECK_EQ(p.n, 3);
+	for (i = 0; i < p.n && i < 3; i++) {
+		CHECK_EQ(p.v[i].level, 3);
+		CHECK_EQ(p.v[i].addr, PAGES_IPA + i * PAGE_SIZE);
+		CHECK_EQ(p.v[i].entry_addr, PAGES_IPA + i * PAGE_SIZE);
+		CHECK_EQ(p.v[i].entry_size, PAGE_SIZE);
+		CHECK_EQ(p.v[i].end, PAGES_IPA + 3 * PAGE_SIZE);
+	}
+
+	CHECK_EQ(kvm_pgtable_stage2_map(&vm->pgt, block_ipa, 2ull << 20, GUEST_PA + (2ull << 20), RW,
+					vm_mc(vm), 0), 0);
+	memset(&p, 0, sizeof(p));
+	CHECK_EQ(pgw_walk(&vm->pgt, block_ipa + 5 * PAGE_SIZE + 0x10, 1, &w, &res), 0);
+	CHECK_EQ(p.n, 1);
+	CHECK_EQ(p.v[0].level, 2);
+	CHECK_EQ(p.v[0].addr, block_ipa + 5 * PAGE_SIZE);
+	CHECK_EQ(p.v[0].entry_addr, block_ipa);
+	CHECK_EQ(p.v[0].entry_size, 2ull << 20);
+	CHECK_EQ(p.v[0].end, block_ipa + 6 * PAGE_SIZE);
+	CHECK_EQ(kvm_pgtable_stage2_unmap(&vm->pgt, block_ipa, 2ull << 20), 0);
+}
+
 int main(void)
 {
 	struct vm vm;
@@ -582,6 +642,7 @@ int main(void)
 	CHECK_EQ(kvm_pgtable_stage2_map(&vm.pgt, PAGES_IPA, 4 * PAGE_SIZE, GUEST_PA, RW, vm_mc(&vm),
 					0), 0);
 	every_capability(&vm);
+	visit_places(&vm);
 	allowed_and_disallowed(&vm);
 	bad_walkers(&vm);
 	fault_outcomes(&vm);

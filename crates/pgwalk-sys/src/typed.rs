@@ -8,6 +8,7 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
 use pgwalk::fault::TableOutcome;
+use pgwalk::geometry::Level;
 use pgwalk::visit::{
     Action, Conflict, ResumeReason, RetryEntry, Unfinished, Visit, VisitKind, Walked,
 };
@@ -126,12 +127,20 @@ fn typed_walk<C: Typed>(
     arg: *mut c_void,
     flags: u32,
 ) -> Result<pgw_walk_result, c_int> {
+    // Read once: the visitor's call would make the walk read it from the
+    // geometry again at every page.
+    let page_size = handle.geometry().entry_size(Level::LAST);
     let walked = handle.walk_with::<Halt, _>(Ipa(addr), size, visit_flags(flags), |ctx| {
+        let entry_size = if ctx.level().is_last() {
+            page_size
+        } else {
+            ctx.entry_size()
+        };
         let mut v = pgw_visit {
             old: ctx.old().bits(),
             addr: ctx.addr().get(),
             entry_addr: ctx.entry_addr().get(),
-            entry_size: ctx.entry_size(),
+            entry_size,
             end: ctx.end().get(),
             arg,
             level: ctx.level().get(),
@@ -150,6 +159,11 @@ fn typed_walk<C: Typed>(
                 -PGW_EBADMSG
             };
             return Err(Unfinished::Stop(Halt::Errno(code)));
+        }
+        // The common answer first: decoding it through the enum cost a
+        // range check and a second compare per entry.
+        if v.action == pgw_action::PGW_ACTION_CONTINUE as u32 {
+            return Ok(Action::Continue);
         }
         let action = match pgw_action::try_from(v.action) {
             Ok(a) => a,

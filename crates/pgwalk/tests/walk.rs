@@ -713,3 +713,65 @@ fn every_visit_reports_the_walks_flags() {
         assert!(visits > 0, "{flags:?}: something was visited");
     }
 }
+
+/// What a visit says of its entry's place, on a walk that starts and ends
+/// inside pages and inside a block: the walk is paged outwards, so every
+/// page it visits is its entry's start and wholly covered, while a block
+/// it starts inside is not covered and starts before the walk.
+#[test]
+fn a_visit_names_its_entrys_start_and_size_and_whether_the_walk_covers_it() {
+    let mut t = Stage2::with_geometry(geometry(), HeapMemory::new(64)).unwrap();
+    // Pages 1..4 of the first 2 MiB, and a 2 MiB block after them.
+    map(&mut t, K4, 3 * K4, RAM + K4, Prot::RW).unwrap();
+    map(&mut t, M2, M2, RAM + M2, Prot::RW).unwrap();
+    let mut seen = Vec::new();
+    // From 1.5 KiB into page 1 to 3 KiB into the block's second page.
+    let w = t.exclusive().walk(
+        Ipa(K4 + 0x600),
+        M2 + K4 + 0xc00 - (K4 + 0x600),
+        WalkFlags::LEAF,
+        |ctx| {
+            if ctx.old().is_valid() {
+                seen.push((
+                    ctx.level().get(),
+                    ctx.addr().get(),
+                    ctx.entry_addr().get(),
+                    ctx.entry_size(),
+                    ctx.covers_entry(),
+                ));
+            }
+            Ok(Action::Continue)
+        },
+    );
+    assert!(w.unwrap().is_completed());
+    assert_eq!(
+        seen,
+        [
+            (3, K4, K4, K4, true),
+            (3, 2 * K4, 2 * K4, K4, true),
+            (3, 3 * K4, 3 * K4, K4, true),
+            // Paged out to the end of the block's second page: the block
+            // is visited where its range starts, and not covered.
+            (2, M2, M2, M2, false),
+        ]
+    );
+    // A one-page walk from inside a page and from inside the block.
+    for (ipa, want) in [
+        (2 * K4 + 0x10, (3, 2 * K4, 2 * K4, K4, true)),
+        (M2 + 5 * K4 + 0x10, (2, M2 + 5 * K4, M2, M2, false)),
+    ] {
+        let mut got = None;
+        let w = t.exclusive().walk(Ipa(ipa), 1, WalkFlags::LEAF, |ctx| {
+            got = Some((
+                ctx.level().get(),
+                ctx.addr().get(),
+                ctx.entry_addr().get(),
+                ctx.entry_size(),
+                ctx.covers_entry(),
+            ));
+            Ok(Action::Continue)
+        });
+        assert!(w.unwrap().is_completed());
+        assert_eq!(got, Some(want), "one-page walk at {ipa:#x}");
+    }
+}

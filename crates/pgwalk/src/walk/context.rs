@@ -71,6 +71,13 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
     /// First address of the range this entry maps.
     #[inline(always)]
     pub fn entry_addr(&self) -> Ipa {
+        // A walk's addresses are page-aligned, so at the last level the
+        // address is the entry's. Where the level is known, as in the
+        // walker's leaf loop, that leaves the geometry unread.
+        if self.level.is_last() {
+            debug_assert_eq!(self.addr & (self.entry_size() - 1), 0);
+            return Ipa(self.addr);
+        }
         Ipa(self.addr & !(self.entry_size() - 1))
     }
 
@@ -89,6 +96,11 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
     /// Whether the walk covers this entry's whole range.
     #[inline(always)]
     pub fn covers_entry(&self) -> bool {
+        // A page-aligned walk covers every page it visits.
+        if self.level.is_last() {
+            debug_assert!(self.addr & (self.entry_size() - 1) == 0 && self.addr < self.end);
+            return true;
+        }
         let size = self.entry_size();
         self.addr & (size - 1) == 0 && self.end - self.addr >= size
     }
