@@ -98,7 +98,10 @@ impl Target {
                     return None;
                 }
                 let pa = phys + (ctx.addr().get() - start);
-                if pa & (ctx.entry_size() - 1) != 0 {
+                // A page's output is aligned already: the call checked
+                // `phys`, and the walk's addresses are page-aligned.
+                debug_assert!(!level.is_last() || pa & (ctx.entry_size() - 1) == 0);
+                if !level.is_last() && pa & (ctx.entry_size() - 1) != 0 {
                     return None;
                 }
                 Some(Descriptor::leaf_in(format, PhysAddr(pa), level, attrs))
