@@ -675,7 +675,10 @@ fn main() {
         let m = ns.map(|v| (!v.is_empty()).then(|| median(v)));
         for (col, v) in COLS.iter().zip(m) {
             if let Some(v) = v {
-                println!("result {key} {col} {v:.3}");
+                // Six places: a one-entry annotation of 1 GiB is a few
+                // thousandths of a nanosecond a page, which three places
+                // rounded to zero (and its ratio out of the table).
+                println!("result {key} {col} {v:.6}");
             }
         }
         table.push((what, m));
