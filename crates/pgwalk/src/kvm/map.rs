@@ -121,15 +121,16 @@ impl<'p, P: ?Sized> MapData<'p, P> {
         if !level.is_last() && level < self.coarsest {
             return None;
         }
-        let size = ctx.entry_size();
-        let addr = ctx.addr().get();
-        if addr & (size - 1) != 0 || ctx.end().get() - addr < size {
+        if !ctx.covers_entry() {
             return None;
         }
         match self.install {
             Install::Leaves { start, phys, attrs } => {
-                let pa = phys + (addr - start);
-                if pa & (size - 1) != 0 {
+                let pa = phys + (ctx.addr().get() - start);
+                // A page's output is aligned already: `leaves` checked
+                // `phys`, and the walk's addresses are page-aligned.
+                debug_assert!(!level.is_last() || pa & (ctx.entry_size() - 1) == 0);
+                if !level.is_last() && pa & (ctx.entry_size() - 1) != 0 {
                     return None;
                 }
                 Some(Descriptor::leaf_in(
