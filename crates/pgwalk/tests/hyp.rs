@@ -118,6 +118,28 @@ fn blocks_pages_and_attributes() {
     assert_eq!(report.leaves, [0, 1, 2, 3]);
 }
 
+/// A range that could hold a block, mapped to an output address that is
+/// only page-aligned: no block fits the output, so every page is a page,
+/// each translating to its own frame.
+#[test]
+fn a_block_sized_range_with_a_page_aligned_output_maps_pages() {
+    let (mut t, _) = table(48);
+    let out = 0x80_0000_0000 + PAGE;
+    t.exclusive()
+        .map(Va(M2), M2, PhysAddr(out), Prot::RW, &mut ())
+        .unwrap();
+    for i in [0, 1, 511] {
+        let (d, l) = leaf(&mut t, M2 + i * PAGE);
+        assert_eq!(l, 3, "page {i} is a page");
+        assert_eq!(
+            d.output_address(Granule::Size4KiB),
+            PhysAddr(out + i * PAGE)
+        );
+    }
+    let report = check_hyp_invariants(&mut t).unwrap();
+    assert_eq!(report.leaves, [0, 0, 0, 512]);
+}
+
 #[test]
 fn holes_report_the_level_where_translation_stops() {
     let (mut t, _) = table(48);

@@ -138,3 +138,35 @@ fn mkyoung_answers_the_entry_as_it_was() {
     assert_eq!(outcome, TableOutcome::Retry);
     assert!(!was.is_valid());
 }
+
+/// A range that could hold a block, mapped to an output address that is
+/// only page-aligned: as in the kernel (`kvm_block_mapping_supported`), no
+/// block fits the output, so every page is a page, each translating to its
+/// own frame; from an exclusive map and from the fault path.
+#[test]
+fn a_block_sized_range_with_a_page_aligned_output_maps_pages() {
+    let opts = KvmMapOptions::default();
+    let out = RAM + K4;
+    let mut t = table();
+    t.exclusive()
+        .kvm()
+        .map(Ipa(M2), M2, PhysAddr(out), Prot::RW, &mut (), opts)
+        .unwrap();
+    let f = table();
+    let outcome = f
+        .fault_handler()
+        .kvm()
+        .map(Ipa(M2), M2, PhysAddr(out), Prot::RW, &mut (), opts)
+        .unwrap();
+    assert_eq!(outcome, TableOutcome::Fixed);
+    for t in [&t, &f] {
+        for i in [0, 1, 511] {
+            let (d, l) = leaf(t, M2 + i * K4);
+            assert_eq!(l, 3, "page {i} is a page");
+            assert_eq!(
+                d.output_address(t.geometry().format()),
+                PhysAddr(out + i * K4)
+            );
+        }
+    }
+}

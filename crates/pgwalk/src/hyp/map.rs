@@ -45,7 +45,10 @@ impl Target {
             return None;
         }
         let pa = self.phys + (ctx.addr().get() - self.start);
-        if pa & (ctx.entry_size() - 1) != 0 {
+        // A page's output is aligned already: `map` checked `phys`, and
+        // the walk's addresses are page-aligned.
+        debug_assert!(!level.is_last() || pa & (ctx.entry_size() - 1) == 0);
+        if !level.is_last() && pa & (ctx.entry_size() - 1) != 0 {
             return None;
         }
         let format = ctx.geometry().format();
