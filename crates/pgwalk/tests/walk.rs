@@ -714,6 +714,20 @@ fn every_visit_reports_the_walks_flags() {
     }
 }
 
+/// What a visit says of its entry's place: level, address, entry start,
+/// entry size, and whether the walk covers the entry.
+fn place<C: pgwalk::Capability>(
+    ctx: &pgwalk::visit::VisitCtx<'_, C, HeapMemory>,
+) -> (i8, u64, u64, u64, bool) {
+    (
+        ctx.level().get(),
+        ctx.addr().get(),
+        ctx.entry_addr().get(),
+        ctx.entry_size(),
+        ctx.covers_entry(),
+    )
+}
+
 /// What a visit says of its entry's place, on a walk that starts and ends
 /// inside pages and inside a block: the walk is paged outwards, so every
 /// page it visits is its entry's start and wholly covered, while a block
@@ -732,13 +746,7 @@ fn a_visit_names_its_entrys_start_and_size_and_whether_the_walk_covers_it() {
         WalkFlags::LEAF,
         |ctx| {
             if ctx.old().is_valid() {
-                seen.push((
-                    ctx.level().get(),
-                    ctx.addr().get(),
-                    ctx.entry_addr().get(),
-                    ctx.entry_size(),
-                    ctx.covers_entry(),
-                ));
+                seen.push(place(ctx));
             }
             Ok(Action::Continue)
         },
@@ -762,13 +770,7 @@ fn a_visit_names_its_entrys_start_and_size_and_whether_the_walk_covers_it() {
     ] {
         let mut got = None;
         let w = t.exclusive().walk(Ipa(ipa), 1, WalkFlags::LEAF, |ctx| {
-            got = Some((
-                ctx.level().get(),
-                ctx.addr().get(),
-                ctx.entry_addr().get(),
-                ctx.entry_size(),
-                ctx.covers_entry(),
-            ));
+            got = Some(place(ctx));
             Ok(Action::Continue)
         });
         assert!(w.unwrap().is_completed());
