@@ -21,7 +21,7 @@ use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::stage2::tables::alloc_table;
 use crate::stage2::{check_output, check_range};
-use crate::walk::{VisitCtx, VisitKind, WalkFlags};
+use crate::walk::{Span, VisitCtx, VisitKind, WalkFlags};
 
 /// What a map installs: the leaf for `phys` at the walk's first address
 /// `start`, onwards, with `attrs`.
@@ -87,7 +87,7 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
         let geometry = self.geometry();
-        check_range(geometry, crate::Ipa(va.get()), size)?;
+        let range = check_range(geometry, crate::Ipa(va.get()), size)?;
         let page = geometry.granule().size();
         if !phys.is_aligned(page) {
             return Err(Error::Misaligned {
@@ -103,7 +103,9 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
             attrs: HypAttrs::from_prot(prot)?,
         };
         self.check_overlap(va, size, &target)?;
-        let walked = self.run(va, size, WalkFlags::LEAF, |ctx| install(ctx, &target, pool));
+        let walked = self.run_span(Span::Checked(range), WalkFlags::LEAF, |ctx| {
+            install(ctx, &target, pool)
+        });
         if walked.is_err() {
             // Tables hung before the failure may have stayed empty.
             self.prune_empty(va, size);

@@ -326,8 +326,7 @@ impl<'t, M: MemoryOps + HypTlb> HypHandle<'t, M> {
         walked
     }
 
-    /// The one body of every hyp walk: the engine, with the flags a hyp
-    /// walk keeps.
+    /// A hyp walk of `size` bytes at `va`, page-aligned outwards.
     #[inline(always)]
     fn run<E, F>(
         &self,
@@ -340,9 +339,25 @@ impl<'t, M: MemoryOps + HypTlb> HypHandle<'t, M> {
         E: From<Error>,
         F: FnMut(&mut VisitCtx<'_, Exclusive, M, HypDescriptor>) -> Visit<Exclusive, E>,
     {
+        self.run_span(Span::Range(Ipa(va.get()), size), flags, visitor)
+    }
+
+    /// The one body of every hyp walk: the engine, with the flags a hyp
+    /// walk keeps.
+    #[inline(always)]
+    fn run_span<E, F>(
+        &self,
+        span: Span,
+        flags: WalkFlags,
+        visitor: F,
+    ) -> Result<Walked<Exclusive>, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut VisitCtx<'_, Exclusive, M, HypDescriptor>) -> Visit<Exclusive, E>,
+    {
         walk::walk_span(
             self.table.walk_root(),
-            Span::Range(Ipa(va.get()), size),
+            span,
             flags.difference(HYP_IGNORED_FLAGS),
             visitor,
         )

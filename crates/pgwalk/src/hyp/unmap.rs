@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::geometry::Level;
 use crate::memory::MemoryOps;
 use crate::stage2::check_range;
-use crate::walk::{VisitKind, WalkFlags};
+use crate::walk::{Span, VisitKind, WalkFlags};
 
 /// Why an unmap of a hyp table stopped before the end of its range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,10 +100,10 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
     /// A `va` or `size` that is not page-aligned, an empty range, or one
     /// beyond the VA size is refused before anything changes.
     pub fn unmap(&mut self, va: Va, size: u64) -> Result<HypUnmapped, Error> {
-        check_range(self.geometry(), crate::Ipa(va.get()), size)?;
+        let range = check_range(self.geometry(), crate::Ipa(va.get()), size)?;
         let mut bytes = 0;
         let flags = WalkFlags::LEAF | WalkFlags::TABLE_POST;
-        let walked = self.run::<Stop, _>(va, size, flags, |ctx| {
+        let walked = self.run_span::<Stop, _>(Span::Checked(range), flags, |ctx| {
             match ctx.kind() {
                 VisitKind::Leaf => {
                     let old = ctx.old();

@@ -6,13 +6,12 @@
 //! writes the table, one plain store, as the kernel's non-shared walks do.
 
 use super::Handle;
-use crate::addr::Ipa;
 use crate::capability::{Action, Concurrent, Conflict, Exclusive, Walked};
 use crate::descriptor::Descriptor;
 use crate::error::Error;
 use crate::geometry::Level;
 use crate::memory::MemoryOps;
-use crate::walk::{Span, WalkFlags};
+use crate::walk::{CheckedRange, Span, WalkFlags};
 
 impl<C: Concurrent, M: MemoryOps> Handle<'_, C, M> {
     /// Applies `update` to every valid leaf in the range; `seen` gets each
@@ -66,15 +65,13 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     /// [`TlbFlush`](crate::TlbFlush) for the range.
     pub(crate) fn update_leaves_alone(
         &self,
-        ipa: Ipa,
-        size: u64,
+        range: CheckedRange,
         update: impl Fn(Descriptor) -> Descriptor,
         mut seen: impl FnMut(Descriptor),
     ) -> Result<bool, Error> {
         let mut changed = false;
-        let Walked::Completed = self.run::<Error, _>(
-            ipa,
-            size,
+        let Walked::Completed = self.run_span::<Error, _>(
+            Span::Checked(range),
             WalkFlags::LEAF,
             // Inlined into the walker's leaf loop: it runs once per page.
             #[inline(always)]

@@ -44,9 +44,9 @@ impl<'t, M: MemoryOps> Handle<'t, Exclusive, M> {
     /// # Ok::<(), pgwalk::Error>(())
     /// ```
     pub fn wrprotect(&mut self, ipa: Ipa, size: u64) -> Result<TlbFlush<'t, M>, Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         let flush = TlbFlush::new(self.mm(), ipa, size);
-        self.update_leaves_alone(ipa, size, |d| d.with_writable(false), |_| {})?;
+        self.update_leaves_alone(range, |d| d.with_writable(false), |_| {})?;
         Ok(flush)
     }
 }

@@ -64,11 +64,10 @@ impl<M: MemoryOps> Handle<'_, Exclusive, M> {
     }
 
     fn young_alone(&self, ipa: Ipa, size: u64, clear: bool) -> Result<bool, Error> {
-        check_range(self.geometry(), ipa, size)?;
+        let range = check_range(self.geometry(), ipa, size)?;
         let mut young = false;
         self.update_leaves_alone(
-            ipa,
-            size,
+            range,
             |d| if clear { d.with_young(false) } else { d },
             |d| young |= d.young(),
         )?;
