@@ -45,10 +45,7 @@ impl Target {
             return None;
         }
         let pa = self.phys + (ctx.addr().get() - self.start);
-        // A page's output is aligned already: `map` checked `phys`, and
-        // the walk's addresses are page-aligned.
-        debug_assert!(!level.is_last() || pa & (ctx.entry_size() - 1) == 0);
-        if !level.is_last() && pa & (ctx.entry_size() - 1) != 0 {
+        if !ctx.output_aligned(pa) {
             return None;
         }
         let format = ctx.geometry().format();

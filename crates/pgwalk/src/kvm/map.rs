@@ -127,10 +127,7 @@ impl<'p, P: ?Sized> MapData<'p, P> {
         match self.install {
             Install::Leaves { start, phys, attrs } => {
                 let pa = phys + (ctx.addr().get() - start);
-                // A page's output is aligned already: `leaves` checked
-                // `phys`, and the walk's addresses are page-aligned.
-                debug_assert!(!level.is_last() || pa & (ctx.entry_size() - 1) == 0);
-                if !level.is_last() && pa & (ctx.entry_size() - 1) != 0 {
+                if !ctx.output_aligned(pa) {
                     return None;
                 }
                 Some(Descriptor::leaf_in(

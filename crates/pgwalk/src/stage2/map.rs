@@ -98,10 +98,7 @@ impl Target {
                     return None;
                 }
                 let pa = phys + (ctx.addr().get() - start);
-                // A page's output is aligned already: the call checked
-                // `phys`, and the walk's addresses are page-aligned.
-                debug_assert!(!level.is_last() || pa & (ctx.entry_size() - 1) == 0);
-                if !level.is_last() && pa & (ctx.entry_size() - 1) != 0 {
+                if !ctx.output_aligned(pa) {
                     return None;
                 }
                 Some(Descriptor::leaf_in(format, PhysAddr(pa), level, attrs))

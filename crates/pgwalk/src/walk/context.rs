@@ -105,6 +105,20 @@ impl<'a, C: Capability, M: MemoryOps, D: Pte> VisitCtx<'a, C, M, D> {
         self.addr & (size - 1) == 0 && self.end - self.addr >= size
     }
 
+    /// Whether a leaf here may map the output address `pa`: `pa` is
+    /// aligned to the entry's size. For a page it is not tested: every map
+    /// checks its output address against the page size, and the walk's
+    /// addresses are page-aligned, so a page's output is aligned already
+    /// (debug builds assert it).
+    #[inline(always)]
+    pub(crate) fn output_aligned(&self, pa: u64) -> bool {
+        if self.level.is_last() {
+            debug_assert_eq!(pa & (self.entry_size() - 1), 0);
+            return true;
+        }
+        pa & (self.entry_size() - 1) == 0
+    }
+
     /// The entry's level.
     #[inline(always)]
     pub fn level(&self) -> Level {
