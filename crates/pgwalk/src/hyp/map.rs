@@ -21,7 +21,7 @@ use crate::memory::MemoryOps;
 use crate::prot::Prot;
 use crate::stage2::tables::alloc_table;
 use crate::stage2::{check_output, check_range};
-use crate::walk::{Span, VisitCtx, VisitKind, WalkFlags};
+use crate::walk::{CheckedRange, Span, VisitCtx, VisitKind, WalkFlags};
 
 /// What a map installs: the leaf for `phys` at the walk's first address
 /// `start`, onwards, with `attrs`.
@@ -99,7 +99,7 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
             phys: phys.get(),
             attrs: HypAttrs::from_prot(prot)?,
         };
-        self.check_overlap(va, size, &target)?;
+        self.check_overlap(range, &target)?;
         let walked = self.run_span(Span::Checked(range), WalkFlags::LEAF, |ctx| {
             install(ctx, &target, pool)
         });
@@ -115,8 +115,9 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
     /// Refuses a map over valid leaves it would not leave as they are
     /// (modulo software bits): a different mapping, or a block the range
     /// does not cover whole.
-    fn check_overlap(&self, va: Va, size: u64, target: &Target) -> Result<(), Error> {
-        let checked = self.run::<Error, _>(va, size, WalkFlags::LEAF, |ctx| {
+    fn check_overlap(&self, range: CheckedRange, target: &Target) -> Result<(), Error> {
+        let start = range.start().get();
+        let checked = self.run_span::<Error, _>(Span::Checked(range), WalkFlags::LEAF, |ctx| {
             let old = ctx.old();
             if !old.is_valid() {
                 return Ok(Action::Continue);
@@ -124,7 +125,7 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
             match target.leaf_for(ctx) {
                 Some(new) if !new.differs_beyond_sw(old) => Ok(Action::Continue),
                 _ => Err(Error::AlreadyMapped {
-                    addr: ctx.entry_addr().get().max(va.get()),
+                    addr: ctx.entry_addr().get().max(start),
                 }
                 .into()),
             }
