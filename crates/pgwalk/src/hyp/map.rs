@@ -19,8 +19,8 @@ use crate::descriptor::{HypAttrs, HypDescriptor};
 use crate::error::Error;
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
+use crate::stage2::check_map;
 use crate::stage2::tables::alloc_table;
-use crate::stage2::{check_output, check_range};
 use crate::walk::{CheckedRange, Span, VisitCtx, VisitKind, WalkFlags};
 
 /// What a map installs: the leaf for `phys` at the walk's first address
@@ -84,16 +84,7 @@ impl<M: MemoryOps + HypTlb> HypHandle<'_, M> {
         pool: &mut M::PagePool,
     ) -> Result<(), Error> {
         let geometry = self.geometry();
-        let range = check_range(geometry, crate::Ipa(va.get()), size)?;
-        let page = geometry.granule().size();
-        if !phys.is_aligned(page) {
-            return Err(Error::Misaligned {
-                what: "physical address",
-                value: phys.get(),
-                granule: page,
-            });
-        }
-        check_output(geometry, phys, size)?;
+        let range = check_map(geometry, crate::Ipa(va.get()), size, phys)?;
         let target = Target {
             start: va.get(),
             phys: phys.get(),

@@ -20,7 +20,7 @@ use crate::fault::TableOutcome;
 use crate::geometry::{Geometry, Level};
 use crate::memory::MemoryOps;
 use crate::prot::Prot;
-use crate::stage2::args::{check_output, check_range};
+use crate::stage2::args::{check_map, check_range};
 use crate::stage2::pte::{self, EntrySite};
 use crate::stage2::tables::alloc_table;
 use crate::visit::{VisitCtx, VisitKind, WalkFlags};
@@ -465,16 +465,7 @@ fn leaves<C: Capability, M: MemoryOps>(
     prot: Prot,
 ) -> Result<(Install, CheckedRange), Error> {
     let geometry = handle.geometry();
-    let range = check_range(geometry, ipa, size)?;
-    let granule = geometry.granule().size();
-    if !phys.is_aligned(granule) {
-        return Err(Error::Misaligned {
-            what: "physical address",
-            value: phys.get(),
-            granule,
-        });
-    }
-    check_output(geometry, phys, size)?;
+    let range = check_map(geometry, ipa, size, phys)?;
     let install = Install::Leaves {
         start: ipa.get(),
         phys: phys.get(),

@@ -17,6 +17,30 @@ pub(crate) fn check_range(
     CheckedRange::new(geometry, addr, size)
 }
 
+/// Checks what every map is given before its attributes: the range (as
+/// [`check_range`]), then `phys`, which must be aligned to the granule and
+/// end inside the output address size. Stage 2, the kvm layer and EL2
+/// stage 1 give the same errors in the same order.
+#[inline]
+pub(crate) fn check_map(
+    geometry: &Geometry,
+    addr: Ipa,
+    size: u64,
+    phys: PhysAddr,
+) -> Result<CheckedRange, Error> {
+    let range = check_range(geometry, addr, size)?;
+    let granule = geometry.granule().size();
+    if !phys.is_aligned(granule) {
+        return Err(Error::Misaligned {
+            what: "physical address",
+            value: phys.get(),
+            granule,
+        });
+    }
+    check_output(geometry, phys, size)?;
+    Ok(range)
+}
+
 /// Checks that `phys..phys + size` fits the output address size.
 pub(crate) fn check_output(geometry: &Geometry, phys: PhysAddr, size: u64) -> Result<(), Error> {
     let last = phys.get().checked_add(size - 1);

@@ -8,7 +8,7 @@
 //! partly remapped is first split into the next level, so that the rest of
 //! it stays mapped.
 
-use super::args::{check_output, check_range};
+use super::args::check_map;
 use super::options::MapOptions;
 use super::tables::{link_table, replace_table, table_for};
 use super::Handle;
@@ -54,16 +54,7 @@ impl Target {
         prot: Prot,
         opts: &MapOptions,
     ) -> Result<(Target, CheckedRange), Error> {
-        let range = check_range(geometry, ipa, size)?;
-        let granule = geometry.granule().size();
-        if !phys.is_aligned(granule) {
-            return Err(Error::Misaligned {
-                what: "physical address",
-                value: phys.get(),
-                granule,
-            });
-        }
-        check_output(geometry, phys, size)?;
+        let range = check_map(geometry, ipa, size, phys)?;
         let target = Target::Map {
             start: ipa.get(),
             phys: phys.get(),

@@ -53,7 +53,7 @@ pub use mappings::Mapping;
 pub use options::{MapOptions, UnmapOptions};
 pub use tables::free_unlinked;
 
-pub(crate) use args::{check_output, check_range};
+pub(crate) use args::{check_map, check_range};
 pub use tlb_flush::TlbFlush;
 
 use crate::addr::{Ipa, PhysAddr};
