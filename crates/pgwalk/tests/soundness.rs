@@ -10,7 +10,7 @@
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use common::watched::{Call, Watch, Watched};
@@ -168,7 +168,12 @@ fn a_visitor_cannot_store_the_locked_marker() {
 /// A host whose callback of one kind panics once, when armed: a
 /// [`Watched`] host with this as its watcher.
 #[derive(Clone, Default)]
-struct Fail(Arc<AtomicU8>, Arc<std::sync::atomic::AtomicU32>);
+struct Fail {
+    /// The kind of callback that is to panic (`NONE` when disarmed).
+    armed: Arc<AtomicU8>,
+    /// Calls of the armed kind to let through before the panic.
+    skip: Arc<AtomicU32>,
+}
 
 const NONE: u8 = 0;
 const TLBI_IPA: u8 = 1;
@@ -185,19 +190,18 @@ impl Watch for Fail {
             Call::FreeUnlinked(..) => FREE_UNLINKED,
             Call::TlbiVmid | Call::Put(..) | Call::Entry(..) => return,
         };
-        if self.0.load(Ordering::Acquire) != which {
+        if self.armed.load(Ordering::Acquire) != which {
             return;
         }
-        // Calls of the armed kind to let through first.
         if self
-            .1
+            .skip
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
         {
             return;
         }
         if self
-            .0
+            .armed
             .compare_exchange(which, NONE, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
@@ -223,8 +227,8 @@ impl Faulty {
     /// Arms `which` to fail once `skip` calls of its kind have gone
     /// through.
     fn arm_after(&self, which: u8, skip: u32) {
-        self.watch.1.store(skip, Ordering::Release);
-        self.watch.0.store(which, Ordering::Release);
+        self.watch.skip.store(skip, Ordering::Release);
+        self.watch.armed.store(which, Ordering::Release);
     }
 }
 
