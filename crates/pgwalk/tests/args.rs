@@ -4,7 +4,11 @@
 mod common;
 
 use common::*;
-use pgwalk::{Error, Ipa, Prot};
+use pgwalk::geometry::{Geometry, Granule};
+use pgwalk::host::HeapMemory;
+use pgwalk::hyp::HypTable;
+use pgwalk::kvm::KvmMapOptions;
+use pgwalk::{Error, Ipa, PhysAddr, Prot, Va};
 
 #[test]
 fn errors_for_bad_input_leave_the_table_alone() {
@@ -56,6 +60,65 @@ fn errors_for_bad_input_leave_the_table_alone() {
         0x8000_0000
     );
     check(&mut t);
+}
+
+/// Stage 2's map, the kvm layer's and EL2 stage 1's check their arguments
+/// in one order: the range, then `phys` (alignment, then the output size),
+/// then the protection. Each case below is wrong in two ways, and names
+/// the one that comes first.
+#[test]
+fn the_three_maps_check_their_arguments_in_one_order() {
+    let misaligned_phys = Error::Misaligned {
+        what: "physical address",
+        value: (1 << 48) + 0x123,
+        granule: K4,
+    };
+    let too_large = Error::OutputTooLarge {
+        pa: (1 << 48) + K4 - 1,
+        oa_bits: 48,
+    };
+    let bad_prot = Prot::R | Prot::DEVICE | Prot::X;
+    let cases: [(u64, u64, u64, Prot, Option<Error>); 5] = [
+        (0, 0, 0x123, Prot::R, Some(Error::EmptyRange)),
+        (1 << 40, K4, 0x123, Prot::R, None),
+        (0, K4, (1 << 48) + 0x123, Prot::R, Some(misaligned_phys)),
+        (0, K4, 1 << 48, bad_prot, Some(too_large)),
+        (0, K4, 0x2000, bad_prot, None),
+    ];
+    let mut s2 = table(40);
+    let mut hyp = HypTable::with_geometry(
+        Geometry::for_va_bits(Granule::Size4KiB, 40, 48).unwrap(),
+        HeapMemory::new(64),
+        &mut (),
+    )
+    .unwrap();
+    for (n, (addr, size, pa, prot, want)) in cases.into_iter().enumerate() {
+        let own = map(&mut s2, addr, size, pa, prot).unwrap_err();
+        let kvm = s2
+            .exclusive()
+            .kvm()
+            .map(
+                Ipa(addr),
+                size,
+                PhysAddr(pa),
+                prot,
+                &mut (),
+                KvmMapOptions::default(),
+            )
+            .unwrap_err();
+        let el2 = hyp
+            .exclusive()
+            .map(Va(addr), size, PhysAddr(pa), prot, &mut ())
+            .unwrap_err();
+        match (n, want) {
+            (_, Some(want)) => assert_eq!(own, want, "case {n}"),
+            (1, None) => assert!(matches!(own, Error::OutOfRange { .. }), "{own:?}"),
+            (_, None) => assert!(matches!(own, Error::InvalidProt(_)), "{own:?}"),
+        }
+        assert_eq!(kvm, own, "case {n}: the kvm layer");
+        assert_eq!(el2, own, "case {n}: EL2 stage 1");
+    }
+    check(&mut s2);
 }
 
 #[test]
